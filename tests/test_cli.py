@@ -1,0 +1,49 @@
+"""The command line: describe, help, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from toyrobust.cli import main
+
+
+def test_describe_tsipras(capsys):
+    assert main(["describe", "tsipras", "--param", "p=0.9", "--param", "eta=3"]) == 0
+    out = capsys.readouterr().out
+    assert "Tsipras(p=0.9, eta=3.0, d=1)" in out
+    assert "{-1, 1} x R^1" in out
+    assert "6.0*x_2" in out and "x_1" in out
+
+
+def test_describe_symbolic_json(capsys):
+    assert main(["describe", "robust-nonrobust", "--param", "D=D", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dimension"] == "D"
+    assert "Sum" in info["log-odds"] and "log(D)" in info["log-odds"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["describe", "tsipras", "--param", "p=1.5"], "p must be"),
+    (["describe", "nope"], "unknown distribution"),
+    (["describe", "tsipras", "--param", "q=1"], "no parameter 'q'"),
+    (["describe", "tsipras", "--param", "p"], "NAME=VALUE"),
+    (["describe", "spheres", "--param", "r_inner=2", "--param", "r_outer=1"], "r_inner must be < r_outer"),
+    (["describe", "tsipras", "--param", "d=1.5"], "integer"),
+    (["describe", "tsipras", "--param", "p=__import__('os')"], "number or a symbol"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err
+
+
+def test_console_script_help_and_exit_codes():
+    run = subprocess.run([sys.executable, "-m", "toyrobust.cli", "describe", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and "--param" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "toyrobust.cli", "describe", "spheres", "--param", "dim=1"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "dim" in run.stderr

@@ -1,0 +1,206 @@
+"""Binary classifiers with labels -1/+1: linear, radial, quadratic, and wrapped torch modules.
+
+Every classifier gives a real ``margin(x)`` on an (N, d) tensor, positive meaning label +1; ``predict`` is its
+sign with a zero margin sent to +1 (the tie rule shared with the support projections of
+:mod:`toyrobust.distributions`). Analytic classifiers also give ``margin_expr(x)``, the same margin as a sympy
+expression of a symbolic point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy
+import torch
+
+from .blocks import Blocks, as_blocks, point_symbols
+from .constraints import check, is_symbolic, real
+
+__all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin"]
+
+
+def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
+    """Labels -1/+1 (int64) from margins; a zero margin gives +1."""
+    return torch.where(margin >= 0, 1, -1).to(torch.int64)
+
+
+def _check_batch(x: torch.Tensor, dim: Any, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, d), got shape {tuple(x.shape)}")
+    if dim is not None and not is_symbolic(dim) and x.shape[1] != dim:
+        raise ValueError(f"{name} must have {dim} columns for this classifier, got shape {tuple(x.shape)}")
+
+
+class Classifier:
+    """Base class: subclasses implement ``margin`` (and ``margin_expr`` when a closed form exists)."""
+
+    #: input dimension (int, sympy expression, or None when any dimension is accepted)
+    dim: Any = None
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        """Real score of shape (N,); positive means +1. Differentiable in ``x``."""
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels -1/+1 (int64, shape (N,)); a zero margin gives +1."""
+        with torch.no_grad():
+            return labels_from_margin(self.margin(x))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predict(x)
+
+    @property
+    def has_expr(self) -> bool:
+        """Whether ``margin_expr`` is available."""
+        return type(self).margin_expr is not Classifier.margin_expr
+
+    def margin_expr(self, x: Any = None) -> sympy.Expr:
+        """The margin as a sympy expression of the point ``x`` (default: symbols ``x_1..x_d``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form margin")
+
+    def rule(self, x: Any = None) -> sympy.Expr:
+        """The decision rule ``margin(x) >= 0`` (label +1) as a sympy relational."""
+        return sympy.Ge(self.margin_expr(x), 0)
+
+    def _point(self, x: Any) -> Any:
+        if x is None:
+            if self.dim is None:
+                raise ValueError("this classifier accepts any dimension: pass a symbolic point x")
+            return point_symbols(self.dim)
+        return x
+
+
+class Linear(Classifier):
+    """The linear classifier ``sign(<w, x> + b)``.
+
+    In one dimension it is a threshold: ``Linear([-1.0], t)`` says +1 for ``x <= t`` (``x < t`` strictly, with
+    the tie at ``x = t`` going to +1). ``w`` may be a sequence, array, tensor, or :class:`Blocks` (entries may be
+    sympy expressions and the dimension may be symbolic).
+
+    Args:
+        w: weights, shape (d,).
+        b: bias (number or sympy expression).
+    """
+
+    def __init__(self, w: Any, b: Any = 0.0):
+        self.w: Blocks = as_blocks(w, "w")
+        self.b = check("b", b, real)
+        self.dim = self.w.dim
+
+    def __repr__(self) -> str:
+        return f"Linear(w={self.w}, b={self.b})"
+
+    def _wb(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.w.is_numeric or is_symbolic(self.b):
+            raise TypeError("a classifier with symbolic parameters has no numeric margin; substitute numbers")
+        return self.w.to_tensor(x.device, x.dtype), torch.as_tensor(float(self.b), dtype=x.dtype, device=x.device)
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, self.dim)
+        w, b = self._wb(x)
+        return x @ w + b
+
+    def margin_expr(self, x: Any = None) -> sympy.Expr:
+        return self.w.dot_expr(self._point(x)) + self.b
+
+
+class Radial(Classifier):
+    """The radial classifier ``sign(||x||_2 - r)``: +1 outside the sphere of radius ``r``.
+
+    Args:
+        r: radius (> 0 is not required; any finite real, a symbol allowed).
+        dim: optional input dimension (needed only for ``margin_expr`` without a point).
+    """
+
+    def __init__(self, r: Any, dim: Any = None):
+        self.r = check("r", r, real)
+        self.dim = dim
+
+    def __repr__(self) -> str:
+        return f"Radial(r={self.r})"
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, self.dim)
+        if is_symbolic(self.r):
+            raise TypeError("a classifier with symbolic parameters has no numeric margin; substitute numbers")
+        return torch.linalg.vector_norm(x, dim=1) - float(self.r)
+
+    def margin_expr(self, x: Any = None) -> sympy.Expr:
+        x = self._point(x)
+        if isinstance(x, sympy.IndexedBase):
+            i = sympy.Dummy("i", integer=True)
+            return sympy.sqrt(sympy.Sum(x[i] ** 2, (i, 1, self.dim))) - self.r
+        return sympy.sqrt(sum(xi**2 for xi in x)) - self.r
+
+
+class Quadratic(Classifier):
+    """The quadratic classifier ``sign(sum_i alpha_i x_i^2 - c)`` (Gilmer et al. 2018, "Adversarial spheres").
+
+    Args:
+        alpha: coefficients, shape (d,) (sequence, array, tensor or :class:`Blocks`).
+        c: threshold.
+    """
+
+    def __init__(self, alpha: Any, c: Any = 1.0):
+        self.alpha: Blocks = as_blocks(alpha, "alpha")
+        self.c = check("c", c, real)
+        self.dim = self.alpha.dim
+
+    def __repr__(self) -> str:
+        return f"Quadratic(alpha={self.alpha}, c={self.c})"
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, self.dim)
+        if not self.alpha.is_numeric or is_symbolic(self.c):
+            raise TypeError("a classifier with symbolic parameters has no numeric margin; substitute numbers")
+        return (x * x) @ self.alpha.to_tensor(x.device, x.dtype) - float(self.c)
+
+    def margin_expr(self, x: Any = None) -> sympy.Expr:
+        return self.alpha.square_dot_expr(self._point(x)) - self.c
+
+
+class TorchClassifier(Classifier):
+    """Any torch module (or callable) as a classifier.
+
+    A module with one output (shape (N,) or (N, 1)) gives its logit as the margin; one with two outputs
+    (N, 2) gives ``logit[:, 1] - logit[:, 0]``, i.e. column 1 is label +1 and column 0 is label -1.
+
+    Args:
+        module: maps (N, d) to (N,), (N, 1) or (N, 2).
+        dim: optional input dimension, checked on every call.
+    """
+
+    def __init__(self, module: Any, dim: int | None = None):
+        if not callable(module):
+            raise TypeError(f"module must be a torch.nn.Module or a callable, got {type(module).__name__}")
+        self.module = module
+        self.dim = dim
+
+    def __repr__(self) -> str:
+        return f"TorchClassifier({type(self.module).__name__})"
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw module output."""
+        _check_batch(x, self.dim)
+        return self.module(x)
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits(x)
+        if out.ndim == 1:
+            return out
+        if out.ndim == 2 and out.shape[1] == 1:
+            return out[:, 0]
+        if out.ndim == 2 and out.shape[1] == 2:
+            return out[:, 1] - out[:, 0]
+        raise ValueError(f"module output must have shape (N,), (N, 1) or (N, 2), got {tuple(out.shape)}")
+
+
+def as_classifier(obj: Any) -> Classifier:
+    """Return ``obj`` if it is a :class:`Classifier`, wrap a torch module or callable otherwise."""
+    if isinstance(obj, Classifier):
+        return obj
+    if isinstance(obj, torch.nn.Module) or callable(obj):
+        return TorchClassifier(obj)
+    raise TypeError(f"clf must be a toyrobust classifier or a torch module, got {type(obj).__name__}")

@@ -1,0 +1,106 @@
+"""Two Gaussians with opposite means, and the robust/non-robust features preset (seed 003)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sympy
+import torch
+
+from ..blocks import Blocks, as_blocks
+from ..classifiers import Linear
+from ..constraints import check, integer_at_least, is_symbolic, positive
+from .base import Distribution, Support, _check_label
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(Distribution):
+    """``y`` uniform in {-1, +1}, ``x ~ N(y * mean, sigma^2 I)``.
+
+    The log-odds are ``2 <mean, x> / sigma^2``, so the Bayes classifier is ``sign(<mean, x>)`` with risk
+    ``Q(||mean||_2 / sigma)``. Means with many equal entries are stored as :class:`~toyrobust.blocks.Blocks`
+    so that the dimension may be a sympy symbol.
+
+    Args:
+        mean: the class-(+1) mean, shape (D,) (sequence, array, tensor or Blocks).
+        sigma: noise standard deviation (> 0).
+    """
+
+    arg_constraints = {"sigma": positive}
+    cli_name = "gaussian-mixture"
+    projection_rule = "identity (the support is all of R^D)"
+
+    def __init__(self, mean: Any, sigma: Any = 1.0):
+        self.mean: Blocks = as_blocks(mean, "mean")
+        self._init_params(sigma=sigma)
+        self._params = {"mean": self.mean, "sigma": self.sigma}
+        self.dim = self.mean.dim
+
+    @property
+    def is_symbolic(self) -> bool:
+        return is_symbolic(self.sigma) or not self.mean.is_numeric
+
+    @classmethod
+    def robust_nonrobust(cls, D: Any) -> "GaussianMixture":
+        """The robust/non-robust features model of seed 003 (after Tsipras et al. 2019).
+
+        ``mean = (1, a, ..., a)`` with ``a = sqrt(log D / (D - 1))`` and unit noise on every coordinate: the
+        Bayes risk is ``Q(sqrt(1 + log D))`` while an Linf adversary with ``eps = 2a`` flips the non-robust
+        features.
+
+        Args:
+            D: dimension (integer >= 2, or a sympy symbol).
+        """
+        D = check("D", D, integer_at_least(2))
+        a = sympy.sqrt(sympy.log(D) / (D - 1)) if is_symbolic(D) else math.sqrt(math.log(D) / (D - 1))
+        return cls(Blocks([(1, 1), (a, D - 1)]), 1)
+
+    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+        noise = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
+        return noise * float(self.sigma) + y.to(dtype)[:, None] * self.mean.to_tensor(y.device, dtype)
+
+    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        """``-||x - y mean||^2 / (2 sigma^2) - D/2 log(2 pi sigma^2)``."""
+        self._check_x(x)
+        self._require_numeric("log_likelihood")
+        y = torch.as_tensor(_check_label(y), device=x.device, dtype=x.dtype)
+        mean = self.mean.to_tensor(x.device, x.dtype)
+        z = x - (y.reshape(-1, 1) if y.ndim else y) * mean
+        s2 = float(self.sigma) ** 2
+        return -(z * z).sum(dim=1) / (2 * s2) - 0.5 * self.dim * math.log(2 * math.pi * s2)
+
+    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """``2 <mean, x> / sigma^2``."""
+        self._check_x(x)
+        return self.bayes_classifier().margin(x)
+
+    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
+        x = self._point(x)
+        y = _check_label(y)
+        s2 = sympy.sympify(self.sigma) ** 2
+        if isinstance(x, sympy.IndexedBase):
+            i = sympy.Dummy("i", integer=True)
+            sq = sympy.Add(*[(x[s + 1] - y * v) ** 2 if c == 1 else sympy.Sum((x[i] - y * v) ** 2, (i, s + 1, s + c))
+                             for (v, c), s in zip(self.mean.blocks, self.mean.starts())])
+        else:
+            sq = sympy.Add(*[(xi - y * v) ** 2 for xi, v in zip(x, self.mean.to_list())])
+        return -sq / (2 * s2) - self.dim / 2 * sympy.log(2 * sympy.pi * s2)
+
+    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
+        return self.bayes_classifier().margin_expr(self._point(x))
+
+    @property
+    def support(self) -> Support:
+        return Support(f"R^{self.dim}", lambda x: torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The identity: every point is in the support."""
+        self._check_x(x)
+        return x
+
+    def bayes_classifier(self) -> Linear:
+        """``sign(2 <mean, x> / sigma^2)``: the log-odds as a linear classifier."""
+        scale = 2 / sympy.sympify(self.sigma) ** 2 if self.is_symbolic else 2 / float(self.sigma) ** 2
+        return Linear(self.mean * scale, 0)

@@ -1,0 +1,87 @@
+"""Two point masses on the real line (Stutz, "towards a definition for adversarial examples", seed 000)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy
+import torch
+
+from ..classifiers import Linear
+from ..constraints import positive
+from .base import Distribution, Support, _check_label, on_value
+
+__all__ = ["PointMasses"]
+
+
+class PointMasses(Distribution):
+    """``x = 0`` with label +1 and ``x = gap`` with label -1, each with probability 1/2 (dimension 1).
+
+    No accurate classifier is robust to an eps-ball adversary once ``eps >= gap`` (every accurate threshold is
+    crossed from 0), which motivates the projection definition: the label of a perturbed point is that of its
+    nearest support point, ``pi(x) = gap if |x - gap| < |x| else 0``.
+
+    Args:
+        gap: distance between the two points (> 0, number or sympy symbol).
+    """
+
+    arg_constraints = {"gap": positive}
+    cli_name = "point-masses"
+    projection_rule = "x -> gap if |x - gap| < |x| else 0 (the midpoint x = gap/2 goes to 0, label +1)"
+
+    def __init__(self, gap: Any = 1.0):
+        self._init_params(gap=gap)
+        self.dim = 1
+
+    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+        gap = torch.tensor(float(self.gap), dtype=dtype, device=y.device)
+        return torch.where(y == 1, torch.zeros_like(gap), gap).unsqueeze(1)
+
+    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        """0 at the point of class ``y`` (counting measure), -inf elsewhere."""
+        self._check_x(x)
+        self._require_numeric("log_likelihood")
+        y = _check_label(y)
+        gap = x.new_tensor(float(self.gap))
+        point = torch.where(torch.as_tensor(y, device=x.device) == 1, torch.zeros_like(gap), gap)
+        at = on_value(x[:, 0] - point, 0.0)
+        return torch.where(at, 0.0, -torch.inf).to(x.dtype)
+
+    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """+inf at 0, -inf at ``gap``, NaN elsewhere (no data there)."""
+        self._check_x(x)
+        self._require_numeric("log_odds")
+        out = torch.full_like(x[:, 0], torch.nan)
+        out = torch.where(on_value(x[:, 0], 0.0), torch.inf, out)
+        return torch.where(on_value(x[:, 0], float(self.gap)), -torch.inf, out)
+
+    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
+        x = self._point(x)[0]
+        point = 0 if _check_label(y) == 1 else self.gap
+        return sympy.Piecewise((0, sympy.Eq(x, point)), (-sympy.oo, True))
+
+    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
+        x = self._point(x)[0]
+        return sympy.Piecewise((sympy.oo, sympy.Eq(x, 0)), (-sympy.oo, sympy.Eq(x, self.gap)), (sympy.nan, True))
+
+    @property
+    def support(self) -> Support:
+        gap = None if self.is_symbolic else float(self.gap)
+
+        def contains(x: torch.Tensor) -> torch.Tensor:
+            self._require_numeric("support.contains")
+            return on_value(x[:, 0], 0.0) | on_value(x[:, 0], gap)
+
+        return Support(f"{{0, {self.gap}}}", contains)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Nearest of the two points; the midpoint goes to 0."""
+        self._check_x(x)
+        self._require_numeric("project")
+        gap = float(self.gap)
+        gap_t = x.new_tensor(gap)
+        return torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t))
+
+    def bayes_classifier(self) -> Linear:
+        """The max-margin threshold ``x <= gap/2 -> +1``: the Bayes label of the projection."""
+        return Linear([-1], self.gap / 2)

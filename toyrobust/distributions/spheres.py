@@ -1,0 +1,122 @@
+"""Two concentric spheres (Gilmer et al. 2018, "Adversarial spheres"; seed 003 with D = 500)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sympy
+import torch
+
+from ..blocks import point_symbols
+from ..classifiers import Radial
+from ..constraints import check_less, integer_at_least, is_symbolic, positive
+from .base import Distribution, Support, _check_label, log_sphere_area
+
+__all__ = ["ConcentricSpheres"]
+
+
+class ConcentricSpheres(Distribution):
+    """``y = -1``: uniform on the sphere of radius ``r_inner``; ``y = +1``: uniform on radius ``r_outer``.
+
+    The Bayes classifier is perfect; the label of any point is read off its projection, the nearer sphere,
+    which is the radial classifier at the middle radius ``(r_inner + r_outer) / 2``.
+
+    Args:
+        dim: dimension D (integer >= 2; 500 in the source).
+        r_inner: inner radius (> 0).
+        r_outer: outer radius (> r_inner).
+    """
+
+    arg_constraints = {"dim": integer_at_least(2), "r_inner": positive, "r_outer": positive}
+    cli_name = "spheres"
+    projection_rule = ("x -> r x/||x|| with r the nearer radius; the middle shell ||x|| = (r_inner + r_outer)/2 "
+                       "goes to the outer sphere (label +1), the origin to r_inner e_1")
+
+    def __init__(self, dim: Any = 500, r_inner: Any = 1.0, r_outer: Any = 1.3):
+        self._init_params(dim=dim, r_inner=r_inner, r_outer=r_outer)
+        check_less("r_inner", self.r_inner, "r_outer", self.r_outer)
+
+    @property
+    def r_mid(self) -> Any:
+        """The middle radius, where the Bayes label changes."""
+        return (self.r_inner + self.r_outer) / 2
+
+    def _radius(self, y: Any) -> Any:
+        return self.r_outer if y == 1 else self.r_inner
+
+    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+        z = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
+        r = torch.where(y == 1, torch.tensor(float(self.r_outer), dtype=dtype, device=y.device),
+                        torch.tensor(float(self.r_inner), dtype=dtype, device=y.device))
+        return z * (r / torch.linalg.vector_norm(z, dim=1))[:, None]
+
+    def _on_sphere(self, x: torch.Tensor, r: float) -> torch.Tensor:
+        tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
+        return (torch.linalg.vector_norm(x, dim=1) - r).abs() <= tol
+
+    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        """``-log(area of the sphere of class y)`` on that sphere (surface measure), -inf elsewhere."""
+        self._check_x(x)
+        self._require_numeric("log_likelihood")
+        y = _check_label(y)
+        if isinstance(y, torch.Tensor) and y.ndim:
+            return torch.where(y == 1, self.log_likelihood(x, 1), self.log_likelihood(x, -1))
+        r = float(self._radius(int(y)))
+        return torch.where(self._on_sphere(x, r), -log_sphere_area(self.dim, r), -torch.inf).to(x.dtype)
+
+    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """+inf on the outer sphere, -inf on the inner one, NaN elsewhere (no data there)."""
+        self._check_x(x)
+        self._require_numeric("log_odds")
+        out = torch.full_like(x[:, 0], torch.nan)
+        out = torch.where(self._on_sphere(x, float(self.r_outer)), torch.inf, out)
+        return torch.where(self._on_sphere(x, float(self.r_inner)), -torch.inf, out)
+
+    def _norm_expr(self, x: Any) -> sympy.Expr:
+        if isinstance(x, sympy.IndexedBase):
+            i = sympy.Dummy("i", integer=True)
+            return sympy.sqrt(sympy.Sum(x[i] ** 2, (i, 1, self.dim)))
+        return sympy.sqrt(sum(xi**2 for xi in x))
+
+    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
+        x = self._point(x)
+        r = self._radius(_check_label(y))
+        area = log_sphere_area(sympy.sympify(self.dim), sympy.sympify(r))
+        return sympy.Piecewise((-area, sympy.Eq(self._norm_expr(x), r)), (-sympy.oo, True))
+
+    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
+        norm = self._norm_expr(self._point(x))
+        return sympy.Piecewise((sympy.oo, sympy.Eq(norm, self.r_outer)), (-sympy.oo, sympy.Eq(norm, self.r_inner)),
+                               (sympy.nan, True))
+
+    def _point(self, x: Any) -> Any:
+        if x is None:
+            return point_symbols(self.dim) if is_symbolic(self.dim) or self.dim <= 10 else sympy.IndexedBase(
+                "x", real=True)
+        return x
+
+    @property
+    def support(self) -> Support:
+        def contains(x: torch.Tensor) -> torch.Tensor:
+            self._require_numeric("support.contains")
+            return self._on_sphere(x, float(self.r_inner)) | self._on_sphere(x, float(self.r_outer))
+
+        return Support(f"{{||x|| = {self.r_inner}}} u {{||x|| = {self.r_outer}}} in R^{self.dim}", contains)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Radial projection onto the nearer sphere (middle shell to the outer one, origin to ``r_inner e_1``)."""
+        self._check_x(x)
+        self._require_numeric("project")
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        r = torch.where(norm >= float(self.r_mid), x.new_tensor(float(self.r_outer)), x.new_tensor(float(self.r_inner)))
+        e1 = torch.zeros_like(x)
+        e1[:, 0] = 1.0
+        direction = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), e1)
+        # points already on their sphere stay bitwise unchanged, so projecting twice changes nothing
+        tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
+        return torch.where((norm - r).abs() <= tol, x, direction * r)
+
+    def bayes_classifier(self) -> Radial:
+        """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""
+        return Radial(self.r_mid, dim=self.dim)
