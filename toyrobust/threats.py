@@ -306,7 +306,7 @@ class ThreatModel:
         m = self._bool_mask(x)
         delta = torch.where(m, x - x0, torch.zeros((), dtype=x.dtype, device=x.device))
         z = self._project_delta(x, x0, delta, eps)
-        return torch.where(m, z, x)
+        return torch.where(m, z, x0)
 
     def _project_delta(
         self, x: torch.Tensor, x0: torch.Tensor, delta: torch.Tensor, eps: float
@@ -384,7 +384,7 @@ class Linf(ThreatModel):
 
     def _sample(self, shape, m, k, eps, gen, dev):
         u = torch.rand(shape, generator=gen, device=dev, dtype=torch.float64)
-        return eps * (2 * u - 1)
+        return eps * (u - 0.5)
 
 
 class L2(ThreatModel):
