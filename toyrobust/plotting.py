@@ -1,0 +1,79 @@
+"""Shared figure plumbing for the ``analyses/`` scripts: one style, the Agg backend, paths from the repo root.
+
+Every figure is written as ``figures/<name>.png``, ``.pdf`` and the data behind it as ``<name>.csv`` (or
+several CSVs ``<name>-<part>.csv``), so a figure can be checked against the analytic engine and re-plotted.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # batch scripts never open windows
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["STYLE", "COLORS", "repo_root", "figures_dir", "use_style", "save_figure", "write_csv"]
+
+#: the shared matplotlib style file
+STYLE = Path(__file__).with_name("style.mplstyle")
+#: Okabe-Ito colour-blind-safe palette, by role
+COLORS = {"pos": "#0072B2", "neg": "#D55E00", "green": "#009E73", "pink": "#CC79A7", "orange": "#E69F00",
+          "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding ``analyses/``), found from this file's location."""
+    return Path(__file__).resolve().parents[1]
+
+
+def figures_dir(out: str | Path | None = None) -> Path:
+    """``out`` or ``<repo>/figures``, created if missing."""
+    path = Path(out) if out is not None else repo_root() / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def use_style() -> None:
+    """Apply the toyrobust style (idempotent)."""
+    plt.style.use(str(STYLE))
+
+
+def write_csv(path: Path, columns: Mapping[str, Sequence[Any]]) -> Path:
+    """Write equal-length columns to ``path`` as CSV with a header row."""
+    names = list(columns)
+    lengths = {len(columns[n]) for n in names}
+    if len(lengths) != 1:
+        raise ValueError(f"columns must have equal lengths, got {dict((n, len(columns[n])) for n in names)}")
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        for row in zip(*(columns[n] for n in names)):
+            writer.writerow([f"{v:.10g}" if isinstance(v, float) else v for v in row])
+    return path
+
+
+def save_figure(fig: Any, name: str, data: Mapping[str, Mapping[str, Sequence[Any]]], out: str | Path | None = None
+                ) -> list[Path]:
+    """Save ``fig`` as PNG and PDF and each table of ``data`` as CSV; close the figure; return the paths.
+
+    Args:
+        fig: a matplotlib figure.
+        name: file stem, e.g. ``"tsipras_toy"``.
+        data: ``{part: {column: values}}``; part ``""`` is written as ``<name>.csv``, others as
+            ``<name>-<part>.csv``.
+        out: output folder (default ``<repo>/figures``).
+    """
+    folder = figures_dir(out)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = folder / f"{name}.{ext}"
+        fig.savefig(path, metadata={"CreationDate": None} if ext == "pdf" else None)
+        paths.append(path)
+    plt.close(fig)
+    for part, columns in data.items():
+        paths.append(write_csv(folder / (f"{name}.csv" if not part else f"{name}-{part}.csv"), columns))
+    return paths

@@ -1,0 +1,72 @@
+"""Rebuild the figures: run every ``analyses/<name>.py`` script's ``main(quick=..., out=...)``.
+
+Scripts live in the repository's ``analyses/`` folder (found from the package location, so this needs a
+source checkout, e.g. ``pip install -e .``); each writes ``figures/<name>.png``, ``.pdf`` and CSV data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from .plotting import repo_root
+
+__all__ = ["analyses_dir", "available", "load", "run"]
+
+
+def analyses_dir() -> Path:
+    """The ``analyses/`` folder of the source checkout."""
+    path = repo_root() / "analyses"
+    if not path.is_dir():
+        raise FileNotFoundError(f"no analyses/ folder next to the package ({path}); reproduce needs a source "
+                                "checkout installed with 'pip install -e .'")
+    return path
+
+
+def available() -> list[str]:
+    """Names of the figure scripts, in file-name order (files starting with '_' are helpers, not figures)."""
+    return sorted(p.stem for p in analyses_dir().glob("*.py") if not p.name.startswith("_"))
+
+
+def load(name: str) -> ModuleType:
+    """Import ``analyses/<name>.py`` as a module."""
+    names = available()
+    if name not in names:
+        raise ValueError(f"unknown figure {name!r}; choose from {', '.join(names)}")
+    path = analyses_dir() / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"toyrobust_analyses_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(only: list[str] | None = None, quick: bool = False, out: str | Path | None = None,
+        report: Callable[[str], Any] | None = None) -> dict[str, list[Path]]:
+    """Run the figure scripts (all, or those in ``only``) and return the written paths per figure.
+
+    Args:
+        only: figure names to run (default: all).
+        quick: the quick size (seconds to a minute each) instead of the publication size.
+        out: output folder (default ``<repo>/figures``).
+        report: called with one line of progress per figure (the command line prints it).
+    """
+    names = available() if not only else only
+    for name in names:
+        if name not in available():
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join(available())}")
+    results = {}
+    for i, name in enumerate(names, 1):
+        start = time.perf_counter()
+        if report:
+            report(f"[{i}/{len(names)}] {name} ...")
+        paths = load(name).main(quick=quick, out=out)
+        results[name] = list(paths)
+        if report:
+            report(f"[{i}/{len(names)}] {name}: {time.perf_counter() - start:.1f} s -> "
+                   + ", ".join(str(p) for p in paths))
+    return results
