@@ -38,7 +38,9 @@ def _np_norm(v: np.ndarray, p: float) -> np.ndarray:
         return v.max(axis=-1)
     if p == 1:
         return v.sum(axis=-1)
-    return np.sqrt((v * v).sum(axis=-1))
+    a = v.max(axis=-1, keepdims=True)  # scaled, so tiny or huge vectors keep full precision
+    safe = np.where(a > 0, a, 1.0)
+    return safe[..., 0] * np.sqrt(((v / safe) ** 2).sum(axis=-1))
 
 
 def _np_project_delta(v: np.ndarray, p: float, eps: float) -> np.ndarray:
@@ -98,11 +100,15 @@ def test_projection_inside_unchanged_outside_on_boundary_idempotent(cls, d, dtyp
     rng = np.random.default_rng(d)
     eps, n = 0.7, 64
     tm = cls(eps)
-    x0 = torch.tensor(rng.normal(size=(n, d)), dtype=dtype)
-    x_in = x0 + torch.tensor(_inside_points(rng, cls, n, d, eps, 0.9), dtype=dtype)
-    z_in = tm.project(x_in, x0)
+    # points much smaller than their centres, so that x0 + (x - x0) is usually not bitwise x
+    x_in = torch.tensor(rng.normal(size=(n, d)) * 10 ** rng.uniform(-12, 0, size=(n, d)), dtype=dtype)
+    x0_near = x_in - torch.tensor(_inside_points(rng, cls, n, d, eps, 0.9), dtype=dtype)
+    assert not torch.equal(x0_near + (x_in - x0_near), x_in)
+    z_in = tm.project(x_in, x0_near)
     assert z_in.shape == (n, d) and z_in.dtype == dtype
     assert torch.equal(z_in, x_in)  # bitwise
+
+    x0 = torch.tensor(rng.normal(size=(n, d)), dtype=dtype)
 
     x_out = x0 + torch.tensor(_inside_points(rng, cls, n, d, eps, 3.0), dtype=dtype)
     z_out = tm.project(x_out, x0)
@@ -236,9 +242,11 @@ def test_steepest_ascent_attains_dual_norm(cls, d, dtype):
 @given(
     st.sampled_from(CLASSES),
     hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 8)), elements=st.floats(-1e3, 1e3)),
-    st.floats(0.0, 5.0),
+    st.one_of(st.just(0.0), st.floats(1e-100, 5.0)),
+    st.sampled_from([1e-200, 1e-30, 1.0, 1e30, 1e200]),
 )
-def test_steepest_ascent_hypothesis(cls, g_np, radius):
+def test_steepest_ascent_hypothesis(cls, g_np, radius, gscale):
+    g_np = g_np * gscale
     g = torch.tensor(g_np)
     step = cls(1.0).steepest_ascent(g, radius=radius)
     assert torch.isfinite(step).all()
@@ -246,6 +254,19 @@ def test_steepest_ascent_hypothesis(cls, g_np, radius):
     scale = 1.0 + np.abs(g_np).sum()
     np.testing.assert_allclose(inner, radius * _np_norm(g_np, Q[cls]), rtol=1e-12, atol=1e-12 * scale)
     assert np.all(_np_norm(step.numpy(), P[cls]) <= radius * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+def test_l2_tiny_and_huge_vectors_float32(scale):
+    # a saturated float32 gradient of size 1e-25 has squared norm 0: the step must still have norm eps
+    g = torch.tensor([[3.0, -4.0], [1.0, 0.0]]) * scale
+    tm = L2(0.5)
+    torch.testing.assert_close(tm.norm(g), torch.tensor([5.0, 1.0]) * scale)
+    step = tm.steepest_ascent(g)
+    torch.testing.assert_close(step, torch.tensor([[0.3, -0.4], [0.5, 0.0]]))
+    x0 = torch.zeros(2, 2)
+    z = L2(0.5 * scale).project(g, x0)
+    torch.testing.assert_close(z, torch.tensor([[0.3, -0.4], [0.5, 0.0]]) * scale)
 
 
 def test_steepest_ascent_zero_gradient_and_ties():
@@ -344,7 +365,8 @@ def test_random_start_in_ball_keeps_dtype_and_rng(cls, d, dtype):
     assert tm.contains(a, x0).all()
     assert not torch.equal(a, tm.random_start(x0, generator=12))
     if dtype == torch.float64:  # sampled in float64, not float32 cast up
-        assert (a.float().double() != a).float().mean() > 0.9
+        delta = tm.random_start(torch.zeros_like(x0), generator=3)
+        assert (delta.float().double() != delta).double().mean() > 0.9
 
 
 def test_random_start_without_generator_uses_default_rng_without_reseeding():
@@ -389,7 +411,9 @@ def test_coords_outside_never_move(cls, coords):
     torch.testing.assert_close(tm.norm(y), cls(1.0).norm(x[:, idx]))
     torch.testing.assert_close(tm.dual_norm(y), cls(1.0).dual_norm(x[:, idx]))
     # a point that differs off coords is outside the ball; its projection resets those coordinates
-    assert not tm.contains(x0 + 1.0, x0).any()
+    off = x0.clone()
+    off[:, out] += 1e-3
+    assert tm.contains(start, x0).all() and not tm.contains(off, x0).any()
     assert tm.contains(z, x0).all()
 
 

@@ -104,6 +104,21 @@ def _check_pair(x: Any, x0: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x0
 
 
+def _vector_norm(v: torch.Tensor, ord: float, keepdim: bool = False) -> torch.Tensor:
+    """Lp norm over the last dimension; p = 2 is scaled by max|v| so it neither underflows nor overflows.
+
+    (In float32 a saturated-loss gradient of size 1e-25 has a squared norm of 0, which would zero the step.)
+    """
+    if ord != 2:
+        return torch.linalg.vector_norm(v, ord=ord, dim=-1, keepdim=keepdim)
+    a = v.abs().amax(dim=-1, keepdim=True)
+    ok = (a > 0) & torch.isfinite(a)
+    safe = torch.where(ok, a, torch.ones_like(a))
+    scaled = safe * torch.linalg.vector_norm(v / safe, ord=2, dim=-1, keepdim=True)
+    out = torch.where(ok, scaled, torch.linalg.vector_norm(v, ord=2, dim=-1, keepdim=True))
+    return out if keepdim else out.squeeze(-1)
+
+
 class ThreatModel:
     """An Lp ball of radius ``eps`` around a clean input, optionally on a subset of coordinates.
 
@@ -245,7 +260,7 @@ class ThreatModel:
             (N,) norms, same dtype and device as ``x``.
         """
         x = _check_batch("x", x)
-        return torch.linalg.vector_norm(self._restrict(x), ord=self.p, dim=-1)
+        return _vector_norm(self._restrict(x), self.p)
 
     def dual_norm(self, g: torch.Tensor) -> torch.Tensor:
         """Dual (Lq) norm over the perturbed coordinates: ``max_{||d||_p <= 1} <d, g> = ||g||_q``.
@@ -257,7 +272,7 @@ class ThreatModel:
             (N,) dual norms, same dtype and device as ``g``.
         """
         g = _check_batch("g", g)
-        return torch.linalg.vector_norm(self._restrict(g), ord=self.q, dim=-1)
+        return _vector_norm(self._restrict(g), self.q)
 
     def contains(self, x: torch.Tensor, x0: torch.Tensor, atol: float | None = None) -> torch.Tensor:
         """Which rows of ``x`` lie in the ball around the matching rows of ``x0``.
@@ -384,7 +399,7 @@ class Linf(ThreatModel):
 
     def _sample(self, shape, m, k, eps, gen, dev):
         u = torch.rand(shape, generator=gen, device=dev, dtype=torch.float64)
-        return eps * (u - 0.5)
+        return eps * (2 * u - 1)
 
 
 class L2(ThreatModel):
@@ -396,15 +411,14 @@ class L2(ThreatModel):
     __slots__ = ()
 
     def _project_delta(self, x, x0, delta, eps):
-        n = torch.linalg.vector_norm(delta, ord=2, dim=-1, keepdim=True)
+        n = _vector_norm(delta, 2, keepdim=True)
         inside = n <= eps
-        scale = eps / torch.where(inside, torch.ones_like(n), n)
-        return torch.where(inside, x, x0 + delta * scale)
+        return torch.where(inside, x, x0 + delta / torch.where(inside, torch.ones_like(n), n) * eps)
 
     def _steepest(self, g, r):
-        n = torch.linalg.vector_norm(g, ord=2, dim=-1, keepdim=True)
+        n = _vector_norm(g, 2, keepdim=True)
         nonzero = n > 0
-        return torch.where(nonzero, r * g / torch.where(nonzero, n, torch.ones_like(n)), torch.zeros_like(g))
+        return torch.where(nonzero, g / torch.where(nonzero, n, torch.ones_like(n)) * r, torch.zeros_like(g))
 
     def _sample(self, shape, m, k, eps, gen, dev):
         # Gaussian direction, radius eps * U^(1/k) ~ eps * Beta(k, 1)
@@ -469,17 +483,16 @@ def make_threat(spec: str | ThreatModel) -> ThreatModel:
     if not isinstance(spec, str):
         raise TypeError(f"threat spec must be a string like 'linf:0.3', got {type(spec).__name__}")
     allowed = "expected '<norm>:<eps>' with norm in linf, l2, l1 and eps >= 0, e.g. 'linf:0.3'"
-    shown = spec.replace("\n", " ")
     head, sep, tail = spec.strip().partition(":")
     cls = THREAT_MODELS.get(head.strip().lower())
     if not sep or cls is None:
-        raise ValueError(f"threat spec {shown!r} not understood: {allowed}")
+        raise ValueError(f"threat spec {spec!r} not understood: {allowed}")
     try:
         eps = float(tail.strip())
     except ValueError:
         raise ValueError(
-            f"threat spec {shown!r} has eps {tail.strip()!r} that is not a number: {allowed}"
+            f"threat spec {spec!r} has eps {tail.strip()!r} that is not a number: {allowed}"
         ) from None
     if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"threat spec {shown!r}: eps must be a finite number >= 0, got {eps!r}")
+        raise ValueError(f"threat spec {spec!r}: eps must be a finite number >= 0, got {eps!r}")
     return cls(eps)
