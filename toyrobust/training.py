@@ -1,0 +1,536 @@
+"""Training on fresh samples: standard, PGD adversarial (Madry) and closed-form adversarial (linear models).
+
+Every step draws a new batch from the distribution with a seeded generator (no fixed dataset unless one is
+given), and minimises the logistic loss of the one-logit margin ``m(x)``:
+
+* standard:     ``E softplus(-y m(x))``;
+* ``"pgd"``:     ``E softplus(-y m(x_adv))`` with ``x_adv`` found by :func:`toyrobust.attacks.pgd` in the
+  threat ball (Madry et al. 2018), any norm;
+* ``"closed-form"`` (linear models ``m(x) = w.x + b``): the inner maximum is exact,
+  ``max_{||d||_p <= eps} softplus(-y (w.(x + d) + b)) = softplus(-y (w.x + b) + eps ||w||_q)`` with
+  ``1/p + 1/q = 1`` (the dual norm over the threat's coordinates; survey seed 004, whose printed formula has
+  the sign of the ``eps ||w||`` term flipped).
+
+Checkpoints (model, optimizer, generator states, step, history) are written atomically and hold only tensors
+and plain containers, so they load with ``torch.load(..., weights_only=True)``; a run resumed from step k
+reproduces the uninterrupted run exactly (same seed, same device).
+
+References:
+    A. Madry, A. Makelov, L. Schmidt, D. Tsipras, A. Vladu, "Towards deep learning models resistant to
+    adversarial attacks", ICLR 2018.
+    EPFL CS-433 lecture notes "Adversarial ML" (seed 003): adversarial training and its fixed point.
+    "An excursion into adversarial robustness" (seed 004): the closed-form inner max for linear models.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classifiers import TorchClassifier
+from .models import LinearModel
+from .risks.robust_loss import robust_logistic_loss
+from .threats import ThreatModel
+
+__all__ = ["TrainResult", "train", "logistic_loss", "robust_linear_loss"]
+
+ADVERSARIAL = (None, "pgd", "closed-form")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+CHECKPOINT_FORMAT = "toyrobust-train-1"
+#: PGD options used during training unless overridden by ``attack_options`` (Madry et al. run every step)
+DEFAULT_ATTACK_OPTIONS = {"steps": 10, "early_stop": False}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained module (the same object that was passed in), left in eval mode.
+        history: one record per evaluation: ``step``, ``loss`` (mean training loss since the previous record,
+            None at step 0), ``risk`` (standard error rate on the evaluation sample), ``eval_n``, ``adv_risk``
+            (error rate under ``threat``, or None), and for :class:`~toyrobust.models.LinearModel` the weights
+            ``w`` (list of floats) and bias ``b``.
+        steps: optimisation steps completed in total (including those before a resume).
+        start_step: the step this call started from (0, or the checkpoint's step when resumed).
+        stopped_early: the callback asked to stop.
+        wall_time: seconds spent in this call.
+        train_time: seconds spent in training steps (sampling, attack, forward, backward, update) only.
+        samples_per_second: training samples per second of ``train_time`` in this call.
+        checkpoint: the checkpoint path, or None.
+    """
+
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    start_step: int = 0
+    stopped_early: bool = False
+    wall_time: float = 0.0
+    train_time: float = 0.0
+    samples_per_second: float = math.nan
+    checkpoint: str | None = None
+
+    def series(self, key: str) -> list[Any]:
+        """The values of one history field, in step order (e.g. ``result.series("risk")``)."""
+        return [rec.get(key) for rec in self.history]
+
+
+def logistic_loss(margin: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss ``mean softplus(-y * margin)`` (numerically stable for any margin).
+
+    Args:
+        margin: (N,) one-logit margins, positive meaning +1.
+        y: (N,) labels -1/+1.
+    """
+    return F.softplus(-y.to(margin.dtype) * margin).mean()
+
+
+def robust_linear_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+    """Mean worst-case logistic loss of a linear model over the threat ball, in closed form.
+
+    ``max_{x' in B(x)} softplus(-y (w.x' + b)) = softplus(-y (w.x + b) + eps ||w||_q)`` (Hoelder: the inner
+    minimum of ``y w.d`` over ``||d||_p <= eps`` is ``-eps ||w||_q``, ``q`` the dual exponent, the norm taken
+    over the threat's coordinates), computed by the analytic engine's
+    :func:`toyrobust.risks.robust_loss.robust_logistic_loss`. Differentiable in the weights (a subgradient
+    where ``||w||_q`` has a kink).
+
+    Args:
+        model: a :class:`~toyrobust.models.LinearModel` (or any module with a 1-output ``nn.Linear`` as
+            ``.linear``).
+        x: (N, d) inputs; y: (N,) labels -1/+1.
+        threat: the threat model (numeric eps).
+    """
+    w, b = _linear_params(model)
+    return robust_logistic_loss(w, b, x, y, threat)
+
+
+def _linear_params(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    lin = getattr(model, "linear", None)
+    if not isinstance(lin, nn.Linear) or lin.out_features != 1:
+        raise TypeError(
+            f"model must be a linear model (toyrobust.LinearModel) for adversarial='closed-form', "
+            f"got {type(model).__name__}; use adversarial='pgd' for other models")
+    b = lin.bias[0] if lin.bias is not None else torch.zeros((), dtype=lin.weight.dtype, device=lin.weight.device)
+    return lin.weight[0], b
+
+
+def _margin(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if out.ndim == 1:
+        return out
+    if out.ndim == 2 and out.shape[1] == 1:
+        return out[:, 0]
+    if out.ndim == 2 and out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
+    raise ValueError(f"model output must have shape (N,), (N, 1) or (N, 2), got {tuple(out.shape)}")
+
+
+def _derive_seed(seed: int, stream: int) -> int:
+    """Independent seeds for the data, attack and evaluation streams of one run."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] % (2**63 - 1))
+
+
+def _new_generator(seed: int, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _make_optimizer(optimizer: Any, params: list[torch.Tensor], lr: float, options: dict) -> torch.optim.Optimizer:
+    if callable(optimizer) and not isinstance(optimizer, str):
+        opt = optimizer(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        return opt
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, **options)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, **options)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or a factory params -> Optimizer, "
+                     f"got {optimizer!r}")
+
+
+def _lr_at(schedule: str, lr: float, step: int, steps: int) -> float:
+    if schedule == "constant":
+        return lr
+    return 0.5 * lr * (1 + math.cos(math.pi * step / max(steps, 1)))
+
+
+def _atomic_save(obj: dict, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows: a reader sees the old or the new file, never half
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _config(dist: Any, model: nn.Module, *, batch_size: int, lr: float, optimizer: Any, adversarial: Any,
+            threat: Any, attack_options: dict, seed: int, schedule: str, steps: int, dataset: Any,
+            optimizer_options: dict) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed (plain strings and numbers only)."""
+    return {
+        "dist": repr(dist),
+        "model": type(model).__name__,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer if isinstance(optimizer, str) else "custom",
+        "optimizer_options": repr(sorted(optimizer_options.items())),
+        "adversarial": "none" if adversarial is None else adversarial,
+        "threat": repr(threat),
+        "attack_options": repr(sorted(attack_options.items())) if adversarial == "pgd" else "",
+        "seed": seed,
+        "schedule": schedule,
+        "steps": steps if schedule != "constant" else -1,
+        "dataset": "none" if dataset is None else f"{tuple(dataset[0].shape)}",
+    }
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, dist: Any, threat: Any, *, eval_n: int, seed: int, device: torch.device,
+              dtype: torch.dtype, chunk: int, attack_options: dict) -> tuple[float, float | None]:
+    """Error rates on a fixed evaluation sample (same points every time: regenerated from ``seed``)."""
+    gen = _new_generator(_derive_seed(seed, 2), device)
+    attack_gen = _new_generator(_derive_seed(seed, 3), device)
+    errors, adv_errors, done = 0, 0, 0
+    linear = isinstance(model, LinearModel)
+    while done < eval_n:
+        n = min(chunk, eval_n - done)
+        x, y = dist.sample(n, generator=gen, device=device, dtype=dtype)
+        m = _margin(model, x)
+        pred = torch.where(m >= 0, 1, -1)
+        errors += int((pred != y).sum())
+        if threat is not None:
+            if linear:
+                # exact worst case of a linear rule: the margin moves by eps * ||w||_q towards the wrong side
+                w, _ = _linear_params(model)
+                drop = float(threat.eps) * threat.dual_norm(w[None, :])[0]
+                worst = torch.where(y == 1, m - drop, m + drop)
+                adv_errors += int((torch.where(worst >= 0, 1, -1) != y).sum())
+            else:
+                with torch.enable_grad():
+                    x_adv = _attack(model, dist, x, y, threat, attack_gen, attack_options)
+                adv_errors += int((torch.where(_margin(model, x_adv) >= 0, 1, -1) != y).sum())
+        done += n
+    return errors / eval_n, (adv_errors / eval_n if threat is not None else None)
+
+
+def _attack(model: nn.Module, dist: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator, options: dict) -> torch.Tensor:
+    from . import attacks  # the attacks sit above training in the layering only by name; imported at call time
+
+    pgd = getattr(attacks, "pgd", None)
+    if pgd is None:
+        raise RuntimeError("adversarial='pgd' needs toyrobust.attacks.pgd, which is not available")
+    result = pgd(TorchClassifier(model), x, y, threat, dist=dist, generator=generator, **options)
+    return result.x_adv.detach()
+
+
+def train(
+    model: nn.Module,
+    dist: Any,
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    optimizer: Any = "adam",
+    optimizer_options: dict | None = None,
+    schedule: str = "constant",
+    adversarial: str | None = None,
+    threat: ThreatModel | None = None,
+    attack_options: dict | None = None,
+    seed: int = 0,
+    device: Any = None,
+    dataset: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int | None = None,
+    eval_n: int = 10_000,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    progress: bool | None = None,
+    callback: Callable[[int, nn.Module, dict | None], Any] | None = None,
+) -> TrainResult:
+    """Train a one-logit model on fresh samples of ``dist`` with the (optionally adversarial) logistic loss.
+
+    Each step ``t`` draws ``batch_size`` new points from ``dist`` (or, with ``dataset``, a batch drawn with
+    replacement from it) and takes one optimizer step on
+
+    * ``adversarial=None``: ``mean softplus(-y m(x))``;
+    * ``adversarial="pgd"``: ``mean softplus(-y m(x_adv))``, ``x_adv = pgd(model, x, y, threat, ...)`` found
+      with the model in eval mode (batch-norm statistics are not updated by the attack's iterates);
+    * ``adversarial="closed-form"``: ``mean softplus(-y (w.x + b) + eps ||w||_q)`` (linear models only; the
+      exact inner maximum over the threat ball).
+
+    Every ``eval_every`` steps (and at the start and the end) the standard error rate is measured on a fixed
+    evaluation sample of ``eval_n`` points (drawn from its own seeded stream, so evaluation never changes the
+    training batches), with the adversarial error rate when ``threat`` is given (exact for linear models, PGD
+    otherwise). The model is left in **eval mode** on return (ready to be attacked or evaluated; batch norm
+    then uses its running statistics); call ``model.train()`` to continue elsewhere.
+
+    Args:
+        model: a torch module mapping (N, d) to (N,), (N, 1) or (N, 2) logits (e.g. :class:`LinearModel`,
+            :class:`QuadraticNet`, :class:`MLP`). It is moved to ``device`` in place.
+        dist: a numeric distribution (``dist.dim`` must match the model's input).
+        steps: total number of optimisation steps (a resumed run continues up to ``steps``).
+        batch_size: samples per step.
+        lr: learning rate (the peak rate with ``schedule="cosine"``).
+        optimizer: ``"adam"``, ``"sgd"``, or a factory ``params -> torch.optim.Optimizer``.
+        optimizer_options: extra keyword arguments of the optimizer (e.g. ``{"momentum": 0.9}``).
+        schedule: ``"constant"`` or ``"cosine"`` (``lr_t = lr (1 + cos(pi t / steps)) / 2``, no state).
+        adversarial: None, ``"pgd"`` or ``"closed-form"``.
+        threat: the threat model for adversarial training and for the adversarial evaluation.
+        attack_options: keyword options of :func:`toyrobust.attacks.pgd` (default ``steps=10,
+            early_stop=False``), used in training and in evaluation.
+        seed: int >= 0; the data, attack and evaluation streams are derived from it.
+        device: where to train; None means the device of the model's parameters.
+        dataset: optional fixed training set ``(x, y)`` of shapes (n, d) and (n,) instead of fresh samples.
+        eval_every: steps between evaluations; None means ``max(1, steps // 10)``, 0 disables the periodic
+            ones (the final evaluation still runs).
+        eval_n: size of the evaluation sample (0 disables evaluation altogether).
+        checkpoint: file path; written atomically every ``checkpoint_every`` steps and at the end.
+        checkpoint_every: steps between checkpoints; None means ``max(1, steps // 20)``. An interrupted run
+            loses at most this many steps.
+        resume: when the checkpoint file exists, continue from it (its settings must match); with False an
+            existing file is overwritten.
+        progress: show a tqdm bar; None means only when stderr is a terminal.
+        callback: ``callback(step, model, record)`` after every step (``record`` is the new history entry at
+            an evaluation, else None); returning True stops training (a checkpoint is written first).
+
+    Returns:
+        :class:`TrainResult`.
+
+    References:
+        Madry et al. 2018 (PGD adversarial training); seeds 003 and 004 (closed-form adversarial training of
+        linear models and its fixed point).
+    """
+    # ---------------------------------------------------------------- arguments
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if getattr(dist, "is_symbolic", True) or not hasattr(dist, "sample"):
+        raise TypeError(f"dist must be a toyrobust distribution with numeric parameters, got {dist!r}")
+    steps = _check_int("steps", steps, 0)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    lr = _check_positive("lr", lr)
+    seed = _check_int("seed", seed, 0)
+    eval_n = _check_int("eval_n", eval_n, 0)
+    eval_every = max(1, steps // 10) if eval_every is None else _check_int("eval_every", eval_every, 0)
+    checkpoint_every = (max(1, steps // 20) if checkpoint_every is None
+                        else _check_int("checkpoint_every", checkpoint_every, 1))
+    if adversarial not in ADVERSARIAL:
+        raise ValueError(f"adversarial must be None, 'pgd' or 'closed-form', got {adversarial!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if threat is not None and not isinstance(threat, ThreatModel):
+        raise TypeError(f"threat must be a toyrobust threat model (Linf, L2, L1) or None, got {threat!r}")
+    if adversarial is not None and threat is None:
+        raise ValueError(f"adversarial={adversarial!r} needs a threat model: pass threat=Linf(eps) (or L2, L1)")
+    if threat is not None:
+        threat._eps_float()  # a symbolic radius cannot be trained against
+    if adversarial == "closed-form":
+        _linear_params(model)
+    attack_options = {**DEFAULT_ATTACK_OPTIONS, **(attack_options or {})}
+    optimizer_options = dict(optimizer_options or {})
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    if device is None:
+        device = params[0].device
+    device = torch.device(device)
+    model.to(device)
+    dtype = params[0].dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"model parameters must be float32 or float64, got {dtype}")
+    model_dim = getattr(model, "dim", None)
+    if model_dim is not None and model_dim != dist.dim:
+        raise ValueError(f"dist.dim = {dist.dim} does not match the model's input dimension {model_dim}")
+    if dataset is not None:
+        dataset = _check_dataset(dataset, dist.dim, device, dtype)
+    if progress is None:
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    path = None if checkpoint is None else os.fspath(checkpoint)
+
+    opt = _make_optimizer(optimizer, params, lr, optimizer_options)
+    config = _config(dist, model, batch_size=batch_size, lr=lr, optimizer=optimizer, adversarial=adversarial,
+                     threat=threat, attack_options=attack_options, seed=seed, schedule=schedule, steps=steps,
+                     dataset=dataset, optimizer_options=optimizer_options)
+    data_gen = _new_generator(_derive_seed(seed, 0), device)
+    attack_gen = _new_generator(_derive_seed(seed, 1), device)
+    history: list[dict[str, Any]] = []
+    start = 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    loss_count = 0
+
+    # ---------------------------------------------------------------- resume
+    if path is not None and resume and os.path.exists(path):
+        state = torch.load(path, map_location=device, weights_only=True)
+        _check_checkpoint(state, config, path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        data_gen.set_state(state["data_generator"].cpu())
+        attack_gen.set_state(state["attack_generator"].cpu())
+        history = list(state["history"])
+        start = int(state["step"])
+        loss_sum = state["loss_sum"].to(device=device, dtype=torch.float64)
+        loss_count = int(state["loss_count"])
+
+    def save(step: int) -> None:
+        if path is None:
+            return
+        _atomic_save({
+            "format": CHECKPOINT_FORMAT,
+            "config": config,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "data_generator": data_gen.get_state(),
+            "attack_generator": attack_gen.get_state(),
+            "history": history,
+            "loss_sum": loss_sum.detach().cpu(),
+            "loss_count": loss_count,
+        }, path)
+
+    def record(step: int) -> dict[str, Any]:
+        nonlocal loss_sum, loss_count
+        rec: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_count if loss_count else None}
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        loss_count = 0
+        was_training = model.training
+        model.eval()
+        if eval_n:
+            risk, adv = _evaluate(model, dist, threat, eval_n=eval_n, seed=seed, device=device, dtype=dtype,
+                                  chunk=max(batch_size, 4096), attack_options=attack_options)
+        else:
+            risk, adv = None, None
+        model.train(was_training)
+        rec.update(risk=risk, eval_n=eval_n, adv_risk=adv)
+        if isinstance(model, LinearModel):
+            rec["w"] = model.weight.detach().cpu().to(torch.float64).tolist()
+            rec["b"] = float(model.bias.detach())
+        history.append(rec)
+        return rec
+
+    # ---------------------------------------------------------------- loop
+    t_call = time.perf_counter()
+    train_time = 0.0
+    stopped = False
+    step = start
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    try:
+        if start == 0 and eval_every and not history:
+            record(0)
+        model.train()
+        t0 = time.perf_counter()
+        while step < steps:
+            if schedule != "constant":
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(schedule, lr, step, steps)
+            if dataset is None:
+                x, y = dist.sample(batch_size, generator=data_gen, device=device, dtype=dtype)
+            else:
+                idx = torch.randint(0, dataset[0].shape[0], (batch_size,), generator=data_gen, device=device)
+                x, y = dataset[0][idx], dataset[1][idx]
+            if adversarial == "pgd":
+                model.eval()
+                x = _attack(model, dist, x, y, threat, attack_gen, attack_options)
+                model.train()
+            opt.zero_grad(set_to_none=True)
+            if adversarial == "closed-form":
+                loss = robust_linear_loss(model, x, y, threat)
+            else:
+                loss = logistic_loss(_margin(model, x), y)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.detach()
+            loss_count += 1
+            rec = None
+            at_eval = (eval_every and step % eval_every == 0) or step == steps
+            at_save = step % checkpoint_every == 0 or step == steps
+            if at_eval or at_save or callback is not None or bar is not None:
+                train_time += time.perf_counter() - t0
+                if at_eval:
+                    rec = record(step)
+                if bar is not None:
+                    bar.update(1)
+                    if rec is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.4g}", risk=rec["risk"], refresh=False)
+                if callback is not None and callback(step, model, rec):
+                    stopped = True
+                if at_save or stopped:
+                    save(step)
+                if stopped:
+                    break
+                t0 = time.perf_counter()
+        else:
+            train_time += time.perf_counter() - t0
+    finally:
+        if bar is not None:
+            bar.close()
+        model.eval()
+    n_done = step - start
+    return TrainResult(
+        model=model, history=history, steps=step, start_step=start, stopped_early=stopped,
+        wall_time=time.perf_counter() - t_call, train_time=train_time,
+        samples_per_second=n_done * batch_size / train_time if n_done and train_time > 0 else math.nan,
+        checkpoint=path,
+    )
+
+
+def _check_dataset(dataset: Any, dim: Any, device: torch.device, dtype: torch.dtype) -> tuple:
+    if not (isinstance(dataset, (tuple, list)) and len(dataset) == 2):
+        raise TypeError(f"dataset must be a pair (x, y) of tensors, got {type(dataset).__name__}")
+    x, y = dataset
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError("dataset must be a pair (x, y) of torch tensors")
+    if x.ndim != 2 or x.shape[1] != dim or y.shape != (x.shape[0],) or x.shape[0] == 0:
+        raise ValueError(f"dataset must be (x, y) with x of shape (n, {dim}) and y of shape (n,), n >= 1, got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if not bool(((y == 1) | (y == -1)).all()):
+        raise ValueError("dataset labels y must be -1 or +1")
+    return x.to(device=device, dtype=dtype), y.to(device=device, dtype=torch.int64)
+
+
+def _check_checkpoint(state: Any, config: dict, path: str) -> None:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path!r} is not a toyrobust training checkpoint ({CHECKPOINT_FORMAT})")
+    saved = state["config"]
+    diff = [k for k in config if saved.get(k) != config[k]]
+    if diff:
+        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {config[k]!r}" for k in diff)
+        raise ValueError(f"checkpoint {path!r} was written with other settings ({shown}); pass resume=False to "
+                         "start over, or another checkpoint path")
