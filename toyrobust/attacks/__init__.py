@@ -1,5 +1,25 @@
 """White-box attacks on (N, d) batches: gradient attacks, exact attacks for analytic classifiers."""
 
 from .base import Attack, AttackResult
+from .cw import carlini_wagner_l2
+from .exact import default_attack, exact_attack, minimal_perturbation, supports_exact
+from .gradient import fgsm, pgd
+from .losses import LOSSES, attack_loss
+from .manifold import label_region_projection, on_manifold_attack, projection_attack
 
-__all__ = ["Attack", "AttackResult"]
+__all__ = [
+    "Attack",
+    "AttackResult",
+    "LOSSES",
+    "attack_loss",
+    "fgsm",
+    "pgd",
+    "carlini_wagner_l2",
+    "exact_attack",
+    "minimal_perturbation",
+    "supports_exact",
+    "default_attack",
+    "projection_attack",
+    "on_manifold_attack",
+    "label_region_projection",
+]

@@ -1,0 +1,225 @@
+"""Attack losses, and the plumbing every attack shares: input checks, model mode, success masks, results.
+
+A binary classifier is seen through its margin ``m(x)`` (positive means +1; a torch module with one logit
+gives that logit, one with two logits gives ``logit_+1 - logit_-1``). For a label ``y`` in {-1, +1} the losses
+an untargeted attack *maximises* are
+
+* ``"margin"``: ``-y m(x)``, the logit difference (Carlini & Wagner 2017). Its gradient never vanishes, so a
+  confident (saturated) model is still attacked (PITFALLS 1).
+* ``"ce"``: the cross-entropy ``log(1 + exp(-y m(x)))``. With two logits the 2-class cross-entropy
+  ``logsumexp(l) - l_y`` equals ``softplus(l_-y - l_y) = softplus(-y m)`` exactly, so one formula serves both.
+  In float32 (and float64) its gradient is exactly 0 once ``y m`` exceeds about 90 (resp. 750).
+
+References:
+    N. Carlini, D. Wagner, "Towards evaluating the robustness of neural networks", IEEE S&P 2017.
+    A. Madry et al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..classifiers import Classifier, TorchClassifier, as_classifier
+from ..definitions import check_definition, is_adversarial, needs_distribution
+from ..threats import L2, ThreatModel
+from .base import AttackResult
+
+__all__ = [
+    "LOSSES",
+    "check_loss",
+    "attack_loss",
+    "eval_mode",
+    "check_inputs",
+    "check_threat",
+    "check_int",
+    "check_step_size",
+    "loss_labels",
+    "success_from_margin",
+    "finish",
+]
+
+#: accepted loss names (``"cross-entropy"`` is an alias of ``"ce"``)
+LOSSES: tuple[str, ...] = ("margin", "ce")
+_ALIASES = {"margin": "margin", "ce": "ce", "cross-entropy": "ce", "cross_entropy": "ce"}
+
+
+def check_loss(loss: Any) -> str:
+    """Return the canonical loss name; ValueError naming the allowed ones otherwise."""
+    if not isinstance(loss, str) or loss.lower() not in _ALIASES:
+        raise ValueError(f"loss must be one of 'margin', 'ce' (or 'cross-entropy'), got {loss!r}")
+    return _ALIASES[loss.lower()]
+
+
+def attack_loss(margin: torch.Tensor, y: torch.Tensor, loss: str = "margin") -> torch.Tensor:
+    """Per-sample loss an untargeted attack maximises: ``-y m`` (margin) or ``softplus(-y m)`` (cross-entropy).
+
+    Args:
+        margin: (N,) margins ``m(x)``.
+        y: (N,) labels in {-1, +1} (any dtype).
+        loss: ``"margin"`` or ``"ce"``.
+
+    Returns:
+        (N,) losses, dtype of ``margin``.
+    """
+    z = -y.to(margin.dtype) * margin
+    return z if check_loss(loss) == "margin" else F.softplus(z)
+
+
+@contextlib.contextmanager
+def eval_mode(clf: Classifier) -> Iterator[None]:
+    """Put a wrapped torch module (and each submodule) in eval mode, and restore every submodule's mode after.
+
+    Attacks then see the deterministic model (no dropout, batch-norm running statistics) without the side
+    effect of leaving the caller's model switched (PITFALLS 7).
+    """
+    module = clf.module if isinstance(clf, TorchClassifier) else None
+    if not isinstance(module, torch.nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """An int >= ``low``; TypeError/ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_step_size(step_size: Any, default: float) -> float:
+    """``step_size`` as a finite float > 0, or ``default`` when None."""
+    if step_size is None:
+        return float(default)
+    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
+        raise TypeError(f"step_size must be a positive number or None, got {step_size!r}")
+    if not (math.isfinite(float(step_size)) and step_size > 0):
+        raise ValueError(f"step_size must be a finite number > 0 or None, got {step_size!r}")
+    return float(step_size)
+
+
+def check_threat(threat: Any, *, allow_none: bool = False) -> ThreatModel | None:
+    """A numeric threat model (or None when allowed)."""
+    if threat is None and allow_none:
+        return None
+    if not isinstance(threat, ThreatModel):
+        allowed = "a ThreatModel (Linf, L2, L1)" + (" or None" if allow_none else "")
+        raise TypeError(f"threat must be {allowed}, got {type(threat).__name__}")
+    threat._eps_float()  # raises TypeError for a symbolic eps
+    return threat
+
+
+def check_inputs(
+    clf: Any, x: Any, y: Any, definition: Any, dist: Any, targeted: bool = False
+) -> tuple[Classifier, torch.Tensor, torch.Tensor]:
+    """Validate an attack's inputs.
+
+    Args:
+        clf: a toyrobust classifier or a torch module (one or two logits).
+        x: (N, d) floating tensor.
+        y: (N,) labels in {-1, +1} (any numeric dtype); with ``targeted`` they are the target labels.
+        definition: one of :data:`toyrobust.definitions.DEFINITIONS`.
+        dist: the distribution, required by the projection and error-region definitions.
+        targeted: whether ``y`` holds target labels.
+
+    Returns:
+        ``(clf, x, y_true)``: the classifier, ``x`` and the true labels as int64 on ``x.device``. A binary
+        targeted attack towards ``t`` is the untargeted attack on the label ``-t``, so ``y_true = -y`` then.
+    """
+    clf = as_classifier(clf)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (N, d), got shape {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    y = torch.as_tensor(y, device=x.device)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")
+    if y.numel() and not bool(((y == 1) | (y == -1)).all()):
+        raise ValueError("y must contain only the labels -1 and +1")
+    check_definition(definition)
+    if needs_distribution(definition) and dist is None:
+        raise ValueError(f"definition {definition!r} needs the distribution: pass dist=")
+    if not isinstance(targeted, bool):
+        raise TypeError(f"targeted must be a bool, got {targeted!r}")
+    y = y.to(torch.int64)
+    return clf, x.detach(), (-y if targeted else y)
+
+
+def loss_labels(
+    definition: str, clf: Classifier, x: torch.Tensor, y_true: torch.Tensor, dist: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The labels the loss pushes away from, and the clean predictions (prediction-change only).
+
+    ``ball`` and ``projection``: the true label; ``prediction-change``: the clean prediction ``f(x)``;
+    ``error-region``: the Bayes label of the projection of the clean point (the truth near ``x``).
+    """
+    if definition == "prediction-change":
+        clean = clf.predict(x)
+        return clean, clean
+    if definition == "error-region":
+        return dist.bayes_label(dist.project(x)).to(torch.int64), None
+    return y_true, None
+
+
+def success_from_margin(
+    definition: str,
+    margin: torch.Tensor,
+    x_adv: torch.Tensor,
+    y_true: torch.Tensor,
+    dist: Any,
+    clean_pred: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`toyrobust.definitions.is_adversarial` from an already computed margin (no extra forward pass).
+
+    Same rules and tie rule (a zero margin predicts +1); used inside attack loops for early stopping, while
+    the returned mask of every attack is recomputed with ``is_adversarial`` on the returned points.
+    """
+    pred = torch.where(margin >= 0, 1, -1)
+    if definition == "ball":
+        return pred != y_true
+    if definition == "prediction-change":
+        return pred != clean_pred
+    truth = dist.bayes_label(dist.project(x_adv))
+    if definition == "projection":
+        return (pred != y_true) & (truth == y_true)
+    return pred != truth
+
+
+def finish(
+    clf: Classifier,
+    x: torch.Tensor,
+    y_true: torch.Tensor,
+    x_cand: torch.Tensor,
+    threat: ThreatModel | None,
+    definition: str,
+    dist: Any,
+    grad_evals: int,
+    x_raw: torch.Tensor | None = None,
+) -> AttackResult:
+    """Re-project candidates into the ball, compute the success mask on them, and package the result.
+
+    The mask is :func:`~toyrobust.definitions.is_adversarial` on the returned points themselves, never a flag
+    carried over from an iterate (PITFALLS 6). Norms are in the threat's norm (L2 when ``threat`` is None).
+    """
+    x_cand = x_cand.detach()
+    x_adv = threat.project(x_cand, x) if threat is not None else x_cand
+    with torch.no_grad():
+        success = is_adversarial(definition, clf, x_adv, y_true, dist=dist, x=x)
+    norms = (threat if threat is not None else L2(0.0)).norm(x_adv - x)
+    return AttackResult(x_adv=x_adv, success=success, norms=norms, grad_evals=int(grad_evals), x_raw=x_raw)

@@ -1,0 +1,368 @@
+"""Definition-aware attacks: label-preserving PGD for the projection definition, and on-manifold PGD for spheres.
+
+Under the projection definition (Stutz, seed 000) a perturbed point ``x'`` is adversarial when ``f(x') != y``
+*and* the Bayes label of its projection onto the support is still ``y``: the adversary may not change the true
+label. :func:`projection_attack` runs PGD inside ``B(x, eps) ∩ R_y`` with ``R_y = {z : Bayes(proj(z)) = y}``:
+after each ball projection the iterate is projected onto the intersection by Dykstra's algorithm from the exact
+projections onto the ball and onto ``R_y`` (half-spaces for the Gaussian mixture and the point masses, a union
+of two products of half-spaces for Tsipras, the outside / inside of the middle sphere for the concentric
+spheres), and a bisection towards the previous
+feasible iterate guarantees feasibility (which is all an unknown distribution gets).
+
+:func:`on_manifold_attack` keeps every iterate on the sphere of its own clean radius ``||x||`` (PITFALLS 8: an
+attack that projects onto the *unit* sphere moves outer-sphere points onto the inner sphere and changes their
+true label). For L2 the projection onto ``sphere ∩ ball`` (a spherical cap) is exact.
+
+References:
+    D. Stutz, "Towards a definition for adversarial examples" (seed 000).
+    J. Gilmer et al., "Adversarial spheres", 2018.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..classifiers import Linear
+from ..distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
+from ..threats import L2, ThreatModel
+from .base import AttackResult
+from .gradient import pgd_core
+from .losses import check_inputs, check_int, check_threat
+
+__all__ = ["projection_attack", "on_manifold_attack", "label_region_projection", "sphere_projection"]
+
+
+def _tau(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """A margin that survives rounding: 64 ulps of ``scale``."""
+    return 64 * torch.finfo(z.dtype).eps * scale
+
+
+def label_region_projection(dist: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """Euclidean projection of each row of ``z`` onto ``R_y = {z : Bayes(proj(z)) = y}``, or None if unknown.
+
+    Points already in ``R_y`` are returned unchanged; the others land a few ulps inside (strict sides of the
+    tie rule included).
+
+    * Gaussian mixture, point masses: ``R_y = {y (<w, z> + b) >= 0}`` for the linear Bayes classifier (the
+      point masses' projection keeps the Bayes label, so ``Bayes(proj(z)) = Bayes(z)``).
+    * Tsipras: ``proj`` rounds ``z_1`` to ``s = ±1`` (0 to +1), so ``R_y`` is the union over ``s`` of
+      ``{z_1 on s's side} x {y (s log(p/(1-p)) + 2 eta sum_j z_j) >= 0}``; each piece is a product, its
+      projection a product of projections; the nearer piece wins.
+    * Concentric spheres: ``R_+1 = {||z|| >= r_mid}``, ``R_-1 = {||z|| < r_mid}``: radial scaling.
+
+    Args:
+        dist: the distribution.
+        z: (N, d) points.
+        y: (N,) labels in {-1, +1}.
+    """
+    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+    if isinstance(dist, (GaussianMixture, PointMasses)):
+        bayes = dist.bayes_classifier()
+        if not isinstance(bayes, Linear):
+            return None
+        w = bayes.w.to_tensor(z.device, z.dtype)
+        s = ys * (z @ w + float(bayes.b))
+        w2 = (w * w).sum()
+        tau = _tau(z, w2.sqrt() * (z.abs().amax(1) + abs(float(bayes.b)) + 1))
+        need = s < tau
+        return torch.where(need[:, None], z + ((tau - s) / w2 * ys)[:, None] * w, z)
+    if isinstance(dist, Tsipras):
+        lg = math.log(dist.p / (1 - dist.p))
+        eta, k = float(dist.eta), int(dist.d)
+        rest = z[:, 1:]
+        total = rest.sum(1)
+        best, best_d2 = z, torch.full_like(total, math.inf)
+        for s in (1.0, -1.0):
+            z1 = z[:, :1].clamp_min(0) if s > 0 else z[:, :1].clamp_max(-_tau(z, torch.ones(())).item())
+            v = ys * (s * lg + 2 * eta * total)
+            tau = _tau(z, 2 * eta * (rest.abs().sum(1) + abs(lg) + 1))
+            shift = torch.where(v < tau, (tau - v) / (2 * eta * k) * ys, torch.zeros_like(v))
+            cand = torch.cat([z1, rest + shift[:, None]], dim=1)
+            d2 = ((cand - z) ** 2).sum(1)
+            take = d2 < best_d2
+            best = torch.where(take[:, None], cand, best)
+            best_d2 = torch.where(take, d2, best_d2)
+        return best
+    if isinstance(dist, ConcentricSpheres):
+        r_mid = float(dist.r_mid)
+        nrm = torch.linalg.vector_norm(z, dim=1)
+        e1 = torch.zeros_like(z)
+        e1[:, 0] = 1.0
+        direction = torch.where((nrm > 0)[:, None], z / torch.where(nrm > 0, nrm, 1.0)[:, None], e1)
+        tau = _tau(z, torch.full_like(nrm, r_mid))
+        out_in = (ys > 0) & (nrm < r_mid + tau)
+        in_out = (ys < 0) & (nrm >= r_mid - tau)
+        target = torch.where(ys > 0, r_mid + tau, r_mid - tau)
+        return torch.where((out_in | in_out)[:, None], direction * target[:, None], z)
+    return None
+
+
+def _halfspace(dist: Any, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``R_y`` as a half-space ``{<a_i, z> >= beta_i}`` (rows' ``a`` (N, d), ``beta`` (N,)) when it is one."""
+    if not isinstance(dist, (GaussianMixture, PointMasses)):
+        return None
+    bayes = dist.bayes_classifier()
+    if not isinstance(bayes, Linear):
+        return None
+    w = bayes.w.to_tensor(z.device, z.dtype)
+    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+    b = float(bayes.b)
+    tau = _tau(z, torch.linalg.vector_norm(w) * (z.abs().amax(1) + abs(b) + 1))
+    return ys[:, None] * w, tau - ys * b
+
+
+def _ball_halfspace_projection(
+    threat: ThreatModel, v: torch.Tensor, x0: torch.Tensor, a: torch.Tensor, beta: torch.Tensor, iters: int = 60
+) -> torch.Tensor:
+    """Exact Euclidean projection onto ``B(x0, eps) ∩ {<a, z> >= beta}``.
+
+    By the KKT conditions it is ``Proj_B(v + mu a)`` for the multiplier ``mu >= 0``, and ``<a, Proj_B(v + mu a)>``
+    is non-decreasing in ``mu`` (projections are monotone), so ``mu`` is found by doubling then bisection. Rows
+    whose intersection is empty get the last (most feasible) point tried.
+    """
+    z = threat.project(v, x0)
+    need = (a * z).sum(1) < beta
+    if not bool(need.any()):
+        return z
+    a2 = (a * a).sum(1).clamp_min(torch.finfo(v.dtype).tiny)
+    hi = (beta - (a * v).sum(1)).clamp_min(0) / a2 + torch.finfo(v.dtype).eps
+
+    def at(mu: torch.Tensor) -> torch.Tensor:
+        return threat.project(v + mu[:, None] * a, x0)
+
+    for _ in range(60):  # doubling until feasible
+        short = need & ((a * at(hi)).sum(1) < beta)
+        if not bool(short.any()):
+            break
+        hi = torch.where(short, 2 * hi, hi)
+    lo = torch.zeros_like(hi)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        ok = (a * at(mid)).sum(1) >= beta
+        lo, hi = torch.where(ok, lo, mid), torch.where(ok, mid, hi)
+    return torch.where(need[:, None], at(hi), z)
+
+
+def _dykstra(proj_a: Any, proj_b: Any, z: torch.Tensor, iters: int) -> torch.Tensor:
+    """Dykstra's algorithm: the Euclidean projection of ``z`` onto ``A ∩ B`` from the projections onto each.
+
+    Unlike plain alternating projections (which stop at some point of the intersection), the correction terms
+    make the iterates converge to the nearest point of the intersection of two convex sets, so PGD can slide
+    along the boundary of the label-preserving region. Ends with ``proj_b`` (the ball). ``proj_a`` returning
+    None (an unknown region) skips the loop.
+    """
+    p = torch.zeros_like(z)
+    q = torch.zeros_like(z)
+    for _ in range(iters):
+        a = proj_a(z + p)
+        if a is None:
+            break
+        p = z + p - a
+        b = proj_b(a + q)
+        q = a + q - b
+        z = b
+    return z
+
+
+def _in_region(dist: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return dist.bayes_label(dist.project(z)) == y
+
+
+def _repair(
+    inside: Any, z: torch.Tensor, prev: torch.Tensor, ok_prev: torch.Tensor, steps: int, along: Any = None
+) -> torch.Tensor:
+    """Rows of ``z`` failing ``inside`` are pulled back towards ``prev`` (feasible) by bisection on the segment.
+
+    Keeps, per row, the furthest fraction ``s`` in ``[0, 1]`` found feasible (``s = 0`` is ``prev`` itself).
+    ``along(prev, z, s)`` maps a fraction to a point (default: the straight segment).
+    """
+    ok = inside(z)
+    bad = ~ok & ok_prev
+    if not bool(bad.any()):
+        return z
+    along = along or (lambda a, b, s: a + s[:, None] * (b - a))
+    lo = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+    hi = torch.ones_like(lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        good = inside(along(prev, z, mid))
+        lo, hi = torch.where(good, mid, lo), torch.where(good, hi, mid)
+    return torch.where(bad[:, None], along(prev, z, lo), z)
+
+
+def projection_attack(
+    clf: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    dist: Any = None,
+    steps: int = 100,
+    step_size: float | None = None,
+    restarts: int = 1,
+    random_start: bool = True,
+    loss: str = "margin",
+    targeted: bool = False,
+    early_stop: bool = True,
+    definition: str = "projection",
+    generator: Any = None,
+    alternations: int = 25,
+    bisection_steps: int = 20,
+) -> AttackResult:
+    """PGD restricted to the label-preserving part of the ball, for the projection definition.
+
+    Maximises the loss of :func:`~toyrobust.attacks.gradient.pgd` over ``B(x, eps) ∩ R_y`` with
+    ``R_y = {z : Bayes(proj(z)) = y}``: after every step, ``alternations`` rounds of Dykstra's algorithm
+    with the exact projections onto the ball and onto ``R_y`` (see :func:`label_region_projection`) give the
+    projection onto the intersection; where ``R_y`` is a half-space (Gaussian mixture, point masses) the
+    projection onto ``B ∩ R_y`` is exact (``Proj_B(z + mu a)`` with the multiplier ``mu`` found by bisection). A
+    bisection towards the previous iterate then repairs any row still outside ``R_y``. Every iterate thus stays
+    where the true label is ``y``, so a found point is adversarial under the projection definition, not a label
+    change.
+
+    Args:
+        clf: classifier or torch module.
+        x: (N, d) clean points; y: (N,) labels in {-1, +1} (target labels with ``targeted``).
+        threat: the ball.
+        dist: the distribution (required: it defines projection and Bayes label).
+        steps, step_size, restarts, random_start, loss, targeted, early_stop, generator: as in
+            :func:`~toyrobust.attacks.gradient.pgd`, but 100 steps of ``4 eps / steps`` by default: sliding
+            along the boundary of ``R_y`` needs a longer path than plain PGD.
+        definition: the definition for the success mask (default ``"projection"``).
+        alternations: Dykstra rounds per step (>= 0).
+        bisection_steps: bisection steps of the feasibility repair (>= 0).
+
+    Returns:
+        :class:`AttackResult` (success under ``definition`` on the returned points).
+
+    References:
+        Stutz (seed 000); Madry et al. 2018.
+    """
+    if dist is None:
+        raise ValueError("projection_attack needs the distribution: pass dist=")
+    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
+    threat = check_threat(threat)
+    alternations = check_int("alternations", alternations, 0)
+    bisection_steps = check_int("bisection_steps", bisection_steps, 0)
+    if step_size is None and isinstance(steps, int) and steps > 0:
+        step_size = 4 * threat._eps_float() / steps or None
+
+    def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        yy = y_true[rows]
+        half = _halfspace(dist, yy, z)
+        if half is not None:
+            z = _ball_halfspace_projection(threat, z, x0, *half)
+        else:
+            z = _dykstra(lambda v: label_region_projection(dist, v, yy), lambda v: threat.project(v, x0), z,
+                         alternations)
+        return _repair(lambda v: _in_region(dist, v, yy), z, prev, _in_region(dist, prev, yy), bisection_steps)
+
+    return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
+                    random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,
+                    dist=dist, generator=generator, constrain=constrain)
+
+
+def sphere_projection(z: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Radial projection onto the sphere through ``x0`` (radius ``||x0||``), moving only the masked coordinates.
+
+    The free part is scaled to norm ``sqrt(||x0||^2 - ||x0_fixed||^2)``; the fixed coordinates are ``x0``'s.
+    A zero free part goes to ``x0``'s free part.
+    """
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    zs = torch.where(mask, z, zero)
+    x0s = torch.where(mask, x0, zero)
+    rho = torch.linalg.vector_norm(x0s, dim=1, keepdim=True)
+    ns = torch.linalg.vector_norm(zs, dim=1, keepdim=True)
+    proj = torch.where(ns > 0, zs * (rho / torch.where(ns > 0, ns, 1.0)), x0s)
+    return torch.where(mask, proj, x0)
+
+
+def _cap_projection(z: torch.Tensor, x0: torch.Tensor, eps: float, mask: torch.Tensor) -> torch.Tensor:
+    """Exact L2 projection onto ``{||u|| = ||x0||, ||u - x0||_2 <= eps}`` (free coordinates only).
+
+    Radial projection first; if that leaves the ball, the nearest cap point lies on the cap's rim in the plane
+    of ``x0`` and ``z``, at the angle ``theta = 2 arcsin(eps / (2 rho))`` from ``x0``.
+    """
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    u = sphere_projection(z, x0, mask)
+    x0s = torch.where(mask, x0, zero)
+    rho = torch.linalg.vector_norm(x0s, dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+    outside = torch.linalg.vector_norm(u - x0, dim=1, keepdim=True) > eps
+    if not bool(outside.any()):
+        return u
+    e0 = x0s / rho
+    zs = torch.where(mask, z, zero)
+    v = zs - (zs * e0).sum(1, keepdim=True) * e0
+    nv = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+    v = v / torch.where(nv > 0, nv, 1.0)
+    theta = 2 * torch.asin((eps / (2 * rho)).clamp(max=1.0))
+    rim = rho * (torch.cos(theta) * e0 + torch.sin(theta) * v)
+    rim = torch.where(mask, rim, x0)
+    return torch.where(outside, rim, u)
+
+
+def on_manifold_attack(
+    clf: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    steps: int = 40,
+    step_size: float | None = None,
+    restarts: int = 1,
+    random_start: bool = True,
+    loss: str = "margin",
+    targeted: bool = False,
+    early_stop: bool = True,
+    definition: str = "ball",
+    dist: Any = None,
+    generator: Any = None,
+    alternations: int = 3,
+    bisection_steps: int = 20,
+) -> AttackResult:
+    """PGD on the sphere through each clean point: every iterate keeps the radius ``||x_i||`` (PITFALLS 8).
+
+    For data on concentric spheres the true label depends only on the radius, so these points keep their label.
+    L2: exact projection onto the cap ``sphere ∩ ball``. Linf, L1: ``alternations`` rounds of
+    ``Proj_sphere ∘ Proj_B`` ending on the sphere, then a bisection along the great circle towards the
+    previous iterate for rows outside the ball. With a restricted threat only the free coordinates move.
+
+    Args:
+        clf: classifier or torch module.
+        x: (N, d) clean points (on their spheres); y: (N,) labels in {-1, +1}.
+        threat: the ball.
+        steps, step_size, restarts, random_start, loss, targeted, early_stop, definition, dist, generator: as in
+            :func:`~toyrobust.attacks.gradient.pgd`.
+        alternations: rounds of alternating projections per step for Linf and L1 (>= 0).
+        bisection_steps: bisection steps of the ball repair (>= 0).
+
+    Returns:
+        :class:`AttackResult`; ``||x_adv_i|| = ||x_i||`` up to rounding.
+
+    References:
+        Gilmer et al. 2018; seed 003 (the concentric spheres, D = 500, radii 1 and 1.3).
+    """
+    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
+    threat = check_threat(threat)
+    alternations = check_int("alternations", alternations, 0)
+    bisection_steps = check_int("bisection_steps", bisection_steps, 0)
+    eps = threat._eps_float()
+    mask = threat.mask(x.shape[1], device=x.device, dtype=torch.bool) if x.shape[0] else None
+
+    def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if isinstance(threat, L2):
+            z = _cap_projection(z, x0, eps, mask)
+        else:
+            for _ in range(alternations):
+                z = threat.project(sphere_projection(z, x0, mask), x0)
+            z = sphere_projection(z, x0, mask)
+        prev = sphere_projection(prev, x0, mask)
+        return _repair(lambda v: threat.contains(v, x0), z, prev, threat.contains(prev, x0), bisection_steps,
+                       along=lambda a, b, s: sphere_projection(a + s[:, None] * (b - a), x0, mask))
+
+    return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
+                    random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,
+                    dist=dist, generator=generator, constrain=constrain)
