@@ -1,0 +1,94 @@
+"""The cross-check: verdicts, twins, bounds and output formats."""
+
+import csv
+import io
+import json
+import math
+
+import torch
+
+import toyrobust as tr
+from toyrobust import crosscheck as cc
+
+
+def _gm():
+    return tr.GaussianMixture([1.0, 0.5, -0.3], 1.0)
+
+
+def test_analytic_case_agrees_with_exact_attack():
+    res = cc.run_case(cc.Case("g", "linear", _gm(), tr.Linear([1.0, 1.0, 0.0], 0.2), tr.L2(0.4)), n=20_000)
+    assert res.verdict == "agree"
+    assert res.ci_low <= res.analytic <= res.ci_high
+    assert res.attack == "exact_attack"
+
+
+def test_wrong_analytic_value_is_reported_as_disagreement():
+    # the analytic side describes a different classifier than the one attacked: the verdict must say so
+    clf = tr.Linear([1.0, 1.0, 0.0], 0.2)
+    case = cc.Case("g", "linear", _gm(), clf, tr.L2(0.4), twin=tr.Linear([1.0, 1.0, 0.0], 0.0))
+    res = cc.run_case(case, n=20_000)
+    assert res.verdict == "disagree"
+    assert "TWIN DIFFERS" in res.detail
+
+
+def test_trained_linear_network_and_its_twin_agree():
+    gm = _gm()
+    model = tr.LinearModel(3, dtype=torch.float64)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor([[1.5, 0.7, -0.2]], dtype=torch.float64))
+        model.linear.bias.fill_(0.3)
+    case = cc.Case("g", "net", gm, model, tr.Linf(0.2), twin=model.twin(), attack_options={"steps": 20})
+    res = cc.run_case(case, n=20_000)
+    assert res.verdict == "agree", res
+    assert "twin margin gap" in res.detail
+
+
+def test_twin_ignoring_the_bias_is_caught():
+    gm = _gm()
+    model = tr.LinearModel(3, dtype=torch.float64)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor([[1.5, 0.7, -0.2]], dtype=torch.float64))
+        model.linear.bias.fill_(0.8)
+    no_bias = tr.Linear(model.twin().w, 0.0)
+    res = cc.run_case(cc.Case("g", "net", gm, model, None, twin=no_bias), n=20_000)
+    assert res.verdict == "disagree"
+
+
+def test_bounds_verdicts():
+    gm = _gm()
+    clf = tr.Linear([1.0, 0.0, 0.0])
+    # a torch module has no closed form: it is judged against bounds
+    module = torch.nn.Linear(3, 1).double()
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))
+        module.bias.zero_()
+    ok = cc.run_case(cc.Case("g", "x1 net", gm, module, None, bounds={"zero": 0.0}), n=2000)
+    assert ok.verdict == "bound holds"
+    # an impossible bound above the interval must be reported
+    bad = cc.run_case(cc.Case("g", "x1 net", gm, module, None, bounds={"fake bound": 0.9}), n=5000)
+    assert bad.verdict == "bound violated" and "ABOVE" in bad.detail
+    # the Bayes risk is a bound every standard risk must respect
+    good = cc.run_case(cc.Case("g", "x1 net", gm, module, None), n=5000)
+    assert good.verdict == "bound holds" and "Bayes risk" in good.detail
+    assert math.isclose(float(tr.risk(gm, clf)), good.estimate, abs_tol=0.03)
+
+
+def test_default_case_list_covers_everything():
+    cases = cc.default_cases(quick=False, trained=False)
+    kinds = {type(c.dist).__name__ for c in cases}
+    assert kinds == {"PointMasses", "Tsipras", "GaussianMixture", "ConcentricSpheres"}
+    assert {c.threat.name for c in cases if c.threat is not None} == {"linf", "l2", "l1"}
+    assert {c.definition for c in cases} == set(tr.DEFINITIONS)
+    quick = cc.default_cases(quick=True, trained=False)
+    assert {c.definition for c in quick} == set(tr.DEFINITIONS) and len(quick) < len(cases)
+
+
+def test_outputs_parse():
+    cases = [c for c in cc.default_cases(quick=True, trained=False) if c.group.startswith("point masses")][:4]
+    results = cc.run(cases, n=2000)
+    table = cc.format_table(results)
+    assert "verdict" in table.splitlines()[0] and f"{len(results)} cases" in table
+    parsed = json.loads(cc.to_json(results))
+    assert len(parsed) == len(results) and {"analytic", "ci_low", "ci_high", "verdict"} <= set(parsed[0])
+    rows = list(csv.DictReader(io.StringIO(cc.to_csv(results))))
+    assert len(rows) == len(results) and all(r["verdict"] == "agree" for r in rows)

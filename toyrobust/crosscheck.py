@@ -1,0 +1,394 @@
+"""The cross-check: every analytic answer next to a Monte Carlo estimate from real attacks, with a verdict.
+
+Each :class:`Case` names a distribution, a classifier (analytic, a trained network with an analytic twin, or a
+trained network with no closed form), a threat model and a definition. :func:`run_case` computes
+
+* the analytic risk ``tr.risk(...)`` where a closed form is registered (for a trained linear or quadratic
+  network: the closed form of its analytic twin, after checking that the twin's margin equals the network's);
+* the Monte Carlo estimate ``tr.estimate_risk(...)`` with its Clopper-Pearson interval, attacking the object
+  itself (exact attacks for analytic classifiers, PGD for networks);
+
+and a verdict:
+
+=================  =============================================================================================
+``agree``          the analytic value lies in the interval (two-sided, at the stated level)
+``attack weaker``  the attack is not exact (PGD-type) and the analytic value lies above the interval: the
+                   verified successes are a lower bound on the risk, and the attack missed adversarial
+                   examples that exist (reported, not hidden: the attack, not the closed form, is at fault
+                   unless the closed form is also wrong)
+``disagree``       anything else: an exact attack or the standard risk outside the interval, or an inexact attack
+                   finding more verified adversarial examples than the closed form allows. Reported loudly
+``bound holds``    no closed form: the estimate is consistent with every analytic bound (optimal adversarial
+                   risk, Bayes risk, adversarial >= standard, the spherical isoperimetric bound)
+``bound violated`` some bound lies above the interval's upper end (for adversarial risks: the attack is too
+                   weak, or the bound is wrong)
+``estimate only``  neither a closed form nor a bound applies
+=================  =============================================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .bounds import isoperimetric_expansion, optimal_risk
+from .classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
+from .definitions import DEFINITIONS, check_definition
+from .distributions import ConcentricSpheres, Distribution, GaussianMixture, PointMasses, Tsipras
+from .montecarlo import estimate_risk
+from .risks import risk
+from .threats import L1, L2, Linf, ThreatModel
+
+__all__ = ["Case", "CaseResult", "default_cases", "run_case", "run", "format_table", "to_json", "to_csv",
+           "VERDICTS"]
+
+VERDICTS = ("agree", "attack weaker", "disagree", "bound holds", "bound violated", "estimate only")
+#: attacks whose verified success rate is the exact adversarial risk (no attack error)
+EXACT_METHODS = ("exact_attack", "none (standard risk)")
+
+
+@dataclass
+class Case:
+    """One row of the cross-check.
+
+    Attributes:
+        group: a heading, e.g. ``"point masses"``.
+        name: the classifier's short name, e.g. ``"bayes"`` or ``"trained linear (twin)"``.
+        dist: the distribution.
+        clf: the object attacked by Monte Carlo (a classifier or a torch module).
+        threat: threat model or None (standard risk).
+        definition: one of :data:`~toyrobust.definitions.DEFINITIONS`.
+        twin: the analytic classifier whose closed form stands for ``clf`` (trained networks), or None.
+        bounds: extra named lower bounds for the risk (for networks with no closed form).
+        attack_options: passed to the attack (e.g. PGD steps).
+        n: Monte Carlo sample size for this case (default: the run's ``n``).
+    """
+
+    group: str
+    name: str
+    dist: Distribution
+    clf: Any
+    threat: ThreatModel | None
+    definition: str = "ball"
+    twin: Classifier | None = None
+    bounds: dict[str, float] = field(default_factory=dict)
+    attack_options: dict[str, Any] | None = None
+    n: int | None = None
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case (plain data: serialises to JSON and CSV)."""
+
+    group: str
+    classifier: str
+    distribution: str
+    threat: str
+    definition: str
+    analytic: float | None
+    analytic_method: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n: int
+    level: float
+    attack: str
+    verdict: str
+    detail: str
+    seconds: float
+
+
+def _threat_name(threat: ThreatModel | None) -> str:
+    return "none" if threat is None else f"{threat.name}:{threat.eps:g}"
+
+
+def _twin_gap(case: Case, seed: int) -> float:
+    """Largest |network margin - twin margin| on fresh samples (0 means the twin is the network)."""
+    x, _ = case.dist.sample(512, generator=seed + 7, dtype=torch.float64)
+    net = as_classifier(case.clf)
+    module = getattr(net, "module", None)
+    if isinstance(module, torch.nn.Module):
+        p = next(module.parameters(), None)
+        if p is not None:
+            x = x.to(device=p.device, dtype=p.dtype)
+    with torch.no_grad():
+        a = net.margin(x).double().cpu()
+        b = case.twin.margin(x.double().cpu())
+    return float((a - b).abs().max() / (1 + b.abs().max()))
+
+
+def _bounds_for(case: Case, analytic_std: Callable[[], float | None]) -> dict[str, float]:
+    """Analytic lower bounds that apply to any classifier on this case."""
+    out = dict(case.bounds)
+    if case.definition == "ball" and case.threat is not None:
+        try:
+            out["optimal adversarial risk"] = float(optimal_risk(case.dist, case.threat))
+        except (NotImplementedError, TypeError, ValueError):
+            pass
+    if case.definition == "ball" and case.threat is None:
+        try:
+            out["Bayes risk"] = float(risk(case.dist, case.dist.bayes_classifier()))
+        except NotImplementedError:
+            pass
+    return out
+
+
+def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999, device: Any = "cpu",
+             progress: bool = False) -> CaseResult:
+    """Compute the analytic value (or bounds) and the Monte Carlo estimate of one case, and judge them.
+
+    Args:
+        case: the case.
+        n: Monte Carlo sample size.
+        seed: master seed of the estimate.
+        level: confidence level of the two-sided Clopper-Pearson interval.
+        device: where the Monte Carlo runs.
+        progress: show the estimator's progress bar.
+    """
+    check_definition(case.definition)
+    start = time.perf_counter()
+    details = []
+    analytic, method = None, "no closed form"
+    source = case.twin if case.twin is not None else case.clf
+    if case.twin is not None:
+        gap = _twin_gap(case, seed)
+        details.append(f"twin margin gap {gap:.1e}")
+        if gap > 1e-6:
+            details.append("TWIN DIFFERS FROM NETWORK")
+    if isinstance(source, Classifier):
+        try:
+            res = risk(case.dist, source, case.threat, case.definition)
+            analytic, method = float(res), res.method
+        except NotImplementedError:
+            pass
+    est = estimate_risk(case.dist, case.clf, case.threat, case.definition, n=case.n or n, seed=seed, level=level,
+                        device=device, dtype=torch.float64 if not isinstance(case.clf, torch.nn.Module) else None,
+                        progress=progress, attack_options=case.attack_options)
+    if est.invalid_claims:
+        details.append(f"{est.invalid_claims} attack claims failed verification")
+    if analytic is not None:
+        # a tolerance of 1e-12 absorbs float rounding of risks that are exactly 0 or 1
+        inside = est.ci_low - 1e-12 <= analytic <= est.ci_high + 1e-12
+        exact = est.method in EXACT_METHODS
+        if any("DIFFERS" in d for d in details):
+            verdict = "disagree"
+        elif inside:
+            verdict = "agree"
+        elif not exact and analytic > est.ci_high:
+            verdict = "attack weaker"
+        else:
+            verdict = "disagree"
+    else:
+        bounds = _bounds_for(case, lambda: None)
+        if bounds:
+            broken = {k: v for k, v in bounds.items() if v > est.ci_high + 1e-12}
+            verdict = "bound violated" if broken else "bound holds"
+            details += [f"{k} {v:.4g}" + (" (ABOVE the interval)" if k in broken else "") for k, v in bounds.items()]
+        else:
+            verdict = "estimate only"
+    return CaseResult(
+        group=case.group, classifier=case.name, distribution=repr(case.dist), threat=_threat_name(case.threat),
+        definition=case.definition, analytic=analytic, analytic_method=method, estimate=est.value,
+        ci_low=est.ci_low, ci_high=est.ci_high, n=est.n, level=level, attack=est.method, verdict=verdict,
+        detail="; ".join(details), seconds=time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------------ the default cases
+def _n_for(definition: str, quick: bool) -> int | None:
+    """Sample size: the projection and error-region attacks are PGD-type and much slower than exact ones."""
+    if definition == "projection":
+        return 500 if quick else 20_000
+    if definition == "error-region":
+        return 2_000 if quick else 20_000
+    return None
+
+
+def _options_for(definition: str, quick: bool) -> dict[str, Any] | None:
+    """The projection attack alternates Dykstra projections inside every PGD step: fewer rounds keep it fast."""
+    if definition != "projection":
+        return None
+    return {"steps": 30, "alternations": 6, "bisection_steps": 10} if quick else None
+
+
+def _grid(quick: bool, threats: list[ThreatModel]) -> list[tuple[ThreatModel, str]]:
+    """(threat, definition) pairs: every definition for every threat, or in quick mode every definition for the
+    first threat and the ball definition for the others."""
+    if not quick:
+        return [(t, d) for t in threats for d in DEFINITIONS]
+    return [(threats[0], d) for d in DEFINITIONS] + [(t, "ball") for t in threats[1:]]
+
+
+def _analytic_cases(quick: bool) -> list[Case]:
+    cases: list[Case] = []
+
+    def add(group: str, dist: Distribution, classifiers: list[tuple[str, Classifier]], threats: list) -> None:
+        for clf_name, clf in classifiers:
+            cases.append(Case(group, clf_name, dist, clf, None))
+            for threat, definition in _grid(quick, threats):
+                cases.append(Case(group, clf_name, dist, clf, threat, definition, n=_n_for(definition, quick),
+                                  attack_options=_options_for(definition, quick)))
+
+    pm = PointMasses(1.0)
+    add("point masses gap=1", pm, [("max-margin", pm.bayes_classifier()), ("threshold 0.2", Linear([-1.0], 0.2))],
+        [Linf(0.3), Linf(0.6)] if not quick else [Linf(0.6), Linf(0.3)])
+    if quick:  # in 1-D every definition is cheap: keep them all at both radii
+        for clf_name, clf in (("max-margin", pm.bayes_classifier()), ("threshold 0.2", Linear([-1.0], 0.2))):
+            for definition in DEFINITIONS[1:]:
+                cases.append(Case("point masses gap=1", clf_name, pm, clf, Linf(0.3), definition,
+                                  n=_n_for(definition, quick), attack_options=_options_for(definition, quick)))
+
+    ts = Tsipras(0.9, 3.0, 1)
+    add("tsipras p=0.9 eta=3", ts, [("bayes", ts.bayes_classifier()), ("robust sign(x1)", Linear([1.0, 0.0]))],
+        [Linf(2.0), L2(2.0), L1(2.0), Linf(6.0)])
+
+    D = 100 if quick else 1000
+    gm = GaussianMixture.robust_nonrobust(D)
+    a = math.sqrt(math.log(D) / (D - 1))
+    add(f"robust/non-robust D={D}", gm,
+        [("bayes", gm.bayes_classifier()), ("robust sign(x1)", Linear([1.0] + [0.0] * (D - 1)))],
+        [Linf(2 * a), L2(0.5), L1(1.0)])
+
+    sp = ConcentricSpheres(500, 1.0, 1.3)
+    e1 = [1.0] + [0.0] * 499
+    add("spheres D=500", sp,
+        [("bayes radial 1.15", sp.bayes_classifier()), ("radial 1.05", Radial(1.05)),
+         ("linear cap x1 >= 0.05", Linear(e1, -0.05)),
+         ("quadratic", Quadratic([1.0 / 1.3**2 * 1.02] * 250 + [0.98] * 250, 1.0))],
+        [L2(0.1), Linf(0.005)])
+    return cases
+
+
+def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[Case]:
+    from .models import MLP, LinearModel, QuadraticNet
+    from .training import train
+
+    cases: list[Case] = []
+    D = 50 if quick else 500
+    gm = GaussianMixture.robust_nonrobust(D)
+    a = math.sqrt(math.log(D) / (D - 1))
+    steps = 300 if quick else 3000
+    for label, adversarial in (("trained linear", None), ("adv-trained linear", "closed-form")):
+        model = LinearModel(D, dtype=torch.float64)
+        train(model, gm, steps=steps, batch_size=256, lr=0.05, adversarial=adversarial, threat=Linf(2 * a),
+              seed=seed, device=device, progress=progress)
+        twin = model.twin()
+        for threat in (None, Linf(2 * a), L2(0.5)):
+            cases.append(Case(f"trained, robust/non-robust D={D}", f"{label} (network)", gm, model, threat,
+                              twin=twin, attack_options={"steps": 20}))
+        cases.append(Case(f"trained, robust/non-robust D={D}", f"{label} (twin)", gm, twin, Linf(2 * a)))
+
+    dim, hidden = (20, 100) if quick else (500, 1000)
+    sp = ConcentricSpheres(dim, 1.0, 1.3)
+    quad = QuadraticNet(dim, hidden, init_bias=(1 + 1.3) ** 2 / 4, seed=seed, dtype=torch.float64)
+    train(quad, sp, steps=400 if quick else 4000, batch_size=128, lr=1e-3, seed=seed, device=device,
+          progress=progress)
+    twin = quad.twin()
+    for threat in (None, L2(0.05)):
+        cases.append(Case(f"trained, spheres D={dim}", "quadratic net (network)", sp, quad, threat, twin=twin,
+                          attack_options={"steps": 40}))
+
+    mlp = MLP(dim, (hidden, hidden), seed=seed, dtype=torch.float32)
+    train(mlp, sp, steps=400 if quick else 4000, batch_size=128, lr=1e-3, seed=seed, device=device,
+          progress=progress)
+    mlp_std = estimate_risk(sp, mlp, None, n=20_000, seed=seed + 1, level=0.999, device=device)
+    for eps in (0.05, 0.2):
+        bounds = {}
+        # per-sphere error rates, lower confidence ends, give the isoperimetric bound on the ball risk
+        errs = []
+        for yv, r in ((-1, 1.0), (1, 1.3)):
+            x, _ = sp.sample(4000, generator=seed + 11 + yv, dtype=torch.float32)
+            x = x[(x.norm(dim=1) - r).abs() < 1e-3]
+            with torch.no_grad():
+                wrong = int((as_classifier(mlp).predict(x) != yv).sum())
+            from .montecarlo import clopper_pearson
+
+            errs.append((clopper_pearson(wrong, x.shape[0], 0.999)[0], r))
+        iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
+        bounds["isoperimetric bound"] = iso
+        bounds["standard risk (lower end)"] = mlp_std.ci_low
+        cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
+                          attack_options={"steps": 40}))
+    cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
+    return cases
+
+
+def default_cases(quick: bool = True, *, trained: bool = True, seed: int = 0, device: Any = "cpu",
+                  progress: bool = False) -> list[Case]:
+    """The default case list: all four distributions, all norms and definitions, analytic and trained models.
+
+    Args:
+        quick: small dimensions and short trainings (minutes on a laptop CPU) instead of the full size.
+        trained: include the trained networks (their training happens here).
+        seed: seed of the trainings.
+        device: where the trainings run.
+        progress: show training progress bars.
+    """
+    cases = _analytic_cases(quick)
+    if trained:
+        cases += _trained_cases(quick, seed, device, progress)
+    return cases
+
+
+def run(cases: list[Case], *, n: int = 20_000, seed: int = 0, level: float = 0.999, device: Any = "cpu",
+        report: Callable[[int, int, CaseResult], Any] | None = None) -> list[CaseResult]:
+    """Run every case; ``report(i, total, result)`` is called after each one."""
+    results = []
+    for i, case in enumerate(cases, 1):
+        res = run_case(case, n=n, seed=seed + i, level=level, device=device)
+        results.append(res)
+        if report:
+            report(i, len(cases), res)
+    return results
+
+
+# ------------------------------------------------------------------------------------------ output
+_COLUMNS = ("group", "classifier", "threat", "definition", "analytic", "estimate", "ci", "n", "verdict", "detail")
+
+
+def _row(r: CaseResult) -> list[str]:
+    analytic = "-" if r.analytic is None else f"{r.analytic:.4g}"
+    ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
+    verdict = r.verdict.upper() if r.verdict in ("disagree", "bound violated", "attack weaker") else r.verdict
+    return [r.group, r.classifier, r.threat, r.definition, analytic, f"{r.estimate:.4f}", ci, str(r.n), verdict,
+            r.detail]
+
+
+def format_table(results: list[CaseResult]) -> str:
+    """A fixed-width table for people, with a summary line of verdict counts."""
+    rows = [list(_COLUMNS)] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  ------")
+    counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
+    level = results[0].level if results else float("nan")
+    lines.append("")
+    lines.append(f"{len(results)} cases at level {level:g} (two-sided Clopper-Pearson): "
+                 + ", ".join(f"{c} {v}" for v, c in counts.items() if c))
+    return "\n".join(lines)
+
+
+def to_json(results: list[CaseResult]) -> str:
+    """JSON list of the results (one object per case)."""
+    return json.dumps([asdict(r) for r in results], indent=2)
+
+
+def to_csv(results: list[CaseResult]) -> str:
+    """CSV of the results, one row per case."""
+    buf = io.StringIO()
+    names = list(CaseResult.__dataclass_fields__)
+    writer = csv.DictWriter(buf, fieldnames=names)
+    writer.writeheader()
+    for r in results:
+        writer.writerow(asdict(r))
+    return buf.getvalue()
