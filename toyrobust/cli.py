@@ -10,8 +10,12 @@ from typing import Any
 
 import sympy
 
-from .constraints import Constraint
+from .blocks import Blocks
+from .classifiers import Linear, Quadratic, Radial
+from .constraints import Constraint, is_symbolic
+from .definitions import DEFINITIONS
 from .distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
+from .threats import THREAT_MODELS
 
 #: distribution names accepted on the command line, with their constructors and parameter constraints
 DISTRIBUTIONS: dict[str, tuple[Any, dict[str, Constraint | None]]] = {
@@ -101,6 +105,131 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_value(what: str, text: str) -> Any:
+    """A number, or a real sympy symbol for a bare name (classifier and threat specs)."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        if not text.isidentifier():
+            raise UsageError(f"{what}: expected a number or a symbol name, got {text!r}") from None
+        return sympy.Symbol(text, real=True)
+    if not math.isfinite(value):
+        raise UsageError(f"{what}: must be finite, got {text!r}")
+    return int(value) if value.is_integer() else value
+
+
+CLASSIFIER_SPECS = "bayes | robust | maxmargin | linear:W1,W2,..[:B] | radial:R | quadratic:A1,A2,..:C"
+
+
+def make_classifier(spec: str, dist: Any) -> Any:
+    """Build a classifier from its command-line spec (see :data:`CLASSIFIER_SPECS`) for the distribution.
+
+    ``bayes`` is the distribution's Bayes classifier; ``robust`` is ``sign(x_1)`` (Tsipras et al.'s robust
+    feature); ``maxmargin`` is the max-margin threshold ``x <= gap/2`` of the point masses (or the middle sphere).
+    """
+    head, _, rest = spec.strip().partition(":")
+    head = head.lower()
+    if head == "bayes" and not rest:
+        return dist.bayes_classifier()
+    if head == "robust" and not rest:
+        if isinstance(dist, PointMasses):
+            raise UsageError("--classifier robust (sign(x_1)) needs a distribution of dimension >= 2")
+        return Linear(Blocks([(1, 1), (0, dist.dim - 1)]), 0)
+    if head == "maxmargin" and not rest:
+        if isinstance(dist, PointMasses):
+            return Linear([-1], dist.gap / 2)
+        if isinstance(dist, ConcentricSpheres):
+            return Radial(dist.r_mid, dim=dist.dim)
+        raise UsageError("--classifier maxmargin is defined for point-masses and spheres")
+    try:
+        if head == "linear" and rest:
+            weights, _, bias = rest.partition(":")
+            w = [_spec_value("--classifier linear weight", t) for t in weights.split(",")]
+            return Linear(w, _spec_value("--classifier linear bias", bias) if bias else 0)
+        if head == "radial" and rest:
+            return Radial(_spec_value("--classifier radial radius", rest), dim=dist.dim)
+        if head == "quadratic" and rest and ":" in rest:
+            alphas, _, c = rest.partition(":")
+            return Quadratic([_spec_value("--classifier quadratic alpha", t) for t in alphas.split(",")],
+                             _spec_value("--classifier quadratic c", c))
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    raise UsageError(f"--classifier {spec!r} not understood; expected {CLASSIFIER_SPECS}")
+
+
+def _parse_coords(text: str) -> Any:
+    """``"1:"`` -> slice(1, None), ``"0:3"`` -> slice(0, 3), ``"0,2"`` -> (0, 2)."""
+    try:
+        if ":" in text:
+            start, _, stop = text.partition(":")
+            return slice(int(start) if start.strip() else 0, int(stop) if stop.strip() else None)
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise UsageError(f"--coords must look like '1:', '0:3' or '0,2', got {text!r}") from None
+
+
+def make_threat_spec(spec: str | None, coords: str | None) -> Any:
+    """A threat model from ``NORM:EPS`` (eps a number >= 0 or a symbol name) and an optional coords string."""
+    if spec is None:
+        if coords is not None:
+            raise UsageError("--coords needs --threat")
+        return None
+    head, sep, tail = spec.strip().partition(":")
+    cls = THREAT_MODELS.get(head.strip().lower())
+    if not sep or cls is None:
+        raise UsageError(f"--threat {spec!r} not understood: expected NORM:EPS with NORM in linf, l2, l1, e.g. "
+                         f"linf:0.3 (EPS may be a symbol name)")
+    text = tail.strip()
+    eps = sympy.Symbol(text, nonnegative=True) if text.isidentifier() else _spec_value("--threat eps", text)
+    try:
+        return cls(eps, coords=None if coords is None else _parse_coords(coords))
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _cmd_risk(args: argparse.Namespace) -> int:
+    from .risks import risk
+
+    dist = make_distribution(args.dist, args.param)
+    clf = make_classifier(args.classifier, dist)
+    threat = make_threat_spec(args.threat, args.coords)
+    try:
+        result = risk(dist, clf, threat, args.definition)
+    except (ValueError, TypeError, NotImplementedError, ArithmeticError) as err:
+        raise UsageError(" ".join(str(err).split())) from None
+    info: dict[str, Any] = {
+        "distribution": repr(dist),
+        "classifier": repr(clf),
+        "threat": "none (standard risk)" if threat is None else repr(threat),
+        "definition": args.definition,
+        "value": result.value,
+        "log_value": result.log_value,
+        "closed form": str(result.expr),
+        "method": result.method,
+    }
+    form = result.details.get("form")
+    if form is not None and len(str(form.formula)) <= 400:  # large piecewise structures stay in the API
+        info["formula"] = str(form.formula)
+        info["where"] = {name: (str(v) if is_symbolic(v) else float(v))
+                         for name, v in result.details.get("scalars", {}).items()}
+    if args.latex:
+        info["latex"] = result.latex()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    shown = dict(info)
+    shown["value"] = "symbolic (numbers for every parameter give a float)" if result.value is None else \
+        f"{result.value:.17g}"
+    shown["log_value"] = "-" if result.log_value is None else f"{result.log_value:.17g}"
+    if "where" in shown:
+        shown["where"] = ", ".join(f"{k} = {v}" for k, v in shown["where"].items())
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``toyrobust`` command."""
     parser = _Parser(prog="toyrobust", description="Analytic and Monte Carlo adversarial robustness on toy "
@@ -122,6 +251,30 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--json", action="store_true", help="print JSON instead of a table")
     describe.add_argument("--latex", action="store_true", help="also print the Bayes rule in LaTeX")
     describe.set_defaults(func=_cmd_describe)
+
+    risk = sub.add_parser(
+        "risk",
+        help="print the closed-form risk of a classifier (value, formula, method)",
+        description="Print the analytic standard or adversarial risk of a classifier on a distribution: its "
+                    "value (computed in log space), its closed form and how it was obtained. Parameters, weights "
+                    "and eps may be numbers or symbol names (the result is then a formula). A combination with "
+                    "no closed form is an error (exit status 2) that suggests tr.estimate_risk.",
+        epilog="examples: toyrobust risk tsipras --param p=0.9 --param eta=3 --classifier bayes --threat linf:0.5; "
+               "toyrobust risk robust-nonrobust --param D=D --classifier robust --threat linf:eps --json",
+    )
+    risk.add_argument("dist", metavar="DIST", help=f"one of: {', '.join(DISTRIBUTIONS)}")
+    risk.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a distribution parameter (repeatable); a name instead of a number makes it symbolic")
+    risk.add_argument("--classifier", default="bayes", metavar="SPEC", help=f"{CLASSIFIER_SPECS} (default: bayes)")
+    risk.add_argument("--threat", default=None, metavar="NORM:EPS",
+                      help="linf:EPS, l2:EPS or l1:EPS; omit for the standard risk")
+    risk.add_argument("--coords", default=None, metavar="COORDS",
+                      help="perturbed coordinates (0-based): '1:' (from 1 on), '0:3', or '0,2'")
+    risk.add_argument("--definition", default="ball", choices=DEFINITIONS,
+                      help="when a perturbed point counts as adversarial (default: ball)")
+    risk.add_argument("--json", action="store_true", help="print JSON")
+    risk.add_argument("--latex", action="store_true", help="also print the closed form in LaTeX")
+    risk.set_defaults(func=_cmd_risk)
     return parser
 
 

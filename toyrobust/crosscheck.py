@@ -367,7 +367,7 @@ def format_table(results: list[CaseResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
     lines = []
     for k, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
         if k == 0:
             lines.append("  ".join("-" * w for w in widths) + "  ------")
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
