@@ -1,0 +1,624 @@
+"""Monte Carlo risk estimates: streamed samples, white-box attacks, exact (Clopper-Pearson) confidence intervals.
+
+The adversarial risk of a classifier ``f`` under a definition ``A`` (see :mod:`toyrobust.definitions`) is
+
+    R(f) = P_{(x, y) ~ D}[ exists x' in B(x): x' is adversarial for (x, y) under A ],
+
+estimated by drawing ``n`` labelled points, attacking each one, and counting the points ``k`` for which an
+adversarial ``x'`` was found and *verified* (inside the ball, adversarial under ``A`` when re-evaluated here). The
+estimate ``k / n`` is a lower bound in expectation (an attack can miss); with an exact attack it is unbiased.
+Its confidence interval is the exact binomial (Clopper-Pearson) one.
+
+Streaming: points are drawn in fixed blocks of ``block_size`` rows; block ``b`` is drawn from a
+``torch.Generator`` seeded with a hash of ``(seed, b)``, and the stream is cut into chunks of ``chunk_size`` rows
+for the attack. So the ``i``-th point depends only on ``(seed, i, block_size, device type, dtype)``, never on
+``chunk_size``: memory is O(chunk_size + block_size) whatever ``n`` is, and a deterministic attack gives the
+same count for every chunk size. A randomised attack (random starts) draws its randomness per chunk, so its
+count agrees across chunk sizes up to sampling noise only.
+
+References:
+    C. J. Clopper, E. S. Pearson, "The use of confidence or fiducial limits illustrated in the case of the
+    binomial", Biometrika 26(4), 1934.
+    Seed 003 (EPFL CS-433 notes, "Adversarial ML"): the adversarial risk R(f, eps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.special
+import torch
+
+from .classifiers import Classifier, TorchClassifier, as_classifier
+from .constraints import is_symbolic
+from .definitions import check_definition, is_adversarial
+from .distributions import Distribution
+from .rng import resolve_device, resolve_dtype
+from .threats import ThreatModel, make_threat
+
+__all__ = [
+    "RiskEstimate",
+    "clopper_pearson",
+    "estimate_risk",
+    "iter_samples",
+    "derive_seed",
+    "SAMPLE_BLOCK",
+    "DEFAULT_CHUNK",
+]
+
+#: rows per sampling block: the unit that fixes which points a seed draws (see the module docstring)
+SAMPLE_BLOCK = 4096
+#: rows attacked at once by default
+DEFAULT_CHUNK = 8192
+
+# stream tags for derive_seed: sampling and attack randomness never share a stream
+_SAMPLE_STREAM = 0
+_ATTACK_STREAM = 1
+
+# names accepted for ``attack=`` as a string, mapped to functions of toyrobust.attacks
+_ATTACK_NAMES = {
+    "pgd": "pgd",
+    "fgsm": "fgsm",
+    "exact": "exact_attack",
+    "exact_attack": "exact_attack",
+    "cw": "carlini_wagner_l2",
+    "carlini-wagner": "carlini_wagner_l2",
+    "carlini_wagner_l2": "carlini_wagner_l2",
+    "projection": "projection_attack",
+    "projection_attack": "projection_attack",
+    "on-manifold": "on_manifold_attack",
+    "on_manifold_attack": "on_manifold_attack",
+}
+
+
+# ---------------------------------------------------------------------------------------------------- intervals
+
+
+def _check_level(level: Any, name: str = "level") -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {level!r}")
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"{name} must lie in the open interval (0, 1), got {level!r}")
+    return level
+
+
+def _as_counts(value: Any, name: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be an integer or an array of integers, got {value!r}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold whole numbers, got {value!r}")
+    return arr.astype(np.int64)
+
+
+def clopper_pearson(k: Any, n: Any, level: float = 0.95, *, alpha: float | None = None) -> tuple[Any, Any]:
+    """Exact (Clopper-Pearson) two-sided confidence interval for a binomial proportion.
+
+    With ``a = 1 - level`` (or ``alpha``), the bounds solve ``P[Bin(n, L) >= k] = a/2`` and
+    ``P[Bin(n, U) <= k] = a/2``, i.e. ``L = I^{-1}_{a/2}(k, n - k + 1)`` (L = 0 when k = 0) and
+    ``U = 1 - I^{-1}_{a/2}(n - k, k + 1)`` (U = 1 when k = n), with ``I`` the regularised incomplete beta
+    function. The upper bound is computed with the complemented inverse ``scipy.special.betainccinv`` so that
+    a tiny ``alpha`` (1e-20, where ``1 - alpha/2`` rounds to 1) keeps full precision. The coverage is at least
+    ``level`` for every true proportion.
+
+    Args:
+        k: successes, an int or an integer array, ``0 <= k <= n``.
+        n: trials, an int or an integer array (broadcast with ``k``), ``n >= 1``.
+        level: confidence level in (0, 1).
+        alpha: instead of ``level``, the error probability ``1 - level`` in (0, 1) (use it for tiny alphas,
+            which ``1 - level`` cannot represent).
+
+    Returns:
+        ``(low, high)``: floats for scalar inputs, numpy arrays of the broadcast shape otherwise.
+
+    References:
+        Clopper and Pearson, Biometrika 1934.
+    """
+    a = 1.0 - _check_level(level) if alpha is None else _check_level(alpha, "alpha")
+    k_arr, n_arr = _as_counts(k, "k"), _as_counts(n, "n")
+    if np.any(n_arr < 1):
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    if np.any(k_arr < 0) or np.any(k_arr > n_arr):
+        raise ValueError(f"k must satisfy 0 <= k <= n, got k={k!r}, n={n!r}")
+    k_arr, n_arr = np.broadcast_arrays(k_arr, n_arr)
+    kf, nf = k_arr.astype(np.float64), n_arr.astype(np.float64)
+    # evaluate on safe arguments and overwrite the edges, so no invalid beta parameters reach scipy
+    low = scipy.special.betaincinv(np.maximum(kf, 1.0), nf - kf + 1.0, a / 2)
+    low = np.where(k_arr == 0, 0.0, low)
+    high = scipy.special.betainccinv(kf + 1.0, np.maximum(nf - kf, 1.0), a / 2)
+    high = np.where(k_arr == n_arr, 1.0, high)
+    if np.ndim(k) == 0 and np.ndim(n) == 0:
+        return float(low), float(high)
+    return low, high
+
+
+# ---------------------------------------------------------------------------------------------------- sampling
+
+
+def derive_seed(seed: int, *key: int) -> int:
+    """A 63-bit seed for the stream named by ``key`` under the master ``seed`` (numpy's SeedSequence hash).
+
+    Distinct keys give statistically independent streams; the same ``(seed, key)`` always gives the same seed.
+
+    Args:
+        seed: master seed (int >= 0).
+        key: non-negative ints naming the stream, e.g. ``(0, block_index)``.
+    """
+    state = np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key)).generate_state(
+        1, dtype=np.uint64)
+    return int(state[0]) & (2**63 - 1)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().entropy) & (2**63 - 1)  # fresh OS entropy, reported back
+    return _check_int("seed", seed, 0)
+
+
+class _SampleStream:
+    """Points ``i = 0, 1, 2, ...`` of a seeded stream, taken in pieces of any size.
+
+    Block ``b`` (rows ``b * block_size`` to ``(b + 1) * block_size - 1``) is ``dist.sample(block_size)`` from a
+    generator seeded with ``derive_seed(seed, 0, b)``; at most one partly used block is kept.
+    """
+
+    def __init__(self, dist: Distribution, seed: int, block_size: int, device: torch.device, dtype: torch.dtype):
+        self.dist, self.seed, self.block_size, self.dtype = dist, seed, block_size, dtype
+        self.device = device
+        self.gen = torch.Generator(device=device)
+        self.block = 0
+        self.rest: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.gen.manual_seed(derive_seed(self.seed, _SAMPLE_STREAM, self.block))
+        self.block += 1
+        return self.dist.sample(self.block_size, generator=self.gen, device=self.device, dtype=self.dtype)
+
+    def take(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys, have = [], [], 0
+        while have < m:
+            x, y = self.rest if self.rest is not None else self._draw()
+            self.rest = None
+            need = m - have
+            if x.shape[0] > need:
+                self.rest = (x[need:], y[need:])
+                x, y = x[:need], y[:need]
+            xs.append(x)
+            ys.append(y)
+            have += x.shape[0]
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        return torch.cat(xs), torch.cat(ys)
+
+
+def iter_samples(
+    dist: Distribution,
+    n: int,
+    *,
+    seed: int = 0,
+    chunk_size: int = DEFAULT_CHUNK,
+    block_size: int = SAMPLE_BLOCK,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Stream ``n`` labelled points of ``dist`` in chunks, with memory independent of ``n``.
+
+    The ``i``-th point depends only on ``(seed, i, block_size, device type, dtype)``: concatenating the chunks
+    gives bitwise the same points for every ``chunk_size`` (see the module docstring).
+
+    Args:
+        dist: a distribution with numeric parameters.
+        n: number of points (int >= 0).
+        seed: master seed (int >= 0).
+        chunk_size: rows per yielded chunk (the last one may be shorter).
+        block_size: rows per sampling block (changing it changes the points drawn).
+        device: where to draw ("auto"/None: CUDA when available, CPU otherwise).
+        dtype: float32 or float64 (None: torch's default dtype).
+
+    Yields:
+        ``(x, y)``: x of shape (m, dim), y of shape (m,) int64 in {-1, +1}, m <= chunk_size.
+    """
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
+    n = _check_int("n", n, 0)
+    seed = _check_seed(seed)
+    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    block_size = _check_int("block_size", block_size, 1)
+    stream = _SampleStream(dist, seed, block_size, resolve_device(device), resolve_dtype(dtype))
+    done = 0
+    while done < n:
+        m = min(chunk_size, n - done)
+        yield stream.take(m)
+        done += m
+
+
+# ---------------------------------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class RiskEstimate:
+    """A Monte Carlo risk estimate with its exact binomial confidence interval.
+
+    Attributes:
+        value: ``k / n``.
+        ci_low, ci_high: the Clopper-Pearson interval at ``level``.
+        k: points counted as adversarial (verified on the returned points); n: points drawn.
+        level: confidence level of the interval.
+        method: the attack's name, or ``"none (standard risk)"`` without a threat.
+        definition: the definition of an adversarial example used.
+        threat: ``repr`` of the threat model, or None.
+        seconds: wall-clock time of the estimate.
+        device, dtype: where and in which precision the points were drawn and attacked.
+        seed: the master seed (reproduces the estimate on the same device type and dtype).
+        chunk_size, block_size: streaming parameters (the points drawn depend on ``block_size`` only).
+        grad_evals: gradient evaluations reported by the attack, summed over chunks.
+        invalid_claims: points the attack flagged as successes that failed verification (an attack bug if > 0).
+        target_width: the requested interval width, or None.
+        converged: with ``target_width``, whether the width was reached before ``max_n``; None otherwise.
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    k: int
+    n: int
+    level: float
+    method: str
+    definition: str
+    threat: str | None
+    seconds: float
+    device: str
+    dtype: str
+    seed: int
+    chunk_size: int
+    block_size: int
+    grad_evals: int = 0
+    invalid_claims: int = 0
+    target_width: float | None = None
+    converged: bool | None = None
+
+    @property
+    def attack(self) -> str:
+        """The attack's name (same as ``method``)."""
+        return self.method
+
+    @property
+    def width(self) -> float:
+        """``ci_high - ci_low``."""
+        return self.ci_high - self.ci_low
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the confidence interval."""
+        return self.ci_low <= float(value) <= self.ci_high
+
+    def as_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict."""
+        return asdict(self)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        return (f"RiskEstimate({self.value:.6g} in [{self.ci_low:.6g}, {self.ci_high:.6g}] at {self.level:g}, "
+                f"k={self.k}, n={self.n}, method={self.method!r}, definition={self.definition!r})")
+
+
+# ---------------------------------------------------------------------------------------------------- estimation
+
+
+def _module_tensor(clf: Classifier) -> torch.Tensor | None:
+    """A floating parameter or buffer of a wrapped torch module (gives its device and dtype), or None."""
+    if isinstance(clf, TorchClassifier) and isinstance(clf.module, torch.nn.Module):
+        for t in list(clf.module.parameters()) + list(clf.module.buffers()):
+            if t.is_floating_point():
+                return t
+    return None
+
+
+@contextlib.contextmanager
+def _eval_mode(clf: Classifier) -> Iterator[None]:
+    """Eval mode for a wrapped torch module during the estimate; each submodule's own mode restored after."""
+    module = clf.module if isinstance(clf, TorchClassifier) else None
+    if not isinstance(module, torch.nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _resolve_placement(clf: Classifier, device: Any, dtype: Any) -> tuple[torch.device, torch.dtype]:
+    ref = _module_tensor(clf)
+    if device is None or device == "auto":
+        dev = ref.device if ref is not None else resolve_device(None)
+    else:
+        dev = resolve_device(device)
+        if ref is not None and ref.device.type != dev.type:
+            raise ValueError(f"device={device!r} differs from the model's device {ref.device}; move the model "
+                             f"first (estimate_risk never moves a model) or pass device=None")
+    if dtype is None:
+        dt = ref.dtype if ref is not None and ref.dtype in (torch.float32, torch.float64) else resolve_dtype(None)
+    else:
+        dt = resolve_dtype(dtype)
+        if ref is not None and ref.dtype != dt:
+            raise ValueError(f"dtype={dtype!r} differs from the model's dtype {ref.dtype}; convert the model "
+                             f"first or pass dtype=None")
+    return dev, dt
+
+
+def _attack_name(fn: Any) -> str:
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    return getattr(base, "__name__", type(base).__name__)
+
+
+def _resolve_attack(attack: Any, clf: Classifier, threat: ThreatModel | None, definition: str) -> Any:
+    if threat is None:
+        if attack is not None:
+            raise ValueError(f"attack={attack!r} needs a threat model; pass threat= (None means the standard risk)")
+        return None
+    if attack is None:
+        try:
+            from .attacks import default_attack
+        except ImportError as err:
+            raise NotImplementedError("toyrobust.attacks.default_attack is not available; pass attack= "
+                                      "explicitly") from err
+        return default_attack(clf, threat, definition)
+    if isinstance(attack, str):
+        from . import attacks as attacks_module
+
+        name = _ATTACK_NAMES.get(attack.strip().lower())
+        fn = getattr(attacks_module, name, None) if name is not None else None
+        if fn is None:
+            available = sorted(k for k, v in _ATTACK_NAMES.items() if hasattr(attacks_module, v))
+            raise ValueError(f"attack={attack!r} is not a known attack; allowed names: {', '.join(available)} "
+                             f"(or pass a function)")
+        return fn
+    if callable(attack):
+        return attack
+    raise TypeError(f"attack must be None, an attack name or a function, got {type(attack).__name__}")
+
+
+def _accepted_keywords(fn: Callable) -> set[str] | None:
+    """Keyword names ``fn`` accepts, or None when it takes ``**kwargs`` (everything)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
+def _wald_n(k: int, n: int, level: float, width: float) -> int:
+    """Sample size at which a Wald interval around the smoothed proportion reaches ``width`` (a planning guess)."""
+    p = (k + 0.5) / (n + 1.0)
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
+    return math.ceil((2 * z) ** 2 * p * (1 - p) / width**2)
+
+
+def _planned_chunk(k: int, done: int, n_min: int, level: float, width: float, chunk_size: int) -> int:
+    """Next chunk size when stopping on the interval width: up to the planned total, at least 256 points."""
+    # at the start, an eighth of the worst case p = 1/2; later, the running estimate
+    guess = _wald_n(k, done, level, width) if done > 0 else _wald_n(1, 2, level, width) // 8
+    return max(math.ceil(1.05 * guess) - done, n_min - done, min(256, chunk_size))
+
+
+def _attack_chunk(attack_fn: Callable, method: str, clf: Classifier, x: torch.Tensor, y: torch.Tensor,
+                  threat: ThreatModel, definition: str, dist: Distribution, kw: dict[str, Any]) -> tuple[int, int, int]:
+    """Attack one chunk; returns (verified adversarial count, gradient evaluations, unverified success claims).
+
+    A point counts when the returned ``x_adv`` lies in the ball and is adversarial when re-checked here, or when
+    the clean point itself is adversarial (it lies in its own ball).
+    """
+    with torch.enable_grad():
+        res = attack_fn(clf, x, y, threat, **kw)
+    x_adv = getattr(res, "x_adv", None)
+    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
+        raise ValueError(f"the attack {method!r} must return an AttackResult whose x_adv has shape "
+                         f"{tuple(x.shape)}, got {type(res).__name__}")
+    x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
+    with torch.no_grad():
+        found = threat.contains(x_adv, x) & is_adversarial(definition, clf, x_adv, y, dist=dist, x=x)
+        rest = ~found  # the clean point needs checking only where the attack's point does not count
+        count = int(found.sum())
+        if count < x.shape[0]:
+            xr = x[rest]
+            count += int(is_adversarial(definition, clf, xr, y[rest], dist=dist, x=xr).sum())
+    claimed = getattr(res, "success", None)
+    wrong = int((claimed.to(found.device).bool() & rest).sum()) if isinstance(claimed, torch.Tensor) else 0
+    return count, int(getattr(res, "grad_evals", 0) or 0), wrong
+
+
+def estimate_risk(
+    dist: Distribution,
+    clf: Any,
+    threat: Any = None,
+    definition: str = "ball",
+    *,
+    attack: Any = None,
+    n: int | None = None,
+    seed: int | None = 0,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    block_size: int = SAMPLE_BLOCK,
+    level: float = 0.95,
+    target_width: float | None = None,
+    max_n: int = 10_000_000,
+    progress: bool | None = None,
+    attack_options: dict[str, Any] | None = None,
+) -> RiskEstimate:
+    """Monte Carlo estimate of a standard or adversarial risk, with an exact confidence interval.
+
+    Estimates ``R = P[exists x' in B(x): x' adversarial for (x, y) under definition]`` (``B(x) = {x}`` when
+    ``threat`` is None: the standard risk, ``P[f(x) != y]`` for "ball"; the other definitions are evaluated at
+    ``x' = x``). Each chunk of streamed points is attacked with ``attack(clf, x, y, threat, definition=...,
+    dist=..., generator=..., **attack_options)`` (keywords the attack does not accept are left out); a point
+    counts when the returned ``x_adv`` lies in the ball and is adversarial under ``definition`` when checked
+    here, or when the clean point itself is (it lies in its own ball). The interval is
+    :func:`clopper_pearson` at ``level``.
+
+    With ``target_width``, chunks are drawn until ``ci_high - ci_low <= target_width`` (so "+-0.01" is
+    ``target_width=0.02``) or ``max_n`` points were drawn, after at least ``n`` points (default 0); the chunk
+    sizes are planned from the running estimate so the run stops near the smallest sufficient ``n``. Stopping
+    on the width (not on the estimate) keeps the interval's coverage close to nominal.
+
+    A torch model is evaluated in eval mode (the deployed, deterministic model, as the attacks see it), and
+    every submodule's mode is restored afterwards; it is never moved or converted, and its parameters'
+    gradients are not touched. Nothing touches the global RNG; the same ``seed`` gives the same result on the
+    same device type and dtype.
+
+    Args:
+        dist: the data distribution (numeric parameters).
+        clf: a toyrobust classifier or a torch module with one logit (positive means +1) or two (column 1 is +1).
+        threat: a threat model, a spec such as ``"linf:0.3"``, or None for the standard risk.
+        definition: "ball", "projection", "error-region" or "prediction-change".
+        attack: None (``toyrobust.attacks.default_attack(clf, threat, definition)``), a name ("pgd", "fgsm",
+            "exact", "cw", "projection", "on-manifold"), or a function following :class:`toyrobust.attacks.Attack`.
+        n: number of points (default 100_000); with ``target_width``, the minimum number (default 0).
+        seed: master seed (int >= 0), or None for fresh OS entropy (reported in the result).
+        device: "cpu", "cuda", "auto" or None (the model's device for a torch module, else CUDA when available).
+        dtype: float32 or float64 (None: the model's dtype for a torch module, else torch's default).
+        chunk_size: points attacked at once (memory is proportional to it, not to ``n``).
+        block_size: points per sampling block (fixes which points a seed draws; see the module docstring).
+        level: confidence level of the interval, in (0, 1).
+        target_width: stop once the interval is at most this wide, in (0, 1]; None draws exactly ``n`` points.
+        max_n: with ``target_width``, the most points to draw.
+        progress: show a tqdm bar on stderr; None shows it for long runs when stderr is a terminal.
+        attack_options: extra keyword arguments for the attack (e.g. ``{"steps": 100}``).
+
+    Returns:
+        a :class:`RiskEstimate`.
+
+    References:
+        Seed 003 (EPFL CS-433 notes): the adversarial risk ``R(f, eps)``; Clopper and Pearson, Biometrika 1934.
+    """
+    start_time = time.perf_counter()
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
+    definition = check_definition(definition)
+    clf = as_classifier(clf)
+    if threat is not None:
+        if not isinstance(threat, (ThreatModel, str)):
+            raise TypeError(f"threat must be a ThreatModel, a spec like 'linf:0.3', or None, got {threat!r}")
+        threat = make_threat(threat)
+        if is_symbolic(threat.eps):
+            raise TypeError(f"threat must have a numeric eps to be attacked, got {threat!r}")
+    level = _check_level(level)
+    seed = _check_seed(seed)
+    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    block_size = _check_int("block_size", block_size, 1)
+    if target_width is None:
+        n = 100_000 if n is None else _check_int("n", n, 1)
+        n_min, n_max = n, n
+    else:
+        if isinstance(target_width, bool) or not isinstance(target_width, (int, float)) \
+                or not 0.0 < float(target_width) <= 1.0:
+            raise ValueError(f"target_width must be a number in (0, 1], got {target_width!r}")
+        target_width = float(target_width)
+        n_max = _check_int("max_n", max_n, 1)
+        n_min = 0 if n is None else _check_int("n", n, 0)
+        if n_min > n_max:
+            raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
+    if attack_options is None:
+        attack_options = {}
+    elif not isinstance(attack_options, dict):
+        raise TypeError(f"attack_options must be a dict of keyword arguments, got {type(attack_options).__name__}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+
+    dev, dt = _resolve_placement(clf, device, dtype)
+    attack_fn = _resolve_attack(attack, clf, threat, definition)
+    method = "none (standard risk)" if attack_fn is None else _attack_name(attack_fn)
+    call_kw: dict[str, Any] = {}
+    if attack_fn is not None:
+        accepted = _accepted_keywords(attack_fn)
+        for key, value in (("definition", definition), ("dist", dist)):
+            if accepted is None or key in accepted:
+                call_kw[key] = value
+        pass_generator = accepted is None or "generator" in accepted
+        clash = set(attack_options) & {"definition", "dist", "generator"}
+        if clash:
+            raise ValueError(f"attack_options must not set {sorted(clash)}: estimate_risk passes them itself")
+        call_kw.update(attack_options)
+    attack_gen = torch.Generator(device=dev) if attack_fn is not None else None
+
+    stream = _SampleStream(dist, seed, block_size, dev, dt)
+    show = progress if progress is not None else (
+        sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_fn is not None and n_max >= 100_000)))
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_max, unit="pt", unit_scale=True, desc=f"estimate_risk[{method}]", file=sys.stderr,
+                   leave=False, dynamic_ncols=True)
+
+    k = done = grad_evals = invalid = chunk_index = 0
+    converged: bool | None = None
+    with _eval_mode(clf):
+        try:
+            while True:
+                if target_width is not None and done >= max(n_min, 1):
+                    low, high = clopper_pearson(k, done, level)
+                    if high - low <= target_width:
+                        converged = True
+                        break
+                if done >= n_max:
+                    converged = None if target_width is None else False
+                    break
+                m = min(chunk_size, n_max - done)
+                if target_width is not None:
+                    m = min(m, _planned_chunk(k, done, n_min, level, target_width, chunk_size))
+                x, y = stream.take(m)
+                if attack_fn is None:
+                    with torch.no_grad():
+                        k += int(is_adversarial(definition, clf, x, y, dist=dist, x=x).sum())
+                else:
+                    kw = dict(call_kw)
+                    if pass_generator:
+                        kw["generator"] = attack_gen.manual_seed(derive_seed(seed, _ATTACK_STREAM, chunk_index))
+                    bad, evals, wrong = _attack_chunk(attack_fn, method, clf, x, y, threat, definition, dist, kw)
+                    k, grad_evals, invalid = k + bad, grad_evals + evals, invalid + wrong
+                done += m
+                chunk_index += 1
+                del x, y
+                if bar is not None:
+                    bar.update(m)
+                    bar.set_postfix(risk=f"{k / done:.4g}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    low, high = clopper_pearson(k, done, level)
+    return RiskEstimate(
+        value=k / done, ci_low=low, ci_high=high, k=k, n=done, level=level, method=method,
+        definition=definition, threat=None if threat is None else repr(threat),
+        seconds=time.perf_counter() - start_time, device=str(dev), dtype=str(dt).replace("torch.", ""),
+        seed=seed, chunk_size=chunk_size, block_size=block_size, grad_evals=grad_evals, invalid_claims=invalid,
+        target_width=target_width, converged=converged,
+    )
