@@ -251,8 +251,10 @@ def test_optimal_risk_gaussian_matches_numerical_minimum(mean, sigma, eps, cls):
     assert opt.log_value == pytest.approx(best, abs=1e-6)
     # the translation lower bound: the Bayes risk once the means move toward each other by the nearest z of the ball
     cons = {"type": "ineq", "fun": lambda z: eps - np.linalg.norm(z, ord=threat.p)}
-    z = scipy.optimize.minimize(lambda z: np.sum((m - z) ** 2), np.zeros_like(m), constraints=[cons],
-                                method="SLSQP", options={"ftol": 1e-14, "maxiter": 300}).x
+    # (at eps = 0 the ball is {0}; SLSQP cannot start on the non-smooth norm's kink there)
+    z = np.zeros_like(m) if eps == 0 else scipy.optimize.minimize(
+        lambda z: np.sum((m - z) ** 2), np.zeros_like(m), constraints=[cons], method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 300}).x
     assert float(opt) == pytest.approx(Q(np.linalg.norm(m - z) / sigma), abs=1e-6)
 
 

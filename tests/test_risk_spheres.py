@@ -12,7 +12,7 @@ import scipy.special as sc
 import scipy.stats
 import sympy
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import toyrobust as tr
@@ -181,7 +181,7 @@ def test_linear_symbolic_matches_numeric(n, r1, ratio, b, e, case):
     fn, cls, w = _symbolic_linear(n, *case)
     value = float(risk(tr.ConcentricSpheres(n, r1, r1 * ratio), tr.Linear(w, b), None if cls is None else cls(e),
                        case[1]))
-    assert float(fn(r1, r1 * ratio, b, e)) == pytest.approx(value, rel=1e-10, abs=1e-300)
+    assert float(fn(r1, r1 * ratio, b, e)) == pytest.approx(value, rel=1e-10, abs=1e-15)
 
 
 def test_linear_symbolic_dimension():
@@ -274,6 +274,9 @@ def test_radial_l2_coords_vs_monte_carlo():
 def test_radial_l2_all_definitions_vs_monte_carlo_small(n, r1, ratio, r_frac, e, k, definition):
     dist = tr.ConcentricSpheres(n, r1, r1 * ratio)
     clf = tr.Radial(r1 * (0.5 + r_frac * ratio / 2))
+    # a classifier radius within rounding of the middle radius leaves an ulp-wide sliver that the exact answer
+    # counts and sampling cannot hit: a tie, not a test of the formula
+    assume(abs(clf.r - float(dist.r_mid)) > 1e-9)
     threat = tr.L2(e * r1, coords=slice(0, min(k, n)))
     closed = float(risk(dist, clf, threat, definition))
     nn = 4000
