@@ -58,8 +58,9 @@ class GaussianMixture(Distribution):
         return cls(Blocks([(1, 1), (a, D - 1)]), 1)
 
     def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        noise = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
-        return noise * float(self.sigma) + y.to(dtype)[:, None] * self.mean.to_tensor(y.device, dtype)
+        x = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
+        # in place: no second (n, D) temporary for y * mean
+        return x.mul_(float(self.sigma)).addcmul_(y.to(dtype)[:, None], self.mean.to_tensor(y.device, dtype)[None, :])
 
     def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """``-||x - y mean||^2 / (2 sigma^2) - D/2 log(2 pi sigma^2)``."""
