@@ -35,7 +35,7 @@ def test_projection_adversarial_for_a_bad_threshold():
     # threshold at 0.2: moving 0 to 0.3 fools it while the true label (projection to 0) stays +1
     dist = tr.PointMasses(1.0)
     clf = tr.Linear([-1.0], 0.2)
-    x, y = torch.tensor([[0.0]]), torch.tensor([1])
+    y = torch.tensor([1])  # x = 0
     x_adv = torch.tensor([[0.3]])
     assert tr.is_adversarial("projection", clf, x_adv, y, dist=dist).item()
     assert tr.is_adversarial("error-region", clf, x_adv, dist=dist).item()
@@ -60,8 +60,7 @@ def test_spheres_moving_outer_point_onto_inner_sphere_is_not_projection_adversar
 def test_tsipras_seed000_move_is_ball_but_not_projection_adversarial():
     dist = tr.Tsipras(0.9, 3.0, 1)
     clf = dist.bayes_classifier()
-    x = torch.tensor([[-1.0, 3.0]], dtype=torch.float64)
-    y = torch.tensor([1])
+    y = torch.tensor([1])  # x = (-1, 3)
     x_adv = torch.tensor([[-1.0, -3.0]], dtype=torch.float64)
     assert tr.is_adversarial("ball", clf, x_adv, y).item()
     assert not tr.is_adversarial("projection", clf, x_adv, y, dist=dist).item()

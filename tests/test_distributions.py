@@ -276,8 +276,9 @@ def test_project_agrees_with_bayes_label_ties():
 
 
 # ----------------------------------------------------------------------------- Bayes classifier
-@pytest.mark.parametrize("dist", [tr.Tsipras(0.9, 3.0, 1), tr.Tsipras(0.6, 0.4, 5), tr.GaussianMixture([1.0, -2.0], 1.5),
-                                  tr.GaussianMixture.robust_nonrobust(50)], ids=repr)
+@pytest.mark.parametrize("dist", [tr.Tsipras(0.9, 3.0, 1), tr.Tsipras(0.6, 0.4, 5),
+                                  tr.GaussianMixture([1.0, -2.0], 1.5), tr.GaussianMixture.robust_nonrobust(50)],
+                         ids=repr)
 def test_bayes_is_argmax_of_posterior(dist):
     x, _ = dist.sample(2000, generator=11, dtype=torch.float64)
     post = dist.posterior(x)
@@ -306,8 +307,9 @@ def test_bayes_beats_other_classifiers_on_samples():
 
 
 def test_bayes_symbolic_equals_torch():
+    s_sym = sympy.Symbol("s", positive=True)
     for dist, sym in [(tr.Tsipras(0.8, 1.2, 3), tr.Tsipras(P, ETA, 3)),
-                      (tr.GaussianMixture([1.0, -0.3], 0.5), tr.GaussianMixture([1.0, -0.3], sympy.Symbol("s", positive=True)))]:
+                      (tr.GaussianMixture([1.0, -0.3], 0.5), tr.GaussianMixture([1.0, -0.3], s_sym))]:
         pt = sympy.Matrix(sympy.symbols(f"x_1:{dist.dim + 1}", real=True))
         expr = sym.bayes_classifier().margin_expr(pt)
         subs = {P: 0.8, ETA: 1.2, sympy.Symbol("s", positive=True): 0.5}

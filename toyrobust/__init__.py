@@ -18,10 +18,19 @@ from .definitions import DEFINITIONS, is_adversarial
 from .distributions import ConcentricSpheres, Distribution, GaussianMixture, PointMasses, Tsipras
 from .models import MLP, LinearModel, QuadraticNet, RotatedQuadratic  # also registers the twins' risks
 from .montecarlo import RiskEstimate, clopper_pearson, estimate_risk
+from .risks import (
+                    Q,
+                    Qinv,
+                    RiskResult,
+                    logQ,
+                    register_risk,
+                    risk,
+                    risk_function,
+                    robust_logistic_loss,
+                    robust_logistic_loss_expr,
+)
 from .threats import L1, L2, Linf, ThreatModel
 from .training import TrainResult, train
-from .risks import (Q, Qinv, RiskResult, logQ, register_risk, risk, risk_function, robust_logistic_loss,
-                    robust_logistic_loss_expr)
 
 __version__ = "0.1.0"
 

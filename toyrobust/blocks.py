@@ -8,7 +8,8 @@ The robust/non-robust features model has mean ``(1, a, ..., a)`` with ``D - 1`` 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import sympy
@@ -36,7 +37,7 @@ class Blocks:
             integers or sympy expressions (a symbolic dimension).
     """
 
-    __slots__ = ("blocks", "_cache")
+    __slots__ = ("blocks", "_cache", "_numeric")
 
     def __init__(self, blocks: Iterable[tuple[Any, Any]]):
         items = []
@@ -61,9 +62,10 @@ class Blocks:
             raise ValueError("a vector needs at least one entry")
         self.blocks: tuple[tuple[Any, Any], ...] = tuple(items)
         self._cache: dict = {}
+        self._numeric = not any(is_symbolic(v) or is_symbolic(c) for v, c in self.blocks)
 
     @classmethod
-    def from_array(cls, values: Any) -> "Blocks":
+    def from_array(cls, values: Any) -> Blocks:
         """Build from a 1-D sequence, array or tensor (consecutive equal entries merged)."""
         if isinstance(values, torch.Tensor):
             values = values.detach().cpu().tolist()
@@ -82,7 +84,7 @@ class Blocks:
     @property
     def is_numeric(self) -> bool:
         """True when every value and count is a number."""
-        return not any(is_symbolic(v) or is_symbolic(c) for v, c in self.blocks)
+        return self._numeric
 
     def __len__(self) -> int:
         if not self.is_numeric:
@@ -107,16 +109,16 @@ class Blocks:
         return out
 
     # ------------------------------------------------------------------ arithmetic
-    def map(self, fn) -> "Blocks":
+    def map(self, fn) -> Blocks:
         """Apply ``fn`` to every value."""
         return Blocks((fn(v), c) for v, c in self.blocks)
 
-    def __mul__(self, scalar: Any) -> "Blocks":
+    def __mul__(self, scalar: Any) -> Blocks:
         return self.map(lambda v: v * scalar)
 
     __rmul__ = __mul__
 
-    def __neg__(self) -> "Blocks":
+    def __neg__(self) -> Blocks:
         return self.map(lambda v: -v)
 
     def norm(self, p: float) -> Any:
@@ -127,7 +129,8 @@ class Blocks:
             if p == 1:
                 return float(np.sum(np.abs(vals) * counts))
             if p == 2:
-                return float(math.sqrt(np.sum(vals**2 * counts)))
+                scale = float(np.max(np.abs(vals)))  # rescaled so tiny or huge entries do not under/overflow
+                return 0.0 if scale == 0 else scale * float(math.sqrt(np.sum((vals / scale) ** 2 * counts)))
             if p == math.inf:
                 return float(np.max(np.abs(vals)))
             raise ValueError(f"p must be 1, 2 or inf, got {p!r}")
@@ -139,7 +142,7 @@ class Blocks:
             return sympy.Max(*[sympy.Abs(v) for v, _ in self.blocks])
         raise ValueError(f"p must be 1, 2 or inf, got {p!r}")
 
-    def _aligned(self, other: "Blocks") -> list[tuple[Any, Any, Any]]:
+    def _aligned(self, other: Blocks) -> list[tuple[Any, Any, Any]]:
         """Common refinement ``[(a, b, count)]`` of two vectors of the same dimension."""
         if self.is_numeric and other.is_numeric:
             if self.dim != other.dim:
@@ -161,17 +164,17 @@ class Blocks:
             return [(v1, v2, c) for (v1, c), (v2, _) in zip(self.blocks, other.blocks)]
         raise ValueError(f"cannot align vectors with symbolic block sizes: {self} and {other}")
 
-    def dot(self, other: "Blocks") -> Any:
+    def dot(self, other: Blocks) -> Any:
         """The inner product ``sum_i self_i other_i``."""
         terms = [a * b * c for a, b, c in self._aligned(other)]
         total = sum(terms[1:], terms[0])
         return _num(total) if isinstance(total, sympy.Basic) else total
 
-    def hadamard(self, other: "Blocks") -> "Blocks":
+    def hadamard(self, other: Blocks) -> Blocks:
         """The entrywise product."""
         return Blocks((a * b, c) for a, b, c in self._aligned(other))
 
-    def restrict(self, coords: Any) -> tuple["Blocks | None", "Blocks | None"]:
+    def restrict(self, coords: Any) -> tuple[Blocks | None, Blocks | None]:
         """Split into (entries inside ``coords``, entries outside), each as zero-padded vectors.
 
         ``coords`` is None (all), a ``slice(start, stop)`` (stop may be None) or a sequence of indices (numeric
@@ -179,6 +182,11 @@ class Blocks:
         """
         if coords is None:
             return self, self.map(lambda v: 0)
+        if isinstance(coords, slice) and self.is_numeric and not is_symbolic(coords.start) \
+                and not is_symbolic(coords.stop):
+            if coords.step not in (None, 1):
+                raise ValueError(f"coords slices must have step 1, got {coords!r}")
+            coords = range(self.dim)[coords]
         if isinstance(coords, slice):
             if coords.step not in (None, 1):
                 raise ValueError(f"coords slices must have step 1, got {coords!r}")
@@ -254,7 +262,7 @@ def _simp(value: Any) -> Any:
     return _num(value)
 
 
-def _regroup(items: list[tuple[Any, Any]], like: Blocks) -> "Blocks | None":
+def _regroup(items: list[tuple[Any, Any]], like: Blocks) -> Blocks | None:
     kept = [(v, c) for v, c in items if not (not is_symbolic(c) and c == 0)]
     if not kept:
         return Blocks([(0, like.dim)])
@@ -277,7 +285,7 @@ def as_blocks(values: Any, name: str = "w") -> Blocks:
         raise ValueError(f"{name} must have at least one entry, got {values!r}")
     flat = []
     for v in arr:
-        if isinstance(v, (list, tuple)) or (hasattr(v, "ndim") and getattr(v, "ndim") > 0):
+        if isinstance(v, (list, tuple)) or (hasattr(v, "ndim") and v.ndim > 0):
             raise ValueError(f"{name} must be 1-D, got {values!r}")
         v = v.item() if hasattr(v, "item") and not isinstance(v, sympy.Basic) else v
         if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Basic)):

@@ -230,6 +230,76 @@ def _cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bounds(args: argparse.Namespace) -> int:
+    from .bounds import bounds_report
+    from .threats import make_threat
+
+    dist = make_distribution(args.dist, args.param)
+    try:
+        threat = make_threat(args.threat) if args.threat else None
+        report = bounds_report(dist, threat, mu=args.mu)
+    except (ValueError, TypeError, NotImplementedError) as err:
+        raise UsageError(str(err).splitlines()[0]) from None
+    if args.json:
+        print(json.dumps({k: (v if isinstance(v, (int, float)) else str(v)) for k, v in report.items()}, indent=2))
+    else:
+        width = max(len(k) for k in report)
+        for key, value in report.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import reproduce
+
+    try:
+        names = reproduce.available()
+        only = args.only or None
+        for name in only or []:
+            if name not in names:
+                raise UsageError(f"unknown figure {name!r}; choose from {', '.join(names)}")
+        reproduce.run(only=only, quick=args.quick, out=args.out, report=lambda line: print(line, flush=True))
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    return 0
+
+
+def _cmd_crosscheck(args: argparse.Namespace) -> int:
+    from . import crosscheck as cc
+    from .rng import resolve_device
+
+    if not 0 < args.level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {args.level}")
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    quiet = args.json
+    if not quiet:
+        print(f"building the cross-check cases ({'quick' if args.quick else 'full'} size"
+              f"{', training networks' if not args.no_trained else ''}) ...", file=sys.stderr, flush=True)
+    cases = cc.default_cases(quick=args.quick, trained=not args.no_trained, seed=args.seed, device=device)
+    if args.only:
+        cases = [c for c in cases if args.only.lower() in f"{c.group} {c.name}".lower()]
+        if not cases:
+            raise UsageError(f"--only {args.only!r} matches no case")
+
+    def report(i: int, total: int, res: Any) -> None:
+        if not quiet:
+            print(f"[{i}/{total}] {res.group} | {res.classifier} | {res.threat} | {res.definition}: {res.verdict} "
+                  f"({res.seconds:.1f} s)", file=sys.stderr, flush=True)
+
+    results = cc.run(cases, n=args.n, seed=args.seed, level=args.level, device=device, report=report)
+    if args.csv:
+        with open(args.csv, "w") as fh:
+            fh.write(cc.to_csv(results))
+    print(cc.to_json(results) if args.json else cc.format_table(results))
+    bad = sum(r.verdict in ("disagree", "bound violated") for r in results)
+    return 1 if (bad and args.strict) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``toyrobust`` command."""
     parser = _Parser(prog="toyrobust", description="Analytic and Monte Carlo adversarial robustness on toy "
@@ -275,6 +345,45 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--json", action="store_true", help="print JSON")
     risk.add_argument("--latex", action="store_true", help="also print the closed form in LaTeX")
     risk.set_defaults(func=_cmd_risk)
+
+    bounds = sub.add_parser(
+        "bounds", help="print the analytic bounds for a distribution and threat",
+        description="Print the analytic bounds: the optimal (best-classifier) adversarial risk, the Bayes risk, the "
+                    "label-invariant radius, Tsipras et al.'s trade-off and the spherical isoperimetric bound.",
+        epilog="example: toyrobust bounds robust-nonrobust --param D=100 --threat linf:0.3")
+    bounds.add_argument("dist", metavar="DIST", help=f"one of: {', '.join(DISTRIBUTIONS)}")
+    bounds.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a distribution parameter")
+    bounds.add_argument("--threat", default=None, metavar="NORM:EPS", help="e.g. linf:0.3, l2:1, l1:2")
+    bounds.add_argument("--mu", type=float, default=0.01, help="error measure for the isoperimetric bound")
+    bounds.add_argument("--json", action="store_true", help="print JSON")
+    bounds.set_defaults(func=_cmd_bounds)
+
+    reproduce = sub.add_parser(
+        "reproduce", help="rebuild the figures from the analyses/ scripts",
+        description="Run every analyses/<name>.py script (or those named with --only), writing figures/<name>.png, "
+                    ".pdf and the data behind each as CSV. Needs a source checkout (pip install -e .).")
+    reproduce.add_argument("--quick", action="store_true", help="quick sizes (seconds to a minute per figure)")
+    reproduce.add_argument("--only", action="append", metavar="NAME", help="run only this figure (repeatable)")
+    reproduce.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
+    reproduce.set_defaults(func=_cmd_reproduce)
+
+    crosscheck = sub.add_parser(
+        "crosscheck", help="analytic risks next to Monte Carlo estimates from real attacks, with verdicts",
+        description="For each case (distribution, classifier or trained network, threat, definition) print the "
+                    "closed-form risk, the Monte Carlo estimate with its exact Clopper-Pearson interval, and a "
+                    "verdict: agree, attack weaker (inexact attack below the closed form), DISAGREE, bound holds, "
+                    "BOUND VIOLATED.")
+    crosscheck.add_argument("--quick", action="store_true", help="small dimensions and trainings (minutes on a CPU)")
+    crosscheck.add_argument("--no-trained", action="store_true", help="skip the trained networks")
+    crosscheck.add_argument("--only", default=None, metavar="TEXT", help="only cases whose group or name contains TEXT")
+    crosscheck.add_argument("--n", type=int, default=20_000, help="Monte Carlo samples per case (default 20000)")
+    crosscheck.add_argument("--level", type=float, default=0.999, help="confidence level (default 0.999)")
+    crosscheck.add_argument("--seed", type=int, default=0, help="master seed")
+    crosscheck.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    crosscheck.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    crosscheck.add_argument("--csv", default=None, metavar="PATH", help="also write the results as CSV")
+    crosscheck.add_argument("--strict", action="store_true", help="exit 1 when a case disagrees or a bound fails")
+    crosscheck.set_defaults(func=_cmd_crosscheck)
     return parser
 
 

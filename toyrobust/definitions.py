@@ -13,7 +13,8 @@ For a point ``x`` with label ``y``, a classifier ``f`` and a perturbed point ``x
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -7,8 +7,9 @@ several CSVs ``<name>-<part>.csv``), so a figure can be checked against the anal
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 

@@ -43,7 +43,7 @@ class GaussianMixture(Distribution):
         return is_symbolic(self.sigma) or not self.mean.is_numeric
 
     @classmethod
-    def robust_nonrobust(cls, D: Any) -> "GaussianMixture":
+    def robust_nonrobust(cls, D: Any) -> GaussianMixture:
         """The robust/non-robust features model of seed 003 (after Tsipras et al. 2019).
 
         ``mean = (1, a, ..., a)`` with ``a = sqrt(log D / (D - 1))`` and unit noise on every coordinate: the

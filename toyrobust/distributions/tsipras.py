@@ -45,7 +45,8 @@ class Tsipras(Distribution):
         n = y.shape[0]
         flip = torch.rand(n, generator=gen, device=y.device, dtype=torch.float64) >= self.p
         x1 = torch.where(flip, -y, y).to(dtype)
-        rest = torch.randn(n, self.d, generator=gen, device=y.device, dtype=dtype) + float(self.eta) * y.to(dtype)[:, None]
+        rest = torch.randn(n, self.d, generator=gen, device=y.device, dtype=dtype)
+        rest.add_(float(self.eta) * y.to(dtype)[:, None])
         return torch.cat([x1[:, None], rest], dim=1)
 
     def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
