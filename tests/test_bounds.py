@@ -252,9 +252,11 @@ def test_optimal_risk_gaussian_matches_numerical_minimum(mean, sigma, eps, cls):
     # the translation lower bound: the Bayes risk once the means move toward each other by the nearest z of the ball
     cons = {"type": "ineq", "fun": lambda z: eps - np.linalg.norm(z, ord=threat.p)}
     # (at eps = 0 the ball is {0}; SLSQP cannot start on the non-smooth norm's kink there)
+    # (the Linf ball is a box: given to SLSQP as smooth bounds, its max-norm constraint would stall the solver)
+    box = [(-eps, eps)] * len(m) if threat.p == math.inf else None
     z = np.zeros_like(m) if eps == 0 else scipy.optimize.minimize(
-        lambda z: np.sum((m - z) ** 2), np.zeros_like(m), constraints=[cons], method="SLSQP",
-        options={"ftol": 1e-14, "maxiter": 300}).x
+        lambda z: np.sum((m - z) ** 2), np.zeros_like(m), constraints=[] if box else [cons], bounds=box,
+        method="SLSQP", options={"ftol": 1e-14, "maxiter": 300}).x
     assert float(opt) == pytest.approx(Q(np.linalg.norm(m - z) / sigma), abs=1e-6)
 
 
