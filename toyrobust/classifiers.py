@@ -16,7 +16,8 @@ import torch
 from .blocks import Blocks, as_blocks, point_symbols
 from .constraints import check, is_symbolic, real
 
-__all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin"]
+__all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin",
+           "margin_from_logits"]
 
 
 def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -187,14 +188,18 @@ class TorchClassifier(Classifier):
         return self.module(x)
 
     def margin(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.logits(x)
-        if out.ndim == 1:
-            return out
-        if out.ndim == 2 and out.shape[1] == 1:
-            return out[:, 0]
-        if out.ndim == 2 and out.shape[1] == 2:
-            return out[:, 1] - out[:, 0]
-        raise ValueError(f"module output must have shape (N,), (N, 1) or (N, 2), got {tuple(out.shape)}")
+        return margin_from_logits(self.logits(x))
+
+
+def margin_from_logits(out: torch.Tensor) -> torch.Tensor:
+    """The margin (N,) of a one-logit output (N,) or (N, 1), or of two logits (N, 2): ``out[:, 1] - out[:, 0]``."""
+    if out.ndim == 1:
+        return out
+    if out.ndim == 2 and out.shape[1] == 1:
+        return out[:, 0]
+    if out.ndim == 2 and out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
+    raise ValueError(f"module output must have shape (N,), (N, 1) or (N, 2), got {tuple(out.shape)}")
 
 
 def as_classifier(obj: Any) -> Classifier:

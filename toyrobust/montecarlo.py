@@ -24,7 +24,6 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
@@ -39,6 +38,7 @@ import numpy as np
 import scipy.special
 import torch
 
+from .attacks.losses import eval_mode
 from .classifiers import Classifier, TorchClassifier, as_classifier
 from .constraints import is_symbolic
 from .definitions import check_definition, is_adversarial
@@ -335,22 +335,6 @@ def _module_tensor(clf: Classifier) -> torch.Tensor | None:
     return None
 
 
-@contextlib.contextmanager
-def _eval_mode(clf: Classifier) -> Iterator[None]:
-    """Eval mode for a wrapped torch module during the estimate; each submodule's own mode restored after."""
-    module = clf.module if isinstance(clf, TorchClassifier) else None
-    if not isinstance(module, torch.nn.Module):
-        yield
-        return
-    modes = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _resolve_placement(clf: Classifier, device: Any, dtype: Any) -> tuple[torch.device, torch.dtype]:
     ref = _module_tensor(clf)
     if device is None or device == "auto":
@@ -580,7 +564,7 @@ def estimate_risk(
 
     k = done = grad_evals = invalid = chunk_index = 0
     converged: bool | None = None
-    with _eval_mode(clf):
+    with eval_mode(clf):
         try:
             while True:
                 if target_width is not None and done >= max(n_min, 1):

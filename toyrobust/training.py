@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifiers import TorchClassifier
+from .classifiers import TorchClassifier, margin_from_logits
 from .models import LinearModel
 from .risks.robust_loss import robust_logistic_loss
 from .threats import ThreatModel
@@ -127,14 +127,7 @@ def _linear_params(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _margin(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
-    if out.ndim == 1:
-        return out
-    if out.ndim == 2 and out.shape[1] == 1:
-        return out[:, 0]
-    if out.ndim == 2 and out.shape[1] == 2:
-        return out[:, 1] - out[:, 0]
-    raise ValueError(f"model output must have shape (N,), (N, 1) or (N, 2), got {tuple(out.shape)}")
+    return margin_from_logits(model(x))
 
 
 def _derive_seed(seed: int, stream: int) -> int:
