@@ -6,11 +6,12 @@ alone). Every linear classifier ``sign(w_1 x_1 + w_2 x_2 + b)`` is, up to scale,
 bias b; its standard and ball-adversarial risks are closed forms of the analytic engine
 (``toyrobust.risks.risk_function`` on a grid of (phi, b)).
 
-Left, eps = 2 eta: the set of reachable pairs (shaded), its lower frontier (the smallest adversarial risk of a
-linear classifier with standard risk at most delta), the Bayes classifier, sign(x_1) and sign(x_2), and Tsipras et
-al. 2019, Theorem 2.1: any classifier with standard risk delta has robust accuracy at most ``p/(1 - p) delta``,
-i.e. adversarial risk at least ``1 - p delta / (1 - p)`` (hatched: unreachable by any classifier). sign(x_1) lies on
-the bound: it is tight. Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
+Left, eps = 2 eta: the pairs of the grid's classifiers (dots; ``-region.csv`` lists the occupied cells of a 2-D
+histogram of them), their lower frontier (the smallest adversarial risk of a linear classifier with standard risk
+at most delta), the Bayes classifier, sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any
+classifier with standard risk delta has robust accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at
+least ``1 - p delta / (1 - p)`` (hatched: unreachable by any classifier). sign(x_1) lies on the bound: it is
+tight. Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
 
 Run: ``python analyses/tsipras_tradeoff.py [--quick]``.
 """
