@@ -1,8 +1,20 @@
 """Shared test settings: hypothesis without deadlines (torch's first call is slow), modest example counts."""
 
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", deadline=None, max_examples=500)
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op torch thread per test: the tests use small tensors, which gain nothing from two threads and
+    lose up to 10x on a loaded 2-core machine; the caller's setting is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

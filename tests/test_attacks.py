@@ -31,16 +31,6 @@ from toyrobust.attacks import (
     projection_attack,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small tensors gain nothing from two, and a loaded 2-core machine loses 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 NORMS = {"linf": (tr.Linf, 1.0), "l2": (tr.L2, 2.0), "l1": (tr.L1, math.inf)}  # class, dual exponent q
 
 

@@ -22,14 +22,6 @@ D, N, STEPS = 10, 1500, 10
 BUDGETS = {"linf": (tr.Linf, 0.04), "l2": (tr.L2, 0.12)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small tensors gain nothing from two, and a loaded 2-core machine loses 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class _Centred(torch.nn.Module):
     """An MLP on ``(x - 1/2) / 0.1``: the data sit in the box [0.25, 0.75]^d."""

@@ -24,14 +24,6 @@ from toyrobust.attacks import (
 NORMS = {"linf": (tr.Linf, 1.0), "l2": (tr.L2, 2.0), "l1": (tr.L1, math.inf)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small tensors gain nothing from two, and a loaded 2-core machine loses 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _linear_module(w, b, scale=1.0, dtype=torch.float32, two_logits=False) -> torch.nn.Module:
     """``scale * (w.x + b)`` as one logit, or as the two logits ``(0, scale (w.x + b))``."""

@@ -23,15 +23,6 @@ from toyrobust.classifiers import Linear, Quadratic
 from toyrobust.models import MLP, LinearModel, QuadraticNet, RotatedQuadratic
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small matrices: one thread avoids oversubscription on a shared 2-core machine
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _mp_quadratic_logit(net: QuadraticNet, x: np.ndarray) -> list:
     """sum_j a_j (sum_i W_ji x_i)^2 + b at 50 digits, straight from the parameters."""
     mpmath.mp.dps = 50

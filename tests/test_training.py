@@ -24,15 +24,6 @@ from toyrobust.reproductions import adversarial_training_dynamics, robust_fixed_
 from toyrobust.training import TrainResult, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small models: one thread avoids oversubscription on a shared 2-core machine
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _standin_pgd(clf, x, y, threat, *, steps=40, step_size=None, restarts=1, random_start=True, loss="margin",
                  targeted=False, early_stop=True, definition="ball", dist=None, generator=None):
     """A minimal PGD on the margin loss, used only until toyrobust.attacks.pgd lands."""
