@@ -40,22 +40,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _number_or_symbol(name: str, text: str) -> Any:
     """A number, or a sympy symbol (assumptions: positive; integer for dimensions) for a bare name."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        if not text.isidentifier():
-            raise UsageError(f"--param {name}: expected a number or a symbol name, got {text!r}") from None
-        if name in _INTEGER_PARAMS:
-            return sympy.Symbol(text, integer=True, positive=True)
-        return sympy.Symbol(text, positive=True)
-    if not math.isfinite(value):
-        raise UsageError(f"--param {name}: must be finite, got {text!r}")
-    if name in _INTEGER_PARAMS:
-        if not value.is_integer():
-            raise UsageError(f"--param {name}: must be an integer, got {text!r}")
+    integer = name in _INTEGER_PARAMS
+    value = _spec_value(f"--param {name}", text, positive=True, **({"integer": True} if integer else {}))
+    if isinstance(value, sympy.Symbol):
+        return value
+    if integer:
+        if float(value) != int(value):
+            raise UsageError(f"--param {name}: must be an integer, got {text.strip()!r}")
         return int(value)
-    return value
+    return float(value)
 
 
 def parse_params(dist_name: str, items: list[str]) -> dict[str, Any]:
@@ -105,15 +98,15 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec_value(what: str, text: str) -> Any:
-    """A number, or a real sympy symbol for a bare name (classifier and threat specs)."""
+def _spec_value(what: str, text: str, **assumptions: Any) -> Any:
+    """A finite number, or a sympy symbol for a bare name (real unless ``assumptions`` say otherwise)."""
     text = text.strip()
     try:
         value = float(text)
     except ValueError:
         if not text.isidentifier():
             raise UsageError(f"{what}: expected a number or a symbol name, got {text!r}") from None
-        return sympy.Symbol(text, real=True)
+        return sympy.Symbol(text, **(assumptions or {"real": True}))
     if not math.isfinite(value):
         raise UsageError(f"{what}: must be finite, got {text!r}")
     return int(value) if value.is_integer() else value
