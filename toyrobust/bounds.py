@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from .classifiers import Linear, Radial, TorchClassifier
 from .constraints import is_symbolic
 from .distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
 from .risks.caps import cap_angle, cap_fraction
-from .risks.registry import RiskResult
+from .risks.registry import OptimalRisk, find_optimal_risk, register_optimal_risk
 from .risks.special import Q
 from .rng import make_generator
 from .threats import L2, Linf, ThreatModel
@@ -76,19 +75,7 @@ def tsipras_tradeoff_bound(p: Any, delta: Any) -> Any:
 
 
 def _tsipras_coords(dist: Tsipras, threat: ThreatModel) -> tuple[bool, Any]:
-    """``(x_1 perturbed?, number of perturbed Gaussian coordinates)`` (indices 1..d are the Gaussian ones)."""
-    c = threat.coords
-    if c is None:
-        return True, dist.d
-    if isinstance(c, slice):
-        stop = dist.d + 1 if c.stop is None else c.stop
-        if not is_symbolic(dist.d):
-            threat.coord_indices(dist.d + 1)
-        return c.start == 0, stop - max(c.start, 1)
-    if is_symbolic(dist.d):
-        raise TypeError(f"coords={c!r} needs a numeric d; use slice(start, None) with d={dist.d}")
-    idx = threat.coord_indices(dist.d + 1)
-    return 0 in idx, sum(1 for i in idx if i >= 1)
+    return dist.perturbed_coords(threat)
 
 
 def check_tsipras_tradeoff(dist: Tsipras, clf: Any, threat: ThreatModel) -> dict[str, Any]:
@@ -198,17 +185,6 @@ def isoperimetric_mean_distance(n: int, mu: float, r: float = 1.0, metric: str =
 
 
 # ------------------------------------------------------------------------------------------ optimal risk
-@dataclass(frozen=True, repr=False)
-class OptimalRisk(RiskResult):
-    """The smallest ball-definition adversarial risk any classifier can reach (a :class:`RiskResult`).
-
-    Attributes:
-        classifier: a classifier reaching it, or None where none is known or the parameters are symbolic.
-    """
-
-    classifier: Any = None
-
-
 def _q_parts(arg: Any, numeric: bool) -> tuple[sympy.Expr, float | None, float | None]:
     if not numeric:
         return Q(arg), None, None
@@ -266,6 +242,7 @@ def _soft_threshold(v: Any, eps: Any) -> Any:
     return sympy.sign(v) * sympy.Max(sympy.Abs(v) - eps, 0)
 
 
+@register_optimal_risk(GaussianMixture)
 def _gaussian_optimal(dist: GaussianMixture, threat: Any) -> OptimalRisk:
     mean, sigma = dist.mean, dist.sigma
     key = _key(dist, threat)
@@ -336,6 +313,7 @@ class _TsiprasOptimal:
         return 2 * x[:, 1:] @ mu + self.log_odds * s
 
 
+@register_optimal_risk(Tsipras)
 def _tsipras_optimal(dist: Tsipras, threat: Any) -> OptimalRisk:
     p, eta, d = dist.p, dist.eta, dist.d
     key = _key(dist, threat)
@@ -395,22 +373,54 @@ def _decide(cond: Any) -> bool | None:
     return True if cond is sympy.true else False if cond is sympy.false else None
 
 
-def _threshold_result(dist, threat, safe_below: Any, half_from: Any, robust_clf, method: str) -> OptimalRisk:
-    """0 when ``eps < safe_below`` (``robust_clf`` is robust), 1/2 when ``eps >= half_from``; otherwise unknown."""
+def _threshold_result(dist, threat, safe_below: Any, half_from: Any, robust_clf, method: str,
+                      constant_clf: Any = None) -> OptimalRisk:
+    """0 when ``eps < safe_below`` (``robust_clf`` is robust), 1/2 when ``eps >= half_from`` (reached by
+    ``constant_clf``, default the constant +1 linear rule); otherwise unknown."""
     eps = threat.eps
     key = _key(dist, threat)
     safe, half = _decide(sympy.Lt(eps, safe_below)), _decide(sympy.Ge(eps, half_from))
     if safe is True:
         return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, method, key, {}, robust_clf)
     if half is True:
-        return OptimalRisk(_HALF, 0.5, math.log(0.5), method, key, {}, Radial(0.0) if isinstance(
-            dist, ConcentricSpheres) else Linear([0.0], 1.0))
+        return OptimalRisk(_HALF, 0.5, math.log(0.5), method, key, {},
+                           constant_clf if constant_clf is not None else Linear([0.0], 1.0))
     if sympy.simplify(sympy.sympify(safe_below) - half_from) == 0:
         expr = sympy.Piecewise((0, sympy.Lt(eps, safe_below)), (_HALF, True))
         return OptimalRisk(expr, None, None, method, key, {}, None)
     raise NotImplementedError(
         f"the optimal {type(threat).__name__} risk on {dist!r} at eps = {eps} lies in [0, 1/2] and has no closed form "
         f"here (0 below eps = {safe_below}, 1/2 from eps = {half_from})")
+
+
+@register_optimal_risk(PointMasses)
+def _point_masses_optimal(dist: PointMasses, threat: Any) -> OptimalRisk:
+    gap = dist.gap
+    bayes = Linear([-1.0], gap / 2)
+    if threat is None:
+        return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, "exact (separable)", _key(dist, threat), {}, bayes)
+    threat.coord_indices(1)  # in 1-D the only coordinate is 0
+    return _threshold_result(dist, threat, gap / 2, gap / 2, bayes,
+                             "exact: 0 below gap/2 (max-margin threshold), 1/2 from gap/2 (closed balls meet)")
+
+
+@register_optimal_risk(ConcentricSpheres)
+def _spheres_optimal(dist: ConcentricSpheres, threat: Any) -> OptimalRisk:
+    bayes = dist.bayes_classifier()
+    if threat is None:
+        return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, "exact (separable)", _key(dist, threat), {}, bayes)
+    n = dist.dim
+    k = threat.n_free(n) if is_symbolic(n) else len(threat.coord_indices(int(n)))
+    full = (sympy.sympify(k) - n).is_zero is True
+    half_gap = (dist.r_outer - dist.r_inner) / 2
+    root_k = sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k)
+    root_n = sympy.sqrt(n) if is_symbolic(n) else math.sqrt(n)
+    safe = half_gap / root_k if isinstance(threat, Linf) else half_gap
+    half = (half_gap if isinstance(threat, (L2, Linf)) else half_gap * root_n) if full else sympy.oo
+    return _threshold_result(dist, threat, safe, half, bayes,
+                             "exact: Radial(r_mid) is robust below the safe radius; at and beyond (r2 - r1)/2 in "
+                             "L2 every inner point meets the outer point in its direction on the middle sphere",
+                             constant_clf=Radial(0.0))
 
 
 def optimal_risk(dist: Any, threat: Any = None) -> OptimalRisk:
@@ -446,34 +456,7 @@ def optimal_risk(dist: Any, threat: Any = None) -> OptimalRisk:
     """
     if threat is not None and not isinstance(threat, ThreatModel):
         raise TypeError(f"threat must be a ThreatModel or None, got {type(threat).__name__}")
-    if isinstance(dist, GaussianMixture):
-        return _gaussian_optimal(dist, threat)
-    if isinstance(dist, Tsipras):
-        return _tsipras_optimal(dist, threat)
-    if isinstance(dist, PointMasses):
-        gap = dist.gap
-        bayes = Linear([-1.0], gap / 2)
-        if threat is None:
-            return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, "exact (separable)", _key(dist, threat), {}, bayes)
-        threat.coord_indices(1)  # in 1-D the only coordinate is 0
-        return _threshold_result(dist, threat, gap / 2, gap / 2, bayes,
-                                 "exact: 0 below gap/2 (max-margin threshold), 1/2 from gap/2 (closed balls meet)")
-    if isinstance(dist, ConcentricSpheres):
-        bayes = dist.bayes_classifier()
-        if threat is None:
-            return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, "exact (separable)", _key(dist, threat), {}, bayes)
-        n = dist.dim
-        k = threat.n_free(n) if is_symbolic(n) else len(threat.coord_indices(int(n)))
-        full = (sympy.sympify(k) - n).is_zero is True
-        half_gap = (dist.r_outer - dist.r_inner) / 2
-        root_k = sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k)
-        root_n = sympy.sqrt(n) if is_symbolic(n) else math.sqrt(n)
-        safe = half_gap / root_k if isinstance(threat, Linf) else half_gap
-        half = (half_gap if isinstance(threat, (L2, Linf)) else half_gap * root_n) if full else sympy.oo
-        return _threshold_result(dist, threat, safe, half, bayes,
-                                 "exact: Radial(r_mid) is robust below the safe radius; at and beyond (r2 - r1)/2 in "
-                                 "L2 every inner point meets the outer point in its direction on the middle sphere")
-    raise NotImplementedError(f"no optimal risk known for {type(dist).__name__}")
+    return find_optimal_risk(dist)(dist, threat)
 
 
 # ------------------------------------------------------------------------------------------ seed 001
@@ -507,25 +490,7 @@ def label_invariant_radius(dist: Any, norm: Any = "l2") -> Any:
         norm: "l1", "l2", "linf" (or 1, 2, inf), or a ThreatModel whose norm and coordinates are used.
     """
     p, coords = _norm_p(norm)
-    probe = L2(0, coords=coords)
-    if isinstance(dist, PointMasses):
-        return dist.gap / 2 if 0 in probe.coord_indices(1) else math.inf
-    if isinstance(dist, ConcentricSpheres):
-        n = dist.dim
-        k = probe.n_free(n) if is_symbolic(n) else len(probe.coord_indices(int(n)))
-        half_gap = (dist.r_outer - dist.r_inner) / 2
-        if p == math.inf:
-            return half_gap / (sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k))
-        return half_gap
-    if isinstance(dist, GaussianMixture):
-        if dist.mean.is_numeric and coords is not None and not isinstance(coords, slice):
-            probe.coord_indices(int(dist.mean.dim))
-        inside, _ = dist.mean.restrict(coords)
-        return math.inf if _decide(sympy.Eq(inside.norm(2), 0)) is True else 0
-    if isinstance(dist, Tsipras):
-        _, k_g = _tsipras_coords(dist, probe)
-        return 1 if _decide(sympy.Eq(k_g, 0)) is True else 0
-    raise NotImplementedError(f"no label-invariant radius known for {type(dist).__name__}")
+    return dist.label_invariant_radius(p, coords)
 
 
 def distance_statistics(dist: Any, n: int = 2000, generator: Any = 0, norm: Any = "l2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -10,23 +11,15 @@ from typing import Any
 
 import sympy
 
-from .blocks import Blocks
 from .classifiers import Linear, Quadratic, Radial
 from .constraints import Constraint, is_symbolic
 from .definitions import DEFINITIONS
-from .distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
+from .distributions import cli_constructors
 from .threats import THREAT_MODELS
 
-#: distribution names accepted on the command line, with their constructors and parameter constraints
-DISTRIBUTIONS: dict[str, tuple[Any, dict[str, Constraint | None]]] = {
-    "point-masses": (PointMasses, dict(PointMasses.arg_constraints)),
-    "tsipras": (Tsipras, dict(Tsipras.arg_constraints)),
-    "gaussian-mixture": (GaussianMixture, {"mean": None, **GaussianMixture.arg_constraints}),
-    "robust-nonrobust": (GaussianMixture.robust_nonrobust, {"D": None}),
-    "spheres": (ConcentricSpheres, dict(ConcentricSpheres.arg_constraints)),
-}
-
-_INTEGER_PARAMS = {"d", "dim", "D"}
+#: distribution names accepted on the command line (read from the registry of distributions), with their
+#: constructors and parameter constraints (None: a comma-separated list)
+DISTRIBUTIONS: dict[str, tuple[Any, dict[str, Constraint | None]]] = cli_constructors()
 
 
 class UsageError(Exception):
@@ -38,14 +31,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _number_or_symbol(name: str, text: str) -> Any:
-    """A number, or a sympy symbol (assumptions: positive; integer for dimensions) for a bare name."""
-    integer = name in _INTEGER_PARAMS
+def _number_or_symbol(name: str, text: str, constraint: Constraint | None) -> Any:
+    """A number, or a sympy symbol (assumptions: positive; integer for integer parameters) for a bare name."""
+    integer = constraint is not None and constraint.integer
     value = _spec_value(f"--param {name}", text, positive=True, **({"integer": True} if integer else {}))
     if isinstance(value, sympy.Symbol):
         return value
     if integer:
-        if float(value) != int(value):
+        if not float(value).is_integer():
             raise UsageError(f"--param {name}: must be an integer, got {text.strip()!r}")
         return int(value)
     return float(value)
@@ -61,10 +54,10 @@ def parse_params(dist_name: str, items: list[str]) -> dict[str, Any]:
         name, text = (s.strip() for s in item.split("=", 1))
         if name not in allowed:
             raise UsageError(f"{dist_name} has no parameter {name!r}; allowed: {', '.join(allowed)}")
-        if name == "mean":
-            out[name] = [_number_or_symbol(name, t) for t in text.split(",")]
+        if allowed[name] is None:
+            out[name] = [_number_or_symbol(name, t, None) for t in text.split(",")]
         else:
-            out[name] = _number_or_symbol(name, text)
+            out[name] = _number_or_symbol(name, text, allowed[name])
     return out
 
 
@@ -74,14 +67,21 @@ def make_distribution(dist_name: str, items: list[str]) -> Any:
         raise UsageError(f"unknown distribution {dist_name!r}; choose from {', '.join(DISTRIBUTIONS)}")
     ctor = DISTRIBUTIONS[dist_name][0]
     kwargs = parse_params(dist_name, items)
-    if dist_name == "gaussian-mixture" and "mean" not in kwargs:
-        raise UsageError("gaussian-mixture needs --param mean=V1,V2,...")
-    if dist_name == "robust-nonrobust" and "D" not in kwargs:
-        raise UsageError("robust-nonrobust needs --param D=N (an integer >= 2 or a symbol)")
+    for name in _required_params(ctor):
+        if name not in kwargs:
+            constraint = DISTRIBUTIONS[dist_name][1].get(name)
+            what = "V1,V2,..." if constraint is None else f"VALUE ({constraint.name}, or a symbol name)"
+            raise UsageError(f"{dist_name} needs --param {name}={what}")
     try:
         return ctor(**kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
+
+
+def _required_params(ctor: Any) -> list[str]:
+    """The constructor's parameters without a default value."""
+    return [p.name for p in inspect.signature(ctor).parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
@@ -113,6 +113,10 @@ def _spec_value(what: str, text: str, **assumptions: Any) -> Any:
 
 
 CLASSIFIER_SPECS = "bayes | robust | maxmargin | linear:W1,W2,..[:B] | radial:R | quadratic:A1,A2,..:C"
+#: classifier names a distribution may define (Distribution.named_classifiers)
+_NAMED = {"bayes": "the Bayes classifier",
+          "robust": "sign(x_1), which needs a distribution of dimension >= 2 with a robust first feature",
+          "maxmargin": "the max-margin rule of a separable distribution"}
 
 
 def make_classifier(spec: str, dist: Any) -> Any:
@@ -123,18 +127,12 @@ def make_classifier(spec: str, dist: Any) -> Any:
     """
     head, _, rest = spec.strip().partition(":")
     head = head.lower()
-    if head == "bayes" and not rest:
-        return dist.bayes_classifier()
-    if head == "robust" and not rest:
-        if isinstance(dist, PointMasses):
-            raise UsageError("--classifier robust (sign(x_1)) needs a distribution of dimension >= 2")
-        return Linear(Blocks([(1, 1), (0, dist.dim - 1)]), 0)
-    if head == "maxmargin" and not rest:
-        if isinstance(dist, PointMasses):
-            return Linear([-1], dist.gap / 2)
-        if isinstance(dist, ConcentricSpheres):
-            return Radial(dist.r_mid, dim=dist.dim)
-        raise UsageError("--classifier maxmargin is defined for point-masses and spheres")
+    named = dist.named_classifiers()
+    if head in _NAMED and not rest:
+        if head not in named:
+            raise UsageError(f"--classifier {head} ({_NAMED[head]}) is not defined for {dist.cli_name}; named "
+                             f"classifiers here: {', '.join(named)}")
+        return named[head]
     try:
         if head == "linear" and rest:
             weights, _, bias = rest.partition(":")

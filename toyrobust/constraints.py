@@ -74,14 +74,27 @@ class Constraint:
                 return False
             return _truth(self.symbolic(value))
         if isinstance(value, sympy.Basic):
-            value = float(value) if not (self.integer and value.is_Integer) else int(value)
+            value = int(value) if value.is_Integer else float(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
+        if isinstance(value, numbers.Integral):
+            # exact integer comparison: 10**300 is a valid dimension even though float(10**300) is not an integer
+            return bool(self.numeric(int(value)))
         if not math.isfinite(float(value)):
             return False
-        if self.integer and float(value) != int(value):
+        if self.integer and not float(value).is_integer():
             return False
         return bool(self.numeric(float(value)))
+
+    def strategy(self, edges: bool = True) -> Any:
+        """A hypothesis strategy of valid values in the typical range (with its end points when ``edges``)."""
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        low, high = self.typical
+        if self.integer:
+            return st.integers(int(low), int(high))
+        base = st.floats(low, high, allow_nan=False, allow_infinity=False)
+        return st.one_of(base, st.sampled_from([low, high])) if edges else base
 
 
 real = Constraint("a finite real number", lambda v: True, lambda e: True, (-5.0, 5.0))

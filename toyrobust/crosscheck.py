@@ -40,12 +40,12 @@ from typing import Any
 import torch
 
 from .bounds import isoperimetric_expansion, optimal_risk
-from .classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
+from .classifiers import Classifier, as_classifier
 from .definitions import DEFINITIONS, check_definition
-from .distributions import ConcentricSpheres, Distribution, GaussianMixture, PointMasses, Tsipras
+from .distributions import ConcentricSpheres, Distribution, GaussianMixture, registered_distributions
 from .montecarlo import estimate_risk
 from .risks import risk
-from .threats import L1, L2, Linf, ThreatModel
+from .threats import L2, Linf, ThreatModel
 
 __all__ = ["Case", "CaseResult", "default_cases", "run_case", "run", "format_table", "to_json", "to_csv",
            "VERDICTS"]
@@ -227,45 +227,20 @@ def _grid(quick: bool, threats: list[ThreatModel], skip_quick: tuple[str, ...] =
 
 
 def _analytic_cases(quick: bool) -> list[Case]:
+    """The analytic cases every registered distribution offers (:meth:`Distribution.examples`)."""
     cases: list[Case] = []
-
-    def add(group: str, dist: Distribution, classifiers: list[tuple[str, Classifier]], threats: list,
-            skip_quick: tuple[str, ...] = ()) -> None:
-        for clf_name, clf in classifiers:
-            cases.append(Case(group, clf_name, dist, clf, None))
-            for threat, definition in _grid(quick, threats, skip_quick):
-                cases.append(Case(group, clf_name, dist, clf, threat, definition, n=_n_for(definition, quick),
-                                  attack_options=_options_for(definition, quick)))
-
-    pm = PointMasses(1.0)
-    add("point masses gap=1", pm, [("max-margin", pm.bayes_classifier()), ("threshold 0.2", Linear([-1.0], 0.2))],
-        [Linf(0.3), Linf(0.6)] if not quick else [Linf(0.6), Linf(0.3)])
-    if quick:  # in 1-D every definition is cheap: keep them all at both radii
-        for clf_name, clf in (("max-margin", pm.bayes_classifier()), ("threshold 0.2", Linear([-1.0], 0.2))):
-            for definition in DEFINITIONS[1:]:
-                cases.append(Case("point masses gap=1", clf_name, pm, clf, Linf(0.3), definition,
-                                  n=_n_for(definition, quick), attack_options=_options_for(definition, quick)))
-
-    ts = Tsipras(0.9, 3.0, 1)
-    add("tsipras p=0.9 eta=3", ts, [("bayes", ts.bayes_classifier()), ("robust sign(x1)", Linear([1.0, 0.0]))],
-        [Linf(2.0), L2(2.0), L1(2.0), Linf(6.0)])
-
-    D = 100 if quick else 1000
-    gm = GaussianMixture.robust_nonrobust(D)
-    a = math.sqrt(math.log(D) / (D - 1))
-    add(f"robust/non-robust D={D}", gm,
-        [("bayes", gm.bayes_classifier()), ("robust sign(x1)", Linear([1.0] + [0.0] * (D - 1)))],
-        [Linf(2 * a), L2(0.5), L1(1.0)],
-        # the projection attack in D = 100 (and D = 500 below) costs minutes on a CPU: the full size keeps it
-        skip_quick=("projection",))
-
-    sp = ConcentricSpheres(500, 1.0, 1.3)
-    e1 = [1.0] + [0.0] * 499
-    add("spheres D=500", sp,
-        [("bayes radial 1.15", sp.bayes_classifier()), ("radial 1.05", Radial(1.05)),
-         ("linear cap x1 >= 0.05", Linear(e1, -0.05)),
-         ("quadratic", Quadratic([1.0 / 1.3**2 * 1.02] * 250 + [0.98] * 250, 1.0))],
-        [L2(0.1), Linf(0.005)], skip_quick=("projection",))
+    for cls in registered_distributions().values():
+        for ex in cls.examples(quick):
+            threats = list(ex.threats)
+            if quick and ex.every_definition:
+                grid = [(t, d) for t in threats for d in DEFINITIONS]
+            else:
+                grid = _grid(quick, threats, ex.skip_quick)
+            for clf_name, clf in ex.classifiers:
+                cases.append(Case(ex.group, clf_name, ex.dist, clf, None))
+                for threat, definition in grid:
+                    cases.append(Case(ex.group, clf_name, ex.dist, clf, threat, definition,
+                                      n=_n_for(definition, quick), attack_options=_options_for(definition, quick)))
     return cases
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from hypothesis import strategies as st
 
 from .classifiers import Linear, Quadratic, Radial
-from .constraints import Constraint, positive, unit_interval_open
-from .distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
-from .threats import L1, L2, Linf
+from .constraints import Constraint
+from .distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras, registered_distributions
+from .threats import THREAT_MODELS
 
 __all__ = [
     "params",
@@ -37,59 +38,44 @@ __all__ = [
     "batches",
 ]
 
-KINDS = ("point-masses", "tsipras", "gaussian-mixture", "spheres")
+#: the registered distributions' command-line names (every one has a strategy: a test checks it)
+KINDS = tuple(registered_distributions())
 
 
 def params(constraint: Constraint, edges: bool = True) -> st.SearchStrategy:
     """Valid values of ``constraint`` in its typical range (and, with ``edges``, its typical end points)."""
-    low, high = constraint.typical
-    if constraint.integer:
-        return st.integers(int(low), int(high))
-    base = st.floats(low, high, allow_nan=False, allow_infinity=False)
-    if edges:
-        base = st.one_of(base, st.sampled_from([low, high]))
-    return base
+    return constraint.strategy(edges)
 
 
 def point_masses() -> st.SearchStrategy[PointMasses]:
     """Point masses with a gap in the typical positive range."""
-    return st.builds(PointMasses, gap=params(positive))
+    return PointMasses.strategy()
 
 
 def tsipras(max_d: int = 5) -> st.SearchStrategy[Tsipras]:
     """Tsipras distributions with p in (0.51, 0.99), eta in (0.05, 5) and 1 <= d <= max_d."""
-    return st.builds(Tsipras, p=params(unit_interval_open), eta=params(positive), d=st.integers(1, max_d))
+    return Tsipras.strategy(max_d=max_d)
 
 
 def gaussian_mixtures(max_dim: int = 5) -> st.SearchStrategy[GaussianMixture]:
     """Gaussian mixtures with a non-zero mean of dimension 1..max_dim, or the robust/non-robust preset."""
-    entry = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 1e-3)
-    free = st.builds(GaussianMixture, mean=st.lists(entry, min_size=1, max_size=max_dim),
-                     sigma=st.floats(0.2, 3.0))
-    preset = st.integers(2, 200).map(GaussianMixture.robust_nonrobust)
-    return st.one_of(free, preset)
+    return GaussianMixture.strategy(max_dim=max_dim)
 
 
 def concentric_spheres(max_dim: int = 50) -> st.SearchStrategy[ConcentricSpheres]:
     """Concentric spheres with 2 <= dim <= max_dim and 0 < r_inner < r_outer."""
-
-    @st.composite
-    def build(draw):
-        r_inner = draw(st.floats(0.1, 3.0))
-        ratio = draw(st.floats(1.05, 3.0))
-        return ConcentricSpheres(draw(st.integers(2, max_dim)), r_inner, r_inner * ratio)
-
-    return build()
+    return ConcentricSpheres.strategy(max_dim=max_dim)
 
 
-def distributions(kinds: tuple[str, ...] = KINDS) -> st.SearchStrategy:
-    """Any of the toy distributions named in ``kinds``."""
-    table = {"point-masses": point_masses(), "tsipras": tsipras(), "gaussian-mixture": gaussian_mixtures(),
-             "spheres": concentric_spheres()}
+def distributions(kinds: tuple[str, ...] | None = None) -> st.SearchStrategy:
+    """Any of the registered toy distributions named in ``kinds`` (default: all of them), each drawn by the
+    strategy its class declares (:meth:`~toyrobust.distributions.Distribution.strategy`)."""
+    table = registered_distributions()
+    kinds = tuple(table) if kinds is None else tuple(kinds)
     unknown = set(kinds) - set(table)
     if unknown:
-        raise ValueError(f"kinds must be drawn from {KINDS}, got {sorted(unknown)}")
-    return st.one_of(*[table[k] for k in kinds])
+        raise ValueError(f"kinds must be drawn from {tuple(table)}, got {sorted(unknown)}")
+    return st.one_of(*[table[k].strategy() for k in kinds])
 
 
 def linear_classifiers(dim: int) -> st.SearchStrategy[Linear]:
@@ -111,15 +97,12 @@ def quadratic_classifiers(dim: int) -> st.SearchStrategy[Quadratic]:
 
 def threat_models(norms: tuple[str, ...] = ("linf", "l2", "l1"), max_eps: float = 2.0) -> st.SearchStrategy:
     """Lp-ball threat models with eps in [0, max_eps] (0 included as an edge value)."""
-    table = {"linf": Linf, "l2": L2, "l1": L1}
     eps = st.one_of(st.just(0.0), st.floats(0.0, max_eps, allow_nan=False))
-    return st.builds(lambda cls, e: cls(e), st.sampled_from([table[n] for n in norms]), eps)
+    return st.builds(lambda cls, e: cls(e), st.sampled_from([THREAT_MODELS[n] for n in norms]), eps)
 
 
 def batches(dim: int, max_n: int = 16, scale: float = 5.0) -> st.SearchStrategy[Any]:
     """(N, dim) float64 torch batches with entries in [-scale, scale]."""
-    import torch
-
     return st.integers(1, max_n).flatmap(
         lambda n: st.lists(st.floats(-scale, scale, allow_nan=False), min_size=n * dim, max_size=n * dim).map(
             lambda v: torch.tensor(v, dtype=torch.float64).reshape(n, dim)))

@@ -20,13 +20,10 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from ..classifiers import Linear
-from ..distributions import ConcentricSpheres, GaussianMixture, PointMasses, Tsipras
 from ..threats import L2, ThreatModel
 from .base import AttackResult
 from .gradient import pgd_core
@@ -35,83 +32,18 @@ from .losses import check_inputs, check_int, check_threat
 __all__ = ["projection_attack", "on_manifold_attack", "label_region_projection", "sphere_projection"]
 
 
-def _tau(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """A margin that survives rounding: 64 ulps of ``scale``."""
-    return 64 * torch.finfo(z.dtype).eps * scale
-
-
 def label_region_projection(dist: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
     """Euclidean projection of each row of ``z`` onto ``R_y = {z : Bayes(proj(z)) = y}``, or None if unknown.
 
-    Points already in ``R_y`` are returned unchanged; the others land a few ulps inside (strict sides of the
-    tie rule included).
-
-    * Gaussian mixture, point masses: ``R_y = {y (<w, z> + b) >= 0}`` for the linear Bayes classifier (the
-      point masses' projection keeps the Bayes label, so ``Bayes(proj(z)) = Bayes(z)``).
-    * Tsipras: ``proj`` rounds ``z_1`` to ``s = ±1`` (0 to +1), so ``R_y`` is the union over ``s`` of
-      ``{z_1 on s's side} x {y (s log(p/(1-p)) + 2 eta sum_j z_j) >= 0}``; each piece is a product, its
-      projection a product of projections; the nearer piece wins.
-    * Concentric spheres: ``R_+1 = {||z|| >= r_mid}``, ``R_-1 = {||z|| < r_mid}``: radial scaling.
+    The distribution owns its label regions (:meth:`~toyrobust.distributions.Distribution.label_region_projection`);
+    this is the attacks' entry point.
 
     Args:
         dist: the distribution.
         z: (N, d) points.
         y: (N,) labels in {-1, +1}.
     """
-    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
-    if isinstance(dist, (GaussianMixture, PointMasses)):
-        bayes = dist.bayes_classifier()
-        if not isinstance(bayes, Linear):
-            return None
-        w = bayes.w.to_tensor(z.device, z.dtype)
-        s = ys * (z @ w + float(bayes.b))
-        w2 = (w * w).sum()
-        tau = _tau(z, w2.sqrt() * (z.abs().amax(1) + abs(float(bayes.b)) + 1))
-        need = s < tau
-        return torch.where(need[:, None], z + ((tau - s) / w2 * ys)[:, None] * w, z)
-    if isinstance(dist, Tsipras):
-        lg = math.log(dist.p / (1 - dist.p))
-        eta, k = float(dist.eta), int(dist.d)
-        rest = z[:, 1:]
-        total = rest.sum(1)
-        best, best_d2 = z, torch.full_like(total, math.inf)
-        for s in (1.0, -1.0):
-            z1 = z[:, :1].clamp_min(0) if s > 0 else z[:, :1].clamp_max(-_tau(z, torch.ones(())).item())
-            v = ys * (s * lg + 2 * eta * total)
-            tau = _tau(z, 2 * eta * (rest.abs().sum(1) + abs(lg) + 1))
-            shift = torch.where(v < tau, (tau - v) / (2 * eta * k) * ys, torch.zeros_like(v))
-            cand = torch.cat([z1, rest + shift[:, None]], dim=1)
-            d2 = ((cand - z) ** 2).sum(1)
-            take = d2 < best_d2
-            best = torch.where(take[:, None], cand, best)
-            best_d2 = torch.where(take, d2, best_d2)
-        return best
-    if isinstance(dist, ConcentricSpheres):
-        r_mid = float(dist.r_mid)
-        nrm = torch.linalg.vector_norm(z, dim=1)
-        e1 = torch.zeros_like(z)
-        e1[:, 0] = 1.0
-        direction = torch.where((nrm > 0)[:, None], z / torch.where(nrm > 0, nrm, 1.0)[:, None], e1)
-        tau = _tau(z, torch.full_like(nrm, r_mid))
-        out_in = (ys > 0) & (nrm < r_mid + tau)
-        in_out = (ys < 0) & (nrm >= r_mid - tau)
-        target = torch.where(ys > 0, r_mid + tau, r_mid - tau)
-        return torch.where((out_in | in_out)[:, None], direction * target[:, None], z)
-    return None
-
-
-def _halfspace(dist: Any, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``R_y`` as a half-space ``{<a_i, z> >= beta_i}`` (rows' ``a`` (N, d), ``beta`` (N,)) when it is one."""
-    if not isinstance(dist, (GaussianMixture, PointMasses)):
-        return None
-    bayes = dist.bayes_classifier()
-    if not isinstance(bayes, Linear):
-        return None
-    w = bayes.w.to_tensor(z.device, z.dtype)
-    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
-    b = float(bayes.b)
-    tau = _tau(z, torch.linalg.vector_norm(w) * (z.abs().amax(1) + abs(b) + 1))
-    return ys[:, None] * w, tau - ys * b
+    return dist.label_region_projection(z, y)
 
 
 def _ball_halfspace_projection(
@@ -252,7 +184,7 @@ def projection_attack(
 
     def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         yy = y_true[rows]
-        half = _halfspace(dist, yy, z)
+        half = dist.label_halfspace(z, yy)
         if half is not None:
             z = _ball_halfspace_projection(threat, z, x0, *half)
         else:

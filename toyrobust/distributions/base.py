@@ -15,7 +15,7 @@ from ..classifiers import Classifier
 from ..constraints import Constraint, check, is_symbolic
 from ..rng import make_generator, resolve_device, resolve_dtype
 
-__all__ = ["Distribution", "Support", "LABELS"]
+__all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "registered_distributions", "cli_constructors"]
 
 #: the two labels, in the order used for class-indexed results
 LABELS = (-1, 1)
@@ -47,6 +47,49 @@ def _check_label(y: Any) -> Any:
     return y
 
 
+@dataclass(frozen=True)
+class ExampleSet:
+    """Cases a distribution offers to the cross-check: one instance, named classifiers, threats to attack with.
+
+    Attributes:
+        group: the heading of the rows, e.g. ``"tsipras p=0.9 eta=3"``.
+        dist: the distribution instance.
+        classifiers: ``(short name, classifier)`` pairs.
+        threats: threat models; every definition is checked at the first one (all of them when ``every_definition``)
+            and the ball definition at the others in quick mode, every pair at full size.
+        skip_quick: definitions left out of the quick run (e.g. slow PGD-type attacks in high dimension).
+        every_definition: in quick mode, check every definition at every threat (cheap 1-D cases).
+    """
+
+    group: str
+    dist: Any
+    classifiers: tuple[tuple[str, Any], ...]
+    threats: tuple[Any, ...]
+    skip_quick: tuple[str, ...] = ()
+    every_definition: bool = False
+
+
+#: every distribution class with a command-line name, in the order the classes were defined and imported
+_REGISTRY: dict[str, type[Distribution]] = {}
+
+
+def registered_distributions() -> dict[str, type[Distribution]]:
+    """Every registered distribution class by command-line name, in ``cli_order`` (registration happens when a
+    subclass with a ``cli_name`` is defined, so a new distribution is its module and nothing else)."""
+    return dict(sorted(_REGISTRY.items(), key=lambda item: (item[1].cli_order, item[0])))
+
+
+def cli_constructors() -> dict[str, tuple[Callable[..., Any], dict[str, Constraint | None]]]:
+    """Command-line names -> (constructor, accepted parameters and their constraints): every registered class
+    and every preset a class declares in ``cli_presets`` (e.g. ``robust-nonrobust``)."""
+    out: dict[str, tuple[Callable[..., Any], dict[str, Constraint | None]]] = {}
+    for name, cls in registered_distributions().items():
+        out[name] = (cls, cls.cli_params())
+        for preset, (method, params) in cls.cli_presets.items():
+            out[preset] = (getattr(cls, method), dict(params))
+    return out
+
+
 class Distribution:
     """A binary toy distribution with labels -1/+1 and equal priors.
 
@@ -54,6 +97,12 @@ class Distribution:
     implement ``_sample``, ``log_likelihood``, ``log_odds``, their ``*_expr`` twins, ``support``, ``project``
     and ``bayes_classifier``. Parameters may be numbers or sympy expressions; numeric methods (sampling, torch
     maths) need numbers.
+
+    A distribution also owns the facts that other layers ask about it, so that nothing above keeps a list of
+    distributions: its label regions (:meth:`label_region_projection`, :meth:`label_halfspace`), its
+    label-invariant radius, its named classifiers, its hypothesis strategy and its cross-check examples. A
+    subclass with a ``cli_name`` registers itself (:func:`registered_distributions`); closed-form risks and the
+    optimal risk are registered beside it in its risks module.
     """
 
     arg_constraints: ClassVar[dict[str, Constraint]] = {}
@@ -61,6 +110,23 @@ class Distribution:
     cli_name: ClassVar[str] = ""
     #: how ``project`` works, ties included (shown by ``toyrobust describe``)
     projection_rule: ClassVar[str] = ""
+    #: position in tables and listings (ties: by name)
+    cli_order: ClassVar[int] = 100
+    #: extra command-line names built by a classmethod: ``{name: (method name, {parameter: constraint})}``
+    cli_presets: ClassVar[dict[str, tuple[str, dict[str, Constraint | None]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("cli_name", "")
+        if name:
+            if name in _REGISTRY and _REGISTRY[name].__qualname__ != cls.__qualname__:
+                raise ValueError(f"distribution name {name!r} is already registered by {_REGISTRY[name].__name__}")
+            _REGISTRY[name] = cls
+
+    @classmethod
+    def cli_params(cls) -> dict[str, Constraint | None]:
+        """The constructor's parameters accepted on the command line (None: parsed as a comma list)."""
+        return dict(cls.arg_constraints)
 
     def _init_params(self, **params: Any) -> None:
         self._params = {}
@@ -173,6 +239,38 @@ class Distribution:
         """Labels -1/+1 of the Bayes classifier at the rows of ``x``."""
         return self.bayes_classifier().predict(x)
 
+    # ------------------------------------------------------------------ facts other layers ask for
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Euclidean projection of each row of ``z`` (N, d) onto ``R_y = {z : Bayes(proj(z)) = y}`` (y: (N,) labels).
+
+        Points already in ``R_y`` are returned unchanged; the others land a few ulps inside. None when the
+        distribution does not know its label regions (attacks then fall back to bisection).
+        """
+        return None
+
+    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``R_y`` as half-spaces ``{<a_i, z> >= beta_i}`` (``a`` (N, d), ``beta`` (N,)) when it is one, else None."""
+        return None
+
+    def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
+        """Seed 001's quantitative epsilon: the largest eps such that no support point's projected Bayes label
+        changes within its Lp ball (``p`` in 1, 2, inf; ``coords`` the perturbed coordinates, None for all)."""
+        raise NotImplementedError(f"no label-invariant radius known for {type(self).__name__}")
+
+    def named_classifiers(self) -> dict[str, Classifier]:
+        """Classifiers with a name on the command line (``bayes`` always; e.g. ``robust``, ``maxmargin``)."""
+        return {"bayes": self.bayes_classifier()}
+
+    @classmethod
+    def strategy(cls, **kwargs: Any) -> Any:
+        """A hypothesis strategy drawing valid instances (parameters from each constraint's typical range)."""
+        raise NotImplementedError(f"{cls.__name__} has no hypothesis strategy")
+
+    @classmethod
+    def examples(cls, quick: bool = True) -> list[ExampleSet]:
+        """The cross-check's cases for this distribution (instances, classifiers, threats)."""
+        return []
+
     def describe(self) -> dict[str, str]:
         """Human-readable facts: parameters, dimension, support, projection rule, Bayes rule, log-odds."""
         clf = self.bayes_classifier()
@@ -208,3 +306,28 @@ def log_sphere_area(dim: Any, r: Any) -> Any:
         return sympy.log(2) + dim / 2 * sympy.log(sympy.pi) - sympy.loggamma(sympy.Rational(1, 2) * dim) \
             + (dim - 1) * sympy.log(r)
     return math.log(2) + dim / 2 * math.log(math.pi) - math.lgamma(dim / 2) + (dim - 1) * math.log(r)
+
+
+def rounding_margin(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """A margin that survives float rounding: 64 ulps of ``scale`` (points moved into a region land this deep)."""
+    return 64 * torch.finfo(z.dtype).eps * scale
+
+
+def linear_halfspace(bayes: Any, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``R_y = {y (<w, z> + b) >= 0}`` of a linear Bayes rule as ``{<a_i, z> >= beta_i}`` (a few ulps inside)."""
+    w = bayes.w.to_tensor(z.device, z.dtype)
+    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+    b = float(bayes.b)
+    tau = rounding_margin(z, torch.linalg.vector_norm(w) * (z.abs().amax(1) + abs(b) + 1))
+    return ys[:, None] * w, tau - ys * b
+
+
+def linear_region_projection(bayes: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Projection of the rows of ``z`` onto ``R_y = {y (<w, z> + b) >= 0}`` of a linear Bayes rule."""
+    ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+    w = bayes.w.to_tensor(z.device, z.dtype)
+    s = ys * (z @ w + float(bayes.b))
+    w2 = (w * w).sum()
+    tau = rounding_margin(z, w2.sqrt() * (z.abs().amax(1) + abs(float(bayes.b)) + 1))
+    need = s < tau
+    return torch.where(need[:, None], z + ((tau - s) / w2 * ys)[:, None] * w, z)

@@ -11,7 +11,8 @@ import torch
 from ..blocks import Blocks, as_blocks
 from ..classifiers import Linear
 from ..constraints import check, integer_at_least, is_symbolic, positive
-from .base import Distribution, Support, _check_label
+from ..threats import L1, L2, Linf
+from .base import Distribution, ExampleSet, Support, _check_label, linear_halfspace, linear_region_projection
 
 __all__ = ["GaussianMixture"]
 
@@ -30,7 +31,13 @@ class GaussianMixture(Distribution):
 
     arg_constraints = {"sigma": positive}
     cli_name = "gaussian-mixture"
+    cli_order = 2
     projection_rule = "identity (the support is all of R^D)"
+    cli_presets = {"robust-nonrobust": ("robust_nonrobust", {"D": integer_at_least(2)})}
+
+    @classmethod
+    def cli_params(cls) -> dict[str, Any]:
+        return {"mean": None, **cls.arg_constraints}
 
     def __init__(self, mean: Any, sigma: Any = 1.0):
         self.mean: Blocks = as_blocks(mean, "mean")
@@ -105,3 +112,42 @@ class GaussianMixture(Distribution):
         """``sign(2 <mean, x> / sigma^2)``: the log-odds as a linear classifier."""
         scale = 2 / sympy.sympify(self.sigma) ** 2 if self.is_symbolic else 2 / float(self.sigma) ** 2
         return Linear(self.mean * scale, 0)
+
+    # the support is everything: Bayes(proj(z)) = Bayes(z), a half-space for each label
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return linear_region_projection(self.bayes_classifier(), z, y)
+
+    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_halfspace(self.bayes_classifier(), z, y)
+
+    def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
+        """0 (the classes overlap: points next to the Bayes boundary cross it); infinite if the mean vanishes on
+        the perturbed coordinates."""
+        if self.mean.is_numeric and coords is not None and not isinstance(coords, slice):
+            L2(0, coords=coords).coord_indices(int(self.mean.dim))
+        inside, _ = self.mean.restrict(coords)
+        return math.inf if sympy.Eq(inside.norm(2), 0) is sympy.true else 0
+
+    def named_classifiers(self) -> dict[str, Linear]:
+        """``bayes`` and ``robust`` (``sign(x_1)``, the robust feature of seed 003)."""
+        return {"bayes": self.bayes_classifier(), "robust": Linear(Blocks([(1, 1), (0, self.dim - 1)]), 0)}
+
+    @classmethod
+    def strategy(cls, max_dim: int = 5, **kwargs: Any) -> Any:
+        """Gaussian mixtures with a non-zero mean of dimension 1..max_dim, or the robust/non-robust preset."""
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        entry = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 1e-3)
+        free = st.builds(cls, mean=st.lists(entry, min_size=1, max_size=max_dim), sigma=st.floats(0.2, 3.0))
+        preset = st.integers(2, 200).map(cls.robust_nonrobust)
+        return st.one_of(free, preset)
+
+    @classmethod
+    def examples(cls, quick: bool = True) -> list[ExampleSet]:
+        D = 100 if quick else 1000
+        gm = cls.robust_nonrobust(D)
+        a = math.sqrt(math.log(D) / (D - 1))
+        # the projection attack in D = 100 costs minutes on a CPU: the full size keeps it
+        return [ExampleSet(f"robust/non-robust D={D}", gm,
+                           (("bayes", gm.bayes_classifier()), ("robust sign(x1)", Linear([1.0] + [0.0] * (D - 1)))),
+                           (Linf(2 * a), L2(0.5), L1(1.0)), skip_quick=("projection",))]

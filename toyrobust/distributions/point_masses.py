@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sympy
@@ -9,7 +10,8 @@ import torch
 
 from ..classifiers import Linear
 from ..constraints import positive
-from .base import Distribution, Support, _check_label, on_value
+from ..threats import L2, Linf
+from .base import Distribution, ExampleSet, Support, _check_label, linear_halfspace, linear_region_projection, on_value
 
 __all__ = ["PointMasses"]
 
@@ -27,6 +29,7 @@ class PointMasses(Distribution):
 
     arg_constraints = {"gap": positive}
     cli_name = "point-masses"
+    cli_order = 0
     projection_rule = "x -> gap if |x - gap| < |x| else 0 (the midpoint x = gap/2 goes to 0, label +1)"
 
     def __init__(self, gap: Any = 1.0):
@@ -85,3 +88,32 @@ class PointMasses(Distribution):
     def bayes_classifier(self) -> Linear:
         """The max-margin threshold ``x <= gap/2 -> +1``: the Bayes label of the projection."""
         return Linear([-1], self.gap / 2)
+
+    # the projection keeps the Bayes label, so Bayes(proj(z)) = Bayes(z): R_y is the linear rule's half-line
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return linear_region_projection(self.bayes_classifier(), z, y)
+
+    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_halfspace(self.bayes_classifier(), z, y)
+
+    def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
+        """``gap/2`` in every norm (1-D); infinite when the only coordinate is not perturbed."""
+        return self.gap / 2 if 0 in L2(0, coords=coords).coord_indices(1) else math.inf
+
+    def named_classifiers(self) -> dict[str, Linear]:
+        """``bayes`` and ``maxmargin``: both the threshold ``x <= gap/2 -> +1``."""
+        return {"bayes": self.bayes_classifier(), "maxmargin": Linear([-1], self.gap / 2)}
+
+    @classmethod
+    def strategy(cls, **kwargs: Any) -> Any:
+        """Point masses with a gap in the typical positive range."""
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        return st.builds(cls, gap=positive.strategy())
+
+    @classmethod
+    def examples(cls, quick: bool = True) -> list[ExampleSet]:
+        pm = cls(1.0)
+        return [ExampleSet("point masses gap=1", pm,
+                           (("max-margin", pm.bayes_classifier()), ("threshold 0.2", Linear([-1.0], 0.2))),
+                           (Linf(0.3), Linf(0.6)) if not quick else (Linf(0.6), Linf(0.3)), every_definition=True)]

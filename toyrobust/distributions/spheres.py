@@ -9,9 +9,10 @@ import sympy
 import torch
 
 from ..blocks import point_symbols
-from ..classifiers import Radial
+from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
-from .base import Distribution, Support, _check_label, log_sphere_area
+from ..threats import L2, Linf
+from .base import Distribution, ExampleSet, Support, _check_label, log_sphere_area, rounding_margin
 
 __all__ = ["ConcentricSpheres"]
 
@@ -30,6 +31,7 @@ class ConcentricSpheres(Distribution):
 
     arg_constraints = {"dim": integer_at_least(2), "r_inner": positive, "r_outer": positive}
     cli_name = "spheres"
+    cli_order = 3
     projection_rule = ("x -> r x/||x|| with r the nearer radius; the middle shell ||x|| = (r_inner + r_outer)/2 "
                        "goes to the outer sphere (label +1), the origin to r_inner e_1")
 
@@ -120,3 +122,55 @@ class ConcentricSpheres(Distribution):
     def bayes_classifier(self) -> Radial:
         """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""
         return Radial(self.r_mid, dim=self.dim)
+
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``R_+1 = {||z|| >= r_mid}``, ``R_-1 = {||z|| < r_mid}``: radial scaling (the origin moves along e_1)."""
+        ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+        r_mid = float(self.r_mid)
+        nrm = torch.linalg.vector_norm(z, dim=1)
+        e1 = torch.zeros_like(z)
+        e1[:, 0] = 1.0
+        direction = torch.where((nrm > 0)[:, None], z / torch.where(nrm > 0, nrm, 1.0)[:, None], e1)
+        tau = rounding_margin(z, torch.full_like(nrm, r_mid))
+        out_in = (ys > 0) & (nrm < r_mid + tau)
+        in_out = (ys < 0) & (nrm >= r_mid - tau)
+        target = torch.where(ys > 0, r_mid + tau, r_mid - tau)
+        return torch.where((out_in | in_out)[:, None], direction * target[:, None], z)
+
+    def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
+        """``(r2 - r1)/2`` in L2 and L1, ``(r2 - r1)/(2 sqrt(k))`` in Linf on ``k`` coordinates (the diagonal
+        direction reaches furthest)."""
+        probe = L2(0, coords=coords)
+        n = self.dim
+        k = probe.n_free(n) if is_symbolic(n) else len(probe.coord_indices(int(n)))
+        half_gap = (self.r_outer - self.r_inner) / 2
+        if p == math.inf:
+            return half_gap / (sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k))
+        return half_gap
+
+    def named_classifiers(self) -> dict[str, Radial]:
+        """``bayes`` and ``maxmargin``: both the middle sphere ``Radial(r_mid)``."""
+        return {"bayes": self.bayes_classifier(), "maxmargin": Radial(self.r_mid, dim=self.dim)}
+
+    @classmethod
+    def strategy(cls, max_dim: int = 50, **kwargs: Any) -> Any:
+        """Concentric spheres with 2 <= dim <= max_dim and 0 < r_inner < r_outer."""
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        @st.composite
+        def build(draw):
+            r_inner = draw(st.floats(0.1, 3.0))
+            ratio = draw(st.floats(1.05, 3.0))
+            return cls(draw(st.integers(2, max_dim)), r_inner, r_inner * ratio)
+
+        return build()
+
+    @classmethod
+    def examples(cls, quick: bool = True) -> list[ExampleSet]:
+        sp = cls(500, 1.0, 1.3)
+        e1 = [1.0] + [0.0] * 499
+        return [ExampleSet("spheres D=500", sp,
+                           (("bayes radial 1.15", sp.bayes_classifier()), ("radial 1.05", Radial(1.05)),
+                            ("linear cap x1 >= 0.05", Linear(e1, -0.05)),
+                            ("quadratic", Quadratic([1.0 / 1.3**2 * 1.02] * 250 + [0.98] * 250, 1.0))),
+                           (L2(0.1), Linf(0.005)), skip_quick=("projection",))]

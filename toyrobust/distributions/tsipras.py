@@ -11,7 +11,8 @@ import torch
 from ..blocks import Blocks
 from ..classifiers import Linear
 from ..constraints import integer_at_least, is_symbolic, positive, unit_interval_open
-from .base import Distribution, Support, _check_label, on_value
+from ..threats import L1, L2, Linf, ThreatModel
+from .base import Distribution, ExampleSet, Support, _check_label, on_value, rounding_margin
 
 __all__ = ["Tsipras"]
 
@@ -35,6 +36,7 @@ class Tsipras(Distribution):
 
     arg_constraints = {"p": unit_interval_open, "eta": positive, "d": integer_at_least(1)}
     cli_name = "tsipras"
+    cli_order = 1
     projection_rule = "x_1 -> sign(x_1) with x_1 = 0 -> +1; x_2..x_{d+1} unchanged"
 
     def __init__(self, p: Any = 0.9, eta: Any = 3.0, d: Any = 1):
@@ -100,6 +102,67 @@ class Tsipras(Distribution):
     def bayes_classifier(self) -> Linear:
         """``sign(x_1 log(p/(1-p)) + 2 eta sum_j x_j)``: the log-odds as a linear classifier."""
         return Linear(Blocks([(_log(self.p / (1 - self.p)), 1), (2 * self.eta, self.d)]), 0)
+
+    def perturbed_coords(self, threat: ThreatModel) -> tuple[bool, Any]:
+        """``(x_1 perturbed?, number of perturbed Gaussian coordinates)`` (indices 1..d are the Gaussian ones)."""
+        c = threat.coords
+        if c is None:
+            return True, self.d
+        if isinstance(c, slice):
+            stop = self.d + 1 if c.stop is None else c.stop
+            if not is_symbolic(self.d):
+                threat.coord_indices(self.d + 1)
+            return c.start == 0, stop - max(c.start, 1)
+        if is_symbolic(self.d):
+            raise TypeError(f"coords={c!r} needs a numeric d; use slice(start, None) with d={self.d}")
+        idx = threat.coord_indices(self.d + 1)
+        return 0 in idx, sum(1 for i in idx if i >= 1)
+
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``proj`` rounds ``z_1`` to ``s = ±1`` (0 to +1), so ``R_y`` is the union over ``s`` of ``{z_1 on s's
+        side} x {y (s log(p/(1-p)) + 2 eta sum_j z_j) >= 0}``; each piece is a product, its projection a product
+        of projections, and the nearer piece wins."""
+        ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
+        lg = math.log(self.p / (1 - self.p))
+        eta, k = float(self.eta), int(self.d)
+        rest = z[:, 1:]
+        total = rest.sum(1)
+        best, best_d2 = z, torch.full_like(total, math.inf)
+        for s in (1.0, -1.0):
+            z1 = z[:, :1].clamp_min(0) if s > 0 else z[:, :1].clamp_max(-rounding_margin(z, torch.ones(())).item())
+            v = ys * (s * lg + 2 * eta * total)
+            tau = rounding_margin(z, 2 * eta * (rest.abs().sum(1) + abs(lg) + 1))
+            shift = torch.where(v < tau, (tau - v) / (2 * eta * k) * ys, torch.zeros_like(v))
+            cand = torch.cat([z1, rest + shift[:, None]], dim=1)
+            d2 = ((cand - z) ** 2).sum(1)
+            take = d2 < best_d2
+            best = torch.where(take[:, None], cand, best)
+            best_d2 = torch.where(take, d2, best_d2)
+        return best
+
+    def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
+        """0 if a Gaussian coordinate is perturbed (points next to the Bayes boundary cross it), else 1 (only
+        ``x_1`` moves, and it keeps its sign below 1)."""
+        _, k_g = self.perturbed_coords(L2(0, coords=coords))
+        return 1 if sympy.Eq(k_g, 0) is sympy.true else 0
+
+    def named_classifiers(self) -> dict[str, Linear]:
+        """``bayes`` and ``robust`` (``sign(x_1)``, Tsipras et al.'s robust feature)."""
+        return {"bayes": self.bayes_classifier(), "robust": Linear(Blocks([(1, 1), (0, self.d)]), 0)}
+
+    @classmethod
+    def strategy(cls, max_d: int = 5, **kwargs: Any) -> Any:
+        """Tsipras distributions with p in (0.51, 0.99), eta in (0.05, 5) and 1 <= d <= max_d."""
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        return st.builds(cls, p=unit_interval_open.strategy(), eta=positive.strategy(), d=st.integers(1, max_d))
+
+    @classmethod
+    def examples(cls, quick: bool = True) -> list[ExampleSet]:
+        ts = cls(0.9, 3.0, 1)
+        return [ExampleSet("tsipras p=0.9 eta=3", ts,
+                           (("bayes", ts.bayes_classifier()), ("robust sign(x1)", Linear([1.0, 0.0]))),
+                           (Linf(2.0), L2(2.0), L1(2.0), Linf(6.0)))]
 
 
 class _Shifted:

@@ -19,7 +19,6 @@ measures how far it is from the exact one.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -29,7 +28,7 @@ import scipy.special as sc
 import sympy
 
 from ..constraints import is_symbolic
-from .special import SCIPY_FUNCS
+from .special import lambdify, register_numeric
 
 __all__ = [
     "cap_fraction",
@@ -455,27 +454,22 @@ def _betainc_regularized(a: Any, b: Any, x1: Any, x2: Any) -> Any:
     return sc.betainc(a, b, x2) - sc.betainc(a, b, x1)
 
 
-_MODULES = [{**SCIPY_FUNCS, "betainc_regularized": _betainc_regularized,
-             "CapFraction": lambda n, h: cap_fraction_height(n, h), "loggamma": sc.gammaln, "gamma": sc.gamma},
-            "numpy"]
-
-
-@functools.lru_cache(maxsize=256)
-def _lambdify_cached(args: tuple[sympy.Symbol, ...], expr: sympy.Expr):
-    return sympy.lambdify(args, expr, modules=_MODULES)
+register_numeric("betainc_regularized")(_betainc_regularized)
+register_numeric("CapFraction")(lambda n, h: cap_fraction_height(n, h))
+register_numeric("loggamma")(sc.gammaln)
+register_numeric("gamma")(sc.gamma)
 
 
 def lambdify_risk(args: Any, expr: sympy.Expr):
     """A vectorised numpy function of ``args`` computing ``expr`` (compiled once per expression, cached).
 
-    Special functions go to scipy (``betainc_regularized`` to ``scipy.special.betainc``, avoiding a sympy
-    printer bug that drops the parentheses around the difference of two ``betainc``; :class:`CapFraction` to
-    :func:`cap_fraction_height`). Other unevaluated functions (e.g. ``Q`` of :mod:`toyrobust.risks.special`) go
+    The package's one path, :func:`toyrobust.risks.special.lambdify`: ``betainc_regularized`` goes to
+    ``scipy.special.betainc`` (avoiding a sympy printer bug that drops the parentheses around the difference of
+    two ``betainc``), :class:`CapFraction` to :func:`cap_fraction_height`, ``Q`` and the other special functions
     to their scipy forms.
 
     Args:
         args: a symbol or a sequence of symbols.
         expr: a sympy expression in them.
     """
-    args = (args,) if isinstance(args, sympy.Symbol) else tuple(args)
-    return _lambdify_cached(args, sympy.sympify(expr))
+    return lambdify(args, expr)

@@ -28,9 +28,9 @@ import numpy as np
 import sympy
 
 from .special import (
-    SCIPY_FUNCS,
     NormalSetProb,
     Q,
+    lambdify,
     log_normal_interval,
     log_normal_interval_mid,
     log_normal_set_prob,
@@ -177,7 +177,7 @@ class Form:
                 if iv.mid is not None:
                     flat += [iv.mid, iv.half]
         self._flat = flat
-        self._fn = sympy.lambdify(self.symbols, flat, modules=[SCIPY_FUNCS, "numpy"])
+        self._fn = lambdify(self.symbols, list(flat))
 
     # ------------------------------------------------------------------------------------------ numeric
     def raw(self, *values: Any) -> list[np.ndarray]:
@@ -405,7 +405,7 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     missing = free - set(symbols)
     if missing:
         raise ValueError(f"symbols must include every free symbol of the risk; missing {sorted(map(str, missing))}")
-    scalar_fn = sympy.lambdify(tuple(symbols), scalars, modules=[SCIPY_FUNCS, "numpy"])
+    scalar_fn = lambdify(tuple(symbols), list(scalars))
 
     def fn(*args: Any) -> np.ndarray:
         if len(args) != len(symbols):

@@ -20,7 +20,8 @@ import sympy
 
 from ..definitions import DEFINITIONS, check_definition
 
-__all__ = ["RiskResult", "register_risk", "find_risk", "registered", "risk"]
+__all__ = ["RiskResult", "OptimalRisk", "register_risk", "find_risk", "registered", "risk", "register_optimal_risk",
+           "find_optimal_risk"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,40 @@ class RiskResult:
     def __repr__(self) -> str:
         shown = self.expr if self.value is None else f"{self.value:.6g}"
         return f"RiskResult({shown}, method={self.method!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class OptimalRisk(RiskResult):
+    """The smallest ball-definition adversarial risk any classifier can reach (a :class:`RiskResult`).
+
+    Attributes:
+        classifier: a classifier reaching it, or None where none is known or the parameters are symbolic.
+    """
+
+    classifier: Any = None
+
+
+OptimalFn = Callable[[Any, Any], OptimalRisk]
+_OPTIMAL: dict[type, OptimalFn] = {}
+
+
+def register_optimal_risk(dist_type: type):
+    """Decorator registering ``fn(dist, threat) -> OptimalRisk``, the optimal risk of a distribution family
+    (kept beside the family's closed forms, so the bounds layer keeps no list of distributions)."""
+
+    def decorator(fn: OptimalFn) -> OptimalFn:
+        _OPTIMAL[dist_type] = fn
+        return fn
+
+    return decorator
+
+
+def find_optimal_risk(dist: Any) -> OptimalFn:
+    """The most specific registered optimal-risk function, or NotImplementedError naming the distribution."""
+    for cls in type(dist).__mro__:
+        if cls in _OPTIMAL:
+            return _OPTIMAL[cls]
+    raise NotImplementedError(f"no optimal risk known for {type(dist).__name__}")
 
 
 RiskFn = Callable[[Any, Any, Any, str], RiskResult]

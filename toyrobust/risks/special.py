@@ -14,7 +14,7 @@ sympy                  maths                                numpy / scipy (``SCI
 ``UnitRatio(a, c)``    ``a / sqrt(a^2 + c)``                :func:`unit_ratio` (``hypot``: no overflow)
 =====================  ===================================  ==========================================
 
-Pass ``modules=[SCIPY_FUNCS, "numpy"]`` to ``sympy.lambdify`` (or use :func:`lambdify_scipy`) to evaluate an
+Use :func:`lambdify` (the table :data:`NUMERIC_FUNCS`, extended with :func:`register_numeric`) to evaluate an
 expression holding these functions on arrays. :func:`log_normal_interval` (from the ends),
 :func:`log_normal_interval_mid` (from centre and half-width, for very narrow intervals) and
 :func:`log_normal_set_prob` (a union of intervals) give log-probabilities without cancellation or underflow.
@@ -22,7 +22,8 @@ expression holding these functions on arrays. :func:`log_normal_interval` (from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mpmath
@@ -37,7 +38,9 @@ __all__ = [
     "NormalSetProb",
     "UnitRatio",
     "SCIPY_FUNCS",
-    "lambdify_scipy",
+    "NUMERIC_FUNCS",
+    "register_numeric",
+    "lambdify",
     "q",
     "log_q",
     "q_inv",
@@ -417,8 +420,9 @@ def prec_to_dps(prec: int) -> int:
     return sympy.core.evalf.prec_to_dps(prec)
 
 
-#: lambdify namespace: the sympy functions of this module mapped to their scipy evaluations
-SCIPY_FUNCS: dict[str, Any] = {
+#: the one lambdify namespace: every special function of the package mapped to its vectorised numpy/scipy
+#: evaluation (modules add theirs with :func:`register_numeric`)
+NUMERIC_FUNCS: dict[str, Any] = {
     "Q": q,
     "logQ": log_q,
     "Qinv": q_inv,
@@ -429,6 +433,42 @@ SCIPY_FUNCS: dict[str, Any] = {
 }
 
 
-def lambdify_scipy(args: Sequence[sympy.Symbol], expr: Any) -> Any:
-    """``sympy.lambdify`` with :data:`SCIPY_FUNCS` first, then scipy and numpy."""
-    return sympy.lambdify(args, expr, modules=[SCIPY_FUNCS, "scipy", "numpy"])
+#: the former name of :data:`NUMERIC_FUNCS` (the same dict)
+SCIPY_FUNCS = NUMERIC_FUNCS
+
+
+def register_numeric(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering the vectorised numeric evaluation of the sympy function called ``name``.
+
+    Every symbolic-to-numeric conversion of the package (:func:`lambdify`, the closed-form grids of
+    :func:`~toyrobust.risks.numeric.risk_function`) reads this one table, so a special function is registered
+    once, beside its definition.
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in NUMERIC_FUNCS and NUMERIC_FUNCS[name] is not fn:
+            raise ValueError(f"a numeric evaluation of {name!r} is already registered")
+        NUMERIC_FUNCS[name] = fn
+        return fn
+
+    return decorator
+
+
+@functools.lru_cache(maxsize=512)
+def _lambdify_cached(args: tuple[sympy.Symbol, ...], expr: Any) -> Callable[..., Any]:
+    return sympy.lambdify(args, expr, modules=[NUMERIC_FUNCS, "numpy"])
+
+
+def lambdify(args: Any, expr: Any) -> Callable[..., Any]:
+    """A vectorised numpy function of ``args`` computing ``expr``: the package's one symbolic-to-numeric path.
+
+    Special functions go to their registered scipy evaluations (:data:`NUMERIC_FUNCS`), the rest to numpy; the
+    compiled function is cached per (arguments, expression).
+
+    Args:
+        args: a symbol or a sequence of symbols.
+        expr: a sympy expression (or a list of them) in those symbols.
+    """
+    args = (args,) if isinstance(args, sympy.Symbol) else tuple(args)
+    expr = tuple(expr) if isinstance(expr, list) else sympy.sympify(expr)
+    return _lambdify_cached(args, expr)

@@ -46,8 +46,9 @@ from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import is_symbolic
 from ..distributions import ConcentricSpheres
 from ..threats import L1, L2, Linf, ThreatModel
-from .caps import _MODULES, CapFraction, _cap_height_arrays
+from .caps import CapFraction, _cap_height_arrays
 from .registry import RiskResult, register_risk
+from .special import register_numeric
 
 __all__ = [
     "linear_sphere_risk",
@@ -567,7 +568,7 @@ class WeightedChi2Sign(sympy.Function):
         return inner if exp is None else rf"\left({inner}\right)^{{{exp}}}"
 
 
-_MODULES[0]["WeightedChi2Sign"] = lambda *a: weighted_chi2_probability(a[0::2], a[1::2])
+register_numeric("WeightedChi2Sign")(lambda *a: weighted_chi2_probability(a[0::2], a[1::2]))
 
 
 def _chi2_sign_expr(blocks: list[tuple[Any, Any]]) -> sympy.Expr:
