@@ -43,9 +43,53 @@ BAD = {
 }
 
 
+# a distribution may declare its own examples beside its class (a new distribution then needs no edit here)
+for _cls in REGISTRY.values():
+    VALID.setdefault(_cls, []).extend(dict(k) for k in getattr(_cls, "valid_params", ()))
+    BAD.setdefault(_cls, []).extend((dict(k), n) for k, n in getattr(_cls, "invalid_params", ()))
+
+
 def test_every_distribution_is_listed():
     classes = set(REGISTRY.values())
     assert classes == set(VALID) == set(BAD), "add new distributions to VALID and BAD"
+    assert all(VALID[c] and BAD[c] for c in classes), "every distribution needs valid and bad examples"
+
+
+def _check_facts(cls):
+    """The facts every registered distribution must own; raises AssertionError/NotImplementedError naming the gap."""
+    from hypothesis import find
+
+    dist = find(cls.strategy(), lambda d: True)  # the strategy draws a valid instance
+    assert isinstance(dist, cls)
+    x, y = dist.sample(64, generator=0, dtype=torch.float64)
+    assert x.shape == (64, dist.dim) and set(y.tolist()) <= {-1, 1}
+    bayes = dist.bayes_classifier()
+    assert set(bayes.predict(x).tolist()) <= {-1, 1}
+    proj = dist.project(x + 0.01)
+    assert bool(dist.support.contains(proj).all()), f"{cls.__name__}.project does not land on the support"
+    assert torch.equal(dist.project(proj), proj)
+    assert "bayes" in dist.named_classifiers()
+    assert dist.projection_rule, f"{cls.__name__} lacks projection_rule"
+    assert cls.examples(quick=True), f"{cls.__name__} offers no cross-check examples"
+
+
+@pytest.mark.parametrize("cls", list(REGISTRY.values()), ids=list(REGISTRY))
+def test_every_registered_distribution_owns_its_facts(cls):
+    _check_facts(cls)
+
+
+def test_a_distribution_lacking_its_facts_fails_the_check():
+    class Incomplete(tr.PointMasses):  # no cli_name: not registered, so the registry stays clean
+        strategy = classmethod(lambda cls, **kw: tr.Distribution.strategy.__func__(cls))
+
+    with pytest.raises(NotImplementedError, match="strategy"):
+        _check_facts(Incomplete)
+
+    class NoExamples(tr.PointMasses):
+        examples = classmethod(lambda cls, quick=True: [])
+
+    with pytest.raises(AssertionError, match="cross-check"):
+        _check_facts(NoExamples)
 
 
 @pytest.mark.parametrize("cls,kwargs", [(c, k) for c, ks in VALID.items() for k in ks])

@@ -15,7 +15,14 @@ from .blocks import Blocks
 from .bounds import optimal_risk as optimal_risk
 from .classifiers import Classifier, Linear, Quadratic, Radial, TorchClassifier, as_classifier
 from .definitions import DEFINITIONS, is_adversarial
-from .distributions import ConcentricSpheres, Distribution, GaussianMixture, PointMasses, Tsipras
+from .distributions import (
+                            ConcentricSpheres,
+                            Distribution,
+                            GaussianMixture,
+                            PointMasses,
+                            Tsipras,
+                            registered_distributions,
+)
 from .models import MLP, LinearModel, QuadraticNet, RotatedQuadratic  # also registers the twins' risks
 from .montecarlo import RiskEstimate, clopper_pearson, estimate_risk
 from .risks import (
@@ -33,6 +40,9 @@ from .threats import L1, L2, Linf, ThreatModel
 from .training import TrainResult, train
 
 __version__ = "0.1.0"
+
+# every registered distribution at top level (tr.BernoulliModel, ...), so a new one needs no line here
+globals().update({cls.__name__: cls for cls in registered_distributions().values()})
 
 __all__ = [
     "risk",
@@ -67,8 +77,10 @@ __all__ = [
     "Tsipras",
     "GaussianMixture",
     "ConcentricSpheres",
+    "registered_distributions",
     "ThreatModel",
     "Linf",
     "L2",
     "L1",
 ]
+__all__ += [cls.__name__ for cls in registered_distributions().values() if cls.__name__ not in __all__]

@@ -397,7 +397,9 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     result = risk(dist, clf, threat, definition)
     form: Form | None = result.details.get("form")
     if form is None:
-        raise NotImplementedError(f"the risk {result.key} has no vectorised form")
+        fn = _expression_function(result, symbols, log)
+        _GRID_CACHE[key] = fn
+        return fn
     scalars = [sympy.sympify(v) for v in result.details["scalars"].values()]
     free = set().union(*[s.free_symbols for s in scalars])
     if symbols is None:
@@ -419,4 +421,29 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     fn.__doc__ = f"risk {result.key} as a function of ({', '.join(map(str, symbols))})"
     fn.symbols = tuple(symbols)  # type: ignore[attr-defined]
     _GRID_CACHE[key] = fn
+    return fn
+
+
+def _expression_function(result: Any, symbols: Sequence[sympy.Symbol] | None, log: bool) -> Callable[..., np.ndarray]:
+    """A grid function of a closed form that is not a Gaussian set form (e.g. spherical caps): its expression
+    lambdified through the package's one path (special functions to their scipy evaluations)."""
+    expr = sympy.sympify(result.expr)
+    free = expr.free_symbols
+    if symbols is None:
+        symbols = tuple(sorted(free, key=str))
+    missing = free - set(symbols)
+    if missing:
+        raise ValueError(f"symbols must include every free symbol of the risk; missing {sorted(map(str, missing))}")
+    compiled = lambdify(tuple(symbols), expr)
+
+    def fn(*args: Any) -> np.ndarray:
+        if len(args) != len(symbols):
+            raise TypeError(f"expected {len(symbols)} arguments ({', '.join(map(str, symbols))}), got {len(args)}")
+        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=float) for a in args])
+        with np.errstate(all="ignore"):
+            out = np.broadcast_to(np.asarray(compiled(*arrays), dtype=float), arrays[0].shape if arrays else ())
+            return np.log(out) if log else np.array(out)
+
+    fn.__doc__ = f"risk {result.key} as a function of ({', '.join(map(str, symbols))})"
+    fn.symbols = tuple(symbols)  # type: ignore[attr-defined]
     return fn
