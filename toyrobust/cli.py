@@ -15,7 +15,7 @@ from .classifiers import Linear, Quadratic, Radial
 from .constraints import Constraint, is_symbolic
 from .definitions import DEFINITIONS
 from .distributions import cli_constructors
-from .threats import THREAT_MODELS
+from .threats import parse_threat
 
 #: distribution names accepted on the command line (read from the registry of distributions), with their
 #: constructors and parameter constraints (None: a comma-separated list)
@@ -149,34 +149,18 @@ def make_classifier(spec: str, dist: Any) -> Any:
     raise UsageError(f"--classifier {spec!r} not understood; expected {CLASSIFIER_SPECS}")
 
 
-def _parse_coords(text: str) -> Any:
-    """``"1:"`` -> slice(1, None), ``"0:3"`` -> slice(0, 3), ``"0,2"`` -> (0, 2)."""
-    try:
-        if ":" in text:
-            start, _, stop = text.partition(":")
-            return slice(int(start) if start.strip() else 0, int(stop) if stop.strip() else None)
-        return tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise UsageError(f"--coords must look like '1:', '0:3' or '0,2', got {text!r}") from None
-
-
 def make_threat_spec(spec: str | None, coords: str | None) -> Any:
-    """A threat model from ``NORM:EPS`` (eps a number >= 0 or a symbol name) and an optional coords string."""
-    if spec is None:
-        if coords is not None:
-            raise UsageError("--coords needs --threat")
-        return None
-    head, sep, tail = spec.strip().partition(":")
-    cls = THREAT_MODELS.get(head.strip().lower())
-    if not sep or cls is None:
-        raise UsageError(f"--threat {spec!r} not understood: expected NORM:EPS with NORM in linf, l2, l1, e.g. "
-                         f"linf:0.3 (EPS may be a symbol name)")
-    text = tail.strip()
-    eps = sympy.Symbol(text, nonnegative=True) if text.isidentifier() else _spec_value("--threat eps", text)
+    """A threat model from ``NORM:EPS`` (eps a number >= 0 or a symbol name) and an optional coords string, by
+    the package's one parser (:func:`toyrobust.threats.parse_threat`)."""
     try:
-        return cls(eps, coords=None if coords is None else _parse_coords(coords))
+        return parse_threat(spec, coords, symbols=True)
     except (ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+        message = str(err)
+        if spec is None:
+            raise UsageError("--coords needs --threat") from None
+        if message.startswith("coords must"):
+            raise UsageError(f"--{message}") from None
+        raise UsageError(f"--threat {message}") from None
 
 
 def _cmd_risk(args: argparse.Namespace) -> int:
@@ -223,11 +207,10 @@ def _cmd_risk(args: argparse.Namespace) -> int:
 
 def _cmd_bounds(args: argparse.Namespace) -> int:
     from .bounds import bounds_report
-    from .threats import make_threat
 
     dist = make_distribution(args.dist, args.param)
+    threat = make_threat_spec(args.threat, args.coords)
     try:
-        threat = make_threat(args.threat) if args.threat else None
         report = bounds_report(dist, threat, mu=args.mu)
     except (ValueError, TypeError, NotImplementedError) as err:
         raise UsageError(str(err).splitlines()[0]) from None
@@ -344,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: toyrobust bounds robust-nonrobust --param D=100 --threat linf:0.3")
     bounds.add_argument("dist", metavar="DIST", help=f"one of: {', '.join(DISTRIBUTIONS)}")
     bounds.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a distribution parameter")
-    bounds.add_argument("--threat", default=None, metavar="NORM:EPS", help="e.g. linf:0.3, l2:1, l1:2")
+    bounds.add_argument("--threat", default=None, metavar="NORM:EPS",
+                        help="e.g. linf:0.3, l2:1, l1:2 (EPS may be a symbol name)")
+    bounds.add_argument("--coords", default=None, metavar="COORDS",
+                        help="perturbed coordinates (0-based): '1:' (from 1 on), '0:3', or '0,2'")
     bounds.add_argument("--mu", type=float, default=0.01, help="error measure for the isoperimetric bound")
     bounds.add_argument("--json", action="store_true", help="print JSON")
     bounds.set_defaults(func=_cmd_bounds)

@@ -27,7 +27,7 @@ import torch
 
 from toyrobust.constraints import check, is_symbolic, nonnegative
 
-__all__ = ["L1", "L2", "THREAT_MODELS", "Linf", "ThreatModel", "make_threat"]
+__all__ = ["L1", "L2", "THREAT_MODELS", "Linf", "ThreatModel", "make_threat", "parse_threat", "parse_coords"]
 
 Coords = tuple[int, ...] | slice | None
 GeneratorLike = torch.Generator | int | None
@@ -468,31 +468,70 @@ class L1(ThreatModel):
 THREAT_MODELS: dict[str, type[ThreatModel]] = {"linf": Linf, "l2": L2, "l1": L1}
 
 
-def make_threat(spec: str | ThreatModel) -> ThreatModel:
-    """Parse a threat-model spec such as ``"linf:0.3"``, ``"l2:1.5"`` or ``"L1:2"`` (case-insensitive).
+def parse_coords(text: Any) -> Any:
+    """Perturbed coordinates from a string: ``"1:"`` -> slice(1, None), ``"0:3"`` -> slice(0, 3), ``"0,2"`` -> (0, 2).
+
+    None, a slice or a sequence of ints are returned as they are (checked by the threat model)."""
+    if text is None or not isinstance(text, str):
+        return text
+    try:
+        if ":" in text:
+            start, _, stop = text.partition(":")
+            return slice(int(start) if start.strip() else 0, int(stop) if stop.strip() else None)
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise ValueError(f"coords must look like '1:', '0:3' or '0,2', got {text!r}") from None
+
+
+def parse_threat(spec: str | ThreatModel | None, coords: Any = None, *, symbols: bool = False) -> ThreatModel | None:
+    """The package's one threat-spec parser (the API and every command-line command use it).
 
     Args:
-        spec: ``"<norm>:<eps>"`` with norm in linf, l2, l1 and eps a finite number >= 0; a ThreatModel is
-            returned as is.
+        spec: ``"<norm>:<eps>"`` with norm in linf, l2, l1 (any case) and eps a finite number >= 0 (or, with
+            ``symbols``, a name, which becomes a non-negative sympy symbol); a ThreatModel is returned as is;
+            None means no threat (then ``coords`` must be None too).
+        coords: perturbed coordinates: None (all), a slice, indices, or a string (:func:`parse_coords`).
+        symbols: accept a symbol name for eps.
+
+    Raises:
+        ValueError: a one-line message naming the spec and what is allowed.
+    """
+    if spec is None:
+        if coords is not None:
+            raise ValueError("coords need a threat spec")
+        return None
+    if isinstance(spec, ThreatModel):
+        return spec if coords is None else type(spec)(spec.eps, coords=parse_coords(coords))
+    if not isinstance(spec, str):
+        raise TypeError(f"threat spec must be a string like 'linf:0.3', got {type(spec).__name__}")
+    allowed = ("expected '<norm>:<eps>' with norm in linf, l2, l1 and eps a finite number >= 0"
+               + (" or a symbol name" if symbols else "") + ", e.g. 'linf:0.3'")
+    head, sep, tail = spec.strip().partition(":")
+    cls = THREAT_MODELS.get(head.strip().lower())
+    if not sep or cls is None or "\n" in spec:
+        raise ValueError(f"threat spec {spec!r} not understood: {allowed}")
+    text = tail.strip()
+    if symbols and text.isidentifier() and text.lower() not in ("nan", "inf", "infinity"):
+        eps: Any = sympy.Symbol(text, nonnegative=True)
+    else:
+        try:
+            eps = float(text)
+        except ValueError:
+            raise ValueError(f"threat spec {spec!r} has eps {text!r} that is not a number: {allowed}") from None
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"threat spec {spec!r}: eps must be a finite number >= 0, got {text!r}")
+        eps = int(eps) if eps.is_integer() and abs(eps) < 2**53 else eps
+    return cls(eps, coords=parse_coords(coords))
+
+
+def make_threat(spec: str | ThreatModel) -> ThreatModel:
+    """Parse a numeric threat-model spec such as ``"linf:0.3"``, ``"l2:1.5"`` or ``"L1:2"`` (case-insensitive).
+
+    The same parser as the command line (:func:`parse_threat`), numbers only.
 
     Raises:
         ValueError: a one-line message for any other string.
     """
-    if isinstance(spec, ThreatModel):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"threat spec must be a string like 'linf:0.3', got {type(spec).__name__}")
-    allowed = "expected '<norm>:<eps>' with norm in linf, l2, l1 and eps >= 0, e.g. 'linf:0.3'"
-    head, sep, tail = spec.strip().partition(":")
-    cls = THREAT_MODELS.get(head.strip().lower())
-    if not sep or cls is None:
-        raise ValueError(f"threat spec {spec!r} not understood: {allowed}")
-    try:
-        eps = float(tail.strip())
-    except ValueError:
-        raise ValueError(
-            f"threat spec {spec!r} has eps {tail.strip()!r} that is not a number: {allowed}"
-        ) from None
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"threat spec {spec!r}: eps must be a finite number >= 0, got {eps!r}")
-    return cls(eps)
+    if spec is None:
+        raise TypeError("threat spec must be a string like 'linf:0.3', got NoneType")
+    return parse_threat(spec)

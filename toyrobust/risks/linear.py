@@ -105,7 +105,7 @@ def _dense(v: Blocks) -> np.ndarray:
 
 
 def _l2(v: Blocks) -> Any:
-    return _norm(_dense(v), 2) if v.is_numeric else v.norm(2)
+    return v.norm(2)  # block by block: O(number of blocks), whatever the dimension
 
 
 def margin_reach(w: Blocks, threat: ThreatModel | None, dim: Any) -> Any:
@@ -122,12 +122,11 @@ def margin_reach(w: Blocks, threat: ThreatModel | None, dim: Any) -> Any:
     if threat is None:
         return 0
     eps = threat.eps
-    if not is_symbolic(dim) and w.is_numeric:
-        arr = _dense(w)
-        norm = _norm(arr if threat.coords is None else arr[threat.coord_indices(int(dim))], threat.q)
-        return eps * norm if is_symbolic(eps) else float(eps) * norm
+    if not is_symbolic(dim) and w.is_numeric and threat.coords is not None:
+        threat.coord_indices(int(dim)) if not isinstance(threat.coords, slice) else None  # validates the indices
     inside = w if threat.coords is None else w.restrict(threat.coords)[0]
-    return eps * inside.norm(threat.q)
+    norm = inside.norm(threat.q)  # block by block: O(number of blocks), whatever the dimension
+    return eps * norm if is_symbolic(eps) or is_symbolic(norm) else float(eps) * float(norm)
 
 
 # ============================================================================================ Gaussian mixture
@@ -138,9 +137,8 @@ def _gm_scalars(dist: GaussianMixture, clf: Linear, threat: Any) -> tuple[Any, A
     """
     _check_dims(dist, clf)
     if clf.w.is_numeric and dist.mean.is_numeric:
-        w = _dense(clf.w)
-        A = float(w @ _dense(dist.mean))
-        s = dist.sigma * _norm(w, 2)
+        A = float(clf.w.dot(dist.mean))
+        s = dist.sigma * clf.w.norm(2)
     else:
         A, s = clf.w.dot(dist.mean), dist.sigma * clf.w.norm(2)
     return A + clf.b, A - clf.b, s, margin_reach(clf.w, threat, dist.dim)
@@ -298,10 +296,11 @@ def _gm_aligned_form(definition: str, lam_sign: int | None) -> Form:
 def _gm_alignment(w: Blocks, mean: Blocks) -> Any:
     """``lambda`` with ``w = lambda * mean``, or None when w is not (provably) parallel to the mean."""
     if w.is_numeric and mean.is_numeric:
-        a, m = _dense(w), _dense(mean)
-        lam = float(a @ m / (m @ m))
-        scale = max(np.max(np.abs(a)), abs(lam) * np.max(np.abs(m)), 1e-300)
-        return lam if np.max(np.abs(a - lam * m)) <= 1e-12 * scale else None
+        lam = float(w.dot(mean)) / float(mean.dot(mean))
+        triples = w._aligned(mean)
+        scale = max(max(abs(float(a)) for a, _, _ in triples), abs(lam) * max(abs(float(m)) for _, m, _ in triples),
+                    1e-300)
+        return lam if max(abs(float(a) - lam * float(m)) for a, m, _ in triples) <= 1e-12 * scale else None
     try:
         triples = w._aligned(mean)
     except ValueError:
@@ -562,8 +561,9 @@ def _tsipras_scalars(dist: Tsipras, clf: Linear) -> tuple[Any, Any, Any, list]:
     _check_dims(dist, clf)
     w1, rest = _split_first(clf.w)
     if clf.w.is_numeric:
-        arr = _dense(clf.w)[1:]
-        return w1, float(arr.sum()), _norm(arr, 2), rest
+        gauss = Blocks([(v, c) for v, c in rest]) if rest else None
+        return w1, (float(sum(float(v) * c for v, c in rest)) if rest else 0.0), \
+            (gauss.norm(2) if gauss is not None else 0.0), rest
     total = sympy.Add(*[v * c for v, c in rest])
     norm = sympy.sqrt(sympy.Add(*[v**2 * c for v, c in rest]))
     return w1, total, norm, rest
@@ -652,7 +652,7 @@ def _coords_info(threat: ThreatModel | None, dim: Any) -> tuple[bool, Any]:
     if threat is None:
         return False, 0
     c = threat.coords
-    if not is_symbolic(dim):
+    if not is_symbolic(dim) and c is not None:
         idx = threat.coord_indices(int(dim))
         return 0 in idx, sum(1 for i in idx if i >= 1)
     if c is None:
