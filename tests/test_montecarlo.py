@@ -210,7 +210,7 @@ def test_iter_samples_independent_of_chunk_size():
     ref_x, ref_y = tr.Tsipras(0.8, 1.0, d=3).sample(0)  # empty, for cat
     chunks = {}
     for cs in (1, 999, 4096, 5000, 20000):
-        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, block_size=4096))
+        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, block_size=4096, device="cpu"))
         assert all(x.shape[0] <= cs for x, _ in parts)
         chunks[cs] = (torch.cat([ref_x] + [x for x, _ in parts]), torch.cat([ref_y] + [y for _, y in parts]))
     x0, y0 = chunks[20000]
@@ -222,9 +222,9 @@ def test_iter_samples_independent_of_chunk_size():
     xb, yb = dist.sample(4096, generator=g)
     assert torch.equal(xb, x0[:4096]) and torch.equal(yb, y0[:4096])
     # a prefix of a longer stream is the shorter stream; another seed gives other points
-    xs, _ = next(iter_samples(dist, 100, seed=5))
+    xs, _ = next(iter_samples(dist, 100, seed=5, device="cpu"))
     assert torch.equal(xs, x0[:100])
-    xo, _ = next(iter_samples(dist, 100, seed=6))
+    xo, _ = next(iter_samples(dist, 100, seed=6, device="cpu"))
     assert not torch.equal(xo, xs)
 
 
@@ -508,6 +508,7 @@ def test_device_cpu_and_auto():
         assert auto.k == cpu.k
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_device_cuda_matches_closed_form():
     mean, w = [1.0, 0.5, -0.5], [1.0, 1.0, 0.5]

@@ -418,6 +418,7 @@ def test_errors_on_model_and_distribution():
         train(lambda x: x, tr.GaussianMixture([1.0]), steps=1)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_training_and_resume(tmp_path):
     dist = tr.GaussianMixture([1.0, -0.5, 0.25], 1.0)

@@ -282,7 +282,9 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
         # per-sphere error rates, lower confidence ends, give the isoperimetric bound on the ball risk
         errs = []
         for yv, r in ((-1, 1.0), (1, 1.3)):
-            x, _ = sp.sample(4000, generator=seed + 11 + yv, dtype=torch.float32)
+            # sampled where the network lives: a CPU batch fed to a CUDA model crashed the first GPU run
+            x, _ = sp.sample(4000, generator=seed + 11 + yv, dtype=torch.float32,
+                             device=next(mlp.parameters()).device)
             x = x[(x.norm(dim=1) - r).abs() < 1e-3]
             with torch.no_grad():
                 wrong = int((as_classifier(mlp).predict(x) != yv).sum())

@@ -341,7 +341,7 @@ def _resolve_placement(clf: Classifier, device: Any, dtype: Any) -> tuple[torch.
         dev = ref.device if ref is not None else resolve_device(None)
     else:
         dev = resolve_device(device)
-        if ref is not None and ref.device.type != dev.type:
+        if ref is not None and (ref.device.type != dev.type or (dev.index is not None and ref.device != dev)):
             raise ValueError(f"device={device!r} differs from the model's device {ref.device}; move the model "
                              f"first (estimate_risk never moves a model) or pass device=None")
     if dtype is None:
