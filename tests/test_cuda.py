@@ -3,9 +3,9 @@ checkpoints, the cross-check and the figure scripts), each checked against close
 
 Run the tier with ``python -m pytest -m cuda``. Every test here carries the ``cuda`` marker. Most are written once
 with the device as a parameter: the ``cpu`` half runs everywhere (it proves the test code itself and is kept to
-a few seconds), the ``cuda`` half skips itself cleanly where ``torch.cuda.is_available()`` is False. The CPU
-halves of the expensive ones (training networks inside the cross-check) are marked ``slow`` instead. Tests without
-a device parameter need CUDA and skip without it.
+a few seconds; on the CPU the ``--only`` and ``--n`` options keep the cross-check rows few), the ``cuda`` half
+skips itself cleanly where ``torch.cuda.is_available()`` is False. Tests without a device parameter need CUDA and
+skip without it (``_devices(cpu_slow=True)`` marks a CPU half ``slow`` instead, for checks too long for CI).
 
 References (the independent answers): the closed forms of ``tr.risk`` (spherical caps, the weighted chi-square
 sign of Gilmer et al.'s quadratic classifier, Gaussian tails), checked to lie in exact Clopper-Pearson intervals
@@ -288,7 +288,7 @@ def test_crosscheck_quick_analytic(device, capsys):
     _check_crosscheck_output(*_cli(argv, capsys))
 
 
-@pytest.mark.parametrize("device", _devices(cpu_slow=True))
+@pytest.mark.parametrize("device", _devices())
 def test_crosscheck_quick_trained(device, capsys):
     """The trained networks on the device (issue 11: the per-sphere error count of the ReLU MLP sampled on the
     CPU and fed a CUDA model); ``--only`` keeps the evaluated rows to the trained spheres networks (the networks
