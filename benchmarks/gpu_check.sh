@@ -67,7 +67,7 @@ step() {
 
 step env 40 "nvidia-smi; $PY -c 'import sys, torch; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"NO CUDA DEVICE\"); sys.exit(0 if torch.cuda.is_available() else 3)' && $PY -m toyrobust.cli --help > /dev/null && echo 'python -m toyrobust.cli works'"
 
-step cuda_tier 170 "$PY -m pytest -m cuda -q -p no:cacheprovider -rfEs --durations=15 --junitxml='$OUT/cuda_tier.xml'"
+step cuda_tier 200 "$PY -m pytest -m cuda -q -p no:cacheprovider -rfEs --durations=15 --junitxml='$OUT/cuda_tier.xml'"
 
 step gpu_targets 70 "$PY benchmarks/bench_gpu_targets.py --device cuda --json '$OUT/gpu_targets.json'"
 

@@ -116,7 +116,11 @@ def run_one(script: Path, device: str, quick: bool, timeout: float) -> dict[str,
         rows = [_row(f"(failed: exit status {rc}: {last})", None, None, None, "-", False)]
     for r in rows:
         r["benchmark"] = name
-    return {"benchmark": name, "script": str(script.relative_to(REPO)), "command": cmd, "status": status,
+    try:
+        shown = str(script.relative_to(REPO))
+    except ValueError:
+        shown = str(script)
+    return {"benchmark": name, "script": shown, "command": cmd, "status": status,
             "returncode": rc, "seconds": seconds, "notes": notes, "rows": rows,
             "stdout_tail": out[-4000:], "stderr_tail": err[-2000:]}
 
