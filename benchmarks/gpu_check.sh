@@ -51,7 +51,7 @@ step() {
     t0=$(date +%s.%N)
     timeout -k 10 "$limit" bash -c "$cmd" > "$OUT/$name.log" 2>&1
     rc=$?
-    secs=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')" 2>/dev/null || echo "?")
+    secs=$("$PY" -c "print(f'{$(date +%s.%N) - $t0:.1f}')" 2>/dev/null || echo "?")
     tail -n 25 "$OUT/$name.log"
     if (( rc == 0 )); then
         status="pass"
