@@ -14,56 +14,113 @@ For a point ``x`` with label ``y``, a classifier ``f`` and a perturbed point ``x
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .classifiers import Classifier, as_classifier
 
-__all__ = ["DEFINITIONS", "is_adversarial", "check_definition", "needs_distribution"]
+__all__ = ["DEFINITIONS", "Definition", "get_definition", "is_adversarial", "check_definition",
+           "needs_distribution"]
+
+Rule = Callable[[torch.Tensor, Any, Any, Any], torch.Tensor]
 
 
-def _ball(clf: Classifier, dist: Any, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    return clf.predict(x_adv) != y
+@dataclass(frozen=True)
+class Definition:
+    """When a perturbed point counts as adversarial: a name, what the rule needs, and the rule itself.
+
+    The rule maps the prediction at the perturbed point (``pred``, labels -1/+1, shape (N,)) and whatever the
+    definition needs (the labels ``y``, the Bayes label of the projection ``truth``, the clean prediction
+    ``clean``) to a bool mask of shape (N,). :func:`is_adversarial`, the attacks' success tests and the
+    closed-form registry all use this one rule.
+
+    Attributes:
+        name: e.g. ``"projection"``.
+        needs_label: the rule reads ``y``.
+        needs_truth: the rule reads ``truth = Bayes(proj(x'))`` (so the distribution is needed).
+        needs_clean: the rule reads the clean prediction ``f(x)``.
+        summary: the rule in words.
+    """
+
+    name: str
+    needs_label: bool
+    needs_truth: bool
+    needs_clean: bool
+    summary: str
+    _rule: Rule
+
+    def rule(self, pred: torch.Tensor, y: Any = None, truth: Any = None, clean: Any = None) -> torch.Tensor:
+        """The adversarial mask from the predictions at the perturbed points (see the class docstring)."""
+        return self._rule(pred, y, truth, clean)
+
+    def loss_labels(self, clf: Classifier, x: torch.Tensor, y: torch.Tensor, dist: Any) -> tuple[torch.Tensor, Any]:
+        """The labels an attack's loss pushes away from, and the clean predictions when the rule needs them.
+
+        ``ball`` and ``projection``: the true label; ``prediction-change``: the clean prediction ``f(x)``;
+        ``error-region``: the Bayes label of the projection of the clean point (the truth near ``x``).
+        """
+        if self.needs_clean:
+            clean = clf.predict(x)
+            return clean, clean
+        if self.needs_truth and not self.needs_label:
+            return dist.bayes_label(dist.project(x)).to(torch.int64), None
+        return y, None
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def _projection(clf, dist, x, y, x_adv):
-    return (clf.predict(x_adv) != y) & (dist.bayes_label(dist.project(x_adv)) == y)
+def _ball(pred, y, truth, clean):
+    return pred != y
 
 
-def _error_region(clf, dist, x, y, x_adv):
-    return clf.predict(x_adv) != dist.bayes_label(dist.project(x_adv))
+def _projection(pred, y, truth, clean):
+    return (pred != y) & (truth == y)
 
 
-def _prediction_change(clf, dist, x, y, x_adv):
-    return clf.predict(x_adv) != clf.predict(x)
+def _error_region(pred, y, truth, clean):
+    return pred != truth
 
 
-_RULES: dict[str, Callable[..., torch.Tensor]] = {
-    "ball": _ball,
-    "projection": _projection,
-    "error-region": _error_region,
-    "prediction-change": _prediction_change,
-}
+def _prediction_change(pred, y, truth, clean):
+    return pred != clean
+
+
+_OBJECTS: dict[str, Definition] = {d.name: d for d in (
+    Definition("ball", True, False, False, "f(x') != y", _ball),
+    Definition("projection", True, True, False, "f(x') != y and Bayes(proj(x')) == y", _projection),
+    Definition("error-region", False, True, False, "f(x') != Bayes(proj(x'))", _error_region),
+    Definition("prediction-change", False, False, True, "f(x') != f(x)", _prediction_change),
+)}
 
 #: the names of the definitions, in a fixed order
-DEFINITIONS: tuple[str, ...] = tuple(_RULES)
+DEFINITIONS: tuple[str, ...] = tuple(_OBJECTS)
+
+
+def get_definition(definition: Any) -> Definition:
+    """The :class:`Definition` named by ``definition`` (a name or a Definition); ValueError naming the allowed
+    ones otherwise."""
+    if isinstance(definition, Definition):
+        return definition
+    if not isinstance(definition, str) or definition not in _OBJECTS:
+        raise ValueError(f"definition must be one of {', '.join(DEFINITIONS)}, got {definition!r}")
+    return _OBJECTS[definition]
 
 
 def check_definition(definition: Any) -> str:
-    """Return ``definition`` if it names a definition; raise ValueError naming the allowed ones otherwise."""
-    if definition not in _RULES:
-        raise ValueError(f"definition must be one of {', '.join(DEFINITIONS)}, got {definition!r}")
-    return definition
+    """The name of ``definition`` (a name or a Definition); ValueError naming the allowed ones otherwise."""
+    return get_definition(definition).name
 
 
-def needs_distribution(definition: str) -> bool:
+def needs_distribution(definition: Any) -> bool:
     """Whether the definition reads the Bayes label of the projection (and so needs the distribution)."""
-    return check_definition(definition) in ("projection", "error-region")
+    return get_definition(definition).needs_truth
 
 
 def is_adversarial(
-    definition: str,
+    definition: Any,
     clf: Any,
     x_adv: torch.Tensor,
     y: torch.Tensor | None = None,
@@ -74,7 +131,7 @@ def is_adversarial(
     """Per-sample mask: is ``x_adv`` an adversarial example under ``definition``?
 
     Args:
-        definition: one of :data:`DEFINITIONS`.
+        definition: one of :data:`DEFINITIONS` (or a :class:`Definition`).
         clf: a classifier (or torch module).
         x_adv: perturbed points, shape (N, d).
         y: labels -1/+1 of the original points, shape (N,) (needed by "ball" and "projection").
@@ -84,18 +141,20 @@ def is_adversarial(
     Returns:
         bool tensor of shape (N,).
     """
-    check_definition(definition)
+    rule = get_definition(definition)
     clf = as_classifier(clf)
-    if definition in ("ball", "projection") and y is None:
-        raise ValueError(f"definition {definition!r} needs the labels y")
-    if needs_distribution(definition) and dist is None:
-        raise ValueError(f"definition {definition!r} needs the distribution dist (for its projection)")
-    if definition == "prediction-change" and x is None:
-        raise ValueError("definition 'prediction-change' needs the original points x")
+    if rule.needs_label and y is None:
+        raise ValueError(f"definition {rule.name!r} needs the labels y")
+    if rule.needs_truth and dist is None:
+        raise ValueError(f"definition {rule.name!r} needs the distribution dist (for its projection)")
+    if rule.needs_clean and x is None:
+        raise ValueError(f"definition {rule.name!r} needs the original points x")
     if y is not None:
         y = torch.as_tensor(y, device=x_adv.device)
         if y.shape != (x_adv.shape[0],):
             raise ValueError(f"y must have shape ({x_adv.shape[0]},), got {tuple(y.shape)}")
     if x is not None and x.shape != x_adv.shape:
         raise ValueError(f"x and x_adv must have the same shape, got {tuple(x.shape)} and {tuple(x_adv.shape)}")
-    return _RULES[definition](clf, dist, x, y, x_adv)
+    truth = dist.bayes_label(dist.project(x_adv)) if rule.needs_truth else None
+    clean = clf.predict(x) if rule.needs_clean else None
+    return rule.rule(clf.predict(x_adv), y, truth, clean)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..classifiers import Classifier, TorchClassifier, as_classifier
-from ..definitions import check_definition, is_adversarial, needs_distribution
+from ..definitions import check_definition, get_definition, is_adversarial, needs_distribution
 from ..threats import L2, ThreatModel
 from .base import AttackResult
 
@@ -162,23 +162,15 @@ def check_inputs(
 
 
 def loss_labels(
-    definition: str, clf: Classifier, x: torch.Tensor, y_true: torch.Tensor, dist: Any
+    definition: Any, clf: Classifier, x: torch.Tensor, y_true: torch.Tensor, dist: Any
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The labels the loss pushes away from, and the clean predictions (prediction-change only).
-
-    ``ball`` and ``projection``: the true label; ``prediction-change``: the clean prediction ``f(x)``;
-    ``error-region``: the Bayes label of the projection of the clean point (the truth near ``x``).
-    """
-    if definition == "prediction-change":
-        clean = clf.predict(x)
-        return clean, clean
-    if definition == "error-region":
-        return dist.bayes_label(dist.project(x)).to(torch.int64), None
-    return y_true, None
+    """The labels the loss pushes away from, and the clean predictions (prediction-change only): the
+    definition's own :meth:`~toyrobust.definitions.Definition.loss_labels`."""
+    return get_definition(definition).loss_labels(clf, x, y_true, dist)
 
 
 def success_from_margin(
-    definition: str,
+    definition: Any,
     margin: torch.Tensor,
     x_adv: torch.Tensor,
     y_true: torch.Tensor,
@@ -187,18 +179,14 @@ def success_from_margin(
 ) -> torch.Tensor:
     """:func:`toyrobust.definitions.is_adversarial` from an already computed margin (no extra forward pass).
 
-    Same rules and tie rule (a zero margin predicts +1); used inside attack loops for early stopping, while
-    the returned mask of every attack is recomputed with ``is_adversarial`` on the returned points.
+    The definition's one rule with the same tie rule (a zero margin predicts +1); used inside attack loops for
+    early stopping, while the returned mask of every attack is recomputed with ``is_adversarial`` on the returned
+    points.
     """
+    rule = get_definition(definition)
     pred = torch.where(margin >= 0, 1, -1)
-    if definition == "ball":
-        return pred != y_true
-    if definition == "prediction-change":
-        return pred != clean_pred
-    truth = dist.bayes_label(dist.project(x_adv))
-    if definition == "projection":
-        return (pred != y_true) & (truth == y_true)
-    return pred != truth
+    truth = dist.bayes_label(dist.project(x_adv)) if rule.needs_truth else None
+    return rule.rule(pred, y_true, truth, clean_pred)
 
 
 def finish(
