@@ -3,8 +3,8 @@
 A linear model ``sign(w.x + b)`` on the robust/non-robust features model ``GaussianMixture.robust_nonrobust(D)``
 (``x = y (1, a, ..., a) + z``, ``a = sqrt(log D / (D - 1))``) is trained on fresh samples with the exact Linf-robust
 logistic loss ``softplus(-y (w.x + b) + eps ||w||_1)`` at seed 003's ``eps = 2a``, starting from the standard
-optimum ``w = 2 mean`` (``toyrobust.reproductions.adversarial_training_dynamics``). The analytic fixed point
-(``toyrobust.reproductions.robust_fixed_point``) is ``w* = (2 (1 - eps), 0, ..., 0)``, ``b* = 0``: the non-robust
+optimum ``w = 2 mean`` (``toyrobust.dynamics.adversarial_training_dynamics``). The analytic fixed point
+(``toyrobust.dynamics.robust_fixed_point``) is ``w* = (2 (1 - eps), 0, ..., 0)``, ``b* = 0``: the non-robust
 features are dropped. Left: the robust weight w_1 against the step, with the fixed point. Middle: the largest and
 the mean |w_i| of the non-robust weights (log scale). Right: the closed-form standard and Linf-adversarial risks of
 the model along training (``tr.risk``), with those of the fixed point (the classifier sign(x_1): ``Q(1)`` and
@@ -22,8 +22,8 @@ import numpy as np
 
 import toyrobust as tr
 from toyrobust.blocks import Blocks
+from toyrobust.dynamics import adversarial_training_dynamics
 from toyrobust.plotting import COLORS, save_figure, use_style
-from toyrobust.reproductions import adversarial_training_dynamics
 from toyrobust.rng import resolve_device
 
 NAME = "adversarial_training"

@@ -19,8 +19,8 @@ from scipy.stats import binomtest, norm
 import toyrobust as tr
 from toyrobust import attacks
 from toyrobust.attacks.base import AttackResult
+from toyrobust.dynamics import adversarial_training_dynamics, robust_fixed_point
 from toyrobust.models import MLP, LinearModel, QuadraticNet
-from toyrobust.reproductions import adversarial_training_dynamics, robust_fixed_point
 from toyrobust.training import TrainResult, train
 
 

@@ -13,7 +13,7 @@ from .attacks import fgsm as fgsm
 from .attacks import pgd as pgd
 from .blocks import Blocks
 from .bounds import optimal_risk as optimal_risk
-from .classifiers import Classifier, Linear, Quadratic, Radial, TorchClassifier, as_classifier
+from .classifiers import Classifier, Linear, Quadratic, Radial, RotatedQuadratic, TorchClassifier, as_classifier
 from .definitions import DEFINITIONS, is_adversarial
 from .distributions import (
                             ConcentricSpheres,
@@ -23,7 +23,7 @@ from .distributions import (
                             Tsipras,
                             registered_distributions,
 )
-from .models import MLP, LinearModel, QuadraticNet, RotatedQuadratic  # also registers the twins' risks
+from .models import MLP, LinearModel, QuadraticNet
 from .montecarlo import RiskEstimate, clopper_pearson, estimate_risk
 from .risks import (
                     Q,

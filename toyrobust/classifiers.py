@@ -17,7 +17,7 @@ from .blocks import Blocks, as_blocks, point_symbols
 from .constraints import check, is_symbolic, real
 
 __all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin",
-           "margin_from_logits"]
+           "margin_from_logits", "RotatedQuadratic"]
 
 
 def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -35,10 +35,26 @@ def _check_batch(x: torch.Tensor, dim: Any, name: str = "x") -> None:
 
 
 class Classifier:
-    """Base class: subclasses implement ``margin`` (and ``margin_expr`` when a closed form exists)."""
+    """Base class: subclasses implement ``margin`` (and ``margin_expr`` when a closed form exists).
+
+    Randomized classifiers (e.g. a defense that adds noise) set ``randomized = True`` and implement
+    :meth:`sample_margin`, which takes an explicit generator: callers that need reproducible randomness (the Monte
+    Carlo engine, EOT attacks) pass one, and nothing touches the global RNG. For a deterministic classifier
+    ``sample_margin`` is ``margin``.
+    """
 
     #: input dimension (int, sympy expression, or None when any dimension is accepted)
     dim: Any = None
+    #: whether ``margin`` depends on randomness (then use ``sample_margin`` with an explicit generator)
+    randomized: bool = False
+
+    def sample_margin(self, x: torch.Tensor, generator: Any = None) -> torch.Tensor:
+        """One draw of the margin, shape (N,), with the classifier's randomness taken from ``generator`` (a
+        ``torch.Generator`` or an int seed; None: a fresh OS-seeded generator). Deterministic classifiers ignore
+        it."""
+        if self.randomized:
+            raise NotImplementedError(f"{type(self).__name__} is randomized but does not implement sample_margin")
+        return self.margin(x)
 
     def margin(self, x: torch.Tensor) -> torch.Tensor:
         """Real score of shape (N,); positive means +1. Differentiable in ``x``."""
@@ -51,11 +67,6 @@ class Classifier:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x)
-
-    @property
-    def has_expr(self) -> bool:
-        """Whether ``margin_expr`` is available."""
-        return type(self).margin_expr is not Classifier.margin_expr
 
     def margin_expr(self, x: Any = None) -> sympy.Expr:
         """The margin as a sympy expression of the point ``x`` (default: symbols ``x_1..x_d``)."""
@@ -209,3 +220,60 @@ def as_classifier(obj: Any) -> Classifier:
     if isinstance(obj, torch.nn.Module) or callable(obj):
         return TorchClassifier(obj)
     raise TypeError(f"clf must be a toyrobust classifier or a torch module, got {type(obj).__name__}")
+
+
+class RotatedQuadratic(Classifier):
+    """The quadratic rule in rotated coordinates: ``margin(x) = quadratic.margin(x @ U)``.
+
+    With ``quadratic = Quadratic(alpha, c)`` this is ``sum_i alpha_i (U^T x)_i^2 - c = x^T U diag(alpha) U^T x - c``.
+    It is the analytic twin of a trained :class:`QuadraticNet`. On rotation-invariant problems the rotation
+    changes nothing: on :class:`~toyrobust.distributions.ConcentricSpheres` (uniform on spheres) with no
+    adversary or an L2 ball, every risk of this classifier equals that of ``quadratic`` (registered below, for
+    all four definitions); on a :class:`~toyrobust.distributions.GaussianMixture` ``N(y mu, sigma^2 I)`` it
+    equals that of ``quadratic`` on the mixture with mean ``U^T mu``. Linf and L1 balls are not rotation
+    invariant: no closed form is claimed for them.
+
+    Args:
+        quadratic: the rule in rotated coordinates.
+        rotation: orthogonal matrix U of shape (d, d); column i is the direction of ``z_i``.
+    """
+
+    def __init__(self, quadratic: Quadratic, rotation: Any):
+        if not isinstance(quadratic, Quadratic):
+            raise TypeError(f"quadratic must be a toyrobust Quadratic, got {type(quadratic).__name__}")
+        U = torch.as_tensor(rotation, dtype=torch.float64).detach().cpu()
+        d = quadratic.dim
+        if U.shape != (d, d):
+            raise ValueError(f"rotation must have shape ({d}, {d}) to match quadratic, got {tuple(U.shape)}")
+        err = float((U.T @ U - torch.eye(d, dtype=torch.float64)).abs().max())
+        if err > 1e-8:
+            raise ValueError(f"rotation must be orthogonal (U^T U = I), got max |U^T U - I| = {err:.3g}")
+        self.quadratic = quadratic
+        self.rotation = U
+        self.dim = d
+        self._cache: dict = {}
+
+    def __repr__(self) -> str:
+        return f"RotatedQuadratic({self.quadratic!r}, rotation=<{self.dim}x{self.dim}>)"
+
+    def _U(self, x: torch.Tensor) -> torch.Tensor:
+        key = (str(x.device), x.dtype)
+        if key not in self._cache:
+            self._cache[key] = self.rotation.to(device=x.device, dtype=x.dtype)
+        return self._cache[key]
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        """``sum_i alpha_i (x U)_i^2 - c``, shape (N,) for x of shape (N, d)."""
+        _check_batch(x, self.dim)
+        return self.quadratic.margin(x @ self._U(x))
+
+    def margin_expr(self, x: Any = None) -> sympy.Expr:
+        """The margin in the original coordinates, ``sum_i alpha_i (U^T x)_i^2 - c`` (numeric U, float entries)."""
+        x = sympy.Matrix(self._point(x))
+        U = sympy.Matrix(self.rotation.tolist())
+        return self.quadratic.margin_expr(list(U.T * x))
+
+    def matrix(self) -> torch.Tensor:
+        """``U diag(alpha) U^T`` (float64)."""
+        alpha = self.quadratic.alpha.to_tensor(dtype=torch.float64)
+        return self.rotation @ (alpha[:, None] * self.rotation.T)

@@ -18,6 +18,7 @@ import sympy
 from sympy.core.logic import fuzzy_and
 
 __all__ = [
+    "check_int",
     "Constraint",
     "real",
     "positive",
@@ -157,6 +158,16 @@ def check(name: str, value: Any, constraint: Constraint) -> Any:
     if constraint.integer and not is_symbolic(value):
         value = int(value)
     return value
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """An integer ``>= low`` (Python or numpy; not a bool): the package's one integer validator for counts,
+    sizes and seeds. TypeError for a non-integer, ValueError below ``low``; both name ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
 
 
 def check_less(name_low: str, low: Any, name_high: str, high: Any) -> None:

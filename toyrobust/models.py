@@ -18,27 +18,21 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
-import sympy
 import torch
 from torch import nn
 
-from .blocks import as_blocks
-from .classifiers import Classifier, Linear, Quadratic, TorchClassifier, _check_batch
+from .classifiers import Linear, Quadratic, RotatedQuadratic, TorchClassifier
 from .constraints import check, integer_at_least
-from .distributions import ConcentricSpheres, GaussianMixture
-from .risks.registry import find_risk, register_risk
 from .rng import make_generator
-from .threats import L2
 
 __all__ = ["LinearModel", "QuadraticNet", "MLP", "RotatedQuadratic"]
 
 
 def _check_dim(name: str, value: Any) -> int:
-    return int(check(name, value, integer_at_least(1)))
+    return int(check(name, value, integer_at_least(1)))  # the constraint's message names the parameter
 
 
 def _generator(seed: Any) -> torch.Generator:
@@ -285,99 +279,3 @@ class MLP(_OneLogit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (N,) for x of shape (N, d)."""
         return self.net(x)[:, 0]
-
-
-class RotatedQuadratic(Classifier):
-    """The quadratic rule in rotated coordinates: ``margin(x) = quadratic.margin(x @ U)``.
-
-    With ``quadratic = Quadratic(alpha, c)`` this is ``sum_i alpha_i (U^T x)_i^2 - c = x^T U diag(alpha) U^T x - c``.
-    It is the analytic twin of a trained :class:`QuadraticNet`. On rotation-invariant problems the rotation
-    changes nothing: on :class:`~toyrobust.distributions.ConcentricSpheres` (uniform on spheres) with no
-    adversary or an L2 ball, every risk of this classifier equals that of ``quadratic`` (registered below, for
-    all four definitions); on a :class:`~toyrobust.distributions.GaussianMixture` ``N(y mu, sigma^2 I)`` it
-    equals that of ``quadratic`` on the mixture with mean ``U^T mu``. Linf and L1 balls are not rotation
-    invariant: no closed form is claimed for them.
-
-    Args:
-        quadratic: the rule in rotated coordinates.
-        rotation: orthogonal matrix U of shape (d, d); column i is the direction of ``z_i``.
-    """
-
-    def __init__(self, quadratic: Quadratic, rotation: Any):
-        if not isinstance(quadratic, Quadratic):
-            raise TypeError(f"quadratic must be a toyrobust Quadratic, got {type(quadratic).__name__}")
-        U = torch.as_tensor(rotation, dtype=torch.float64).detach().cpu()
-        d = quadratic.dim
-        if U.shape != (d, d):
-            raise ValueError(f"rotation must have shape ({d}, {d}) to match quadratic, got {tuple(U.shape)}")
-        err = float((U.T @ U - torch.eye(d, dtype=torch.float64)).abs().max())
-        if err > 1e-8:
-            raise ValueError(f"rotation must be orthogonal (U^T U = I), got max |U^T U - I| = {err:.3g}")
-        self.quadratic = quadratic
-        self.rotation = U
-        self.dim = d
-        self._cache: dict = {}
-
-    def __repr__(self) -> str:
-        return f"RotatedQuadratic({self.quadratic!r}, rotation=<{self.dim}x{self.dim}>)"
-
-    def _U(self, x: torch.Tensor) -> torch.Tensor:
-        key = (str(x.device), x.dtype)
-        if key not in self._cache:
-            self._cache[key] = self.rotation.to(device=x.device, dtype=x.dtype)
-        return self._cache[key]
-
-    def margin(self, x: torch.Tensor) -> torch.Tensor:
-        """``sum_i alpha_i (x U)_i^2 - c``, shape (N,) for x of shape (N, d)."""
-        _check_batch(x, self.dim)
-        return self.quadratic.margin(x @ self._U(x))
-
-    def margin_expr(self, x: Any = None) -> sympy.Expr:
-        """The margin in the original coordinates, ``sum_i alpha_i (U^T x)_i^2 - c`` (numeric U, float entries)."""
-        x = sympy.Matrix(self._point(x))
-        U = sympy.Matrix(self.rotation.tolist())
-        return self.quadratic.margin_expr(list(U.T * x))
-
-    def matrix(self) -> torch.Tensor:
-        """``U diag(alpha) U^T`` (float64)."""
-        alpha = self.quadratic.alpha.to_tensor(dtype=torch.float64)
-        return self.rotation @ (alpha[:, None] * self.rotation.T)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# closed forms by rotation invariance: the risks of RotatedQuadratic are those of its Quadratic
-
-
-def _rotation_invariant_threat(threat: Any) -> None:
-    if threat is not None and threat.coords is not None:
-        raise NotImplementedError(
-            f"no closed form for a RotatedQuadratic against {threat!r}: an L2 ball on a subset of coordinates is "
-            "not rotation invariant; use tr.estimate_risk")
-
-
-@register_risk(ConcentricSpheres, RotatedQuadratic, None)
-@register_risk(ConcentricSpheres, RotatedQuadratic, L2)
-def _spheres_rotated_quadratic(dist, clf, threat, definition):
-    # uniform laws on spheres, their projection and the L2 ball are invariant under x -> U^T x
-    _rotation_invariant_threat(threat)
-    return _delegate(dist, dist, clf, threat, definition, "uniform law on spheres")
-
-
-@register_risk(GaussianMixture, RotatedQuadratic, None)
-@register_risk(GaussianMixture, RotatedQuadratic, L2)
-def _mixture_rotated_quadratic(dist, clf, threat, definition):
-    # U^T x ~ N(y U^T mu, sigma^2 I); the L2 ball and the (identity) projection commute with the rotation
-    _rotation_invariant_threat(threat)
-    if not dist.mean.is_numeric:
-        raise NotImplementedError("a RotatedQuadratic needs a numeric mean to rotate")
-    mean = clf.rotation.T @ torch.as_tensor(dist.mean.to_numpy(), dtype=torch.float64)
-    rotated = GaussianMixture(as_blocks(mean, "mean"), dist.sigma)
-    return _delegate(dist, rotated, clf, threat, definition, "Gaussian mixture with rotated mean U^T mu")
-
-
-def _delegate(dist, rotated, clf, threat, definition, why):
-    q = clf.quadratic
-    result = find_risk(rotated, q, threat, definition)(rotated, q, threat, definition)
-    key = (type(dist).__name__, "RotatedQuadratic", "None" if threat is None else type(threat).__name__, definition)
-    return dataclasses.replace(result, key=key,
-                               method=f"{result.method}; rotation invariance ({why}): the risk of the Quadratic")

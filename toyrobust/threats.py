@@ -25,7 +25,8 @@ from typing import Any
 import sympy
 import torch
 
-from toyrobust.constraints import check, is_symbolic, nonnegative
+from .constraints import check, is_symbolic, nonnegative
+from .rng import make_generator
 
 __all__ = ["L1", "L2", "THREAT_MODELS", "Linf", "ThreatModel", "make_threat", "parse_threat", "parse_coords"]
 
@@ -73,19 +74,6 @@ def _check_coords(coords: Any) -> Coords:
     raise TypeError(
         f"coords must be None, a tuple/list of distinct non-negative ints or slice(start, stop), "
         f"got {coords!r} of type {type(coords).__name__}"
-    )
-
-
-def _make_generator(generator: GeneratorLike, device: torch.device) -> torch.Generator | None:
-    """A ``torch.Generator`` as given, a fresh one seeded with an int, or None (torch's default generator)."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if _is_index(generator):
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(generator))
-        return gen
-    raise TypeError(
-        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
     )
 
 
@@ -217,6 +205,11 @@ class ThreatModel:
         return out if dtype is torch.bool else out.to(torch.get_default_dtype() if dtype is None else dtype)
 
     # -- helpers ---------------------------------------------------------------------------------------------
+
+    @property
+    def radius(self) -> float:
+        """The radius eps as a float (TypeError when eps is a sympy expression: torch methods need numbers)."""
+        return self._eps_float()
 
     def _eps_float(self) -> float:
         if is_symbolic(self.eps):
@@ -360,15 +353,15 @@ class ThreatModel:
 
         Args:
             x0: (N, d) centres.
-            generator: a ``torch.Generator``, an int seed (a fresh generator), or None (torch's default
-                generator, used but never reseeded).
+            generator: a ``torch.Generator``, an int seed (a fresh generator), or None (a fresh generator
+                seeded from OS entropy: the global RNG is never used).
 
         Returns:
             (N, d) points, same dtype and device as ``x0``.
         """
         x0 = _check_batch("x0", x0)
         eps = self._eps_float()
-        gen = _make_generator(generator, x0.device)
+        gen = make_generator(generator, x0.device)
         dev = gen.device if gen is not None else x0.device
         m = self._bool_mask(x0).to(dev)
         k = int(m.sum())

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classifiers import TorchClassifier, margin_from_logits
+from .constraints import check_int
 from .models import LinearModel
 from .risks.robust_loss import robust_logistic_loss
 from .threats import ThreatModel
@@ -142,9 +143,11 @@ def _new_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    # one integer validator (constraints.check_int); training has always answered ValueError for both cases
+    try:
+        return check_int(name, value, low)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -349,7 +352,7 @@ def train(
     if adversarial is not None and threat is None:
         raise ValueError(f"adversarial={adversarial!r} needs a threat model: pass threat=Linf(eps) (or L2, L1)")
     if threat is not None:
-        threat._eps_float()  # a symbolic radius cannot be trained against
+        threat.radius  # noqa: B018  (a symbolic radius cannot be trained against: raises TypeError)
     if adversarial == "closed-form":
         _linear_params(model)
     attack_options = {**DEFAULT_ATTACK_OPTIONS, **(attack_options or {})}

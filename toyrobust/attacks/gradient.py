@@ -178,7 +178,7 @@ def pgd_core(
     for name, flag in (("random_start", random_start), ("early_stop", early_stop)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
-    eps = threat._eps_float()
+    eps = threat.radius
     alpha = check_step_size(step_size, 2.5 * eps / max(steps, 1))
     n = x.shape[0]
     if n == 0:
@@ -243,7 +243,7 @@ def _run(
         xc = constrain(xc, x0, x0, rows)
     delta = xc - x0
     fast = _fast_kind(threat, constrain)
-    eps = threat._eps_float()
+    eps = threat.radius
     best_x = xc.clone()
     best_loss = torch.full((rows.numel(),), -torch.inf, dtype=x.dtype, device=x.device)
     best_succ = torch.zeros(rows.numel(), dtype=torch.bool, device=x.device)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..classifiers import Classifier, TorchClassifier, as_classifier
+from ..constraints import check_int
 from ..definitions import check_definition, get_definition, is_adversarial, needs_distribution
 from ..threats import L2, ThreatModel
 from .base import AttackResult
@@ -92,15 +93,6 @@ def eval_mode(clf: Classifier) -> Iterator[None]:
             m.training = training
 
 
-def check_int(name: str, value: Any, low: int) -> int:
-    """An int >= ``low``; TypeError/ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 def check_step_size(step_size: Any, default: float) -> float:
     """``step_size`` as a finite float > 0, or ``default`` when None."""
     if step_size is None:
@@ -119,7 +111,7 @@ def check_threat(threat: Any, *, allow_none: bool = False) -> ThreatModel | None
     if not isinstance(threat, ThreatModel):
         allowed = "a ThreatModel (Linf, L2, L1)" + (" or None" if allow_none else "")
         raise TypeError(f"threat must be {allowed}, got {type(threat).__name__}")
-    threat._eps_float()  # raises TypeError for a symbolic eps
+    threat.radius  # noqa: B018  (raises TypeError for a symbolic eps)
     return threat
 
 

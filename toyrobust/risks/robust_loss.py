@@ -64,7 +64,7 @@ def robust_logistic_loss(w: torch.Tensor, b: Any, x: torch.Tensor, y: torch.Tens
     y = y.to(dtype=x.dtype)
     z = -y * (x @ w + b)
     if threat is not None:
-        eps = threat._eps_float()
+        eps = threat.radius
         z = z + eps * threat.dual_norm(w.unsqueeze(0))[0]
     loss = F.softplus(z)
     if reduction == "none":

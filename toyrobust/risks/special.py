@@ -41,9 +41,9 @@ __all__ = [
     "NUMERIC_FUNCS",
     "register_numeric",
     "lambdify",
-    "q",
-    "log_q",
-    "q_inv",
+    "normal_sf",
+    "log_normal_sf",
+    "normal_isf",
     "normal_interval",
     "log_normal_interval",
     "log_normal_interval_mid",
@@ -57,17 +57,17 @@ _SQRT2 = np.sqrt(2.0)
 
 
 # ---------------------------------------------------------------------------------------------------- numeric
-def q(x: Any) -> np.ndarray:
+def normal_sf(x: Any) -> np.ndarray:
     """``Q(x) = P[Z > x]`` for a standard normal Z, elementwise (``scipy.special.ndtr(-x)``)."""
     return sc.ndtr(-np.asarray(x, dtype=float))
 
 
-def log_q(x: Any) -> np.ndarray:
+def log_normal_sf(x: Any) -> np.ndarray:
     """``log Q(x)`` elementwise, accurate far in the tail (``scipy.special.log_ndtr(-x)``)."""
     return sc.log_ndtr(-np.asarray(x, dtype=float))
 
 
-def q_inv(u: Any) -> np.ndarray:
+def normal_isf(u: Any) -> np.ndarray:
     """``Q^{-1}(u)``: the ``x`` with ``Q(x) = u``, elementwise; ``-ndtri(u)`` is accurate for tiny ``u``."""
     return -sc.ndtri(np.asarray(u, dtype=float))
 
@@ -83,12 +83,12 @@ def _log_tail_drop(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     wider intervals use the difference of the two log tails (no cancellation there).
     """
     narrow = (hi - lo) < 1.0
-    out = log_q(lo) - log_q(hi)
+    out = log_normal_sf(lo) - log_normal_sf(hi)
     if np.any(narrow):
         a, b = lo[narrow], hi[narrow]
         mid, half = (a + b) / 2, (b - a) / 2
         t = mid[None, :] + half[None, :] * _GL_NODES[:, None]
-        hazard = np.exp(-t * t / 2 - _LOG_SQRT_2PI - log_q(t))
+        hazard = np.exp(-t * t / 2 - _LOG_SQRT_2PI - log_normal_sf(t))
         out[narrow] = half * (_GL_WEIGHTS @ hazard)
     return out
 
@@ -112,7 +112,7 @@ def log_normal_interval(lo: Any, hi: Any) -> np.ndarray:
         left = valid & (hi <= 0) & ~right
         mid = valid & ~right & ~left
         for sel, a, b in ((right, lo[right], hi[right]), (left, -hi[left], -lo[left])):
-            la = log_q(a)
+            la = log_normal_sf(a)
             rest = np.where(np.isinf(b), 0.0, np.log(-np.expm1(-_log_tail_drop(a, b))))
             # beyond the double range of log Q (|a| > 1e154) the log-probability is -inf, not NaN
             out[sel] = np.where(la == -np.inf, -np.inf, la + rest)
@@ -340,7 +340,7 @@ class Qinv(_Unevaluated):
         with mpmath.workprec(prec + 20):
             uu = mpmath.mpf(u._to_mpmath(prec + 20))
             # mpmath has no erfcinv: Newton on log Q(x) = log u from the scipy value (well-conditioned in the tail)
-            x = mpmath.mpf(float(q_inv(float(uu)))) if 0 < float(uu) < 1 else mpmath.mpf(0)
+            x = mpmath.mpf(float(normal_isf(float(uu)))) if 0 < float(uu) < 1 else mpmath.mpf(0)
             log_u = mpmath.log(uu)
             for _ in range(200):
                 tail = mpmath.erfc(x / mpmath.sqrt(2)) / 2
@@ -423,9 +423,9 @@ def prec_to_dps(prec: int) -> int:
 #: the one lambdify namespace: every special function of the package mapped to its vectorised numpy/scipy
 #: evaluation (modules add theirs with :func:`register_numeric`)
 NUMERIC_FUNCS: dict[str, Any] = {
-    "Q": q,
-    "logQ": log_q,
-    "Qinv": q_inv,
+    "Q": normal_sf,
+    "logQ": log_normal_sf,
+    "Qinv": normal_isf,
     "NormalSetProb": normal_set_prob,
     "UnitRatio": unit_ratio,
     "erfc": sc.erfc,

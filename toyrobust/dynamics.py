@@ -1,4 +1,4 @@
-"""Reproductions of claims from the source documents as library functions (data for tests and figures).
+"""Training dynamics from the source documents as library functions (data for tests and figures).
 
 :func:`adversarial_training_dynamics` -- seed 003's adversarial-training fixed point on the robust/non-robust
 features model: a linear model trained with the closed-form robust logistic loss at ``eps = 2a`` sends the
@@ -39,16 +39,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import norm
 
+from .classifiers import Linear
 from .constraints import check, integer_at_least
 from .distributions import GaussianMixture
 from .models import LinearModel
+from .risks import risk
 from .threats import Linf
 from .training import TrainResult, train
 
-__all__ = ["AdversarialTrainingDynamics", "adversarial_training_dynamics", "robust_fixed_point",
-           "gaussian_linear_risk"]
+__all__ = ["AdversarialTrainingDynamics", "adversarial_training_dynamics", "robust_fixed_point"]
 
 
 def robust_fixed_point(D: int, eps: float) -> dict[str, Any]:
@@ -66,21 +66,6 @@ def robust_fixed_point(D: int, eps: float) -> dict[str, Any]:
     drops = a <= eps
     return {"w_robust": 2 * max(1 - eps, 0.0) if drops else None, "w_nonrobust": 0.0 if drops else None,
             "b": 0.0, "drops_nonrobust": drops, "a": a}
-
-
-def gaussian_linear_risk(mean: np.ndarray, sigma: float, w: np.ndarray, b: float, drop: float = 0.0) -> float:
-    """Risk of ``sign(w.x + b)`` on ``N(y mean, sigma^2 I)`` when the adversary moves the margin by ``drop``.
-
-    ``P[error] = (Q((w.mean + b - drop) / (sigma ||w||_2)) + Q((w.mean - b - drop) / (sigma ||w||_2))) / 2``;
-    ``drop = eps ||w||_q`` gives the ball-definition adversarial risk (q the dual exponent), 0 the standard
-    risk. A zero margin predicts +1 (measure zero here unless ``w = 0``).
-    """
-    w = np.asarray(w, dtype=float)
-    s = sigma * float(np.linalg.norm(w))
-    wm = float(w @ np.asarray(mean, dtype=float))
-    if s == 0:
-        return 0.5 * ((b - drop < 0) + (b + drop >= 0))
-    return 0.5 * (float(norm.sf((wm + b - drop) / s)) + float(norm.sf((wm - b - drop) / s)))
 
 
 @dataclass
@@ -168,9 +153,9 @@ def adversarial_training_dynamics(
                    eval_n=0, progress=progress)
     W = np.array(result.series("w"), dtype=float)
     bias = np.array(result.series("b"), dtype=float)
-    mean = dist.mean.to_numpy()
-    std = np.array([gaussian_linear_risk(mean, 1.0, w, b) for w, b in zip(W, bias, strict=True)])
-    adv = np.array([gaussian_linear_risk(mean, 1.0, w, b, eps * np.abs(w).sum()) for w, b in zip(W, bias, strict=True)])
+    # the closed forms of tr.risk (one home for the Gaussian linear risk)
+    std = np.array([float(risk(dist, Linear(w.tolist(), float(b)))) for w, b in zip(W, bias, strict=True)])
+    adv = np.array([float(risk(dist, Linear(w.tolist(), float(b)), Linf(eps))) for w, b in zip(W, bias, strict=True)])
     return AdversarialTrainingDynamics(
         D=D, eps=float(eps), a=a, steps=np.array(result.series("step")), weights=W, bias=bias,
         w_robust=W[:, 0], w_nonrobust_mean=W[:, 1:].mean(axis=1), w_nonrobust_absmax=np.abs(W[:, 1:]).max(axis=1),
