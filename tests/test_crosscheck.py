@@ -8,8 +8,8 @@ import math
 import torch
 
 import toyrobust as tr
-from toyrobust.distributions import registered_distributions
 from toyrobust import crosscheck as cc
+from toyrobust.distributions import registered_distributions
 
 
 def _gm():
