@@ -330,7 +330,45 @@ def train(
         Madry et al. 2018 (PGD adversarial training); seeds 003 and 004 (closed-form adversarial training of
         linear models and its fixed point).
     """
-    # ---------------------------------------------------------------- arguments
+    plan = _plan(model, dist, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                 optimizer_options=optimizer_options, schedule=schedule, adversarial=adversarial, threat=threat,
+                 attack_options=attack_options, seed=seed, device=device, dataset=dataset, eval_every=eval_every,
+                 eval_n=eval_n, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress)
+    run = _Run(model, dist, plan)
+    if plan.path is not None and resume and os.path.exists(plan.path):
+        run.resume()
+    return run.loop(callback)
+
+
+@dataclass
+class _Plan:
+    """The validated settings of one training run (everything :func:`train` was asked for)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    schedule: str
+    adversarial: str | None
+    threat: ThreatModel | None
+    attack_options: dict
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    dataset: tuple | None
+    eval_every: int
+    eval_n: int
+    checkpoint_every: int
+    path: str | None
+    progress: bool
+    optimizer: torch.optim.Optimizer
+    config: dict[str, Any]
+
+
+def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, optimizer: Any,
+          optimizer_options: dict | None, schedule: str, adversarial: Any, threat: Any, attack_options: dict | None,
+          seed: Any, device: Any, dataset: Any, eval_every: Any, eval_n: Any, checkpoint: Any,
+          checkpoint_every: Any, progress: Any) -> _Plan:
+    """Validate every argument of :func:`train` (before any work) and place the model on its device."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if getattr(dist, "is_symbolic", True) or not hasattr(dist, "sample"):
@@ -360,9 +398,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    if device is None:
-        device = params[0].device
-    device = torch.device(device)
+    device = torch.device(params[0].device if device is None else device)
     model.to(device)
     dtype = params[0].dtype
     if dtype not in (torch.float32, torch.float64):
@@ -374,137 +410,171 @@ def train(
         dataset = _check_dataset(dataset, dist.dim, device, dtype)
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
-    path = None if checkpoint is None else os.fspath(checkpoint)
-
     opt = _make_optimizer(optimizer, params, lr, optimizer_options)
     config = _config(dist, model, batch_size=batch_size, lr=lr, optimizer=optimizer, adversarial=adversarial,
                      threat=threat, attack_options=attack_options, seed=seed, schedule=schedule, steps=steps,
                      dataset=dataset, optimizer_options=optimizer_options)
-    data_gen = _new_generator(_derive_seed(seed, 0), device)
-    attack_gen = _new_generator(_derive_seed(seed, 1), device)
-    history: list[dict[str, Any]] = []
-    start = 0
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    loss_count = 0
+    return _Plan(steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, adversarial=adversarial,
+                 threat=threat, attack_options=attack_options, seed=seed, device=device, dtype=dtype,
+                 dataset=dataset, eval_every=eval_every, eval_n=eval_n, checkpoint_every=checkpoint_every,
+                 path=None if checkpoint is None else os.fspath(checkpoint), progress=bool(progress), optimizer=opt,
+                 config=config)
 
-    # ---------------------------------------------------------------- resume
-    if path is not None and resume and os.path.exists(path):
-        state = torch.load(path, map_location=device, weights_only=True)
-        _check_checkpoint(state, config, path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        data_gen.set_state(state["data_generator"].cpu())
-        attack_gen.set_state(state["attack_generator"].cpu())
-        history = list(state["history"])
-        start = int(state["step"])
-        loss_sum = state["loss_sum"].to(device=device, dtype=torch.float64)
-        loss_count = int(state["loss_count"])
 
-    def save(step: int) -> None:
-        if path is None:
+class _Run:
+    """The state of one training run: model, optimizer, the data and attack streams, the history, the running
+    loss; small steps (:meth:`batch`, :meth:`update`, :meth:`record`, :meth:`save`, :meth:`resume`) and the loop."""
+
+    def __init__(self, model: nn.Module, dist: Any, plan: _Plan):
+        self.model, self.dist, self.plan = model, dist, plan
+        self.opt = plan.optimizer
+        self.data_gen = _new_generator(_derive_seed(plan.seed, 0), plan.device)
+        self.attack_gen = _new_generator(_derive_seed(plan.seed, 1), plan.device)
+        self.history: list[dict[str, Any]] = []
+        self.start = 0
+        self._reset_loss()
+
+    def _reset_loss(self) -> None:
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.plan.device)
+        self.loss_count = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume(self) -> None:
+        """Load the checkpoint (it must have been written with the same settings)."""
+        state = torch.load(self.plan.path, map_location=self.plan.device, weights_only=True)
+        _check_checkpoint(state, self.plan.config, self.plan.path)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.data_gen.set_state(state["data_generator"].cpu())
+        self.attack_gen.set_state(state["attack_generator"].cpu())
+        self.history = list(state["history"])
+        self.start = int(state["step"])
+        self.loss_sum = state["loss_sum"].to(device=self.plan.device, dtype=torch.float64)
+        self.loss_count = int(state["loss_count"])
+
+    def save(self, step: int) -> None:
+        if self.plan.path is None:
             return
         _atomic_save({
             "format": CHECKPOINT_FORMAT,
-            "config": config,
+            "config": self.plan.config,
             "step": step,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "data_generator": data_gen.get_state(),
-            "attack_generator": attack_gen.get_state(),
-            "history": history,
-            "loss_sum": loss_sum.detach().cpu(),
-            "loss_count": loss_count,
-        }, path)
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "data_generator": self.data_gen.get_state(),
+            "attack_generator": self.attack_gen.get_state(),
+            "history": self.history,
+            "loss_sum": self.loss_sum.detach().cpu(),
+            "loss_count": self.loss_count,
+        }, self.plan.path)
 
-    def record(step: int) -> dict[str, Any]:
-        nonlocal loss_sum, loss_count
-        rec: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_count if loss_count else None}
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        loss_count = 0
+    # ------------------------------------------------------------------ evaluation
+    def record(self, step: int) -> dict[str, Any]:
+        """Append the mean training loss since the last record and the evaluation risks to the history."""
+        plan, model = self.plan, self.model
+        rec: dict[str, Any] = {"step": step, "loss": float(self.loss_sum) / self.loss_count
+                               if self.loss_count else None}
+        self._reset_loss()
         was_training = model.training
         model.eval()
-        if eval_n:
-            risk, adv = _evaluate(model, dist, threat, eval_n=eval_n, seed=seed, device=device, dtype=dtype,
-                                  chunk=max(batch_size, 4096), attack_options=attack_options)
+        if plan.eval_n:
+            risk, adv = _evaluate(model, self.dist, plan.threat, eval_n=plan.eval_n, seed=plan.seed,
+                                  device=plan.device, dtype=plan.dtype, chunk=max(plan.batch_size, 4096),
+                                  attack_options=plan.attack_options)
         else:
             risk, adv = None, None
         model.train(was_training)
-        rec.update(risk=risk, eval_n=eval_n, adv_risk=adv)
+        rec.update(risk=risk, eval_n=plan.eval_n, adv_risk=adv)
         if isinstance(model, LinearModel):
             rec["w"] = model.weight.detach().cpu().to(torch.float64).tolist()
             rec["b"] = float(model.bias.detach())
-        history.append(rec)
+        self.history.append(rec)
         return rec
 
-    # ---------------------------------------------------------------- loop
-    t_call = time.perf_counter()
-    train_time = 0.0
-    stopped = False
-    step = start
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
-    try:
-        if start == 0 and eval_every and not history:
-            record(0)
-        model.train()
-        t0 = time.perf_counter()
-        while step < steps:
-            if schedule != "constant":
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(schedule, lr, step, steps)
-            if dataset is None:
-                x, y = dist.sample(batch_size, generator=data_gen, device=device, dtype=dtype)
-            else:
-                idx = torch.randint(0, dataset[0].shape[0], (batch_size,), generator=data_gen, device=device)
-                x, y = dataset[0][idx], dataset[1][idx]
-            if adversarial == "pgd":
-                model.eval()
-                x = _attack(model, dist, x, y, threat, attack_gen, attack_options)
-                model.train()
-            opt.zero_grad(set_to_none=True)
-            if adversarial == "closed-form":
-                loss = robust_linear_loss(model, x, y, threat)
-            else:
-                loss = logistic_loss(_margin(model, x), y)
-            loss.backward()
-            opt.step()
-            step += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            rec = None
-            at_eval = (eval_every and step % eval_every == 0) or step == steps
-            at_save = step % checkpoint_every == 0 or step == steps
-            if at_eval or at_save or callback is not None or bar is not None:
-                train_time += time.perf_counter() - t0
-                if at_eval:
-                    rec = record(step)
-                if bar is not None:
-                    bar.update(1)
-                    if rec is not None:
-                        bar.set_postfix(loss=f"{rec['loss']:.4g}", risk=rec["risk"], refresh=False)
-                if callback is not None and callback(step, model, rec):
-                    stopped = True
-                if at_save or stopped:
-                    save(step)
-                if stopped:
-                    break
-                t0 = time.perf_counter()
+    # ------------------------------------------------------------------ one step
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh batch (or one drawn from the fixed dataset), attacked first for PGD training."""
+        plan = self.plan
+        if plan.dataset is None:
+            x, y = self.dist.sample(plan.batch_size, generator=self.data_gen, device=plan.device, dtype=plan.dtype)
         else:
-            train_time += time.perf_counter() - t0
-    finally:
-        if bar is not None:
-            bar.close()
-        model.eval()
-    n_done = step - start
-    return TrainResult(
-        model=model, history=history, steps=step, start_step=start, stopped_early=stopped,
-        wall_time=time.perf_counter() - t_call, train_time=train_time,
-        samples_per_second=n_done * batch_size / train_time if n_done and train_time > 0 else math.nan,
-        checkpoint=path,
-    )
+            idx = torch.randint(0, plan.dataset[0].shape[0], (plan.batch_size,), generator=self.data_gen,
+                                device=plan.device)
+            x, y = plan.dataset[0][idx], plan.dataset[1][idx]
+        if plan.adversarial == "pgd":
+            self.model.eval()
+            x = _attack(self.model, self.dist, x, y, plan.threat, self.attack_gen, plan.attack_options)
+            self.model.train()
+        return x, y
+
+    def update(self, step: int) -> None:
+        """One optimiser step on the (adversarial) logistic loss of a fresh batch."""
+        plan = self.plan
+        if plan.schedule != "constant":
+            for group in self.opt.param_groups:
+                group["lr"] = _lr_at(plan.schedule, plan.lr, step, plan.steps)
+        x, y = self.batch()
+        self.opt.zero_grad(set_to_none=True)
+        if plan.adversarial == "closed-form":
+            loss = robust_linear_loss(self.model, x, y, plan.threat)
+        else:
+            loss = logistic_loss(_margin(self.model, x), y)
+        loss.backward()
+        self.opt.step()
+        self.loss_sum += loss.detach()
+        self.loss_count += 1
+
+    # ------------------------------------------------------------------ the loop
+    def loop(self, callback: Callable[[int, nn.Module, dict | None], Any] | None) -> TrainResult:
+        plan, model = self.plan, self.model
+        t_call = time.perf_counter()
+        train_time = 0.0
+        stopped = False
+        step = self.start
+        bar = None
+        if plan.progress:
+            from tqdm.auto import tqdm  # loaded only when a bar is shown
+
+            bar = tqdm(total=plan.steps, initial=self.start, desc="train", unit="step", dynamic_ncols=True)
+        try:
+            if self.start == 0 and plan.eval_every and not self.history:
+                self.record(0)
+            model.train()
+            t0 = time.perf_counter()
+            while step < plan.steps:
+                self.update(step)
+                step += 1
+                rec = None
+                at_eval = (plan.eval_every and step % plan.eval_every == 0) or step == plan.steps
+                at_save = step % plan.checkpoint_every == 0 or step == plan.steps
+                if at_eval or at_save or callback is not None or bar is not None:
+                    train_time += time.perf_counter() - t0  # evaluation and saving are not training time
+                    if at_eval:
+                        rec = self.record(step)
+                    if bar is not None:
+                        bar.update(1)
+                        if rec is not None:
+                            bar.set_postfix(loss=f"{rec['loss']:.4g}", risk=rec["risk"], refresh=False)
+                    if callback is not None and callback(step, model, rec):
+                        stopped = True
+                    if at_save or stopped:
+                        self.save(step)
+                    if stopped:
+                        break
+                    t0 = time.perf_counter()
+            else:
+                train_time += time.perf_counter() - t0
+        finally:
+            if bar is not None:
+                bar.close()
+            model.eval()
+        n_done = step - self.start
+        return TrainResult(
+            model=model, history=self.history, steps=step, start_step=self.start, stopped_early=stopped,
+            wall_time=time.perf_counter() - t_call, train_time=train_time,
+            samples_per_second=n_done * plan.batch_size / train_time if n_done and train_time > 0 else math.nan,
+            checkpoint=plan.path,
+        )
 
 
 def _check_dataset(dataset: Any, dim: Any, device: torch.device, dtype: torch.dtype) -> tuple:
