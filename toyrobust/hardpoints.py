@@ -341,6 +341,7 @@ def adversarial_points(e_coef: Any) -> tuple[np.ndarray, np.ndarray]:
     Among the critical points ``c_i`` (:func:`critical_points`) ``e`` is monotone between neighbours, so ``c_i``
     is a local maximum of ``|e|`` iff ``sign(e(c_i)) e'`` is > 0 just left of it and < 0 just right of it (one
     side only at the end points); ``e'`` is evaluated at the midpoints between neighbouring critical points.
+    Critical values below ``1e-10 max |e(c_i)|`` count as zeros of ``e`` (rounding noise), never as maxima.
 
     Returns:
         ``(points, values)``: sorted ``(k,)`` locations and ``e`` at them (empty when ``e == 0``).
@@ -350,6 +351,9 @@ def adversarial_points(e_coef: Any) -> tuple[np.ndarray, np.ndarray]:
     values = C.chebval(crit, coef)
     if not np.any(values):
         return np.empty(0), np.empty(0)
+    # at zeros of e (training points on the end points, double zeros of E e^2) rounding leaves a value of random
+    # sign near 0 that would pass for a maximum
+    values = np.where(np.abs(values) <= 1e-10 * np.abs(values).max(), 0.0, values)
     der = C.chebder(coef) if coef.size > 1 else np.zeros(1)
     mids = (crit[:-1] + crit[1:]) / 2
     slope = C.chebval(mids, der)
