@@ -573,8 +573,10 @@ def optimise_training_points(m: int, *, degree: int | None = None, prior: Chebys
 
         res = optimize.minimize(pnorm_obj, u, method="BFGS", options={"maxiter": maxiter, "gtol": 1e-8})
         u = res.x if pnorm_obj(res.x) <= pnorm_obj(u) else u
-    best = u if log_pointwise(u).max() <= log_pointwise(u0).max() else u0
-    return _from_params(best)
+    # judged exactly (not on the grid), so the result is never worse than the start
+    found = _from_params(u)
+    exact = worst_case_expected_error(found, degree, prior)[1]
+    return found if exact <= worst_case_expected_error(start, degree, prior)[1] else start
 
 
 def compare_grids(m: int, *, degree: int | None = None, prior: ChebyshevPrior, criterion: str = "max",
@@ -583,6 +585,11 @@ def compare_grids(m: int, *, degree: int | None = None, prior: ChebyshevPrior, c
 
     The objective is :func:`grid_objective` (exact); "optimised" is :func:`optimise_training_points` for the
     same criterion, started from the Chebyshev nodes unless ``init`` says otherwise.
+
+    Measured (the seed's Figure 4 claim, ``figures/hard_points-gap.csv``): for ``std_k = 0.6^k`` (N = 40) and
+    interpolation, the optimised points lie within 0.016 of the Chebyshev nodes at m = 8 (0.008 at m = 16), and
+    the Chebyshev grid's worst-case expected squared error is 1.59x the optimum's for every m from 4 to 16
+    (1.26x in RMS); the Chebyshev extrema's 2.2-2.25x, the uniform grid's 15x at m = 8 and 5000x at m = 16.
     """
     m = _count("m", m)
     degree = m - 1 if degree is None else _degree("degree", degree)
