@@ -9,8 +9,12 @@ hypothesis class as
     argmax_X  E_{h ~ H} [ sum_{x in X} L(h_X(x), h(x)) ]                                   (seed's formula (2))
 
 (the seed prints ``L(h(x), h(x))``, which is identically zero; the loss is between the learned and the true
-hypothesis, as in its formula (1) and its slide on adversarial training). This module is that setting in one
-dimension, where everything is a polynomial and every quantity is exact:
+hypothesis, as in its formula (1) and its slide on adversarial training). In (2) one symbol X names both the
+training set of the learned hypothesis and the points the loss is summed over; read literally with an
+interpolating learner the objective would be 0. Here the two are kept apart: ``x_train`` trains the learner,
+the objective is summed over evaluation points, its maximisers are the hard points, and the training sets that
+minimise its maximum are the optimised points (training on the hard points, the seed's use of (2)). This
+module is that setting in one dimension, where everything is a polynomial and every quantity is exact:
 
 - hypotheses: polynomials in the Chebyshev basis, ``h(x) = sum_k c_k T_k(x)`` of degree ``N``, drawn from
   :class:`ChebyshevPrior` (independent Gaussian coefficients ``c_k ~ N(0, std_k^2)``);
