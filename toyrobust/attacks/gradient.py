@@ -248,6 +248,8 @@ def _run(
     best_loss = torch.full((rows.numel(),), -torch.inf, dtype=x.dtype, device=x.device)
     best_succ = torch.zeros(rows.numel(), dtype=torch.bool, device=x.device)
     grad_evals = 0
+    # on an accelerator every host sync stalls the queue (PITFALLS 16): look for finished rows every few steps
+    sync_every = 1 if x.device.type == "cpu" else _ACCELERATOR_SYNC_EVERY
     for t in range(steps + 1):
         if t < steps:
             g, m, lv = _input_grad(clf, xc, yl, loss)
@@ -261,9 +263,9 @@ def _run(
         torch.where(better[:, None], xc, best_x, out=best_x)  # in place: no fresh (N, d) buffer per step
         best_loss = torch.where(better, lv, best_loss)
         best_succ = best_succ | succ
-        if early_stop and t < steps:
+        if early_stop and t < steps and (t + 1) % sync_every == 0:
             done = best_succ
-            if bool(done.any()):  # one sync per step; rows that are done leave the batch
+            if bool(done.any()):  # a host sync: rows that are done leave the batch
                 _merge(out_x, out_loss, out_succ, rows[done], best_x[done], best_loss[done], best_succ[done])
                 keep = ~done
                 rows, x0, xc, delta, g = rows[keep], x0[keep], xc[keep], delta[keep], g[keep]
@@ -283,6 +285,10 @@ def _run(
                 xc = x0 + delta
     _merge(out_x, out_loss, out_succ, rows, best_x, best_loss, best_succ)
     return grad_evals
+
+
+#: steps between early-stopping checks on CUDA and other accelerators (each check synchronises with the host)
+_ACCELERATOR_SYNC_EVERY = 8
 
 
 def _fast_kind(threat: ThreatModel, constrain: Constrain | None) -> str | None:
