@@ -44,7 +44,7 @@ from ..classifiers import Classifier, as_classifier, labels_from_margin
 from ..rng import make_generator
 from ..threats import ThreatModel
 
-__all__ = ["OddsAreOdd", "detector_aware_pgd", "check_sigma", "check_fpr"]
+__all__ = ["OddsAreOdd", "detector_aware_pgd"]
 
 
 def check_sigma(sigma: Any, name: str = "sigma") -> float:

@@ -354,12 +354,28 @@ def _detector_floor(dist: Any, threat: ThreatModel, det: OddsAreOdd) -> tuple[fl
     return max(0.0, bayes - det.fpr / 2), "Bayes risk - fpr/2 (a detector is a reject option)"
 
 
+def _detector_extras(det: OddsAreOdd, dist: Any, threat: ThreatModel, x: torch.Tensor, y: torch.Tensor,
+                     config: EvalConfig) -> dict[str, float]:
+    """Detection rates: on fresh clean points (the false-positive rate) and on the naive PGD points that fool
+    the classifier (the rate Roth et al. report)."""
+    s = _detector_sizes(config.quick)
+    res = pgd(det.clf, x, y, threat, steps=s["attack_steps"], generator=config.generator(401))
+    with torch.no_grad():
+        fooled = det.predict(res.x_adv) != y
+        flagged = det.detect(res.x_adv, generator=config.generator(405))
+        clean_flags = det.detect(x, generator=config.generator(406))
+    n_fooled = int(fooled.sum())
+    return {"detected (naive adv.)": float((flagged & fooled).sum()) / n_fooled if n_fooled else math.nan,
+            "flagged (clean)": float(clean_flags.to(torch.float64).mean())}
+
+
 register_defense(Defense(
     name="odds-are-odd + MLP",
     build=_build_detector,
     naive=AttackSpec("PGD on the classifier", _detector_naive),
     adaptive=AttackSpec("detector-aware EOT PGD (+ naive)", _detector_adaptive),
     floor=_detector_floor,
+    extras=_detector_extras,
 ))
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..models import MLP
 
-__all__ = ["KWTA", "kwta_mlp", "check_ratio"]
+__all__ = ["KWTA", "kwta_mlp"]
 
 
 def check_ratio(ratio: Any) -> float:
