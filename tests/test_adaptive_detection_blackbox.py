@@ -266,3 +266,54 @@ def test_defend_command_bad_input():
         args = parser.parse_args(argv)
         with pytest.raises(UsageError, match=argv[1]):
             args.func(args)
+
+
+def test_detection_rate_and_combined_risk_intervals():
+    det = OddsAreOdd(_mlp(), sigma=0.5, n_noise=4, fpr=0.1, generator=0)
+    x, y = D20.sample(400, generator=make_generator(1), dtype=torch.float64)
+    det.fit(x)
+    mask = torch.arange(400) % 2 == 0
+    rate, lo, hi = det.detection_rate(x, mask, generator=7)
+    k = int(det.detect(x, generator=7)[mask].sum())
+    ci = scipy.stats.binomtest(k, 200).proportion_ci(0.95, method="exact")
+    assert rate == k / 200 and lo == pytest.approx(ci.low) and hi == pytest.approx(ci.high)
+    risk, lo, hi = det.combined_risk(x, y, generator=8)
+    assert risk == float(det.errors(x, y, generator=8).double().mean()) and lo <= risk <= hi
+    with pytest.raises(ValueError, match="mask"):
+        det.detection_rate(x, torch.ones(3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("d", [1, 2, 50])
+def test_blackbox_and_detector_attacks_on_any_width_and_two_logits(d):
+    """(N, d) batches of every width; a two-logit twin gets the same black-box result as the one-logit model."""
+    w = torch.linspace(1.0, 2.0, d, dtype=torch.float64)
+    one = tr.LinearModel.from_weights(w, 0.1, dtype=torch.float64)
+
+    class TwoLogits(nn.Module):
+        def forward(self, x):
+            m = one(x)
+            return torch.stack([-m / 2, m / 2], dim=1)
+
+    x = torch.randn(6, d, generator=make_generator(0), dtype=torch.float64)
+    y = torch.tensor([1, -1, 1, -1, 1, -1])
+    threat = tr.Linf(0.5)
+    r1, u1 = blackbox_pgd(one, x, y, threat, queries=50, n_directions=2, generator=3)
+    r2, u2 = blackbox_pgd(TwoLogits(), x, y, threat, queries=50, n_directions=2, generator=3)
+    assert r1.x_adv.shape == (6, d) and torch.equal(u1, u2) and torch.equal(r1.success, r2.success)
+    torch.testing.assert_close(r1.x_adv, r2.x_adv)
+    x_fit = torch.randn(20, d, generator=make_generator(1), dtype=torch.float64)
+    det = OddsAreOdd(TwoLogits(), sigma=0.3, n_noise=4, fpr=0.2, generator=0).fit(x_fit)
+    res = detector_aware_pgd(det, x, y, threat, steps=3, generator=0)
+    assert res.x_adv.shape == (6, d) and bool(threat.contains(res.x_adv, x).all())
+
+
+@pytest.mark.slow
+def test_defend_quick_table_under_a_minute():
+    import time
+
+    start = time.perf_counter()
+    rows = evaluate_defenses(config=ev.EvalConfig(quick=True, n=1000, seed=0))
+    assert time.perf_counter() - start < 60
+    kwta = [r for r in rows if r.defense == "k-WTA MLP" and r.setting.startswith("robust")]
+    assert kwta[0].naive_verdict == IMPOSSIBLE and kwta[0].adaptive_verdict == "ok" and kwta[0].false_security
+    assert all(r.adaptive_verdict == "ok" for r in rows)

@@ -41,6 +41,7 @@ import torch
 from ..attacks.base import AttackResult
 from ..attacks.losses import check_inputs, check_int, check_step_size, check_threat, eval_mode
 from ..classifiers import Classifier, as_classifier, labels_from_margin
+from ..montecarlo import clopper_pearson
 from ..rng import make_generator
 from ..threats import ThreatModel
 
@@ -134,10 +135,11 @@ class OddsAreOdd:
         k = self.n_noise if n_noise is None else check_int("n_noise", n_noise, 1)
         gen = self._generator(generator, x.device)
         n = x.shape[0]
-        m0 = self.clf.margin(x)
-        t = labels_from_margin(m0.detach()).to(x.dtype)
-        u = torch.randn((k * n, x.shape[1]), generator=gen, device=x.device, dtype=x.dtype)
-        mk = self.clf.margin(x.repeat(k, 1) + self.sigma * u).reshape(k, n)
+        with eval_mode(self.clf):  # the deployed model (no dropout, batch-norm running statistics), mode restored
+            m0 = self.clf.margin(x)
+            t = labels_from_margin(m0.detach()).to(x.dtype)
+            u = torch.randn((k * n, x.shape[1]), generator=gen, device=x.device, dtype=x.dtype)
+            mk = self.clf.margin(x.repeat(k, 1) + self.sigma * u).reshape(k, n)
         return -t * (mk.mean(dim=0) - m0)
 
     def fit(self, x_clean: torch.Tensor, *, generator: Any = None) -> OddsAreOdd:
@@ -178,6 +180,34 @@ class OddsAreOdd:
         if y.shape != (x.shape[0],):
             raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
         return (self.predict(x) != y) & ~self.detect(x, generator=generator)
+
+
+    def detection_rate(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, level: float = 0.95,
+                       generator: Any = None) -> tuple[float, float, float]:
+        """Fraction of the points (those where ``mask`` is True, e.g. the attacked points that fool the
+        classifier) that are flagged, with its exact Clopper-Pearson interval: ``(rate, low, high)``."""
+        flags = self.detect(x, generator=generator)
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=flags.device)
+            if mask.shape != flags.shape or mask.dtype != torch.bool:
+                raise ValueError(f"mask must be a bool tensor of shape {tuple(flags.shape)}, got "
+                                 f"{mask.dtype} {tuple(mask.shape)}")
+            flags = flags[mask]
+        return _rate(int(flags.sum()), flags.numel(), level)
+
+    def combined_risk(self, x: torch.Tensor, y: torch.Tensor, *, level: float = 0.95,
+                      generator: Any = None) -> tuple[float, float, float]:
+        """Risk of the detector-plus-classifier on the points ``x`` (clean or attacked): the fraction that are
+        misclassified and not flagged, with its exact Clopper-Pearson interval: ``(risk, low, high)``."""
+        err = self.errors(x, y, generator=generator)
+        return _rate(int(err.sum()), err.numel(), level)
+
+
+def _rate(k: int, n: int, level: float) -> tuple[float, float, float]:
+    if n == 0:
+        return math.nan, 0.0, 1.0
+    lo, hi = clopper_pearson(k, n, level)
+    return k / n, float(lo), float(hi)
 
 
 def detector_aware_pgd(
