@@ -228,12 +228,12 @@ def test_seed004_kwta_gives_a_false_sense_of_security():
 
 
 def test_seed004_kwta_naive_attack_goes_below_the_optimal_risk():
-    """Two wide sparse layers (512, 512, ratio 0.02; the evaluation table's k-WTA): naive PGD reports an
-    adversarial risk whose whole interval lies below the optimal risk -- impossible for any classifier, so
-    the evaluation, not the defense, is broken -- while BPDA's does not."""
+    """Three sparse layers (256 units each, ratio 0.02: 6 kept per layer; the evaluation table's k-WTA): naive
+    PGD reports an adversarial risk whose whole interval lies below the optimal risk -- impossible for any
+    classifier, so the evaluation, not the defense, is broken -- while BPDA's does not."""
     dist = tr.GaussianMixture.robust_nonrobust(20)
     threat = tr.Linf(0.3)
-    model = kwta_mlp(20, (512, 512), ratio=0.02, seed=0)
+    model = kwta_mlp(20, (256, 256, 256), ratio=0.02, seed=0)
     tr.train(model, dist, steps=300, lr=3e-3, seed=0, eval_n=0, progress=False)
     x, y = dist.sample(1000, generator=make_generator(1))
     opt = float(tr.optimal_risk(dist, threat))
