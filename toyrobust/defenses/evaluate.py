@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from ..attacks.adaptive import bpda
+from ..attacks.blackbox import transfer_attack
 from ..attacks.gradient import pgd
 from ..bounds import optimal_risk
 from ..distributions import GaussianMixture, Tsipras
@@ -301,11 +302,21 @@ def _kwta_adaptive(model: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatM
     return _model_errors(model, x, y, res.x_adv) | _kwta_naive(model, x, y, threat, config)
 
 
+def _transfer_extras(model: Any, dist: Any, threat: ThreatModel, x: torch.Tensor, y: torch.Tensor,
+                     config: EvalConfig) -> dict[str, float]:
+    """The black-box transfer attack's risk (a substitute MLP trained on 2000 label queries): when it beats the
+    naive white-box attack, the white-box gradient was masked (Athalye et al. 2018, section 3.1)."""
+    out = transfer_attack(model, dist, x, y, threat, label_queries=2000, train_steps=300 if config.quick else 1000,
+                          seed=derive_seed(config.seed, 501))
+    return {"transfer (black-box)": out.adversarial_risk}
+
+
 register_defense(Defense(
     name="k-WTA MLP",
     build=_build_kwta,
     naive=AttackSpec("PGD (autograd through k-WTA)", _kwta_naive),
     adaptive=AttackSpec("BPDA-ReLU PGD (+ naive)", _kwta_adaptive),
+    extras=_transfer_extras,
 ))
 
 
