@@ -196,7 +196,9 @@ class EOT(nn.Module):
     Gaussian input noise (0: none). Its gradient is exactly the mean of the ``k`` per-draw gradients, the
     Monte Carlo estimate of ``grad E_r m_r(x) = E_r grad m_r(x)``; PGD on this module is the EOT attack. The
     draws are fresh at every call (the generator advances), as in the attack of Athalye et al.; pass an int
-    seed or a generator to make a run reproducible.
+    seed or a generator to make a run reproducible. An attack's success mask on this wrapper is judged on the
+    averaged margin; judge the returned points on the defended model itself (with its own fresh randomness), and
+    prefer ``early_stop=False`` so that one lucky draw does not end a row's search.
 
     The output is a one-logit margin of shape (N,) (two-logit models are reduced with
     :func:`~toyrobust.classifiers.margin_from_logits` before averaging, so the average is of the logit
