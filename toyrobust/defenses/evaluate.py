@@ -1,0 +1,498 @@
+"""Adaptive evaluation of defenses against the known truth: naive and adaptive attacks next to the optimal risk.
+
+For each registered defense and each registered setting (a distribution and a threat) where it applies, the
+defended model is built (trained on fresh samples), ``n`` fresh test points are attacked twice -- by the
+*naive* attack (white-box PGD that ignores the defense's mechanism) and by the *adaptive* one (BPDA, EOT, a
+detector-aware loss) -- and both adversarial risks are reported with exact Clopper-Pearson intervals, next to
+``toyrobust.optimal_risk(dist, threat)``, the smallest adversarial risk *any* classifier can reach. A risk whose
+whole interval lies below the floor is impossible: the attack, not the defense, failed, and the row is flagged
+``IMPOSSIBLE (broken evaluation)``. The gap between the naive and the adaptive rows is the security a defense
+only appears to give (Athalye, Carlini and Wagner 2018's "false sense of security").
+
+The floor is ``optimal_risk`` for a classifier. A detector is a *reject option*: a flagged point is not an error,
+and a reject option can legitimately beat ``optimal_risk`` (on ``PointMasses(gap=1)`` with ``eps = 0.6``,
+rejecting ``[0.4, 0.6]`` -- a set of clean probability 0 -- gives adversarial risk 0 where every classifier has
+1/2). What holds for a detector-plus-classifier whose detector flags clean points at rate ``fpr``: the adversary
+may keep the clean point, whose error probability given ``x`` is at least ``min(eta(x), 1 - eta(x))``, so the
+risk is at least ``Bayes risk - fpr / 2``; that is the floor used for detector rows.
+
+Everything is data: :func:`register_defense` adds a :class:`Defense` (how to build it, its naive and adaptive
+:class:`AttackSpec`, where it applies, its floor, extra columns such as a certified risk), and
+:func:`register_setting` a :class:`Setting`; :func:`evaluate_defenses` reads the registries.
+
+References:
+    A. Athalye, N. Carlini, D. Wagner, "Obfuscated gradients give a false sense of security", ICML 2018.
+    F. Tramer, N. Carlini, W. Brendel, A. Madry, "On adaptive attacks to adversarial example defenses",
+    NeurIPS 2020.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from ..attacks.adaptive import bpda
+from ..attacks.blackbox import transfer_attack
+from ..attacks.gradient import pgd
+from ..bounds import optimal_risk
+from ..distributions import GaussianMixture, Tsipras
+from ..models import MLP
+from ..montecarlo import clopper_pearson, derive_seed
+from ..rng import make_generator, resolve_device
+from ..threats import Linf, ThreatModel
+from ..training import train
+from .detection import OddsAreOdd, detector_aware_pgd
+from .kwta import kwta_mlp
+
+__all__ = ["EvalConfig", "AttackSpec", "Defense", "Setting", "DefenseRow", "DEFENSES", "SETTINGS",
+           "register_defense", "register_setting", "evaluate_defenses", "format_table", "to_json", "add_parser",
+           "command", "IMPOSSIBLE"]
+
+#: the flag of a risk whose whole confidence interval lies below the floor
+IMPOSSIBLE = "IMPOSSIBLE (broken evaluation)"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Sizes and placement of one evaluation.
+
+    Attributes:
+        quick: small trainings and attacks (the whole table in well under a minute on a CPU).
+        n: test points per (defense, setting).
+        seed: master seed (int >= 0); every stream is derived from it.
+        device: torch device.
+        level: confidence level of the intervals.
+    """
+
+    quick: bool = True
+    n: int = 1000
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    level: float = 0.95
+
+    def generator(self, *key: int) -> torch.Generator:
+        """A generator on the device for the stream ``key`` (derived from the master seed)."""
+        return make_generator(derive_seed(self.seed, *key), self.device)
+
+
+#: ``run(defended, x, y, threat, config) -> errors``: bool (N,), True where the defended system errs on the point
+#: the attack chose (its clean errors included: the clean point is in its own ball)
+AttackRun = Callable[[Any, torch.Tensor, torch.Tensor, ThreatModel, EvalConfig], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack as data: a name for the table and the function that runs it."""
+
+    name: str
+    run: AttackRun
+
+
+@dataclass(frozen=True)
+class Defense:
+    """A defense as data.
+
+    Attributes:
+        name: the row label.
+        build: ``build(dist, threat, config) -> defended`` (trains whatever it needs on fresh samples).
+        naive: the attack that ignores the defense's mechanism.
+        adaptive: the attack built for it (BPDA, EOT, detector-aware).
+        applies: ``applies(dist) -> bool``; default: every setting.
+        floor: ``floor(dist, threat, defended) -> (value, reason)``; default: ``optimal_risk(dist, threat)``.
+        extras: ``extras(defended, dist, threat, x, y, config) -> {column: value}`` (e.g. a certified risk).
+    """
+
+    name: str
+    build: Callable[[Any, ThreatModel, EvalConfig], Any]
+    naive: AttackSpec
+    adaptive: AttackSpec
+    applies: Callable[[Any], bool] = lambda dist: True
+    floor: Callable[[Any, ThreatModel, Any], tuple[float, str]] | None = None
+    extras: Callable[..., dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A distribution and a threat model: ``make(quick) -> (dist, threat)``."""
+
+    name: str
+    make: Callable[[bool], tuple[Any, ThreatModel]]
+
+
+#: registered defenses and settings, by name (insertion order is the table's order)
+DEFENSES: dict[str, Defense] = {}
+SETTINGS: dict[str, Setting] = {}
+
+
+def register_defense(defense: Defense, *, replace: bool = False) -> Defense:
+    """Add a defense to the table; ValueError if the name is taken (unless ``replace``)."""
+    if not isinstance(defense, Defense):
+        raise TypeError(f"defense must be a Defense, got {type(defense).__name__}")
+    if defense.name in DEFENSES and not replace:
+        raise ValueError(f"a defense named {defense.name!r} is already registered")
+    DEFENSES[defense.name] = defense
+    return defense
+
+
+def register_setting(setting: Setting, *, replace: bool = False) -> Setting:
+    """Add a (distribution, threat) setting; ValueError if the name is taken (unless ``replace``)."""
+    if not isinstance(setting, Setting):
+        raise TypeError(f"setting must be a Setting, got {type(setting).__name__}")
+    if setting.name in SETTINGS and not replace:
+        raise ValueError(f"a setting named {setting.name!r} is already registered")
+    SETTINGS[setting.name] = setting
+    return setting
+
+
+@dataclass
+class DefenseRow:
+    """One line of the table: a defense on a setting, under the naive and the adaptive attack.
+
+    Risks are fractions of the ``n`` test points on which the defended system errs at the attack's point;
+    ``*_low``/``*_high`` are exact Clopper-Pearson bounds at ``level``. ``floor`` is the smallest risk any
+    system of this kind can have (``optimal`` for classifiers; see the module docstring for detectors), and a
+    verdict is :data:`IMPOSSIBLE` when the interval's upper end is below it.
+    """
+
+    defense: str
+    setting: str
+    threat: str
+    n: int
+    clean_risk: float
+    naive_attack: str
+    naive_risk: float
+    naive_low: float
+    naive_high: float
+    naive_verdict: str
+    adaptive_attack: str
+    adaptive_risk: float
+    adaptive_low: float
+    adaptive_high: float
+    adaptive_verdict: str
+    optimal: float
+    floor: float
+    floor_reason: str
+    level: float
+    seconds: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def false_security(self) -> bool:
+        """The naive interval lies entirely below the adaptive one: the naive attack overstated robustness."""
+        return self.naive_high < self.adaptive_low
+
+
+def _verdict(high: float, floor: float) -> str:
+    return IMPOSSIBLE if high < floor - 1e-12 else "ok"
+
+
+def evaluate_defenses(
+    *,
+    defenses: list[str] | None = None,
+    settings: list[str] | None = None,
+    config: EvalConfig | None = None,
+    report: Callable[[DefenseRow], Any] | None = None,
+) -> list[DefenseRow]:
+    """Run every registered defense on every registered setting where it applies.
+
+    Args:
+        defenses: names to run (default: all registered).
+        settings: names to run (default: all registered).
+        config: sizes, seed, device, level.
+        report: called with each row as it is finished (progress).
+
+    Returns:
+        the rows, in registry order.
+    """
+    config = config or EvalConfig()
+    names_d = list(DEFENSES) if defenses is None else defenses
+    names_s = list(SETTINGS) if settings is None else settings
+    for name in names_d:
+        if name not in DEFENSES:
+            raise ValueError(f"unknown defense {name!r}; registered: {', '.join(DEFENSES)}")
+    for name in names_s:
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting {name!r}; registered: {', '.join(SETTINGS)}")
+    rows = []
+    for sname in names_s:
+        dist, threat = SETTINGS[sname].make(config.quick)
+        opt = float(optimal_risk(dist, threat))
+        for dname in names_d:
+            d = DEFENSES[dname]
+            if not d.applies(dist):
+                continue
+            start = time.perf_counter()
+            # streams named by the row (not its position), so a row is the same whether run alone or in the table
+            row_seed = derive_seed(config.seed, zlib.crc32(sname.encode()), zlib.crc32(dname.encode()))
+            sub = EvalConfig(quick=config.quick, n=config.n, seed=row_seed,
+                             device=config.device, level=config.level)
+            defended = d.build(dist, threat, sub)
+            x, y = dist.sample(config.n, generator=sub.generator(101), device=config.device)
+            floor, reason = d.floor(dist, threat, defended) if d.floor else (opt, "optimal adversarial risk")
+            clean = _clean_errors(defended, x, y, sub)
+            risks = []
+            for spec in (d.naive, d.adaptive):
+                errors = spec.run(defended, x, y, threat, sub)
+                k = int(errors.sum())
+                lo, hi = clopper_pearson(k, config.n, config.level)
+                risks.append((spec.name, k / config.n, float(lo), float(hi)))
+            extras = d.extras(defended, dist, threat, x, y, sub) if d.extras else {}
+            (na, nr, nl, nh), (aa, ar, al, ah) = risks
+            row = DefenseRow(defense=d.name, setting=sname, threat=repr(threat), n=config.n,
+                             clean_risk=float(clean.to(torch.float64).mean()), naive_attack=na, naive_risk=nr,
+                             naive_low=nl, naive_high=nh, naive_verdict=_verdict(nh, floor), adaptive_attack=aa,
+                             adaptive_risk=ar, adaptive_low=al, adaptive_high=ah,
+                             adaptive_verdict=_verdict(ah, floor), optimal=opt, floor=float(floor),
+                             floor_reason=reason, level=config.level, seconds=time.perf_counter() - start,
+                             extras=dict(extras))
+            rows.append(row)
+            if report is not None:
+                report(row)
+    return rows
+
+
+def _clean_errors(defended: Any, x: torch.Tensor, y: torch.Tensor, config: EvalConfig) -> torch.Tensor:
+    with torch.no_grad():
+        if isinstance(defended, OddsAreOdd):
+            return defended.errors(x, y, generator=config.generator(201))
+        return defended.classifier().predict(x) != y
+
+
+# ------------------------------------------------------------------------------------------------ k-WTA
+
+
+def _kwta_sizes(quick: bool) -> dict[str, Any]:
+    # three sparse k-WTA layers (6 of 256 units kept): the naive gradient is masked (see the tests)
+    return {"hidden": (256, 256, 256), "ratio": 0.02, "steps": 300 if quick else 1000,
+            "attack_steps": 20 if quick else 50}
+
+
+def _build_kwta(dist: Any, threat: ThreatModel, config: EvalConfig) -> torch.nn.Module:
+    s = _kwta_sizes(config.quick)
+    model = kwta_mlp(int(dist.dim), s["hidden"], s["ratio"], seed=derive_seed(config.seed, 1), device=config.device)
+    train(model, dist, steps=s["steps"], lr=3e-3, seed=derive_seed(config.seed, 2), eval_n=0, progress=False)
+    return model
+
+
+def _model_errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        clf = model.classifier()
+        return (clf.predict(x_adv) != y) | (clf.predict(x) != y)
+
+
+def _kwta_naive(model: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, config: EvalConfig) -> torch.Tensor:
+    res = pgd(model, x, y, threat, steps=_kwta_sizes(config.quick)["attack_steps"], generator=config.generator(301))
+    return _model_errors(model, x, y, res.x_adv)
+
+
+def _kwta_adaptive(model: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                   config: EvalConfig) -> torch.Tensor:
+    # BPDA (k-WTA's backward taken as ReLU's); the model is deterministic, so the adversary can check each
+    # point and keep whichever of the BPDA and the naive point succeeds (the union is a valid attack)
+    res = pgd(bpda(model, "relu"), x, y, threat, steps=_kwta_sizes(config.quick)["attack_steps"],
+              generator=config.generator(302))
+    return _model_errors(model, x, y, res.x_adv) | _kwta_naive(model, x, y, threat, config)
+
+
+def _transfer_extras(model: Any, dist: Any, threat: ThreatModel, x: torch.Tensor, y: torch.Tensor,
+                     config: EvalConfig) -> dict[str, float]:
+    """The black-box transfer attack's risk (a substitute MLP trained on 2000 label queries): when it beats the
+    naive white-box attack, the white-box gradient was masked (Athalye et al. 2018, section 3.1)."""
+    out = transfer_attack(model, dist, x, y, threat, label_queries=2000, train_steps=300 if config.quick else 1000,
+                          seed=derive_seed(config.seed, 501))
+    return {"transfer (black-box)": out.adversarial_risk}
+
+
+register_defense(Defense(
+    name="k-WTA MLP",
+    build=_build_kwta,
+    naive=AttackSpec("PGD (autograd through k-WTA)", _kwta_naive),
+    adaptive=AttackSpec("BPDA-ReLU PGD (+ naive)", _kwta_adaptive),
+    extras=_transfer_extras,
+))
+
+
+# ------------------------------------------------------------------------------------------------ odds-are-odd
+
+
+def _detector_sizes(quick: bool) -> dict[str, Any]:
+    return {"hidden": (64,), "steps": 300 if quick else 1000, "n_fit": 2000 if quick else 20_000,
+            "n_noise": 32, "sigma": 0.5, "fpr": 0.05, "attack_steps": 20 if quick else 50, "eot": 16,
+            "choose_draws": 4 if quick else 16}
+
+
+def _build_detector(dist: Any, threat: ThreatModel, config: EvalConfig) -> OddsAreOdd:
+    s = _detector_sizes(config.quick)
+    model = MLP(int(dist.dim), s["hidden"], seed=derive_seed(config.seed, 1), device=config.device)
+    train(model, dist, steps=s["steps"], lr=3e-3, seed=derive_seed(config.seed, 2), eval_n=0, progress=False)
+    det = OddsAreOdd(model, sigma=s["sigma"], n_noise=s["n_noise"], fpr=s["fpr"], generator=config.generator(3))
+    x_fit, _ = dist.sample(s["n_fit"], generator=config.generator(4), device=config.device)
+    return det.fit(x_fit)
+
+
+def _detector_naive(det: OddsAreOdd, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                    config: EvalConfig) -> torch.Tensor:
+    res = pgd(det.clf, x, y, threat, steps=_detector_sizes(config.quick)["attack_steps"],
+              generator=config.generator(401))
+    with torch.no_grad():
+        return det.errors(res.x_adv, y, generator=config.generator(402))  # one fresh draw of the detector
+
+
+def _detector_adaptive(det: OddsAreOdd, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                       config: EvalConfig) -> torch.Tensor:
+    s = _detector_sizes(config.quick)
+    aware = detector_aware_pgd(det, x, y, threat, lam=10.0, eot_samples=s["eot"], steps=s["attack_steps"],
+                               generator=config.generator(403))
+    naive = pgd(det.clf, x, y, threat, steps=s["attack_steps"], generator=config.generator(401))
+    # the adversary picks, per point, the candidate (clean, naive, aware) it estimates best with draws of its
+    # own (never the evaluation's draw), then the choice is judged on one fresh draw
+    cands = torch.stack([x, naive.x_adv, aware.x_adv])  # (3, N, d)
+    gen = config.generator(404)
+    with torch.no_grad():
+        est = torch.stack([sum(det.errors(c, y, generator=gen).to(x.dtype) for _ in range(s["choose_draws"]))
+                           for c in cands])
+        pick = est.argmax(dim=0)
+        chosen = cands[pick, torch.arange(x.shape[0], device=x.device)]
+        return det.errors(chosen, y, generator=config.generator(402))
+
+
+def _detector_floor(dist: Any, threat: ThreatModel, det: OddsAreOdd) -> tuple[float, str]:
+    bayes = float(optimal_risk(dist, None))
+    return max(0.0, bayes - det.fpr / 2), "Bayes risk - fpr/2 (a detector is a reject option)"
+
+
+def _detector_extras(det: OddsAreOdd, dist: Any, threat: ThreatModel, x: torch.Tensor, y: torch.Tensor,
+                     config: EvalConfig) -> dict[str, float]:
+    """Detection rates: on fresh clean points (the false-positive rate) and on the naive PGD points that fool
+    the classifier (the rate Roth et al. report)."""
+    s = _detector_sizes(config.quick)
+    res = pgd(det.clf, x, y, threat, steps=s["attack_steps"], generator=config.generator(401))
+    with torch.no_grad():
+        fooled = det.predict(res.x_adv) != y
+        flagged = det.detect(res.x_adv, generator=config.generator(405))
+        clean_flags = det.detect(x, generator=config.generator(406))
+    n_fooled = int(fooled.sum())
+    return {"detected (naive adv.)": float((flagged & fooled).sum()) / n_fooled if n_fooled else math.nan,
+            "flagged (clean)": float(clean_flags.to(torch.float64).mean())}
+
+
+register_defense(Defense(
+    name="odds-are-odd + MLP",
+    build=_build_detector,
+    naive=AttackSpec("PGD on the classifier", _detector_naive),
+    adaptive=AttackSpec("detector-aware EOT PGD (+ naive)", _detector_adaptive),
+    floor=_detector_floor,
+    extras=_detector_extras,
+))
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+register_setting(Setting("robust/non-robust D=20", lambda quick: (GaussianMixture.robust_nonrobust(20), Linf(0.3))))
+register_setting(Setting("Tsipras 2-D (p=0.9, eta=3)", lambda quick: (Tsipras(p=0.9, eta=3.0), Linf(1.5))))
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def format_table(rows: list[DefenseRow]) -> str:
+    """A plain-text table: one line per row, risks with their intervals, the optimal risk, the floor, verdicts."""
+    head = ["defense", "setting", "threat", "clean", "naive attack", "naive risk [CI]", "adaptive attack",
+            "adaptive risk [CI]", "optimal", "floor", "verdict"]
+    extra_cols = sorted({k for r in rows for k in r.extras})
+    head[9:9] = extra_cols
+    lines = []
+    for r in rows:
+        verdicts = []
+        if r.naive_verdict != "ok":
+            verdicts.append(f"naive: {r.naive_verdict}")
+        if r.adaptive_verdict != "ok":
+            verdicts.append(f"adaptive: {r.adaptive_verdict}")
+        if r.false_security:
+            verdicts.append("naive attack overstates robustness")
+        cells = [r.defense, r.setting, r.threat, f"{r.clean_risk:.3f}", r.naive_attack,
+                 f"{r.naive_risk:.3f} [{r.naive_low:.3f}, {r.naive_high:.3f}]", r.adaptive_attack,
+                 f"{r.adaptive_risk:.3f} [{r.adaptive_low:.3f}, {r.adaptive_high:.3f}]", f"{r.optimal:.3f}",
+                 *(f"{r.extras[k]:.3f}" if k in r.extras else "-" for k in extra_cols), f"{r.floor:.3f}",
+                 "; ".join(verdicts) or "ok"]
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    fmt = " | ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*head), "-+-".join("-" * w for w in widths)] + [fmt.format(*c) for c in lines]
+    level = f"{rows[0].level:g}" if rows else "0.95"
+    out.append(f"risks: fraction of n test points the defended system gets wrong at the attack's point, "
+               f"[exact {level} Clopper-Pearson interval]; floor: the least risk possible ({IMPOSSIBLE} below it)")
+    return "\n".join(out)
+
+
+def to_json(rows: list[DefenseRow]) -> str:
+    """The rows as a JSON list of objects (non-finite numbers as null)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(u) for k, u in v.items()}
+        return v
+
+    return json.dumps([{**{k: clean(v) for k, v in asdict(r).items()}, "false_security": r.false_security}
+                       for r in rows], indent=2)
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``defend`` subcommand to ``toyrobust``'s subparsers; returns its parser."""
+    p = subparsers.add_parser(
+        "defend", help="defenses under naive and adaptive attacks, next to the optimal adversarial risk",
+        description="For each defense (k-WTA, odds-are-odd detection, and any registered one) on each "
+                    "distribution where it applies: the adversarial risk under the naive attack and under the "
+                    "adaptive one (BPDA, EOT, detector-aware) with exact Clopper-Pearson intervals, next to the "
+                    f"optimal adversarial risk; a risk below what any defense can reach is flagged {IMPOSSIBLE}.")
+    p.add_argument("--quick", action="store_true", help="small trainings and attacks (under a minute on a CPU)")
+    p.add_argument("--n", type=int, default=None, help="test points per row (default 1000 quick, 10000 otherwise)")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=command)
+    return p
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``toyrobust defend``: print the table (or JSON); bad input raises the CLI's one-line UsageError."""
+    import sys
+
+    from ..cli import UsageError  # the command line sits above this module; imported only when run from it
+
+    n = args.n if args.n is not None else (1000 if args.quick else 10_000)
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    if not 0 < args.level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {args.level}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    try:
+        device = resolve_device(args.device)
+        torch.empty(0, device=device)
+    except (ValueError, RuntimeError, AssertionError) as err:  # torch without CUDA raises AssertionError
+        raise UsageError(f"--device {args.device!r}: {str(err).splitlines()[0]}") from None
+    config = EvalConfig(quick=args.quick, n=n, seed=args.seed, device=device, level=args.level)
+
+    def report(row: DefenseRow) -> None:
+        if not args.json:
+            msg = (f"{row.defense} | {row.setting}: naive {row.naive_risk:.3f}, adaptive {row.adaptive_risk:.3f} "
+                   f"({row.seconds:.1f} s)")
+            print(msg, file=sys.stderr, flush=True)  # noqa: T201 (command-line output)
+
+    rows = evaluate_defenses(config=config, report=report)
+    print(to_json(rows) if args.json else format_table(rows))  # noqa: T201 (command-line output)
+    return 0
