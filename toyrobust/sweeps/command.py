@@ -91,7 +91,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue a store holding rows of this sweep")
     parser.add_argument("--retry-errors", action="store_true", help="with --resume, rerun tasks that failed")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes "
-                        "(default: CPU count)")
+                        "(default: CPU count; 0 runs the tasks in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the config and the store, list the task "
                         "count, run nothing")
@@ -108,8 +108,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     usage = _usage_error()
     config = load_config(args.config)
     store = args.store or config["store"] or str(Path(args.config).with_suffix(".store"))
-    if args.workers is not None and args.workers < 1:
-        raise usage(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.workers < 0:
+        raise usage(f"--workers must be >= 0 (0: run the tasks in this process), got {args.workers}")
     if args.scheduler is not None and args.workers is not None:
         raise usage("--workers sets the local pool; with --scheduler the cluster decides")
     try:

@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +34,7 @@ from .grid import TaskSpec, expand_grid, normalise_grid, stable_hash
 from .store import FORMAT, Store
 from .tasks import SweepTask, TaskContext, resolve_task
 
-__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task"]
+__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor"]
 
 #: row columns written by the runner (a grid parameter or a task result may not use these names)
 RECORD_COLUMNS = ("task_id", "task", "status", "error", "toyrobust_version", "torch_version", "device",
@@ -183,22 +183,37 @@ def _task_ref(spec: SweepTask, task: Any) -> Any:
     return spec.fn
 
 
-def default_executor(max_workers: int | None = None, threads_per_worker: int | None = None) -> ProcessPoolExecutor:
+def default_executor(max_workers: int | None = None, threads_per_worker: int | None = None) -> Executor:
     """A process pool with the spawn start method (torch and fork do not mix), one torch thread per core.
 
     Args:
-        max_workers: worker processes (default: the number of CPUs).
+        max_workers: worker processes (default: the number of CPUs); 0 runs the tasks in this process, one at
+            a time (:class:`InProcessExecutor`).
         threads_per_worker: torch threads in each (default: CPUs // workers, at least 1).
     """
     import multiprocessing
 
     cpus = os.cpu_count() or 1
     workers = cpus if max_workers is None else max_workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"max_workers must be an int >= 0 (0: in this process), got {max_workers!r}")
+    if workers == 0:
+        return InProcessExecutor()
     threads = threads_per_worker or max(1, cpus // workers)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads,))
+
+
+class InProcessExecutor(Executor):
+    """Runs each task in the calling process when it is submitted (``max_workers=0``: debugging, tiny sweeps)."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 (handed to the caller through the future)
+            fut.set_exception(err)
+        return fut
 
 
 def _is_dask_client(executor: Any) -> bool:
@@ -253,7 +268,7 @@ def sweep(
         resume: continue a store holding rows of the same sweep; with False such a store is refused.
         retry_errors: rerun tasks whose row has status "error" (their row is replaced).
         progress: a tqdm bar on stderr.
-        max_workers: workers of the default pool (default: CPU count).
+        max_workers: workers of the default pool (default: CPU count; 0 runs the tasks in this process).
         max_attempts: times a task may lose its worker process (default pool) before it is recorded as an error.
         in_flight: most tasks submitted at once (default: twice the executor's workers, at least 4).
         report: called with each row as it is written (after it is durable).
@@ -302,6 +317,8 @@ def _run(spec: SweepTask, ref: Any, todo: list[TaskSpec], st: Store, executor: A
                         f"{type(executor).__name__}")
     dask = _is_dask_client(executor)
     window = in_flight or max(4, 2 * _capacity(executor, max_workers or os.cpu_count() or 1))
+    if isinstance(executor, InProcessExecutor):
+        window = 1  # submit() runs the task: write each row before starting the next
     store_path = str(st.path.resolve())
     bar = None
     if progress:
