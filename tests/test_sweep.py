@@ -40,6 +40,7 @@ from toyrobust.sweeps import (  # noqa: E402
     shard_seed,
     shard_sizes,
     sweep,
+    to_parquet,
 )
 from toyrobust.sweeps import command as sweep_command  # noqa: E402
 
@@ -327,6 +328,8 @@ def test_sharded_estimate_merges_to_the_counts_of_direct_runs(tmp_path):
     # one shard is tr.estimate_risk(seed=seed) itself
     one = merge_estimates(load_results(tmp_path / "one"))
     assert one.k == tr.estimate_risk(dist, dist.bayes_classifier(), tr.Linf(0.5), n=n, seed=seed, attack="exact").k
+    to_parquet(tmp_path / "s", tmp_path / "s.parquet")
+    assert stable(pd.read_parquet(tmp_path / "s.parquet")) == stable(df)  # the Parquet export round-trips
     table = merge_shards(df)
     assert len(table) == 1 and table.k.iloc[0] == merged.k and table.status.iloc[0] == "ok"
     with pytest.raises(ValueError, match="shards 0..3 once each"):

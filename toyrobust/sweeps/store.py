@@ -25,7 +25,7 @@ from typing import Any
 
 from .grid import canonical_json
 
-__all__ = ["FORMAT", "Store", "load_results"]
+__all__ = ["FORMAT", "Store", "load_results", "to_parquet"]
 
 FORMAT = "toyrobust-sweep-1"
 MANIFEST = "sweep.json"
@@ -249,4 +249,29 @@ def load_results(store: str | os.PathLike, *, explode: bool = False) -> Any:
             for c in listy:
                 with contextlib.suppress(ValueError, TypeError):
                     df[c] = pd.to_numeric(df[c])
+    return df
+
+
+def to_parquet(store: str | os.PathLike, path: str | os.PathLike, *, explode: bool = False) -> Any:
+    """Write a store's rows to one Parquet file (pyarrow), e.g. to share or archive a finished sweep.
+
+    Args:
+        store: the store's folder.
+        path: the Parquet file to write (atomically: a temporary file in its folder, then renamed).
+        explode: one Parquet row per point of vectorised rows (see :func:`load_results`).
+
+    Returns:
+        the DataFrame that was written.
+    """
+    df = load_results(store, explode=explode)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=target.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, engine="pyarrow", index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return df
