@@ -28,12 +28,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "cmd_sweep", "load_config", "main", "format_summary"]
+__all__ = ["ConfigError", "add_parser", "cmd_sweep", "load_config", "main", "format_summary"]
 
 _TOP_KEYS = {"task", "store", "grid", "retry_errors", "max_attempts", "description"}
 
 
-def _usage_error() -> type[Exception]:
+class ConfigError(ValueError):
+    """A bad sweep configuration or command line (turned into the command line's one-line usage error)."""
+
+
+def _usage_error(args: argparse.Namespace | None = None) -> type[Exception]:
+    # the hook passes the command line's own class: run as ``python -m toyrobust.cli`` that module is __main__,
+    # whose UsageError is not toyrobust.cli.UsageError
+    cls = getattr(args, "usage_error", None)
+    if cls is not None:
+        return cls
     from ..cli import UsageError
 
     return UsageError
@@ -50,30 +59,35 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """The checked contents of a sweep config file: ``task``, ``grid``, ``store`` (resolved) and options."""
-    usage = _usage_error()
     path = Path(path)
     try:
         data = _read_toml(path)
     except FileNotFoundError:
-        raise usage(f"config {str(path)!r} not found") from None
+        raise ConfigError(f"config {str(path)!r} not found") from None
     except OSError as err:
-        raise usage(f"config {str(path)!r}: {err}") from None
+        raise ConfigError(f"config {str(path)!r}: {err}") from None
     except ValueError as err:  # tomllib.TOMLDecodeError is a ValueError
-        raise usage(f"config {str(path)!r} is not valid TOML: {err}") from None
+        raise ConfigError(f"config {str(path)!r} is not valid TOML: {err}") from None
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise usage(f"config {str(path)!r}: unknown keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
+        raise ConfigError(f"config {str(path)!r}: unknown keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
     if not isinstance(data.get("task"), str):
-        raise usage(f"config {str(path)!r}: needs task = \"risk\" | \"estimate\" | \"train\" | \"module:function\"")
+        raise ConfigError(f"config {str(path)!r}: needs task = 'risk' | 'estimate' | 'train' | 'module:function'")
     if not isinstance(data.get("grid"), dict):
-        raise usage(f"config {str(path)!r}: needs a [grid] table")
+        raise ConfigError(f"config {str(path)!r}: needs a [grid] table")
     store = data.get("store")
     data["store"] = None if store is None else str((path.parent / store) if not Path(store).is_absolute() else store)
     return data
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``sweep`` command to the ``toyrobust`` command line's subparsers; returns its parser."""
+def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> argparse.ArgumentParser:
+    """Add the ``sweep`` command to the ``toyrobust`` command line's subparsers; returns its parser.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers`` returned.
+        usage_error: the exception class the command line prints as one line with exit status 2 (default:
+            ``toyrobust.cli.UsageError``).
+    """
     parser = subparsers.add_parser(
         "sweep", help="run a parameter grid (risks, Monte Carlo shards, trainings) into a crash-safe store",
         description="Run the sweep described in CONFIG (TOML: task and [grid]) on a local process pool, or on a "
@@ -95,7 +109,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the config and the store, list the task "
                         "count, run nothing")
-    parser.set_defaults(func=cmd_sweep)
+    parser.set_defaults(func=cmd_sweep, usage_error=usage_error)
     return parser
 
 
@@ -105,8 +119,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .runner import plan, sweep
     from .store import FORMAT, Store
 
-    usage = _usage_error()
-    config = load_config(args.config)
+    usage = _usage_error(args)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        raise usage(str(err)) from None
     store = args.store or config["store"] or str(Path(args.config).with_suffix(".store"))
     if args.workers is not None and args.workers < 0:
         raise usage(f"--workers must be >= 0 (0: run the tasks in this process), got {args.workers}")
@@ -166,6 +183,9 @@ def _fmt(value: Any) -> str:
             return "-"
         return f"{value:.6g}"
     if isinstance(value, list):
+        nums = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if nums and len(nums) == len(value):
+            return f"{min(nums):.4g} .. {max(nums):.4g}"
         return f"[{len(value)} values]"
     return "-" if value is None else str(value)
 
@@ -220,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _Parser(prog="toyrobust")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    add_parser(sub)
+    add_parser(sub, usage)
     try:
         args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
         return args.func(args)
