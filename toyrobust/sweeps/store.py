@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,15 @@ class Store:
         for p in sorted(self.rows_dir.glob("*.json")):
             if p.name.startswith("."):
                 continue
-            with open(p, encoding="utf-8") as handle:
-                yield json.load(handle)
+            try:
+                with open(p, encoding="utf-8") as handle:
+                    row = json.load(handle)
+            except (OSError, ValueError) as err:
+                # only a crash of the whole machine before the fsync can leave this; the task reruns on resume
+                warnings.warn(f"store {str(self.path)!r}: skipping the unreadable row {p.name} ({err})", stacklevel=2)
+                continue
+            if isinstance(row, dict) and "task_id" in row:
+                yield row
 
     def rows(self) -> list[dict[str, Any]]:
         """All rows as a list of dicts."""
