@@ -1,0 +1,448 @@
+"""Running a sweep: the grid's tasks on a concurrent.futures executor or a Dask cluster, rows into a store.
+
+The driver expands the grid, checks every task's configuration and the store, then submits the missing tasks
+and writes each row as its future completes (workers return rows; only the driver writes, so workers need no
+access to the store's file system unless a task keeps files there, like training checkpoints).
+
+Failure handling:
+
+* a task that raises is caught in the worker and recorded with ``status = "error"`` and its error string;
+  the sweep goes on;
+* a worker process that dies mid-task: Dask reschedules the task itself (up to its ``allowed-failures``);
+  the default process pool is rebuilt and the tasks it lost are resubmitted, each at most ``max_attempts``
+  times before being recorded as an error;
+* the driver killed (``kill -9``): the rows written so far are complete and durable (see
+  :mod:`toyrobust.sweeps.store`); running the same sweep again on the same store runs only the missing tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .grid import TaskSpec, expand_grid, normalise_grid, stable_hash
+from .store import FORMAT, Store
+from .tasks import SweepTask, TaskContext, resolve_task
+
+__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor"]
+
+#: threads writing rows (fsync'ed files) concurrently
+WRITER_THREADS = 4
+#: row columns written by the runner (a grid parameter or a task result may not use these names)
+RECORD_COLUMNS = ("task_id", "task", "status", "error", "toyrobust_version", "torch_version", "device",
+                  "wall_time", "host", "pid", "finished", "attempts")
+
+
+def _versions() -> tuple[str, str]:
+    import torch
+
+    import toyrobust
+
+    return toyrobust.__version__, torch.__version__
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` returns.
+
+    Attributes:
+        store: the store's folder.
+        total: tasks in the grid (shards counted).
+        skipped: tasks already in the store (not rerun).
+        ok: tasks that finished in this call.
+        errors: tasks recorded with status "error" in this call.
+        lost: tasks that could not run (their worker kept dying); not recorded, rerun on resume.
+        seconds: wall time of this call.
+        task: the task's name.
+    """
+
+    store: str
+    total: int
+    skipped: int = 0
+    ok: int = 0
+    errors: int = 0
+    lost: int = 0
+    seconds: float = 0.0
+    task: str = ""
+    error_messages: list[str] = field(default_factory=list)
+
+    def frame(self, *, explode: bool = False) -> Any:
+        """The store's rows as a pandas DataFrame (see :func:`toyrobust.sweeps.load_results`)."""
+        from .store import load_results
+
+        return load_results(self.store, explode=explode)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every task of the grid has a row (ok or error)."""
+        return self.skipped + self.ok + self.errors == self.total
+
+
+# ---------------------------------------------------------------------------------------------------- worker side
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def execute_task(task_ref: Any, task_id: str, params: dict[str, Any], store: str) -> dict[str, Any]:
+    """Run one task and return its row (the worker side; never raises for an error inside the task).
+
+    Args:
+        task_ref: the task's registered name, ``"module:function"``, or the function.
+        task_id: the task's id.
+        params: its parameters.
+        store: the store's folder (for the task's context).
+    """
+    toyrobust_version, torch_version = _versions()
+    start = time.perf_counter()
+    task_name = task_ref if isinstance(task_ref, str) else getattr(task_ref, "name", str(task_ref))
+    row: dict[str, Any] = {"task_id": task_id, "task": task_name, **params}
+    try:
+        task = resolve_task(task_ref)
+        row["task"] = task.name
+        result = task(dict(params), TaskContext(task_id, store))
+        if not isinstance(result, Mapping):
+            raise TypeError(f"task {task.name!r} must return a dict of result columns, got {type(result).__name__}")
+        clash = sorted(set(result) & (set(RECORD_COLUMNS) - {"device"}))
+        if clash:
+            raise ValueError(f"task {task.name!r} returned reserved columns {clash}")
+        device = result.get("device")
+        row.update(result)
+        row.update(status="ok", error=None)
+    except Exception as err:  # noqa: BLE001 (a failing task is recorded, never allowed to stop the sweep)
+        device = None
+        tb = traceback.extract_tb(err.__traceback__)
+        where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
+        row.update(status="error", error=f"{type(err).__name__}: {err}{where}")
+    if device is None:
+        from ..rng import resolve_device
+
+        try:
+            device = str(resolve_device(params.get("device")))
+        except ValueError:
+            device = str(params.get("device"))
+    row.update(seed=params.get("seed"), toyrobust_version=toyrobust_version, torch_version=torch_version,
+               device=str(device), wall_time=time.perf_counter() - start, host=socket.gethostname(),
+               pid=os.getpid(), finished=datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------- planning
+def plan(grid: Mapping[str, Any], task: Any) -> tuple[SweepTask, dict[str, Any], list[TaskSpec]]:
+    """Expand and check a sweep without running it: ``(task, canonical grid, tasks)``.
+
+    Every task's configuration is checked (distribution, parameters, classifier and threat specs, ...): the
+    first bad one raises ValueError naming its parameters. Runs on the driver before anything is submitted.
+    """
+    spec = resolve_task(task)
+    norm = normalise_grid(grid)
+    points = expand_grid(norm, spec.name)
+    # "device" may be a parameter (where to run); the row then records the device actually used
+    reserved = sorted({k for p in points for k in p.params} & (set(RECORD_COLUMNS) - {"device"}))
+    if reserved:
+        raise ValueError(f"grid: parameter names {reserved} are reserved for the record; rename them")
+    checked: dict[str, None] = {}
+    for point in points:
+        if spec.check is not None and point.id not in checked:
+            try:
+                spec.check(dict(point.params))
+            except (ValueError, TypeError, KeyError) as err:
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.params.items())
+                msg = " ".join(str(err).split())
+                raise ValueError(f"grid point ({shown}): {msg}") from None
+            checked[point.id] = None
+    tasks: list[TaskSpec] = []
+    for point in points:
+        if spec.expand is None:
+            tasks.append(point)
+            continue
+        for params in spec.expand(dict(point.params)):
+            tid = stable_hash({"task": spec.name, "params": params})
+            tasks.append(TaskSpec(tid, spec.name, params))
+    if len({t.id for t in tasks}) != len(tasks):
+        raise ValueError("grid: two tasks have the same parameters")
+    return spec, norm, tasks
+
+
+def _task_ref(spec: SweepTask, task: Any) -> Any:
+    """What is sent to workers: the registered name when the task is registered, else the function."""
+    from .tasks import TASKS
+
+    if isinstance(task, str):
+        return task
+    if spec.name in TASKS and TASKS[spec.name] is spec:
+        return spec.name
+    return spec.fn
+
+
+def default_executor(max_workers: int | None = None, threads_per_worker: int | None = None) -> Executor:
+    """A process pool with the spawn start method (torch and fork do not mix), one torch thread per core.
+
+    Args:
+        max_workers: worker processes (default: the number of CPUs); 0 runs the tasks in this process, one at
+            a time (:class:`InProcessExecutor`).
+        threads_per_worker: torch threads in each (default: CPUs // workers, at least 1).
+    """
+    import multiprocessing
+
+    cpus = os.cpu_count() or 1
+    workers = cpus if max_workers is None else max_workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"max_workers must be an int >= 0 (0: in this process), got {max_workers!r}")
+    if workers == 0:
+        return InProcessExecutor()
+    threads = threads_per_worker or max(1, cpus // workers)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+
+
+class InProcessExecutor(Executor):
+    """Runs each task in the calling process when it is submitted (``max_workers=0``: debugging, tiny sweeps)."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 (handed to the caller through the future)
+            fut.set_exception(err)
+        return fut
+
+
+def _is_dask_client(executor: Any) -> bool:
+    return type(executor).__module__.split(".")[0] == "distributed" and hasattr(executor, "scheduler_info")
+
+
+def _capacity(executor: Any, default_workers: int) -> int:
+    if _is_dask_client(executor):
+        try:
+            return max(1, sum(executor.nthreads().values()))
+        except Exception:  # noqa: BLE001 (a scheduler that cannot answer: use a modest window)
+            return 8
+    return getattr(executor, "_max_workers", default_workers) or default_workers
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+def sweep(
+    grid: Mapping[str, Any],
+    task: Any,
+    *,
+    store: str | os.PathLike,
+    executor: Any = None,
+    resume: bool = True,
+    retry_errors: bool = False,
+    progress: bool = True,
+    max_workers: int | None = None,
+    max_attempts: int = 3,
+    in_flight: int | None = None,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepResult:
+    """Run every task of a parameter grid on an executor, one durable row per finished task in ``store``.
+
+    The grid (see :mod:`toyrobust.sweeps.grid`) is expanded into tasks (a cartesian product of its list axes
+    and zip groups; array axes stay inside one vectorised task; a task may split a point into shards), each
+    task's configuration is checked, and the store is checked: a store written for another task, another grid
+    or another toyrobust version is refused (ValueError naming the store and what differs) before any task
+    runs. Then the tasks without a row run on ``executor`` and each row is written atomically as it finishes.
+
+    Every row holds the task's parameters and results, ``status`` ("ok" or "error") and ``error``, the
+    ``seed``, ``toyrobust_version``, ``torch_version``, ``device``, ``wall_time``, ``host``, ``pid`` and
+    ``finished``. Read them with :func:`toyrobust.sweeps.load_results` (a pandas DataFrame).
+
+    Args:
+        grid: ``{name: values}``; lists are axes, scalars fixed, ``{"linspace": [a, b, n]}`` or numpy arrays
+            are array axes, ``"zip"`` holds groups of lists that vary together.
+        task: ``"risk"``, ``"estimate"``, ``"train"``, another registered name, ``"module:function"``, or a
+            function ``fn(params) -> dict`` (importable by the workers, or picklable by value for Dask).
+        store: the results folder (created if missing).
+        executor: None (a spawn process pool of ``max_workers``, shut down at the end), any
+            ``concurrent.futures.Executor``, or a Dask ``distributed.Client`` (tasks submitted with
+            ``pure=False``; the scheduler reschedules tasks of dead workers).
+        resume: continue a store holding rows of the same sweep; with False such a store is refused.
+        retry_errors: rerun tasks whose row has status "error" (their row is replaced).
+        progress: a tqdm bar on stderr.
+        max_workers: workers of the default pool (default: CPU count; 0 runs the tasks in this process).
+        max_attempts: times a task may lose its worker process (default pool) before it is recorded as an error.
+        in_flight: most tasks submitted at once (default: twice the executor's workers, at least 4).
+        report: called with each row as it is written (after it is durable).
+
+    Returns:
+        a :class:`SweepResult` (counts and the store; ``.frame()`` reads the rows).
+    """
+    start = time.perf_counter()
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    spec, norm, tasks = plan(grid, task)
+    toyrobust_version, torch_version = _versions()
+    manifest = {"format": FORMAT, "task": spec.name, "grid": norm, "grid_hash": stable_hash({"task": spec.name,
+                "grid": norm}, 64), "toyrobust_version": toyrobust_version, "torch_version_at_creation":
+                torch_version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "tasks": len(tasks), "task_ids": [t.id for t in tasks]}
+    st = Store(store)
+    old = st.check_compatible(manifest)
+    st.lock()
+    try:
+        st.clean_temporary()
+        done = st.row_ids() if old is not None else {}
+        if done and not resume:
+            raise ValueError(f"store {str(st.path)!r} already holds {len(done)} rows of this sweep; resume it "
+                             f"(resume=True, or --resume on the command line) or choose another store")
+        st.create(manifest)
+        todo = [t for t in tasks if t.id not in done or (retry_errors and done[t.id] != "ok")]
+        result = SweepResult(str(st.path), len(tasks), skipped=len(tasks) - len(todo), task=spec.name)
+        if todo:
+            _run(spec, _task_ref(spec, task), todo, st, executor, result, progress=progress,
+                 max_workers=max_workers, max_attempts=max_attempts, in_flight=in_flight, report=report)
+    finally:
+        st.unlock()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run(spec: SweepTask, ref: Any, todo: list[TaskSpec], st: Store, executor: Any, result: SweepResult, *,
+         progress: bool, max_workers: int | None, max_attempts: int, in_flight: int | None,
+         report: Callable[[dict[str, Any]], None] | None) -> None:
+    own = executor is None
+    if own:
+        executor = default_executor(max_workers)
+    elif not (isinstance(executor, Executor) or _is_dask_client(executor) or hasattr(executor, "submit")):
+        raise TypeError(f"executor must be a concurrent.futures.Executor or a dask distributed.Client, got "
+                        f"{type(executor).__name__}")
+    dask = _is_dask_client(executor)
+    window = in_flight or max(4, 2 * _capacity(executor, max_workers or os.cpu_count() or 1))
+    if isinstance(executor, InProcessExecutor):
+        window = 1  # submit() runs the task at once: one at a time
+    store_path = str(st.path.resolve())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=result.total, initial=result.skipped, unit="task", desc=f"sweep[{spec.name}]",
+                   file=sys.stderr, dynamic_ncols=True)
+    done_q: queue.Queue = queue.Queue()  # ("task", future) and ("written", future, row), from callbacks
+    pending: dict[Any, TaskSpec] = {}
+    attempts: dict[str, int] = {}
+    waiting = list(reversed(todo))  # pop() from the end keeps the grid order
+    finished = breaks = writing = 0
+    # rows are written by a few threads: concurrent fsyncs share the file system's journal commits (one thread
+    # waits ~10 ms per fsync on a busy disk; four together reach ~1 ms per row)
+    writer = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="toyrobust-sweep-store")
+
+    def submit(t: TaskSpec) -> None:
+        attempts[t.id] = attempts.get(t.id, 0) + 1
+        if dask:
+            fut = executor.submit(execute_task, ref, t.id, t.params, store_path, pure=False,
+                                  key=f"toyrobust-{spec.name}-{t.id}-{attempts[t.id]}-{os.getpid()}")
+        else:
+            fut = executor.submit(execute_task, ref, t.id, t.params, store_path)
+        pending[fut] = t
+        fut.add_done_callback(lambda f: done_q.put(("task", f, None)))
+
+    def record(row: dict[str, Any]) -> None:
+        nonlocal finished, writing
+        finished += 1
+        writing += 1
+        row["attempts"] = attempts.get(row["task_id"], 1)
+        w = writer.submit(st.write_row, row)
+        w.add_done_callback(lambda f: done_q.put(("written", f, row)))
+
+    def written(row: dict[str, Any]) -> None:
+        if row["status"] == "ok":
+            result.ok += 1
+        else:
+            result.errors += 1
+            if len(result.error_messages) < 20:
+                result.error_messages.append(f"{row['task_id']}: {row['error']}")
+        if report is not None:
+            report(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(errors=result.errors, refresh=False)
+
+    try:
+        while waiting or pending or writing:
+            while waiting and len(pending) < window:
+                t = waiting.pop()
+                try:
+                    submit(t)
+                except BrokenProcessPool:
+                    waiting.append(t)
+                    attempts[t.id] -= 1
+                    executor = _rebuild(executor, own, max_workers)
+            kind, fut, row = done_q.get()
+            if kind == "written":
+                writing -= 1
+                fut.result()  # a failed write (disk full, permissions) stops the sweep: nothing is half-written
+                written(row)
+                continue
+            t = pending.pop(fut, None)
+            if t is None:  # a stale callback of a future already handled
+                continue
+            try:
+                row = fut.result()
+            except BrokenProcessPool:
+                # a worker process died: every future of the pool fails; resubmit those tasks on a new pool
+                lost = [t] + [pending.pop(f) for f in list(pending)]
+                breaks += 1
+                if finished == 0 and breaks >= max_attempts:
+                    raise RuntimeError(f"the worker processes died {breaks} times before any task finished: they "
+                                       f"cannot start or import the task (is the calling script guarded by "
+                                       f"`if __name__ == '__main__':`?); nothing was recorded") from None
+                executor = _rebuild(executor, own, max_workers)
+                for lt in lost:
+                    if attempts[lt.id] >= max_attempts:
+                        record(_lost_row(spec, lt, f"the worker process died {attempts[lt.id]} times while "
+                                                   f"this task was in flight (BrokenProcessPool)"))
+                    else:
+                        waiting.append(lt)
+                continue
+            except Exception as err:  # noqa: BLE001 (infrastructure failure: Dask's KilledWorker, pickling, ...)
+                if dask and type(err).__name__ == "KilledWorker":
+                    record(_lost_row(spec, t, f"{type(err).__name__}: {err}"))
+                else:
+                    result.lost += 1
+                    if len(result.error_messages) < 20:
+                        result.error_messages.append(f"{t.id}: not run: {type(err).__name__}: {err}")
+                    if bar is not None:
+                        bar.update(1)
+                continue
+            record(row)
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        if own:
+            executor.shutdown(wait=False, cancel_futures=True)
+            own = False
+        raise
+    finally:
+        writer.shutdown(wait=True)  # rows already computed are complete: let them reach the disk
+        if bar is not None:
+            bar.close()
+        if own:
+            executor.shutdown(wait=True)
+
+
+def _rebuild(executor: Any, own: bool, max_workers: int | None) -> Any:
+    if not own:
+        raise RuntimeError("the executor's worker processes died (BrokenProcessPool) and it was passed in, so it "
+                           "cannot be rebuilt here; the finished rows are saved: resume the sweep")
+    executor.shutdown(wait=False, cancel_futures=True)
+    return default_executor(max_workers)
+
+
+def _lost_row(spec: SweepTask, t: TaskSpec, message: str) -> dict[str, Any]:
+    toyrobust_version, torch_version = _versions()
+    return {"task_id": t.id, "task": spec.name, **t.params, "status": "error", "error": message,
+            "seed": t.params.get("seed"), "toyrobust_version": toyrobust_version, "torch_version": torch_version,
+            "device": None, "wall_time": None, "host": None, "pid": None,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}

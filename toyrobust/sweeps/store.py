@@ -1,0 +1,285 @@
+"""The results store of a sweep: one JSON file per finished task, written atomically, merged on read.
+
+Layout of a store folder::
+
+    sweep.json            manifest: format, task, grid (canonical JSON), grid hash, toyrobust version, task count
+    rows/<task id>.json   one row per finished task (status "ok" or "error")
+    checkpoints/          files a task keeps inside the store (training checkpoints)
+    .lock                 held (flock) by the one driver running the sweep
+
+A row is durable once its file exists: it is written to a temporary file in ``rows/``, flushed, fsync'ed and
+renamed over its final name (``os.replace`` is atomic), and the folder is fsync'ed. A driver killed at any
+moment leaves complete rows and at most some ``.tmp-*`` files, which readers ignore and the next run removes.
+Since the file name is the task id, a task has at most one row, whatever the number of kills and resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .grid import canonical_json
+
+__all__ = ["FORMAT", "Store", "load_results", "to_parquet"]
+
+FORMAT = "toyrobust-sweep-1"
+MANIFEST = "sweep.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    # the rename itself is durable only once the folder's entry is on disk (POSIX); not possible on Windows
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically and durably (temp file in the same folder, fsync, os.replace)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class Store:
+    """A sweep's results folder (see the module docstring).
+
+    Args:
+        path: the folder (created by :meth:`create`; reading a missing store gives no rows).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.rows_dir = self.path / "rows"
+        self.checkpoints_dir = self.path / "checkpoints"
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------------------------ manifest
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when the folder holds no sweep; ValueError when it is unreadable."""
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"store {str(self.path)!r}: {MANIFEST} is not valid JSON ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"store {str(self.path)!r}: {MANIFEST} is not a toyrobust sweep manifest "
+                             f"(format {data.get('format') if isinstance(data, dict) else None!r}, "
+                             f"expected {FORMAT!r})")
+        return data
+
+    def check_compatible(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """The existing manifest when it describes the same sweep; ValueError naming what differs otherwise.
+
+        Same sweep: the same task, the same grid (hash of its canonical JSON) and the same toyrobust version.
+        A folder that exists with files but no manifest is refused too (it is not a sweep's store).
+        """
+        old = self.manifest()
+        if old is None:
+            if self.path.exists() and any(p.name != ".lock" for p in self.path.iterdir()):
+                raise ValueError(f"store {str(self.path)!r} exists and is not empty, but holds no {MANIFEST}: "
+                                 f"not a sweep's store; choose another --store")
+            return None
+        diffs = []
+        if old.get("task") != manifest["task"]:
+            diffs.append(f"task {old.get('task')!r} there, {manifest['task']!r} here")
+        if old.get("grid_hash") != manifest["grid_hash"]:
+            diffs.append(_grid_difference(old.get("grid"), manifest["grid"]))
+        if old.get("toyrobust_version") != manifest["toyrobust_version"]:
+            diffs.append(f"written by toyrobust {old.get('toyrobust_version')}, this is toyrobust "
+                         f"{manifest['toyrobust_version']}")
+        if diffs:
+            raise ValueError(f"store {str(self.path)!r} holds a different sweep ({'; '.join(diffs)}); refusing to "
+                             f"mix results: choose another store, or delete it to start over")
+        return old
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        """Create the folders and write the manifest (once; an existing compatible manifest is kept)."""
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        if not self.manifest_path.exists():
+            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
+
+    # ------------------------------------------------------------------------------------------ lock
+    def lock(self) -> None:
+        """Hold the store's lock (one driver per store); ValueError when another live process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one driver per store is then the user's responsibility
+            return
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ValueError(f"store {str(self.path)!r} is in use by another running sweep (its .lock is held); "
+                             f"wait for it or choose another store") from None
+        self._lock_fd = fd  # released by unlock() or, if this process is killed, by the kernel
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ------------------------------------------------------------------------------------------ rows
+    def clean_temporary(self) -> int:
+        """Remove ``.tmp-*`` files left by a killed writer; returns how many (call with the lock held)."""
+        removed = 0
+        for folder in (self.path, self.rows_dir):
+            if folder.is_dir():
+                for p in folder.glob(".tmp-*"):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                        removed += 1
+        return removed
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        """Write one task's row durably (replaces a previous row of the same task id)."""
+        text = json.dumps(row, sort_keys=True, allow_nan=True, default=_json_default)
+        atomic_write_text(self.rows_dir / f"{row['task_id']}.json", text)
+
+    def row_ids(self) -> dict[str, str]:
+        """``{task id: status}`` of the rows on disk (reads every row; cheap for thousands)."""
+        return {row["task_id"]: row.get("status", "ok") for row in self.iter_rows()}
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """The rows on disk, in task-id order (temporary files skipped)."""
+        if not self.rows_dir.is_dir():
+            return
+        for p in sorted(self.rows_dir.glob("*.json")):
+            if p.name.startswith("."):
+                continue
+            try:
+                with open(p, encoding="utf-8") as handle:
+                    row = json.load(handle)
+            except (OSError, ValueError) as err:
+                # only a crash of the whole machine before the fsync can leave this; the task reruns on resume
+                warnings.warn(f"store {str(self.path)!r}: skipping the unreadable row {p.name} ({err})", stacklevel=2)
+                continue
+            if isinstance(row, dict) and "task_id" in row:
+                yield row
+
+    def rows(self) -> list[dict[str, Any]]:
+        """All rows as a list of dicts."""
+        return list(self.iter_rows())
+
+    def frame(self, *, explode: bool = False) -> Any:
+        """The rows as a pandas DataFrame, ordered as the grid expands (see :func:`load_results`)."""
+        return load_results(self.path, explode=explode)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _grid_difference(old: Any, new: Any) -> str:
+    """A short description of how two canonical grids differ."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "a different grid"
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            parts.append(f"{key!r} only there")
+        elif key not in old:
+            parts.append(f"{key!r} only here")
+        elif canonical_json(old[key]) != canonical_json(new[key]):
+            a, b = canonical_json(old[key]), canonical_json(new[key])
+            a = a if len(a) <= 60 else a[:57] + "..."
+            b = b if len(b) <= 60 else b[:57] + "..."
+            parts.append(f"{key} = {a} there, {b} here")
+    return "grid differs: " + ", ".join(parts) if parts else "a different grid"
+
+
+def load_results(store: str | os.PathLike, *, explode: bool = False) -> Any:
+    """The rows of a sweep's store as a pandas DataFrame, one row per finished task, in grid order.
+
+    Columns: ``task_id``, ``task``, ``status`` ("ok" or "error"), ``error``, the task's parameters, its results,
+    and the record ``seed``, ``toyrobust_version``, ``torch_version``, ``device``, ``wall_time`` (seconds),
+    ``host``, ``pid``, ``finished`` (UTC, ISO 8601).
+
+    Args:
+        store: the store's folder.
+        explode: expand vectorised rows (list-valued columns of one length, e.g. a closed-form risk over a
+            10^6-point axis) into one DataFrame row per point.
+    """
+    import pandas as pd
+
+    st = Store(store)
+    manifest = st.manifest()
+    if manifest is None:
+        raise ValueError(f"store {str(st.path)!r} holds no sweep ({MANIFEST} missing)")
+    rows = st.rows()
+    order = {tid: i for i, tid in enumerate(manifest.get("task_ids", []))}
+    rows.sort(key=lambda r: order.get(r["task_id"], len(order)))
+    df = pd.DataFrame(rows)
+    if explode and len(df):
+        listy = [c for c in df.columns if df[c].map(lambda v: isinstance(v, list)).any()]
+        if listy:
+            df = df.explode(listy, ignore_index=True)
+            for c in listy:
+                with contextlib.suppress(ValueError, TypeError):
+                    df[c] = pd.to_numeric(df[c])
+    return df
+
+
+def to_parquet(store: str | os.PathLike, path: str | os.PathLike, *, explode: bool = False) -> Any:
+    """Write a store's rows to one Parquet file (pyarrow), e.g. to share or archive a finished sweep.
+
+    Args:
+        store: the store's folder.
+        path: the Parquet file to write (atomically: a temporary file in its folder, then renamed).
+        explode: one Parquet row per point of vectorised rows (see :func:`load_results`).
+
+    Returns:
+        the DataFrame that was written.
+    """
+    df = load_results(store, explode=explode)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=target.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, engine="pyarrow", index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return df
