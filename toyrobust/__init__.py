@@ -25,6 +25,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "testing": ("testing", None),
     "hardpoints": ("hardpoints", None),
     "defenses": ("defenses", None),
+    "sweeps": ("sweeps", None),
+    "sweep": ("sweeps", "sweep"),
     "KWTA": ("defenses", "KWTA"),
     "OddsAreOdd": ("defenses", "OddsAreOdd"),
     "kwta_mlp": ("defenses", "kwta_mlp"),
