@@ -19,8 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toyrobust as tr
-from toyrobust.defenses import (RandomizedSmoothing, certified_accuracy, certified_accuracy_curves,
-                                exact_linear_radius, linear_certified_accuracy, train_with_noise)
+from toyrobust.defenses import (
+    RandomizedSmoothing,
+    certified_accuracy,
+    certified_accuracy_curves,
+    exact_linear_radius,
+    linear_certified_accuracy,
+    train_with_noise,
+)
 from toyrobust.defenses.smoothing import _lower_bound
 
 W = np.array([1.0, 0.5, -0.25])
@@ -457,3 +463,14 @@ def test_train_with_noise_learns_the_noisy_bayes_rule():
         train_with_noise(tr.LinearModel(2), dist, sigma, steps=1, adversarial="pgd", threat=tr.L2(0.1))
     with pytest.raises(ValueError, match="sigma"):
         train_with_noise(tr.LinearModel(2), dist, 0.0, steps=1)
+
+
+def test_nan_votes_are_an_error_not_a_class():
+    def nan_far_right(x):  # a callable base: NaN logits right of x_1 = 1, else the linear margin
+        m = x @ torch.as_tensor(W, dtype=x.dtype)
+        return torch.where(x[:, 0] > 1.0, torch.nan, m)
+
+    s = RandomizedSmoothing(nan_far_right, 0.5)
+    assert s.predict(points_at([-1.0]), 100, 0.01).tolist() == [-1]
+    with pytest.raises(ValueError, match="NaN"):
+        s.certify(points_at([0.9]), 10, 100, 0.01)
