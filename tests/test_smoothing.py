@@ -471,6 +471,22 @@ def test_nan_votes_are_an_error_not_a_class():
         return torch.where(x[:, 0] > 1.0, torch.nan, m)
 
     s = RandomizedSmoothing(nan_far_right, 0.5)
-    assert s.predict(points_at([-1.0]), 100, 0.01).tolist() == [-1]
+    assert s.predict(points_at([-3.0]), 100, 0.01).tolist() == [-1]  # no draw reaches x_1 > 1 (6.5 sigma)
     with pytest.raises(ValueError, match="NaN"):
         s.certify(points_at([0.9]), 10, 100, 0.01)
+
+
+def test_certified_radius_converges_to_the_distance_as_n_grows():
+    """PITFALLS 11: the gap to |m| / ||w|| shrinks like n^(-1/2) and the radius stays below the distance."""
+    sigma, t = 0.5, 0.5
+    s = RandomizedSmoothing(tr.Linear(W), sigma)
+    gaps = []
+    for n in (10**3, 10**4, 10**5, 10**6):
+        labels, radii = s.certify(points_at([t, -t]), 100, n, 0.001, generator=n)
+        assert labels.tolist() == [1, -1]
+        gaps.append(float((t - radii).max()))
+    assert all(g >= 0 for g in gaps)
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3]
+    # at n = 10^6 the bound is within z_{0.999} + 4 standard errors of p: 7.1 * sqrt(p (1 - p) / n) / phi(1)
+    p = scipy.stats.norm.cdf(t / sigma)
+    assert gaps[3] < sigma * 7.1 * math.sqrt(p * (1 - p) / 10**6) / scipy.stats.norm.pdf(t / sigma)

@@ -69,11 +69,11 @@ def _check_sigma(sigma: Any) -> float:
     return sigma
 
 
-def _check_count(name: str, value: Any) -> int:
+def _check_count(name: str, value: Any, what: str = "number of noise draws") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int (number of noise draws), got {value!r}")
+        raise TypeError(f"{name} must be a positive int ({what}), got {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be a positive int (number of noise draws), got {value!r}")
+        raise ValueError(f"{name} must be a positive int ({what}), got {value!r}")
     return int(value)
 
 
@@ -202,7 +202,7 @@ class RandomizedSmoothing:
             raise TypeError(f"x must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, d) (one point per row), got shape {tuple(x.shape)}")
-        batch_size = _check_count("batch_size", batch_size)
+        batch_size = _check_count("batch_size", batch_size, "noisy rows per base-model call")
         device, dtype = self._placement(x)
         dim = self._clf.dim if self._clf.dim is not None else getattr(self._module, "dim", None)
         if isinstance(dim, int) and not is_symbolic(dim) and x.shape[1] != dim:
