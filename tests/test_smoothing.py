@@ -390,6 +390,9 @@ def test_linear_certified_accuracy_ties_on_tsipras_robust_feature():
     np.testing.assert_allclose(got, [0.8, 0.8, 0.8, 0.0, 0.0], atol=1e-12)
     # and the L2 ball risk at 1 still lets the +1 points at distance exactly 1 survive: the two differ there
     assert 1 - float(tr.risk(dist, tr.Linear([1.0, 0.0]), tr.L2(1.0))) == pytest.approx(0.4)
+    # point masses at 0 (+1) and 1 (-1), threshold at 1/2: both at distance 1/2, certified below 1/2 only
+    got = linear_certified_accuracy(tr.PointMasses(gap=1.0), tr.Linear([-1.0], 0.5), [0.0, 0.4999, 0.5, 0.6])
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.0, 0.0], atol=1e-12)
 
 
 def test_certify_curve_approaches_exact_curve_and_never_beats_optimal():
