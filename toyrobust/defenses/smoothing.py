@@ -137,7 +137,9 @@ class RandomizedSmoothing:
     drawn on the base model's device (the device of its first parameter or buffer; the input's device for an
     analytic classifier) from an explicit generator, in chunks of ``batch_size`` rows, and the votes are
     accumulated there as integers; the base module is put in eval mode and every submodule's mode is restored
-    afterwards. Results are reproducible for the same generator seed, ``batch_size``, device and dtype.
+    afterwards. The points are cast to the base module's floating dtype (the dtype it computes in; radii are
+    float64 whatever it is). Results are reproducible for the same generator seed, ``batch_size``, device and
+    dtype.
 
     Args:
         base: a toyrobust :class:`~toyrobust.classifiers.Classifier`, or a torch module (or callable) mapping
