@@ -70,7 +70,8 @@ def timed(fn, device):
 
 
 def gpu_target(device: torch.device, args) -> dict:
-    dim, points, n0, n, sigma, alpha = 500, 10_000, 100, 100_000, 0.5, 0.001
+    dim, n0, sigma, alpha = 500, 100, 0.5, 0.001
+    points, n = args.points or 10_000, args.n or 100_000  # smaller only to try the script out
     batch = args.batch or 2**18
     dist = tr.GaussianMixture.robust_nonrobust(dim)
     clf = dist.bayes_classifier()
@@ -96,7 +97,7 @@ def gpu_target(device: torch.device, args) -> dict:
         "seconds": seconds,
         "evaluations_per_s": points * (n0 + n) / seconds,
         "target": "< 60 s",
-        "met": seconds < 60,
+        "met": seconds < 60 and (points, n) == (10_000, 100_000),
         "abstained": int((~issued).sum()),
         "radius_above_exact": above,
         "radius_above_exact_allowed_about": alpha * points,
