@@ -250,7 +250,7 @@ class RandomizedSmoothing:
         # scaled by normal_ itself and shifted in place, two passes over the rows
         with eval_mode(self._clf):
             if num <= batch_size:
-                per = min(max(1, batch_size // num), n_pts)
+                per = max(1, min(batch_size // num, n_pts))
                 buf = torch.empty((per, num, d), device=x.device, dtype=x.dtype)
                 for start in range(0, n_pts, per):
                     xs = x[start:start + per]
