@@ -1,5 +1,14 @@
-"""Defenses (k-winners-take-all, odds-are-odd detection) and their adaptive evaluation against the optimal risk."""
+"""Defenses (randomized smoothing, k-winners-take-all, odds-are-odd detection) and their adaptive evaluation
+against the toy distributions' exact and optimal risks."""
 
 from .detection import *  # noqa: F401,F403
 from .evaluate import *  # noqa: F401,F403
 from .kwta import *  # noqa: F401,F403
+from .smoothing import (  # noqa: F401
+                        RandomizedSmoothing,
+                        certified_accuracy,
+                        certified_accuracy_curves,
+                        exact_linear_radius,
+                        linear_certified_accuracy,
+                        train_with_noise,
+)
