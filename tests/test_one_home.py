@@ -121,3 +121,18 @@ def test_optimal_risk_unknown_family_says_so():
 def test_resource_module_available():
     assert resource.getrlimit(resource.RLIMIT_AS)  # the memory test above relies on it (POSIX)
     assert math.isfinite(float(tr.risk(tr.Tsipras(), tr.Tsipras().bayes_classifier())))
+
+
+@pytest.mark.parametrize("tiny", [1e-17, 1e-300, 2.225073858507203e-309])
+def test_tsipras_projection_risk_with_tiny_gaussian_weight_is_not_silently_low(tiny):
+    # Found by hypothesis: w = (1, tiny), b = -1 on Tsipras(0.75, 1, 1). Tie at x_1 = +1 (w_1 x_1 + b = 0), so the
+    # sign of x_2 decides there. By hand (no adversary): y = +1, x_1 = +1 errs iff x_2 < 0 and keeps its Bayes label
+    # iff x_2 >= -L/2; y = +1, x_1 = -1 always errs and keeps its label iff x_2 >= L/2; y = -1 never qualifies.
+    from scipy.stats import norm
+
+    dist = tr.Tsipras(0.75, 1.0, 1)
+    L = math.log(3.0)
+    want = 0.375 * (norm.cdf(-1) - norm.cdf(-1 - L / 2)) + 0.125 * norm.sf(L / 2 - 1)
+    clf = tr.Linear(tr.Blocks([(1.0, 1), (tiny, 1)]), -1.0)
+    assert float(tr.risk(dist, clf, None, "projection")) == pytest.approx(want, rel=1e-9)
+    assert float(tr.risk(dist, clf, tr.L2(0.0), "projection")) == pytest.approx(want, rel=1e-9)

@@ -556,6 +556,28 @@ def _split_first(w: Blocks) -> tuple[Any, list[tuple[Any, Any]]]:
     return v0, rest
 
 
+def _lift_tiny_gaussian_weights(clf: Linear) -> Linear:
+    """The same classifier with Gaussian weights no smaller than 1e-10 of ``max(|w_1|, |b|)``.
+
+    The projection and error-region forms compare the Gaussian part ``<w_g, x_g>`` with ``w_1 x_1 + b`` and with
+    the Bayes boundary: with Gaussian weights below ~1e-16 of the others those comparisons round away (the
+    risk of ``w = (1, 1e-17)``, ``b = -1`` came out 0.084 instead of 0.121) or divide by a subnormal norm (NaN).
+    Scaling the Gaussian weights up to 1e-10 of the others moves every event boundary by a relative 1e-10 at most
+    (exact ties ``w_1 x_1 + b = 0`` are still decided by the sign of the Gaussian part), so the value stays the
+    limit of small weights to about 1e-10 absolute instead of collapsing.
+    """
+    if not clf.w.is_numeric or is_symbolic(clf.b):
+        return clf
+    w1, rest = _split_first(clf.w)
+    big = max(abs(float(w1)), abs(float(clf.b)))
+    small = max((abs(float(v)) for v, _ in rest), default=0.0)
+    floor = 1e-10 * big
+    if small == 0.0 or small >= floor:
+        return clf
+    scale = floor / small
+    return Linear(Blocks([(w1, 1)] + [(float(v) * scale, c) for v, c in rest]), clf.b)
+
+
 def _tsipras_scalars(dist: Tsipras, clf: Linear) -> tuple[Any, Any, Any, list]:
     """``(w_1, sum_j w_j, ||w_g||_2, blocks of w_g)`` over the Gaussian coordinates j = 2..d+1."""
     _check_dims(dist, clf)
@@ -706,6 +728,7 @@ def tsipras_linear_risk(dist: Tsipras, clf: Linear, threat: ThreatModel | None, 
         Tsipras et al. 2019 (the model); Stutz (seed 000, the projection definition); seed 004 (dual norm).
     """
     key = _key(dist, clf, threat, definition)
+    clf = _lift_tiny_gaussian_weights(clf)
     w1, total, norm_g, rest = _tsipras_scalars(dist, clf)
     zero_g = all(not is_symbolic(v) and float(v) == 0.0 for v, _ in rest)
     if definition in ("ball", "prediction-change"):
