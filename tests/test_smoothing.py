@@ -493,3 +493,15 @@ def test_certified_radius_converges_to_the_distance_as_n_grows():
     # at n = 10^6 the bound is within z_{0.999} + 4 standard errors of p: 7.1 * sqrt(p (1 - p) / n) / phi(1)
     p = scipy.stats.norm.cdf(t / sigma)
     assert gaps[3] < sigma * 7.1 * math.sqrt(p * (1 - p) / 10**6) / scipy.stats.norm.pdf(t / sigma)
+
+
+def test_smoothing_row_of_the_defense_table():
+    from toyrobust.defenses import evaluate as ev
+
+    rows = ev.evaluate_defenses(defenses=["randomized smoothing (sigma 0.5)"],
+                                settings=["robust/non-robust D=20 (L2)"], config=ev.EvalConfig(quick=True, n=200))
+    (row,) = rows
+    assert row.naive_verdict == row.adaptive_verdict == "ok"  # nothing below the optimal risk
+    assert row.naive_risk <= row.adaptive_risk <= 1  # the adaptive attack keeps the naive points too
+    cert = row.extras["certified risk (upper)"]
+    assert 0 <= cert <= 1 and cert >= row.optimal - 0.1  # a certificate cannot beat the optimum (up to sampling)

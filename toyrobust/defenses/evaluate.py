@@ -108,6 +108,8 @@ class Defense:
         applies: ``applies(dist) -> bool``; default: every setting.
         floor: ``floor(dist, threat, defended) -> (value, reason)``; default: ``optimal_risk(dist, threat)``.
         extras: ``extras(defended, dist, threat, x, y, config) -> {column: value}`` (e.g. a certified risk).
+        clean: ``clean(defended, x, y, config) -> errors`` (bool (N,)) on the clean points; default: the
+            detector's errors or the model's wrong predictions.
     """
 
     name: str
@@ -117,6 +119,7 @@ class Defense:
     applies: Callable[[Any], bool] = lambda dist: True
     floor: Callable[[Any, ThreatModel, Any], tuple[float, str]] | None = None
     extras: Callable[..., dict[str, float]] | None = None
+    clean: Callable[[Any, torch.Tensor, torch.Tensor, EvalConfig], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ def evaluate_defenses(
             defended = d.build(dist, threat, sub)
             x, y = dist.sample(config.n, generator=sub.generator(101), device=config.device)
             floor, reason = d.floor(dist, threat, defended) if d.floor else (opt, "optimal adversarial risk")
-            clean = _clean_errors(defended, x, y, sub)
+            clean = d.clean(defended, x, y, sub) if d.clean else _clean_errors(defended, x, y, sub)
             risks = []
             for spec in (d.naive, d.adaptive):
                 errors = spec.run(defended, x, y, threat, sub)
