@@ -240,9 +240,11 @@ def _into_ball(z: np.ndarray, x0: torch.Tensor, eps: float, p: float, mask: np.n
 def _pgd(model, x, labels, threat, steps, restarts, generator) -> torch.Tensor:
     from ..attacks import pgd
 
-    res = pgd(model, x, torch.as_tensor(labels, device=x.device), threat, steps=steps, restarts=restarts,
+    p = _param(model)
+    xm = x if p is None else x.to(device=p.device, dtype=p.dtype)
+    res = pgd(model, xm, torch.as_tensor(labels, device=xm.device), threat, steps=steps, restarts=restarts,
               loss="margin", generator=generator)
-    return res.x_adv
+    return res.x_adv.to(device=x.device, dtype=x.dtype)
 
 
 def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
@@ -492,9 +494,8 @@ def _milp_subproblem(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tol,
 
 def _milp_counterexample(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tol, deadline, stats):
     """A point with ``lab * m <= -tol`` strictly inside the region, or None."""
-    shrink = 1e-6 * (1 + np.abs(x0).max())
-    prob = build_milp(weights, biases, x0, eps, p, mask, lo, up, label=lab, cut=-tol, region=polys,
-                      shrink=shrink)
+    prob = build_milp(weights, biases, x0, eps, p, mask, lo, up, label=lab, cut=-2 * tol, region=polys,
+                      shrink=1e-6)
     if prob is None:
         return None
     stats["milp_calls"] += 1

@@ -106,7 +106,8 @@ def build_milp(weights: list[np.ndarray], biases: list[np.ndarray], x0: np.ndarr
         objective: ``"margin"`` (min ``label * m``) or ``"distance"`` (min radius with ``label * m <= 0``).
         cut: with ``"margin"``, add ``label * m <= cut`` (prunes the search; infeasible means the minimum > cut).
         region: union of polyhedra ``{A x <= b}`` the point must lie in (None: no constraint).
-        shrink: tighten every region row to ``A x <= b - shrink`` (to find points strictly inside).
+        shrink: tighten every region row to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (relative to the
+            row's scale over the box), to find points strictly inside.
         min_distance: with ``"distance"``, a proven lower bound on the radius (e.g. from CROWN).
         naive: every ReLU gets a binary, big-M = the largest |bound| of its layer (benchmark baseline).
 
@@ -156,7 +157,8 @@ def build_milp(weights: list[np.ndarray], biases: list[np.ndarray], x0: np.ndarr
         kept = []
         for A, b in region:
             A = np.atleast_2d(np.asarray(A, dtype=np.float64))
-            b = np.asarray(b, dtype=np.float64).reshape(-1) - shrink
+            b = np.asarray(b, dtype=np.float64).reshape(-1)
+            b = b - shrink * (1 + np.abs(b) + np.abs(A) @ (np.abs(x0) + r))
             row_min = A @ x0 - np.abs(A) @ r
             if np.any(row_min > b):
                 continue  # misses the box
