@@ -394,3 +394,18 @@ def test_l2_is_certificate_only_and_large_networks_skip_the_milp():
     assert full.counts()["unknown"] == 0
     # the cheaper runs never contradict the complete one
     assert not bool((cap.robust & full.vulnerable).any()) and not bool((cap.vulnerable & full.robust).any())
+
+
+def test_extracted_network_equals_the_module_on_odd_layer_orders():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.ReLU(), nn.Linear(3, 4), nn.Linear(4, 5), nn.ReLU(), nn.ReLU(), nn.Identity(),
+                          nn.Flatten(), nn.Dropout(0.3), nn.Linear(5, 2), nn.ReLU()).double().eval()
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.copy_(torch.randn(prm.shape, generator=g, dtype=torch.float64))
+    rn = extract_network(model)
+    x = torch.randn(100, 3, generator=g, dtype=torch.float64) * 3
+    with torch.no_grad():
+        out = model(x)
+    assert torch.allclose(rn.forward(x), out[:, 1] - out[:, 0], atol=1e-12)
+    assert len(rn.weights) == 4  # identity on the input, merged Linear pair, Linear, identity after the ReLU
