@@ -25,7 +25,7 @@ import numpy as np
 
 import toyrobust as tr
 from toyrobust.blocks import Blocks
-from toyrobust.plotting import COLORS, save_figure, use_style
+from toyrobust.plotting import COLORS, repo_root, save_figure, use_style
 
 NAME = "robust_features"
 
@@ -37,8 +37,37 @@ def _setup(D: int) -> tuple[tr.GaussianMixture, dict[str, tr.Linear], tr.Linf]:
     return dist, classifiers, tr.Linf(2 * a)
 
 
-def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
-    """Build the figure; ``quick`` uses fewer dimensions and samples. Returns the written paths."""
+def _monte_carlo(mc_dims: list[int], n: int, quick: bool, executor=None, max_workers: int = 0) -> dict:
+    """The estimates as a sweep (``tr.sweep``, task ``estimate``): standard and Linf (eps = 2a) risk of the Bayes rule
+    and of sign(x1) at each D, seed ``1000 + i`` for the i-th dimension (as a plain loop would use). The store lives
+    in the scratch folder ``<repo>/.scratch/sweeps/`` (ignored by git) and is resumed when the figure is rebuilt."""
+    from toyrobust.sweeps import Store
+
+    dims, threats, seeds, chunks = [], [], [], []
+    for i, D in enumerate(mc_dims):
+        _, _, threat = _setup(D)
+        for spec in ("none", f"linf:{float(threat.eps)!r}"):
+            dims.append(D)
+            threats.append(spec)
+            seeds.append(1000 + i)
+            chunks.append(max(256, 2_000_000 // D))
+    grid = {"dist": "robust-nonrobust", "classifier": ["bayes", "robust"], "n": n,
+            "zip": [{"D": dims, "threat": threats, "seed": seeds, "chunk_size": chunks}]}
+    store = repo_root() / ".scratch" / "sweeps" / f"{NAME}{'-quick' if quick else ''}"
+    tr.sweep(grid, "estimate", store=store, executor=executor, max_workers=max_workers, progress=False)
+    rows = {}
+    for row in Store(store).rows():
+        if row.get("status") != "ok":
+            raise RuntimeError(f"the estimate {row.get('task_id')} failed: {row.get('error')}")
+        rows[(int(row["D"]), row["classifier"], row["threat"])] = row
+    return rows
+
+
+def main(quick: bool = False, out: str | Path | None = None, executor=None, max_workers: int = 0) -> list[Path]:
+    """Build the figure; ``quick`` uses fewer dimensions and samples. Returns the written paths.
+
+    ``executor`` / ``max_workers`` say where the Monte Carlo sweep runs (default: in this process); see
+    :func:`toyrobust.sweep`."""
     import matplotlib.pyplot as plt
 
     use_style()
@@ -56,24 +85,28 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
             curves[f"{name}_adversarial"].append(float(tr.risk(dist, clf, threat)))
         curves["optimal_adversarial"].append(float(tr.optimal_risk(dist, threat)))
 
-    # Monte Carlo at a few dimensions (the exact attack: no attack error, so only sampling error remains)
+    # Monte Carlo at a few dimensions (the exact attack: no attack error, so only sampling error remains), run as a
+    # parameter sweep: each (D, classifier, risk) is one task whose row is kept in a store, so a killed run resumes
+    # where it stopped and the estimates can be computed elsewhere (executor: a process pool or a Dask client)
     mc_dims = [10, 100, 1000] if quick else [10, 30, 100, 300, 1000, 3000]
     n = 2_000 if quick else 20_000
+    rows = _monte_carlo(mc_dims, n, quick, executor=executor, max_workers=max_workers)
     points: dict[str, list] = {k: [] for k in ("D", "classifier", "risk", "estimate", "ci_low", "ci_high", "n",
                                                 "closed_form")}
-    for i, D in enumerate(mc_dims):
+    names = {"bayes": "bayes", "robust": "sign_x1"}
+    for D in mc_dims:
         dist, clfs, threat = _setup(D)
-        for name, clf in clfs.items():
+        for spec, name in names.items():
             for kind, th in (("standard", None), ("adversarial", threat)):
-                est = tr.estimate_risk(dist, clf, th, n=n, seed=1000 + i, chunk_size=max(256, 2_000_000 // D))
+                row = rows[(D, spec, "none" if th is None else f"linf:{float(th.eps)!r}")]
                 points["D"].append(D)
                 points["classifier"].append(name)
                 points["risk"].append(kind)
-                points["estimate"].append(est.value)
-                points["ci_low"].append(est.ci_low)
-                points["ci_high"].append(est.ci_high)
-                points["n"].append(est.n)
-                points["closed_form"].append(float(tr.risk(dist, clf, th)))
+                points["estimate"].append(row["value"])
+                points["ci_low"].append(row["ci_low"])
+                points["ci_high"].append(row["ci_high"])
+                points["n"].append(row["n"])
+                points["closed_form"].append(float(tr.risk(dist, clfs[name], th)))
 
     fig, ax = plt.subplots(figsize=(7.4, 5.6))
     series = (("bayes", "standard", COLORS["pos"], "-", "o", "Bayes sign(<mean, x>): standard risk"),
@@ -106,6 +139,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer dimensions and samples (seconds)")
     parser.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
+    parser.add_argument("--workers", type=int, default=0, help="processes for the Monte Carlo sweep (0: this one)")
     args = parser.parse_args()
-    for path in main(quick=args.quick, out=args.out):
+    for path in main(quick=args.quick, out=args.out, max_workers=args.workers):
         print(path)
