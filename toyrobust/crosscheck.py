@@ -356,6 +356,39 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
                           attack_options={"steps": 40}))
     cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
+    return cases + _bracketed_cases(quick, seed, device, progress)
+
+
+#: points per bracketed row (the verifier solves a MILP per undecided point) and its time limit per point
+_BRACKET_N = 1000
+_BRACKET_VERIFY = {"time_limit": 2.0}
+
+
+def _bracketed_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[Case]:
+    """Small ReLU MLPs (<= two hidden layers of 64) bracketed by the verifier under Linf: the attack's lower
+    bound and the verified upper bound, on point masses, 2-D Tsipras and the robust/non-robust features (D = 20)."""
+    from .distributions import PointMasses, Tsipras
+    from .models import MLP
+    from .training import train
+
+    D = 20
+    a = math.sqrt(math.log(D) / (D - 1))
+    setups = (
+        (PointMasses(1.0), (16,), Linf(0.3), ("ball", "projection", "error-region")),
+        (Tsipras(0.9, 3.0, 1), (32, 32), Linf(0.5), ("ball", "projection")),
+        (GaussianMixture.robust_nonrobust(D), (64,), Linf(2 * a), ("ball",)),
+    )
+    cases = []
+    for dist, hidden, threat, definitions in setups:
+        mlp = MLP(int(dist.dim), hidden, seed=seed, dtype=torch.float32)
+        train(mlp, dist, steps=400 if quick else 2000, batch_size=128, lr=0.01, seed=seed, device=device,
+              progress=progress)
+        name = f"ReLU MLP {'x'.join(map(str, hidden))}"
+        group = {PointMasses: "trained, point masses gap=1", Tsipras: "trained, tsipras p=0.9 eta=3"}.get(
+            type(dist), f"trained, robust/non-robust D={D}")
+        for definition in definitions:
+            cases.append(Case(group, name, dist, mlp, threat, definition, n=_BRACKET_N, upper="verify",
+                              verify_options=dict(_BRACKET_VERIFY)))
     return cases
 
 
