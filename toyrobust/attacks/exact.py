@@ -33,6 +33,7 @@ import torch
 
 from ..classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
 from ..constraints import is_symbolic
+from ..definitions import is_adversarial
 from ..threats import L1, L2, Linf, ThreatModel, make_threat
 from .base import AttackResult
 from .gradient import pgd
@@ -402,8 +403,20 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
         if definition == "projection":
             delta = torch.where((truth == y)[:, None], delta, torch.zeros_like(delta))
         return delta
-    _, delta = solve_pieces(region_pieces(dist, clf, definition, y, x.device), x64, threat)
-    return delta.to(x.dtype)
+    pieces = region_pieces(dist, clf, definition, y, x.device)
+    found, delta = solve_pieces(pieces, x64, threat)
+    delta = delta.to(x.dtype)
+    # a point on a non-strict boundary (exact in the maths) may round to the wrong side: those rows get a point a
+    # little inside every piece instead, where one exists
+    with torch.no_grad():
+        cand = threat.project(x + delta, x)
+        bad = found & ~is_adversarial(definition, clf, cand, y, dist=dist, x=x)
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten()
+        sub = [(r, m[rows]) for r, m in pieces]
+        ok, d2 = solve_pieces(sub, x64[rows], threat, robust=True)
+        delta[rows[ok]] = d2[ok].to(x.dtype)
+    return delta
 
 
 def exact_attack(

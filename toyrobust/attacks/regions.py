@@ -175,15 +175,18 @@ def _q(threat: ThreatModel) -> float:
     return {"linf": 1.0, "l2": 2.0, "l1": math.inf}[threat.name]
 
 
-def _prepare(rows: list[Row], x: torch.Tensor, S: torch.Tensor, threat: ThreatModel, eps: float):
-    """``A`` (k, |S|), right-hand sides in delta ``r`` (N, k) (tightened), raw ``r0`` (N, k), scales (N, k), exact."""
+def _prepare(rows: list[Row], x: torch.Tensor, S: torch.Tensor, threat: ThreatModel, eps: float, robust: bool):
+    """``A`` (k, |S|), right-hand sides in delta ``r`` (N, k) (tightened), raw ``r0`` (N, k), scales (N, k), exact.
+
+    The strict rows are tightened; with ``robust`` the non-strict ones too (except exact coordinate rows), so that
+    the point found survives rounding (at the price of a boundary of measure ~1e-11)."""
     A_full = torch.stack([r.a for r in rows])  # (k, d)
     c = torch.stack([r.c.expand(x.shape[0]) for r in rows], 1)  # (N, k)
     r0 = c - x @ A_full.T
     A = A_full[:, S]
     dual = torch.linalg.vector_norm(A, ord=_q(threat), dim=1)  # (k,)
     scale = c.abs() + x.abs() @ A_full.abs().T + eps * dual + 1.0
-    exact = torch.tensor([r.exact for r in rows], device=x.device)
+    exact = torch.tensor([r.exact or (not r.strict and not robust) for r in rows], device=x.device)
     r = torch.where(exact, r0, r0 - _TIGHT * scale)
     return A, r, r0, scale, exact, dual
 
@@ -412,14 +415,15 @@ def _polytope_pieces(A, r, r0, scale, exact, dual, threat, eps):
     return found, delta
 
 
-def solve_pieces(pieces: list[tuple[list[Row], torch.Tensor]], x: torch.Tensor,
-                 threat: ThreatModel) -> tuple[torch.Tensor, torch.Tensor]:
+def solve_pieces(pieces: list[tuple[list[Row], torch.Tensor]], x: torch.Tensor, threat: ThreatModel,
+                 robust: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sample, whether some piece has a point in ``B(x, eps)``, and such a point's perturbation.
 
     Args:
         pieces: ``(rows, mask)`` pairs (see :func:`region_pieces`).
         x: (N, d) float64 clean points.
         threat: the ball (Linf, L2 or L1, optionally on a subset of coordinates).
+        robust: tighten the non-strict rows too (a point a little inside every piece; see :func:`_prepare`).
 
     Returns:
         ``(found (N,) bool, delta (N, d) float64)``; ``delta = 0`` where nothing was found.
@@ -437,7 +441,7 @@ def solve_pieces(pieces: list[tuple[list[Row], torch.Tensor]], x: torch.Tensor,
         if not rows:
             found[todo] = True
             continue
-        A, r, r0, scale, exact, dual = _prepare(rows, xs, S, threat, eps)
+        A, r, r0, scale, exact, dual = _prepare(rows, xs, S, threat, eps, robust)
         live = A.abs().amax(1) > 0  # rows with no free coordinate are a fixed check on the clean point
         fixed_ok = (r[:, ~live] >= 0).all(1)
         A, r, r0, scale, exact, dual = A[live], r[:, live], r0[:, live], scale[:, live], exact[live], dual[live]
