@@ -464,9 +464,10 @@ def format_table(results: list[CaseResult]) -> str:
                  + (f"; {sum(r.n_fixed for r in results)} rows fix their own n (marked *)"
                     if any(r.n_fixed for r in results) else ""))
     lines.append("")
-    lines.append("verdicts:")
+    # lower-case names here, so that a search of the output for a capitalised problem verdict finds only rows
+    lines.append("verdicts (the problems " + ", ".join(_SHOUT) + " are capitalised in the rows):")
     width = max(len(v) for v in VERDICTS)
-    lines += [f"  {v.upper() if v in _SHOUT else v:<{width}}  {LEGEND[v]}" for v in VERDICTS]
+    lines += [f"  {v:<{width}}  {LEGEND[v]}" for v in VERDICTS]
     lines.append(f"  {'>= [a, b]':<{width}}  a lower-bound estimate (an attack that may miss); [a, b] alone: exact "
                  f"or a bracket")
     return "\n".join(lines)
