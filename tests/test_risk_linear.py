@@ -666,12 +666,48 @@ def test_symbolic_route_equals_numeric_route_projection(problem, norm, eps, defi
     _symbolic_equals_numeric(problem, norm, eps, definition)
 
 
+def _double_resolves(problem):
+    """Whether the Gaussian weight of a Tsipras classifier is visible next to its x_1 weight and bias in double
+    precision: below that, the numeric route (thresholds in double) cannot see events that hinge on the Gaussian
+    part once x_1' lands exactly on -b/w_1 (see the test below); the symbolic route evaluates them exactly."""
+    dist, clf = problem
+    if not isinstance(dist, tr.Tsipras):
+        return True
+    w = clf.w.to_list()
+    return w[1] == 0 or abs(w[1]) > 1e-12 * (abs(w[0]) + abs(float(clf.b)) + 1)
+
+
 @pytest.mark.slow
 @settings(max_examples=20)
 @given(aligned_problem(), st.sampled_from([tr.Linf, tr.L2, tr.L1]), st.floats(0, 2),
        st.sampled_from(["projection", "error-region"]))
 def test_symbolic_route_equals_numeric_route_projection_drawn(problem, norm, eps, definition):
+    assume(_double_resolves(problem))
     _symbolic_equals_numeric(problem, norm, eps, definition)
+
+
+def test_symbolic_route_of_a_nearly_degenerate_classifier_against_a_hand_derivation():
+    """Issue 10: w = (-1.417, 1.01e-167) on Tsipras(p=0.51, eta=3.0057, d=1), L2(1), projection. The symbolic
+    route raised "1 - UnitRatio(1.4e167, 1)**2 is not comparable" (its terms cancel 335 digits). By hand, with
+    a = -log(p/(1-p)) / (2 eta) the Bayes threshold on x_2 after rounding x_1 to +1:
+
+    * y = +1, x_1 = +1: f = -1 already, the whole budget moves x_2 up to a: ``p Phi(eta + 1 - a)``;
+    * y = +1, x_1 = -1: only delta_1 = 1 reaches x_1' = 0 (rounded to +1), where f = sign(1e-167 x_2): x_2 in
+      [a, 0): ``(1 - p) (Phi(-eta) - Phi(a - eta))`` -- the window a double-precision threshold cannot see;
+    * y = -1, x_1 = -1: f = +1 already, x_2 below -a within reach: ``p Phi(eta + 1 - a)``; x_1 = +1: impossible.
+    """
+    p, eta = mpmath.mpf("0.51"), mpmath.mpf("3.0057")
+    a = -mpmath.log(p / (1 - p)) / (2 * eta)
+    exact = p * mpmath.ncdf(eta + 1 - a) + (1 - p) / 2 * (mpmath.ncdf(-eta) - mpmath.ncdf(a - eta))
+    clf = tr.Linear([-1.417, 1.01e-167], 0)
+    sym = tr.risk(tr.Tsipras(P, ETA, 1), clf, tr.L2(EPS), "projection")
+    value = complex(sym.expr.evalf(30, subs={P: sympy.Float("0.51", 30), ETA: sympy.Float("3.0057", 30),
+                                             EPS: sympy.Float(1, 30)}))
+    assert value.imag == 0 and value.real == pytest.approx(float(exact), rel=1e-12)
+    # the numeric route misses the window (7e-6) but nothing else
+    num = float(tr.risk(tr.Tsipras(0.51, 3.0057, 1), clf, tr.L2(1.0), "projection"))
+    window = float((1 - p) / 2 * (mpmath.ncdf(-eta) - mpmath.ncdf(a - eta)))
+    assert num == pytest.approx(float(exact) - window, rel=1e-9)
 
 
 # ================================================================================================ grids, loss
