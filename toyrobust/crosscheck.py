@@ -353,8 +353,9 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
         iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
         bounds["isoperimetric bound"] = iso
         bounds["standard risk (lower end)"] = mlp_std.ci_low
+        # bracketed: L2 balls get the verifier's bound-propagation certificate (sound, incomplete)
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
-                          attack_options={"steps": 40}))
+                          attack_options={"steps": 40}, upper="verify"))
     cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
     return cases + _bracketed_cases(quick, seed, device, progress)
 
