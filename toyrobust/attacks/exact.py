@@ -414,7 +414,7 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
     if bool(bad.any()):
         rows = bad.nonzero().flatten()
         sub = [(r, m[rows]) for r, m in pieces]
-        ok, d2 = solve_pieces(sub, x64[rows], threat, robust=True)
+        ok, d2 = solve_pieces(sub, x64[rows], threat, robust=max(1e-11, 256 * torch.finfo(x.dtype).eps))
         delta[rows[ok]] = d2[ok].to(x.dtype)
     return delta
 

@@ -175,19 +175,20 @@ def _q(threat: ThreatModel) -> float:
     return {"linf": 1.0, "l2": 2.0, "l1": math.inf}[threat.name]
 
 
-def _prepare(rows: list[Row], x: torch.Tensor, S: torch.Tensor, threat: ThreatModel, eps: float, robust: bool):
+def _prepare(rows: list[Row], x: torch.Tensor, S: torch.Tensor, threat: ThreatModel, eps: float, robust: float):
     """``A`` (k, |S|), right-hand sides in delta ``r`` (N, k) (tightened), raw ``r0`` (N, k), scales (N, k), exact.
 
-    The strict rows are tightened; with ``robust`` the non-strict ones too (except exact coordinate rows), so that
-    the point found survives rounding (at the price of a boundary of measure ~1e-11)."""
+    The strict rows are tightened by ``max(1e-11, robust)`` of their scale; with ``robust > 0`` the non-strict ones
+    too (except exact coordinate rows), so that the point found survives rounding to the caller's dtype (at the
+    price of a boundary of that relative measure)."""
     A_full = torch.stack([r.a for r in rows])  # (k, d)
     c = torch.stack([r.c.expand(x.shape[0]) for r in rows], 1)  # (N, k)
     r0 = c - x @ A_full.T
     A = A_full[:, S]
     dual = torch.linalg.vector_norm(A, ord=_q(threat), dim=1)  # (k,)
     scale = c.abs() + x.abs() @ A_full.abs().T + eps * dual + 1.0
-    exact = torch.tensor([r.exact or (not r.strict and not robust) for r in rows], device=x.device)
-    r = torch.where(exact, r0, r0 - _TIGHT * scale)
+    exact = torch.tensor([r.exact or (not r.strict and robust <= 0) for r in rows], device=x.device)
+    r = torch.where(exact, r0, r0 - max(_TIGHT, robust) * scale)
     return A, r, r0, scale, exact, dual
 
 
@@ -223,7 +224,7 @@ def _l2_pieces(A: torch.Tensor, r: torch.Tensor, scale: torch.Tensor, eps: float
                 continue
             cand = r[:, list(T)] @ torch.linalg.solve(G, At)  # (N, n): min-norm solution of A_T delta = r_T
             ok = _check(A, r, cand, tol)
-            nrm = torch.where(ok, torch.linalg.vector_norm(cand, dim=1), torch.tensor(math.inf, dtype=A.dtype))
+            nrm = torch.where(ok, torch.linalg.vector_norm(cand, dim=1), torch.full_like(best_norm, math.inf))
             take = nrm < best_norm
             best = torch.where(take[:, None], cand, best)
             best_norm = torch.where(take, nrm, best_norm)
@@ -416,14 +417,15 @@ def _polytope_pieces(A, r, r0, scale, exact, dual, threat, eps):
 
 
 def solve_pieces(pieces: list[tuple[list[Row], torch.Tensor]], x: torch.Tensor, threat: ThreatModel,
-                 robust: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                 robust: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sample, whether some piece has a point in ``B(x, eps)``, and such a point's perturbation.
 
     Args:
         pieces: ``(rows, mask)`` pairs (see :func:`region_pieces`).
         x: (N, d) float64 clean points.
         threat: the ball (Linf, L2 or L1, optionally on a subset of coordinates).
-        robust: tighten the non-strict rows too (a point a little inside every piece; see :func:`_prepare`).
+        robust: > 0 tightens the non-strict rows too, by this fraction of their scale (a point a little inside
+            every piece, for the caller's dtype; see :func:`_prepare`).
 
     Returns:
         ``(found (N,) bool, delta (N, d) float64)``; ``delta = 0`` where nothing was found.
