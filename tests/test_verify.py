@@ -144,6 +144,10 @@ CASES = [
     ("tsipras-bayes-linf", lambda: tr.Tsipras(0.9, 3.0, d=2), None, tr.Linf(2.0), "ball"),
     ("tsipras-linf-projection", lambda: tr.Tsipras(0.9, 3.0, d=2), tr.Linear([1.0, 3.0, 3.0]), tr.Linf(2.0),
      "projection"),
+    ("tsipras-linf-error-region", lambda: tr.Tsipras(0.9, 3.0, d=2), tr.Linear([1.0, 3.0, 3.0]), tr.Linf(2.0),
+     "error-region"),
+    ("point-masses-threshold-error-region", lambda: tr.PointMasses(1.0), tr.Linear([-1.0], 0.2), tr.Linf(0.6),
+     "error-region"),
     ("rnr-bayes-linf", lambda: tr.GaussianMixture.robust_nonrobust(20), None, tr.Linf(0.2), "ball"),
     ("rnr-bayes-l1", lambda: tr.GaussianMixture.robust_nonrobust(20), None, tr.L1(1.0), "ball"),
 ]
@@ -157,7 +161,7 @@ def test_verified_risk_of_a_linear_network_equals_closed_form(name, make, clf, t
     net = _linear_relu(w, float(clf.b))
     n = 400
     x, y = dist.sample(n, generator=tr.rng.make_generator(11), dtype=torch.float64)
-    region = regions.tsipras(dist) if definition == "projection" else None
+    region = None if definition == "ball" else regions.label_regions(dist)
     res = verify(net, x, y, threat, definition=definition, region=region, time_limit=5.0, pgd_steps=10)
     assert res.counts()["unknown"] == 0, res.counts()
     k = int((~res.robust).sum())
@@ -390,3 +394,18 @@ def test_l2_is_certificate_only_and_large_networks_skip_the_milp():
     assert full.counts()["unknown"] == 0
     # the cheaper runs never contradict the complete one
     assert not bool((cap.robust & full.vulnerable).any()) and not bool((cap.vulnerable & full.robust).any())
+
+
+def test_extracted_network_equals_the_module_on_odd_layer_orders():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.ReLU(), nn.Linear(3, 4), nn.Linear(4, 5), nn.ReLU(), nn.ReLU(), nn.Identity(),
+                          nn.Flatten(), nn.Dropout(0.3), nn.Linear(5, 2), nn.ReLU()).double().eval()
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.copy_(torch.randn(prm.shape, generator=g, dtype=torch.float64))
+    rn = extract_network(model)
+    x = torch.randn(100, 3, generator=g, dtype=torch.float64) * 3
+    with torch.no_grad():
+        out = model(x)
+    assert torch.allclose(rn.forward(x), out[:, 1] - out[:, 0], atol=1e-12)
+    assert len(rn.weights) == 4  # identity on the input, merged Linear pair, Linear, identity after the ReLU

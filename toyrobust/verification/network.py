@@ -131,8 +131,8 @@ def extract_network(model: Any) -> ReluNetwork:
     for kind, payload in ops:
         if kind == "relu":
             if not layers:
-                n = None  # a ReLU on the input: an identity affine layer before it
-                layers.append([None, None])  # filled below once the input dimension is known
+                # a ReLU on the input: an identity affine layer before it, sized by the next Linear
+                layers.append([None, None])
             pending_relu = True
             continue
         w, b = payload
