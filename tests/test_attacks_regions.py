@@ -199,6 +199,16 @@ def test_bracket_on_a_relu_network_that_computes_a_linear_classifier():
     assert est.contains(float(tr.risk(gm, tr.Linear(w, b), threat)))
 
 
+def test_bracket_without_the_verifier_says_so(monkeypatch):
+    """A copy of toyrobust without the verification package gets a clear error, not a silent lower bound."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "toyrobust.verification", None)  # makes the import fail
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).double()
+    with pytest.raises(NotImplementedError, match="toyrobust.verification"):
+        tr.estimate_risk(tr.GaussianMixture([1.0, 0.0]), net, tr.Linf(0.1), n=10, upper="verify")
+
+
 # ------------------------------------------------------------------------------------------ verdicts
 def _est(kind, low, high, n=1000, upper_high=None, decided=None):
     return SimpleNamespace(kind=kind, ci_low=low, ci_high=high, n=n, upper_ci_high=upper_high, decided=decided)

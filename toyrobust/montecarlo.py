@@ -7,7 +7,9 @@ The adversarial risk of a classifier ``f`` under a definition ``A`` (see :mod:`t
 estimated by drawing ``n`` labelled points, attacking each one, and counting the points ``k`` for which an
 adversarial ``x'`` was found and *verified* (inside the ball, adversarial under ``A`` when re-evaluated here). The
 estimate ``k / n`` is a lower bound in expectation (an attack can miss); with an exact attack it is unbiased.
-Its confidence interval is the exact binomial (Clopper-Pearson) one.
+Its confidence interval is the exact binomial (Clopper-Pearson) one, and :attr:`RiskEstimate.kind` says which of
+the two it is (``"exact"`` or ``"lower bound"``). On a ReLU network, ``upper="verify"`` adds a verified upper
+count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
 
 Streaming: points are drawn in fixed blocks of ``block_size`` rows; block ``b`` is drawn from a
 ``torch.Generator`` seeded with a hash of ``(seed, b)``, and the stream is cut into chunks of ``chunk_size`` rows
