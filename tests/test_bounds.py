@@ -113,10 +113,7 @@ def test_tsipras_bound_is_attained_by_sign_x1_and_rules_out_accurate_robust_clas
 def test_check_tsipras_tradeoff_uses_the_analytic_risks():
     dist = tr.Tsipras(0.9, 0.5, 3)
     clf = dist.bayes_classifier()
-    try:
-        out = check_tsipras_tradeoff(dist, clf, tr.Linf(1.0))
-    except NotImplementedError:
-        pytest.skip("the Tsipras linear closed forms (issue 3 part A) are not registered in this checkout")
+    out = check_tsipras_tradeoff(dist, clf, tr.Linf(1.0))  # a lost registration fails here, it does not skip
     std, rob = tsipras_linear_risks(0.9, 0.5, 3, math.log(9), np.full(3, 1.0), 0.0, 1.0)
     assert out["standard risk"] == pytest.approx(std, rel=1e-9)
     assert out["robust risk"] == pytest.approx(rob, rel=1e-9)

@@ -136,7 +136,8 @@ def test_estimate_risk_every_attack_and_definition(device, kind, attack):
 
     Reference: ``tr.risk`` of the cap classifier (closed form, spherical caps). A verified count can only
     under-count, so the closed form must lie at or above the interval's lower end; the exact attack must contain
-    it. The exact attack refuses the projection and error-region definitions and torch modules.
+    it. The exact attack refuses the projection and error-region definitions on the spheres (their label regions
+    are not polyhedra) and torch modules.
     """
     sp, clf, w, threat = _spheres_case()
     target = clf if kind == "analytic" else LinearModel.from_weights(w, -0.05, device=device, dtype=torch.float64)

@@ -153,10 +153,7 @@ def test_engine_risk_of_quadratic_twin_matches_imhof():
     with torch.no_grad():
         net.b.fill_(-1.3)
     twin = net.twin()
-    try:
-        r = tr.risks.risk(dist, twin)
-    except NotImplementedError:
-        pytest.skip("no closed form registered for (ConcentricSpheres, Quadratic) yet")
+    r = tr.risks.risk(dist, twin)  # a lost registration fails here, it does not skip
     lam = np.array(twin.quadratic.alpha.to_list(), dtype=float)
     assert float(r) == pytest.approx(_sphere_error(lam, -1.3, 1.0, 1.3), abs=1e-6)
 
@@ -233,18 +230,23 @@ def test_models_are_seeded_and_leave_the_global_rng_alone():
 
 
 def test_rotated_quadratic_risk_by_rotation_invariance():
-    """On spheres and with an L2 ball the registered risk of the twin is that of its Quadratic; Linf is refused."""
+    """On spheres the registered risk of the twin is that of its (unrotated) Quadratic, by rotation invariance:
+    the standard risk equals Imhof's weighted chi-square error of the network's spectrum; the L2 adversarial risk
+    has no closed form for either (the twin delegates, and says so with the Quadratic's message); Linf and
+    coordinate subsets are refused (the rotation does not preserve them)."""
     dist = tr.ConcentricSpheres(6, 1.0, 1.3)
     net = QuadraticNet(6, 8, seed=2, dtype=torch.float64)
     twin = net.twin()
-    try:
-        base = tr.risks.risk(dist, twin.quadratic, tr.L2(0.05))
-    except NotImplementedError:
-        base = None
-    if base is not None:
-        got = tr.risks.risk(dist, twin, tr.L2(0.05))
-        assert float(got) == pytest.approx(float(base), rel=1e-12, abs=1e-15)
-        assert got.key[1] == "RotatedQuadratic"
+    got = tr.risks.risk(dist, twin)
+    assert got.key[1] == "RotatedQuadratic"
+    lam = np.array(twin.quadratic.alpha.to_list(), dtype=float)
+    assert float(got) == pytest.approx(_sphere_error(lam, float(net.b), 1.0, 1.3), abs=1e-6)
+    assert float(got) == pytest.approx(float(tr.risks.risk(dist, twin.quadratic)), rel=1e-12, abs=1e-15)
+    with pytest.raises(NotImplementedError) as own:
+        tr.risks.risk(dist, twin.quadratic, tr.L2(0.05))
+    with pytest.raises(NotImplementedError) as delegated:
+        tr.risks.risk(dist, twin, tr.L2(0.05))
+    assert "Quadratic" in str(own.value) and str(delegated.value) == str(own.value)
     with pytest.raises(NotImplementedError):
         tr.risks.risk(dist, twin, tr.Linf(0.05))
     with pytest.raises(NotImplementedError, match="subset"):

@@ -8,22 +8,9 @@ trained network with no closed form), a threat model and a definition. :func:`ru
 * the Monte Carlo estimate ``tr.estimate_risk(...)`` with its Clopper-Pearson interval, attacking the object
   itself (exact attacks for analytic classifiers, PGD for networks);
 
-and a verdict:
-
-=================  =============================================================================================
-``agree``          the analytic value lies in the interval (two-sided, at the stated level)
-``attack weaker``  the attack is not exact (PGD-type) and the analytic value lies above the interval: the
-                   verified successes are a lower bound on the risk, and the attack missed adversarial
-                   examples that exist (reported, not hidden: the attack, not the closed form, is at fault
-                   unless the closed form is also wrong)
-``disagree``       anything else: an exact attack or the standard risk outside the interval, or an inexact attack
-                   finding more verified adversarial examples than the closed form allows. Reported loudly
-``bound holds``    no closed form: the estimate is consistent with every analytic bound (optimal adversarial
-                   risk, Bayes risk, adversarial >= standard, the spherical isoperimetric bound)
-``bound violated`` some bound lies above the interval's upper end (for adversarial risks: the attack is too
-                   weak, or the bound is wrong)
-``estimate only``  neither a closed form nor a bound applies
-=================  =============================================================================================
+and a verdict that reads what the estimate is (:attr:`RiskEstimate.kind`): the risk itself (an exact attack, or
+the standard risk), a lower bound on it (an attack that may miss), or a bracket (a lower bound and a verified
+upper bound from :func:`toyrobust.verification.verify`). See :data:`LEGEND` for every verdict.
 """
 
 from __future__ import annotations
@@ -48,11 +35,31 @@ from .risks import risk
 from .threats import L2, Linf, ThreatModel
 
 __all__ = ["Case", "CaseResult", "default_cases", "run_case", "run", "format_table", "to_json", "to_csv",
-           "VERDICTS"]
+           "VERDICTS", "LEGEND", "PROBLEMS", "judge"]
 
-VERDICTS = ("agree", "attack weaker", "disagree", "bound holds", "bound violated", "estimate only")
-#: attacks whose verified success rate is the exact adversarial risk (no attack error)
-EXACT_METHODS = ("exact_attack", "none (standard risk)")
+VERDICTS = ("agree", "exact", "bracket", "attack weaker", "disagree", "bound holds", "vacuous", "bound violated",
+            "estimate only")
+#: what each verdict means (printed under the table)
+LEGEND = {
+    "agree": "a closed form inside the interval of an exact estimate (exact attack or standard risk), or inside "
+             "the interval of a lower-bound estimate",
+    "exact": "a trained network bracketed by the verifier, which decided every point: the interval is the risk "
+             "itself (and contains the closed form where there is one)",
+    "bracket": "a trained network bracketed by the verifier with some points undecided: the risk lies in "
+               "[lower CI low, upper CI high] (which contains the closed form where there is one)",
+    "attack weaker": "an attack that may miss (a lower bound) found fewer adversarial examples than the closed "
+                     "form says exist: the closed form is above the interval",
+    "disagree": "a closed form outside an exact interval, below a lower bound's interval (more verified "
+                "adversarial examples than it allows), or outside a bracket; or a twin that is not the network",
+    "bound holds": "no closed form: the estimate is consistent with every analytic lower bound, one of them "
+                   "non-zero",
+    "vacuous": "no closed form, and the only bounds are 0 (e.g. an optimal risk of 0): nothing was checked",
+    "bound violated": "a lower bound lies above the interval's upper end (above the verified upper bound for a "
+                      "bracket; for a lower-bound estimate: the attack is too weak, or the bound is wrong)",
+    "estimate only": "neither a closed form nor a bound applies",
+}
+#: verdicts that flag a problem (``--strict`` fails on them)
+PROBLEMS = ("disagree", "bound violated")
 
 
 @dataclass
@@ -69,7 +76,10 @@ class Case:
         twin: the analytic classifier whose closed form stands for ``clf`` (trained networks), or None.
         bounds: extra named lower bounds for the risk (for networks with no closed form).
         attack_options: passed to the attack (e.g. PGD steps).
-        n: Monte Carlo sample size for this case (default: the run's ``n``).
+        n: Monte Carlo sample size for this case (default: the run's ``n``); set for slow attacks and verifiers,
+            whose rows then ignore ``--n`` (marked ``*`` in the table).
+        upper: ``"verify"`` to bracket a torch network with the verifier (see :func:`toyrobust.estimate_risk`).
+        verify_options: passed to the verifier.
     """
 
     group: str
@@ -82,11 +92,18 @@ class Case:
     bounds: dict[str, float] = field(default_factory=dict)
     attack_options: dict[str, Any] | None = None
     n: int | None = None
+    upper: str | None = None
+    verify_options: dict[str, Any] | None = None
 
 
 @dataclass
 class CaseResult:
-    """The outcome of one case (plain data: serialises to JSON and CSV)."""
+    """The outcome of one case (plain data: serialises to JSON and CSV).
+
+    ``kind`` is the estimate's kind (exact, lower bound, bracket); ``upper``, ``upper_ci_low``, ``upper_ci_high``
+    and ``decided`` the verified upper bound of a bracket (None otherwise); ``n_fixed`` whether the case fixed its
+    own sample size (the run's ``n`` did not apply).
+    """
 
     group: str
     classifier: str
@@ -104,6 +121,12 @@ class CaseResult:
     verdict: str
     detail: str
     seconds: float
+    kind: str = "lower bound"
+    upper: float | None = None
+    upper_ci_low: float | None = None
+    upper_ci_high: float | None = None
+    decided: int | None = None
+    n_fixed: bool = False
 
 
 def _threat_name(threat: ThreatModel | None) -> str:
@@ -171,49 +194,83 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
             pass
     est = estimate_risk(case.dist, case.clf, case.threat, case.definition, n=case.n or n, seed=seed, level=level,
                         device=device, dtype=torch.float64 if not isinstance(case.clf, torch.nn.Module) else None,
-                        progress=progress, attack_options=case.attack_options)
+                        progress=progress, attack_options=case.attack_options, upper=case.upper,
+                        verify_options=case.verify_options)
     if est.invalid_claims:
         details.append(f"{est.invalid_claims} attack claims failed verification")
-    if analytic is not None:
-        # a tolerance of 1e-12 absorbs float rounding of risks that are exactly 0 or 1
-        inside = est.ci_low - 1e-12 <= analytic <= est.ci_high + 1e-12
-        exact = est.method in EXACT_METHODS
-        if any("DIFFERS" in d for d in details):
-            verdict = "disagree"
-        elif inside:
-            verdict = "agree"
-        elif not exact and analytic > est.ci_high:
-            verdict = "attack weaker"
-        else:
-            verdict = "disagree"
-    else:
-        bounds = _bounds_for(case, lambda: None)
-        if bounds:
-            broken = {k: v for k, v in bounds.items() if v > est.ci_high + 1e-12}
-            verdict = "bound violated" if broken else "bound holds"
-            details += [f"{k} {v:.4g}" + (" (ABOVE the interval)" if k in broken else "") for k, v in bounds.items()]
-        else:
-            verdict = "estimate only"
+    if est.kind == "bracket":
+        details.append(f"verified upper {est.upper:.4g} [{est.upper_ci_low:.4f}, {est.upper_ci_high:.4f}], "
+                       f"decided {est.decided}/{est.n}")
+    bounds = _bounds_for(case, lambda: None) if analytic is None else {}
+    verdict, why = judge(est, analytic, bounds, twin_differs=any("DIFFERS" in d for d in details))
+    details += why
     return CaseResult(
         group=case.group, classifier=case.name, distribution=repr(case.dist), threat=_threat_name(case.threat),
         definition=case.definition, analytic=analytic, analytic_method=method, estimate=est.value,
         ci_low=est.ci_low, ci_high=est.ci_high, n=est.n, level=level, attack=est.method, verdict=verdict,
-        detail="; ".join(details), seconds=time.perf_counter() - start)
+        detail="; ".join(details), seconds=time.perf_counter() - start, kind=est.kind, upper=est.upper,
+        upper_ci_low=est.upper_ci_low, upper_ci_high=est.upper_ci_high, decided=est.decided,
+        n_fixed=case.n is not None)
+
+
+def judge(est: Any, analytic: float | None, bounds: dict[str, float] | None = None, *,
+          twin_differs: bool = False) -> tuple[str, list[str]]:
+    """The verdict of one row from what the estimate is (``est.kind``), and details for the bounds.
+
+    Args:
+        est: a :class:`~toyrobust.montecarlo.RiskEstimate` (or anything with its fields ``kind``, ``ci_low``,
+            ``ci_high``, ``n`` and, for a bracket, ``upper_ci_high`` and ``decided``).
+        analytic: the closed form, or None.
+        bounds: named analytic lower bounds on the risk (used without a closed form).
+        twin_differs: the analytic twin is not the network (always "disagree").
+
+    Returns:
+        ``(verdict, details)``; the verdicts are listed in :data:`LEGEND`.
+    """
+    tol = 1e-12  # absorbs float rounding of risks that are exactly 0 or 1
+    kind = est.kind
+    closed = kind == "bracket" and est.decided == est.n
+    high = est.upper_ci_high if kind == "bracket" else est.ci_high
+    if twin_differs:
+        return "disagree", []
+    if analytic is not None:
+        if kind == "exact" or closed:
+            inside = est.ci_low - tol <= analytic <= est.ci_high + tol
+            return ("agree" if kind == "exact" else "exact") if inside else "disagree", []
+        if kind == "bracket":
+            return ("bracket" if est.ci_low - tol <= analytic <= high + tol else "disagree"), []
+        if analytic < est.ci_low - tol:
+            return "disagree", []
+        return ("attack weaker" if analytic > est.ci_high + tol else "agree"), []
+    bounds = bounds or {}
+    broken = {k: v for k, v in bounds.items() if v > high + tol}
+    details = [f"{k} {v:.4g}" + (" (ABOVE the interval)" if k in broken else "") for k, v in bounds.items()]
+    if broken:
+        return "bound violated", details
+    if kind == "bracket":
+        return ("exact" if closed else "bracket"), details
+    if bounds:
+        return ("bound holds" if any(v > tol for v in bounds.values()) else "vacuous"), details
+    return "estimate only", details
 
 
 # ------------------------------------------------------------------------------------------ the default cases
-def _n_for(definition: str, quick: bool) -> int | None:
-    """Sample size: the projection and error-region attacks are PGD-type and much slower than exact ones."""
-    if definition == "projection":
+def _n_for(case: Case, quick: bool) -> int | None:
+    """Sample size: None (the run's ``n``) where the attack is exact; the PGD-type projection and error-region
+    attacks are much slower, so those rows fix a smaller ``n`` of their own."""
+    from .attacks import supports_exact
+
+    if case.definition not in ("projection", "error-region") or supports_exact(
+            case.clf, case.threat, definition=case.definition, dist=case.dist):
+        return None
+    if case.definition == "projection":
         return 500 if quick else 20_000
-    if definition == "error-region":
-        return 2_000 if quick else 20_000
-    return None
+    return 2_000 if quick else 20_000
 
 
-def _options_for(definition: str, quick: bool) -> dict[str, Any] | None:
+def _options_for(definition: str, quick: bool, exact: bool = False) -> dict[str, Any] | None:
     """The projection attack alternates Dykstra projections inside every PGD step: fewer rounds keep it fast."""
-    if definition != "projection":
+    if definition != "projection" or exact:
         return None
     return {"steps": 30, "alternations": 6, "bisection_steps": 10} if quick else None
 
@@ -239,8 +296,10 @@ def _analytic_cases(quick: bool) -> list[Case]:
             for clf_name, clf in ex.classifiers:
                 cases.append(Case(ex.group, clf_name, ex.dist, clf, None))
                 for threat, definition in grid:
-                    cases.append(Case(ex.group, clf_name, ex.dist, clf, threat, definition,
-                                      n=_n_for(definition, quick), attack_options=_options_for(definition, quick)))
+                    case = Case(ex.group, clf_name, ex.dist, clf, threat, definition)
+                    case.n = _n_for(case, quick)
+                    case.attack_options = _options_for(definition, quick, exact=case.n is None)
+                    cases.append(case)
     return cases
 
 
@@ -294,9 +353,43 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
         iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
         bounds["isoperimetric bound"] = iso
         bounds["standard risk (lower end)"] = mlp_std.ci_low
+        # bracketed: L2 balls get the verifier's bound-propagation certificate (sound, incomplete)
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
-                          attack_options={"steps": 40}))
+                          attack_options={"steps": 40}, upper="verify"))
     cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
+    return cases + _bracketed_cases(quick, seed, device, progress)
+
+
+#: points per bracketed row (the verifier solves a MILP per undecided point) and its time limit per point
+_BRACKET_N = 1000
+_BRACKET_VERIFY = {"time_limit": 2.0}
+
+
+def _bracketed_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[Case]:
+    """Small ReLU MLPs (<= two hidden layers of 64) bracketed by the verifier under Linf: the attack's lower
+    bound and the verified upper bound, on point masses, 2-D Tsipras and the robust/non-robust features (D = 20)."""
+    from .distributions import PointMasses, Tsipras
+    from .models import MLP
+    from .training import train
+
+    D = 20
+    a = math.sqrt(math.log(D) / (D - 1))
+    setups = (
+        (PointMasses(1.0), (16,), Linf(0.3), ("ball", "projection", "error-region")),
+        (Tsipras(0.9, 3.0, 1), (32, 32), Linf(0.5), ("ball", "projection")),
+        (GaussianMixture.robust_nonrobust(D), (64,), Linf(2 * a), ("ball",)),
+    )
+    cases = []
+    for dist, hidden, threat, definitions in setups:
+        mlp = MLP(int(dist.dim), hidden, seed=seed, dtype=torch.float32)
+        train(mlp, dist, steps=400 if quick else 2000, batch_size=128, lr=0.01, seed=seed, device=device,
+              progress=progress)
+        name = f"ReLU MLP {'x'.join(map(str, hidden))}"
+        group = {PointMasses: "trained, point masses gap=1", Tsipras: "trained, tsipras p=0.9 eta=3"}.get(
+            type(dist), f"trained, robust/non-robust D={D}")
+        for definition in definitions:
+            cases.append(Case(group, name, dist, mlp, threat, definition, n=_BRACKET_N, upper="verify",
+                              verify_options=dict(_BRACKET_VERIFY)))
     return cases
 
 
@@ -331,18 +424,30 @@ def run(cases: list[Case], *, n: int = 20_000, seed: int = 0, level: float = 0.9
 
 # ------------------------------------------------------------------------------------------ output
 _COLUMNS = ("group", "classifier", "threat", "definition", "analytic", "estimate", "ci", "n", "verdict", "detail")
+_SHOUT = ("disagree", "bound violated", "attack weaker")
 
 
 def _row(r: CaseResult) -> list[str]:
     analytic = "-" if r.analytic is None else f"{r.analytic:.4g}"
-    ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
-    verdict = r.verdict.upper() if r.verdict in ("disagree", "bound violated", "attack weaker") else r.verdict
-    return [r.group, r.classifier, r.threat, r.definition, analytic, f"{r.estimate:.4f}", ci, str(r.n), verdict,
+    if r.kind == "bracket" and r.upper_ci_high is not None:
+        ci = f"[{r.ci_low:.4f}, {r.upper_ci_high:.4f}]"  # lower end of the attack, upper end of the verifier
+    else:
+        ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
+    if r.kind == "lower bound":
+        ci = ">= " + ci  # the risk may lie above the interval
+    verdict = r.verdict.upper() if r.verdict in _SHOUT else r.verdict
+    n = f"{r.n}*" if r.n_fixed else str(r.n)
+    return [r.group, r.classifier, r.threat, r.definition, analytic, f"{r.estimate:.4f}", ci, n, verdict,
             r.detail]
 
 
 def format_table(results: list[CaseResult]) -> str:
-    """A fixed-width table for people, with a summary line of verdict counts."""
+    """A fixed-width table for people: the rows, a summary line of verdict counts and a legend of every verdict.
+
+    The interval column is the Clopper-Pearson interval of the estimate; ``>= [..]`` marks a lower-bound estimate
+    (an attack that may miss), and a bracket shows ``[attack's lower end, verifier's upper end]``. An ``n`` marked
+    ``*`` is the case's own sample size (the run's ``n`` did not apply).
+    """
     rows = [list(_COLUMNS)] + [_row(r) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
     lines = []
@@ -352,9 +457,20 @@ def format_table(results: list[CaseResult]) -> str:
             lines.append("  ".join("-" * w for w in widths) + "  ------")
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
     level = results[0].level if results else float("nan")
+    kinds = {k: sum(r.kind == k for r in results) for k in ("exact", "lower bound", "bracket")}
     lines.append("")
     lines.append(f"{len(results)} cases at level {level:g} (two-sided Clopper-Pearson): "
                  + ", ".join(f"{c} {v}" for v, c in counts.items() if c))
+    lines.append("estimates: " + ", ".join(f"{c} {k}" for k, c in kinds.items() if c)
+                 + (f"; {sum(r.n_fixed for r in results)} rows fix their own n (marked *)"
+                    if any(r.n_fixed for r in results) else ""))
+    lines.append("")
+    # lower-case names here, so that a search of the output for a capitalised problem verdict finds only rows
+    lines.append("verdicts (the problems " + ", ".join(_SHOUT) + " are capitalised in the rows):")
+    width = max(len(v) for v in VERDICTS)
+    lines += [f"  {v:<{width}}  {LEGEND[v]}" for v in VERDICTS]
+    lines.append(f"  {'>= [a, b]':<{width}}  a lower-bound estimate (an attack that may miss); [a, b] alone: exact "
+                 f"or a bracket")
     return "\n".join(lines)
 
 

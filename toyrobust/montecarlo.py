@@ -7,7 +7,9 @@ The adversarial risk of a classifier ``f`` under a definition ``A`` (see :mod:`t
 estimated by drawing ``n`` labelled points, attacking each one, and counting the points ``k`` for which an
 adversarial ``x'`` was found and *verified* (inside the ball, adversarial under ``A`` when re-evaluated here). The
 estimate ``k / n`` is a lower bound in expectation (an attack can miss); with an exact attack it is unbiased.
-Its confidence interval is the exact binomial (Clopper-Pearson) one.
+Its confidence interval is the exact binomial (Clopper-Pearson) one, and :attr:`RiskEstimate.kind` says which of
+the two it is (``"exact"`` or ``"lower bound"``). On a ReLU network, ``upper="verify"`` adds a verified upper
+count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
 
 Streaming: points are drawn in fixed blocks of ``block_size`` rows; block ``b`` is drawn from a
 ``torch.Generator`` seeded with a hash of ``(seed, b)``, and the stream is cut into chunks of ``chunk_size`` rows
@@ -48,6 +50,7 @@ from .threats import ThreatModel, make_threat
 
 __all__ = [
     "RiskEstimate",
+    "ESTIMATE_KINDS",
     "clopper_pearson",
     "estimate_risk",
     "iter_samples",
@@ -55,6 +58,11 @@ __all__ = [
     "SAMPLE_BLOCK",
     "DEFAULT_CHUNK",
 ]
+
+#: what a :class:`RiskEstimate` is: the risk itself, a lower bound on it, or a lower and a verified upper bound
+ESTIMATE_KINDS = ("exact", "lower bound", "bracket")
+#: names accepted for ``upper=`` in :func:`estimate_risk`
+UPPER_METHODS = ("verify",)
 
 #: rows per sampling block: the unit that fixes which points a seed draws (see the module docstring)
 SAMPLE_BLOCK = 4096
@@ -275,6 +283,13 @@ class RiskEstimate:
         invalid_claims: points the attack flagged as successes that failed verification (an attack bug if > 0).
         target_width: the requested interval width, or None.
         converged: with ``target_width``, whether the width was reached before ``max_n``; None otherwise.
+        kind: what ``k / n`` is (see :data:`ESTIMATE_KINDS`): ``"exact"`` (the attack decides every point
+            exactly, or the standard risk: the interval covers the risk), ``"lower bound"`` (an attack that may
+            miss: the risk may lie above the interval), ``"bracket"`` (a lower bound plus a verified upper bound).
+        upper_k: with a verifier, the points not proven robust (each counts as an error); else None.
+        upper, upper_ci_low, upper_ci_high: ``upper_k / n`` and its Clopper-Pearson interval at ``level``.
+        decided: with a verifier, the points it decided (proven robust, or a confirmed adversarial example);
+            ``decided == n`` closes the bracket (``k == upper_k``).
     """
 
     value: float
@@ -296,6 +311,12 @@ class RiskEstimate:
     invalid_claims: int = 0
     target_width: float | None = None
     converged: bool | None = None
+    kind: str = "lower bound"
+    upper_k: int | None = None
+    upper: float | None = None
+    upper_ci_low: float | None = None
+    upper_ci_high: float | None = None
+    decided: int | None = None
 
     @property
     def attack(self) -> str:
@@ -308,8 +329,14 @@ class RiskEstimate:
         return self.ci_high - self.ci_low
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` lies in the confidence interval."""
-        return self.ci_low <= float(value) <= self.ci_high
+        """Whether ``value`` lies in the confidence interval (for a bracket: in ``[ci_low, upper_ci_high]``)."""
+        high = self.upper_ci_high if self.upper_ci_high is not None else self.ci_high
+        return self.ci_low <= float(value) <= high
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether the interval covers the risk itself: an exact attack, or a bracket the verifier closed."""
+        return self.kind == "exact" or (self.kind == "bracket" and self.decided == self.n)
 
     def as_dict(self) -> dict[str, Any]:
         """All fields as a JSON-ready dict."""
@@ -319,8 +346,12 @@ class RiskEstimate:
         return float(self.value)
 
     def __repr__(self) -> str:
-        return (f"RiskEstimate({self.value:.6g} in [{self.ci_low:.6g}, {self.ci_high:.6g}] at {self.level:g}, "
-                f"k={self.k}, n={self.n}, method={self.method!r}, definition={self.definition!r})")
+        upper = "" if self.upper is None else (
+            f", upper {self.upper:.6g} in [{self.upper_ci_low:.6g}, {self.upper_ci_high:.6g}], "
+            f"decided={self.decided}")
+        return (f"RiskEstimate({self.kind}: {self.value:.6g} in [{self.ci_low:.6g}, {self.ci_high:.6g}] at "
+                f"{self.level:g}, k={self.k}, n={self.n}{upper}, method={self.method!r}, "
+                f"definition={self.definition!r})")
 
 
 # ---------------------------------------------------------------------------------------------------- estimation
@@ -359,7 +390,8 @@ def _attack_name(fn: Any) -> str:
     return getattr(base, "__name__", type(base).__name__)
 
 
-def _resolve_attack(attack: Any, clf: Classifier, threat: ThreatModel | None, definition: str) -> Any:
+def _resolve_attack(attack: Any, clf: Classifier, threat: ThreatModel | None, definition: str,
+                    dist: Distribution | None = None) -> Any:
     if threat is None:
         if attack is not None:
             raise ValueError(f"attack={attack!r} needs a threat model; pass threat= (None means the standard risk)")
@@ -370,7 +402,7 @@ def _resolve_attack(attack: Any, clf: Classifier, threat: ThreatModel | None, de
         except ImportError as err:
             raise NotImplementedError("toyrobust.attacks.default_attack is not available; pass attack= "
                                       "explicitly") from err
-        return default_attack(clf, threat, definition)
+        return default_attack(clf, threat, definition, dist=dist)
     if isinstance(attack, str):
         from . import attacks as attacks_module
 
@@ -413,8 +445,9 @@ def _planned_chunk(k: int, done: int, n_min: int, level: float, width: float, ch
 
 
 def _attack_chunk(attack_fn: Callable, method: str, clf: Classifier, x: torch.Tensor, y: torch.Tensor,
-                  threat: ThreatModel, definition: str, dist: Distribution, kw: dict[str, Any]) -> tuple[int, int, int]:
-    """Attack one chunk; returns (verified adversarial count, gradient evaluations, unverified success claims).
+                  threat: ThreatModel, definition: str, dist: Distribution,
+                  kw: dict[str, Any]) -> tuple[torch.Tensor, int, int]:
+    """Attack one chunk; returns (per-point verified adversarial mask, gradient evaluations, unverified claims).
 
     A point counts when the returned ``x_adv`` lies in the ball and is adversarial when re-checked here, or when
     the clean point itself is adversarial (it lies in its own ball).
@@ -429,13 +462,61 @@ def _attack_chunk(attack_fn: Callable, method: str, clf: Classifier, x: torch.Te
     with torch.no_grad():
         found = threat.contains(x_adv, x) & is_adversarial(definition, clf, x_adv, y, dist=dist, x=x)
         rest = ~found  # the clean point needs checking only where the attack's point does not count
-        count = int(found.sum())
-        if count < x.shape[0]:
+        if bool(rest.any()):
             xr = x[rest]
-            count += int(is_adversarial(definition, clf, xr, y[rest], dist=dist, x=xr).sum())
+            found = found.clone()
+            found[rest] = is_adversarial(definition, clf, xr, y[rest], dist=dist, x=xr)
     claimed = getattr(res, "success", None)
     wrong = int((claimed.to(found.device).bool() & rest).sum()) if isinstance(claimed, torch.Tensor) else 0
-    return count, int(getattr(res, "grad_evals", 0) or 0), wrong
+    return found, int(getattr(res, "grad_evals", 0) or 0), wrong
+
+
+def _upper_setup(upper: Any, clf: Classifier, threat: ThreatModel | None, definition: str, dist: Distribution,
+                 verify_options: dict[str, Any] | None) -> Callable | None:
+    """The verifier call for ``upper="verify"`` (None without), after checking that it applies."""
+    if upper is None:
+        if verify_options:
+            raise ValueError("verify_options needs upper='verify'")
+        return None
+    if upper not in UPPER_METHODS:
+        raise ValueError(f"upper must be None or one of {', '.join(repr(u) for u in UPPER_METHODS)}, got {upper!r}")
+    if threat is None:
+        raise ValueError("upper='verify' needs a threat model (the standard risk is computed exactly anyway)")
+    if not isinstance(clf, TorchClassifier) or not isinstance(clf.module, torch.nn.Module):
+        raise TypeError(f"upper='verify' needs a torch ReLU network, got {type(clf).__name__}")
+    if definition not in ("ball", "projection", "error-region"):
+        raise ValueError(f"upper='verify' supports the definitions 'ball', 'projection' and 'error-region', "
+                         f"got {definition!r}")
+    if verify_options is not None and not isinstance(verify_options, dict):
+        raise TypeError(f"verify_options must be a dict of keyword arguments, got {type(verify_options).__name__}")
+    try:
+        from .verification import verify
+    except ImportError as err:  # the verifier is an optional part of the package
+        raise NotImplementedError("upper='verify' needs toyrobust.verification (complete verification of ReLU "
+                                  "networks), which is not installed in this copy of toyrobust") from err
+    options = dict(verify_options or {})
+    if definition != "ball" and "region" not in options:
+        from .verification.regions import label_regions
+
+        options["region"] = label_regions(dist)
+    module = clf.module
+
+    def run(x: torch.Tensor, y: torch.Tensor) -> Any:
+        return verify(module, x, y, threat, definition=definition, **options)
+
+    return run
+
+
+def _verify_chunk(run: Callable, clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                  definition: str, dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+    """(proven robust (N,), confirmed adversarial (N,)): the verifier's counterexamples are re-checked here."""
+    res = run(x, y)
+    robust = res.robust.to(x.device).bool()
+    x_adv = res.x_adv.detach().to(device=x.device, dtype=x.dtype)
+    with torch.no_grad():
+        confirmed = res.vulnerable.to(x.device).bool() & threat.contains(x_adv, x) & is_adversarial(
+            definition, clf, x_adv, y, dist=dist, x=x)
+    return robust, confirmed
 
 
 def estimate_risk(
@@ -456,6 +537,8 @@ def estimate_risk(
     max_n: int = 10_000_000,
     progress: bool | None = None,
     attack_options: dict[str, Any] | None = None,
+    upper: str | None = None,
+    verify_options: dict[str, Any] | None = None,
 ) -> RiskEstimate:
     """Monte Carlo estimate of a standard or adversarial risk, with an exact confidence interval.
 
@@ -495,9 +578,16 @@ def estimate_risk(
         max_n: with ``target_width``, the most points to draw.
         progress: show a tqdm bar on stderr; None shows it for long runs when stderr is a terminal.
         attack_options: extra keyword arguments for the attack (e.g. ``{"steps": 100}``).
+        upper: ``"verify"`` (a torch ReLU network; ball, projection or error-region): beside the attack's count,
+            :func:`toyrobust.verification.verify` decides every point, and the points it does not prove robust
+            count as errors of a verified upper bound (``upper_k``); its confirmed counterexamples join the
+            attack's successes. The estimate is then a ``"bracket"``. None: no upper bound.
+        verify_options: keyword arguments for the verifier (e.g. ``{"time_limit": 2.0}``; the label regions of
+            ``dist`` are passed for the projection and error-region definitions).
 
     Returns:
-        a :class:`RiskEstimate`.
+        a :class:`RiskEstimate` whose ``kind`` says what the interval is: ``"exact"`` (standard risk, or an exact
+        attack, :func:`toyrobust.attacks.supports_exact`), ``"lower bound"`` (another attack), ``"bracket"``.
 
     References:
         Seed 003 (EPFL CS-433 notes): the adversarial risk ``R(f, eps)``; Clopper and Pearson, Biometrika 1934.
@@ -537,7 +627,8 @@ def estimate_risk(
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
 
     dev, dt = _resolve_placement(clf, device, dtype)
-    attack_fn = _resolve_attack(attack, clf, threat, definition)
+    verify_run = _upper_setup(upper, clf, threat, definition, dist, verify_options)
+    attack_fn = _resolve_attack(attack, clf, threat, definition, dist)
     method = "none (standard risk)" if attack_fn is None else _attack_name(attack_fn)
     call_kw: dict[str, Any] = {}
     if attack_fn is not None:
@@ -563,6 +654,7 @@ def estimate_risk(
                    leave=False, dynamic_ncols=True)
 
     k = done = grad_evals = invalid = chunk_index = 0
+    upper_k = decided = 0
     converged: bool | None = None
     with eval_mode(clf):
         try:
@@ -586,8 +678,17 @@ def estimate_risk(
                     kw = dict(call_kw)
                     if pass_generator:
                         kw["generator"] = attack_gen.manual_seed(derive_seed(seed, _ATTACK_STREAM, chunk_index))
-                    bad, evals, wrong = _attack_chunk(attack_fn, method, clf, x, y, threat, definition, dist, kw)
-                    k, grad_evals, invalid = k + bad, grad_evals + evals, invalid + wrong
+                    found, evals, wrong = _attack_chunk(attack_fn, method, clf, x, y, threat, definition, dist, kw)
+                    if verify_run is not None:
+                        robust, confirmed = _verify_chunk(verify_run, clf, x, y, threat, definition, dist)
+                        if bool((robust & found).any()):
+                            raise RuntimeError(f"the verifier proved {int((robust & found).sum())} points robust "
+                                               f"for which the attack {method!r} found verified adversarial "
+                                               f"examples: a verifier bug")
+                        found = found | confirmed
+                        upper_k += int((~robust).sum())
+                        decided += int((robust | found).sum())
+                    k, grad_evals, invalid = k + int(found.sum()), grad_evals + evals, invalid + wrong
                 done += m
                 chunk_index += 1
                 del x, y
@@ -599,10 +700,28 @@ def estimate_risk(
                 bar.close()
 
     low, high = clopper_pearson(k, done, level)
+    bracket: dict[str, Any] = {}
+    if verify_run is not None:
+        u_low, u_high = clopper_pearson(upper_k, done, level)
+        bracket = dict(upper_k=upper_k, upper=upper_k / done, upper_ci_low=u_low, upper_ci_high=u_high,
+                       decided=decided)
+    if attack_fn is None or _is_exact_attack(attack_fn):
+        kind = "exact"
+    else:
+        kind = "bracket" if verify_run is not None else "lower bound"
     return RiskEstimate(
         value=k / done, ci_low=low, ci_high=high, k=k, n=done, level=level, method=method,
         definition=definition, threat=None if threat is None else repr(threat),
         seconds=time.perf_counter() - start_time, device=str(dev), dtype=str(dt).replace("torch.", ""),
         seed=seed, chunk_size=chunk_size, block_size=block_size, grad_evals=grad_evals, invalid_claims=invalid,
-        target_width=target_width, converged=converged,
+        target_width=target_width, converged=converged, kind=kind, **bracket,
     )
+
+
+def _is_exact_attack(fn: Any) -> bool:
+    """Whether ``fn`` is :func:`toyrobust.attacks.exact_attack` (which refuses every case it cannot decide
+    exactly, so having run it, the count is exact)."""
+    from .attacks.exact import exact_attack
+
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    return base is exact_attack

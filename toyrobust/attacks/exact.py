@@ -33,6 +33,7 @@ import torch
 
 from ..classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
 from ..constraints import is_symbolic
+from ..definitions import is_adversarial
 from ..threats import L1, L2, Linf, ThreatModel, make_threat
 from .base import AttackResult
 from .gradient import pgd
@@ -44,6 +45,7 @@ _NORMS: dict[Any, type[ThreatModel]] = {
     "linf": Linf, "inf": Linf, math.inf: Linf, "l2": L2, "2": L2, 2: L2, "l1": L1, "1": L1, 1: L1,
 }
 _EXACT_DEFINITIONS = ("ball", "prediction-change")
+_REGION_DEFINITIONS = ("projection", "error-region")
 
 
 def _geometry(norm: Any) -> ThreatModel:
@@ -58,12 +60,19 @@ def _geometry(norm: Any) -> ThreatModel:
     raise ValueError(f"norm must be a ThreatModel or one of 'linf', 'l2', 'l1' (or inf, 2, 1), got {norm!r}")
 
 
-def supports_exact(clf: Any, threat: Any) -> bool:
-    """Whether :func:`exact_attack` is exact for this classifier and norm.
+def supports_exact(clf: Any, threat: Any, *, definition: str = "ball", dist: Any = None) -> bool:
+    """Whether :func:`exact_attack` decides every sample exactly for this classifier, threat and definition.
 
-    Linear: any norm; Radial: Linf, L2, L1; Quadratic: L2. Classifiers with symbolic parameters are excluded.
+    Ball and prediction-change: Linear (any norm), Radial (Linf, L2, L1), Quadratic (L2). Projection and
+    error-region (the distribution is needed): a linear classifier on point masses, a Gaussian mixture or
+    Tsipras (any norm), and the Bernoulli model with ``eps < 1`` for every classifier of the first list (see
+    :mod:`toyrobust.attacks.regions`). Classifiers with symbolic parameters are excluded.
     """
     clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
+    if definition in ("projection", "error-region"):
+        from .regions import supports_region
+
+        return supports_region(dist, clf, threat)
     if isinstance(clf, Linear):
         return clf.w.is_numeric and not is_symbolic(clf.b)
     if isinstance(clf, Radial):
@@ -373,6 +382,43 @@ def _nudge(
     return out
 
 
+def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, definition: str,
+                  dist: Any) -> torch.Tensor:
+    """A qualifying perturbation per row (0 where none exists) for the projection and error-region definitions."""
+    from .regions import _kind, region_pieces, solve_pieces
+
+    x64 = x.detach().to(torch.float64)
+    if _kind(dist) == "bernoulli":
+        # the projection of every ball point is the clean vertex when no free coordinate can change its sign
+        # (x_i >= 0 must stay >= 0, x_i < 0 must stay < 0; every norm moves one coordinate by at most eps)
+        eps = threat._eps_float()
+        free = threat.mask(x.shape[1], device=x.device, dtype=torch.bool)
+        keeps = torch.where(x64 >= 0, x64 - eps >= 0, x64 + eps < 0) | ~free
+        if not bool(keeps.all()):
+            bad = int((~keeps.all(1)).nonzero()[0])
+            raise ValueError(f"the exact Bernoulli attack needs balls that keep every free coordinate's sign "
+                             f"(eps < 1 around the vertices); row {bad} of x can cross 0 with eps={eps:g}")
+        truth = dist.bayes_label(dist.project(x64)).to(torch.int64)
+        delta, _ = _minimal(clf, x, truth, threat)
+        if definition == "projection":
+            delta = torch.where((truth == y)[:, None], delta, torch.zeros_like(delta))
+        return delta
+    pieces = region_pieces(dist, clf, definition, y, x.device)
+    found, delta = solve_pieces(pieces, x64, threat)
+    delta = delta.to(x.dtype)
+    # a point on a non-strict boundary (exact in the maths) may round to the wrong side: those rows get a point a
+    # little inside every piece instead, where one exists
+    with torch.no_grad():
+        cand = threat.project(x + delta, x)
+        bad = found & ~is_adversarial(definition, clf, cand, y, dist=dist, x=x)
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten()
+        sub = [(r, m[rows]) for r, m in pieces]
+        ok, d2 = solve_pieces(sub, x64[rows], threat, robust=max(1e-11, 256 * torch.finfo(x.dtype).eps))
+        delta[rows[ok]] = d2[ok].to(x.dtype)
+    return delta
+
+
 def exact_attack(
     clf: Any,
     x: torch.Tensor,
@@ -383,37 +429,61 @@ def exact_attack(
     dist: Any = None,
     generator: Any = None,
 ) -> AttackResult:
-    """The exact worst case in the ball for an analytic classifier: its minimal perturbation, projected.
+    """The exact worst case in the ball for an analytic classifier: a point of the ball that qualifies whenever one
+    exists.
 
-    ``x_adv = Proj_B(x + delta*)`` with ``delta*`` from :func:`minimal_perturbation`: adversarial exactly when
-    the distance to the boundary is at most eps (up to ulps at ``dist = eps``). Where it is larger the
-    projection gives the point of the ball pushed furthest towards the boundary (linear and radial classifiers)
-    or towards the nearest boundary point (quadratic), so a failed row is a genuine point of the ball.
+    Ball and prediction-change: ``x_adv = Proj_B(x + delta*)`` with ``delta*`` from :func:`minimal_perturbation`,
+    adversarial exactly when the distance to the boundary is at most eps (up to ulps at ``dist = eps``). Where it is
+    larger the projection gives the point of the ball pushed furthest towards the boundary (linear and radial
+    classifiers) or towards the nearest boundary point (quadratic), so a failed row is a genuine point of the ball.
+
+    Projection and error-region: the qualifying set ``B(x, eps) ∩ R_l ∩ {f != l}`` is a finite union of polyhedra
+    in the ball (point masses, Gaussian mixtures, Tsipras with a linear classifier; the Bernoulli model for
+    ``eps < 1``); each piece is decided exactly and a point of it returned (:mod:`toyrobust.attacks.regions`:
+    closed forms for L2, a linear program for Linf and L1 where cheap checks do not decide). Where nothing
+    qualifies, the clean point is returned.
 
     Args:
-        clf: ``Linear`` (any norm, restricted coordinates too), ``Radial`` (Linf, L2, L1), ``Quadratic`` (L2).
+        clf: ``Linear`` (any norm, restricted coordinates too), ``Radial`` (Linf, L2, L1), ``Quadratic`` (L2);
+            for projection / error-region see :func:`supports_exact`.
         x: (N, d) clean points.
         y: (N,) labels in {-1, +1}.
         threat: the ball.
-        definition: ``"ball"`` (f(x') != y) or ``"prediction-change"`` (f(x') != f(x)); the projection and
-            error-region definitions have no exact attack here (use :func:`default_attack`).
-        dist: unused by the exact definitions; accepted for the common calling convention.
+        definition: ``"ball"``, ``"prediction-change"``, ``"projection"`` or ``"error-region"``.
+        dist: the distribution (needed by the projection and error-region definitions).
         generator: unused (deterministic); accepted for the common calling convention.
 
     Returns:
-        :class:`AttackResult` with ``grad_evals = 0``.
+        :class:`AttackResult` with ``grad_evals = 0``; ``success`` is
+        :func:`~toyrobust.definitions.is_adversarial` on the returned points.
 
     Raises:
-        TypeError: a classifier type (named) or norm without an exact solution.
-        ValueError: a definition other than ball or prediction-change.
+        TypeError: a classifier type (named), norm or distribution without an exact solution.
+        ValueError: an unknown definition, a missing ``dist``, or (Bernoulli) a ball that lets a coordinate change
+            its sign.
 
     References:
-        See :func:`minimal_perturbation`; Gilmer et al. 2018 for the quadratic classifier on the spheres.
+        See :func:`minimal_perturbation`; Gilmer et al. 2018 for the quadratic classifier on the spheres; Stutz
+        (seed 000) for the projection definition.
     """
+    if definition in _REGION_DEFINITIONS:
+        clf, x, y_true = check_inputs(clf, x, y, definition, dist)
+        threat = check_threat(threat)
+        if not supports_exact(clf, threat, definition=definition, dist=dist):
+            raise TypeError(
+                f"no exact {definition} attack for {type(clf).__name__} on {type(dist).__name__} with {threat!r}: "
+                f"supported are a numeric Linear classifier on PointMasses, GaussianMixture or Tsipras (any norm), "
+                f"and the BernoulliModel with eps < 1; use default_attack(clf, threat, definition, dist=dist)"
+            )
+        if x.shape[0] == 0:
+            return finish(clf, x, y_true, x, threat, definition, dist, 0)
+        with eval_mode(clf):
+            delta = _region_delta(clf, x, y_true, threat, definition, dist)
+            return finish(clf, x, y_true, x + delta, threat, definition, dist, 0)
     if definition not in _EXACT_DEFINITIONS:
         raise ValueError(
-            f"exact_attack supports definition 'ball' or 'prediction-change', got {definition!r}; "
-            f"use default_attack(clf, threat, definition) for the others"
+            f"exact_attack supports definition 'ball', 'prediction-change', 'projection' or 'error-region', "
+            f"got {definition!r}"
         )
     clf, x, y_true = check_inputs(clf, x, y, definition, dist)
     threat = check_threat(threat)
@@ -426,13 +496,13 @@ def exact_attack(
         return finish(clf, x, y_true, x + delta, threat, definition, dist, 0)
 
 
-def default_attack(clf: Any, threat: Any, definition: str = "ball") -> Callable[..., AttackResult]:
+def default_attack(clf: Any, threat: Any, definition: str = "ball", *, dist: Any = None) -> Callable[..., AttackResult]:
     """The attack an estimator should use for this classifier, threat and definition.
 
-    * analytic classifier with an exact solution (see :func:`supports_exact`) and the ball or
-      prediction-change definition: :func:`exact_attack` (no attack error);
-    * projection definition: :func:`toyrobust.attacks.manifold.projection_attack` (PGD that keeps the Bayes
-      label of the projection, i.e. stays in the label-preserving region);
+    * an exact solution (see :func:`supports_exact`; the projection and error-region definitions need ``dist``):
+      :func:`exact_attack` (no attack error);
+    * projection definition otherwise: :func:`toyrobust.attacks.manifold.projection_attack` (PGD that keeps the
+      Bayes label of the projection, i.e. stays in the label-preserving region);
     * otherwise: :func:`toyrobust.attacks.gradient.pgd` (margin loss, early stopping, definition-aware success).
 
     Returns:
@@ -443,7 +513,7 @@ def default_attack(clf: Any, threat: Any, definition: str = "ball") -> Callable[
 
     check_definition(definition)
     clf_c = as_classifier(clf)
-    if definition in _EXACT_DEFINITIONS and isinstance(threat, ThreatModel) and supports_exact(clf_c, threat):
+    if isinstance(threat, ThreatModel) and supports_exact(clf_c, threat, definition=definition, dist=dist):
         return exact_attack
     if definition == "projection":
         return projection_attack

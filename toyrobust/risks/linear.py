@@ -38,9 +38,9 @@ from ..classifiers import Linear
 from ..constraints import is_symbolic
 from ..distributions import GaussianMixture, Tsipras
 from ..threats import L1, L2, Linf, ThreatModel
-from .numeric import Form, Interval, Span, Term, form_result, get_form, is_number, smax, smin
+from .numeric import Form, Interval, Span, Term, _extremum, form_result, get_form, is_number, smax, smin
 from .registry import register_risk
-from .special import UnitRatio
+from .special import PreciseMax, PreciseMin, SqrtGap, UnitRatio
 
 __all__ = ["gaussian_linear_risk", "tsipras_linear_risk", "margin_reach"]
 
@@ -201,7 +201,7 @@ class _Reach:
         if self.kind == "const":
             return self.R
         if self.kind == "l2":
-            return sympy.sqrt(self.k) * sympy.sqrt(smax(self.eps**2 - delta**2, 0))
+            return sympy.sqrt(self.k) * SqrtGap(self.eps, delta)  # no cancellation at delta ~ +-eps
         return self.eps - sympy.Abs(delta, evaluate=False)
 
     def stationary(self, a: Any) -> list[Any]:
@@ -209,6 +209,16 @@ class _Reach:
         if self.kind == "l2":
             return [self.eps * UnitRatio(a, self.k)]
         return []
+
+
+def _pmax(*args: Any) -> Any:
+    """:func:`smax` with a :class:`PreciseMax` (latent thresholds may cancel many digits; see there)."""
+    return _extremum(PreciseMax, args, sympy.oo)
+
+
+def _pmin(*args: Any) -> Any:
+    """:func:`smin` with a :class:`PreciseMin`."""
+    return _extremum(PreciseMin, args, -sympy.oo)
 
 
 def _latent_events(target: int, options: list[tuple[Span, Any]], beta: Any, beta_sign: int | None, w1: Any,
@@ -241,7 +251,7 @@ def _latent_events(target: int, options: list[tuple[Span, Any]], beta: Any, beta
                 lo, hi = ip.lo, ip.hi
 
                 def clip(t, lo=lo, hi=hi):
-                    return smin(smax(t, lo), hi)
+                    return _pmin(_pmax(t, lo), hi)
 
                 max_rho = rho(clip(0))
                 if bsgn != 0:
@@ -255,16 +265,16 @@ def _latent_events(target: int, options: list[tuple[Span, Any]], beta: Any, beta
                     L, U = (T - max_rho, oo) if target == 1 else (-oo, T + max_rho)
                 elif target == 1 and bsgn > 0:
                     cands = base + rho.stationary(slope)
-                    L, U = T - max_rho, smax(*[lin(clip(t)) + rho(clip(t)) for t in cands])
+                    L, U = T - max_rho, _pmax(*[lin(clip(t)) + rho(clip(t)) for t in cands])
                 elif target == 1:
                     cands = base + kink + rho.stationary(-slope)
-                    L, U = smin(*[smax(T, lin(clip(t))) - rho(clip(t)) for t in cands]), oo
+                    L, U = _pmin(*[_pmax(T, lin(clip(t))) - rho(clip(t)) for t in cands]), oo
                 elif bsgn > 0:
                     cands = base + rho.stationary(-slope)
-                    L, U = smin(*[lin(clip(t)) - rho(clip(t)) for t in cands]), T + max_rho
+                    L, U = _pmin(*[lin(clip(t)) - rho(clip(t)) for t in cands]), T + max_rho
                 else:
                     cands = base + kink + rho.stationary(slope)
-                    L, U = -oo, smax(*[smin(T, lin(clip(t))) + rho(clip(t)) for t in cands])
+                    L, U = -oo, _pmax(*[_pmin(T, lin(clip(t))) + rho(clip(t)) for t in cands])
                 out.append((L, U, sympy.And(bcond, wcond, ip.nonempty())))
     return out
 

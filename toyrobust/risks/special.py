@@ -37,6 +37,9 @@ __all__ = [
     "Qinv",
     "NormalSetProb",
     "UnitRatio",
+    "SqrtGap",
+    "PreciseMax",
+    "PreciseMin",
     "SCIPY_FUNCS",
     "NUMERIC_FUNCS",
     "register_numeric",
@@ -51,6 +54,7 @@ __all__ = [
     "normal_set_prob",
     "merge_intervals",
     "unit_ratio",
+    "sqrt_gap",
 ]
 
 _SQRT2 = np.sqrt(2.0)
@@ -405,8 +409,144 @@ class UnitRatio(_Unevaluated):
     def _eval_rewrite_as_sqrt(self, a, c, **kwargs):
         return a / sympy.sqrt(a**2 + c)
 
+    # a real ratio in [-1, 1]: Max / Min / Piecewise need to know it is comparable once its arguments are numbers
+    # (without these, "1 - UnitRatio(1.4e167, 1)**2 is not comparable" broke the symbolic route, issue 10)
+    def _eval_is_extended_real(self):
+        a, c = self.args
+        if a.is_extended_real and c.is_positive:
+            return True
+        return None
+
+    def _eval_is_finite(self):
+        a, c = self.args
+        if a.is_extended_real and c.is_positive:
+            return True
+        return None
+
     def _eval_evalf(self, prec):
-        return self.rewrite(sympy.sqrt)._eval_evalf(prec)
+        # the arguments are exact binary numbers: evaluate at the requested precision, not at theirs (the sqrt
+        # rewrite evaluated at the 53 bits of a float argument, so 1 - UnitRatio(1e10, 1)**2 came out as 0 with no
+        # significant digit, and Max/Min then found it "not comparable", issue 10)
+        vals = [arg._eval_evalf(prec + 20) if not arg.is_Number else arg for arg in self.args]
+        if any(v is None or not v.is_Number for v in vals):
+            return None
+        with mpmath.workprec(prec + 20):
+            a, c = (mpmath.mpf(v._to_mpmath(prec + 20)) for v in vals)
+            value = a / mpmath.hypot(a, mpmath.sqrt(c))
+        return sympy.Float(value, precision=prec)
+
+
+class SqrtGap(_Unevaluated):
+    """``sqrt(max(e^2 - d^2, 0))``, evaluated without losing the digits that ``e^2 - d^2`` cancels.
+
+    The L2 reach ``sqrt(k) sqrt(eps^2 - delta^2)`` at the stationary point ``delta = eps UnitRatio(a, k)`` is
+    ``eps sqrt(k / (a^2 + k))``: for ``a = 1e167`` the difference cancels 670 digits, beyond the precision sympy's
+    ``evalf`` grants a sum (about 100 digits), which left ``Max``/``Min`` with a "not comparable" zero of no
+    significant digit (issue 10). Here ``delta`` is evaluated at a precision raised until the gap has the
+    requested number of significant bits (or is 0).
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, e, d):
+        if d.is_zero:
+            return sympy.sqrt(e**2)
+        return None
+
+    def _eval_rewrite_as_sqrt(self, e, d, **kwargs):
+        return sympy.sqrt(sympy.Max(e**2 - d**2, 0))
+
+    def _eval_is_extended_real(self):
+        e, d = self.args
+        return True if (e.is_extended_real and d.is_extended_real) else None
+
+    def _eval_is_nonnegative(self):
+        return self._eval_is_extended_real()
+
+    def _eval_evalf(self, prec):
+        work = prec + 20
+        while work <= 8 * 4096:
+            dps = prec_to_dps(work)
+            vals = [arg.evalf(dps) for arg in self.args]
+            if any(not v.is_Number for v in vals):
+                return None
+            with mpmath.workprec(work):
+                e, d = (mpmath.mpf(v._to_mpmath(work)) for v in vals)
+                gap = (abs(e) - abs(d)) * (abs(e) + abs(d))
+                if gap <= 0:
+                    return sympy.S.Zero
+                # enough significant bits left after the cancellation?
+                if gap > e * e * mpmath.ldexp(1, -(work - prec - 10)):
+                    return sympy.Float(mpmath.sqrt(gap), precision=prec)
+            work *= 2
+        return sympy.S.Zero  # the gap is below 2^-32000 of e^2: 0 at any precision asked for
+
+
+class _PreciseExtremum(sympy.Function):
+    """``Max`` / ``Min`` whose numeric value is found with as many digits as its arguments need.
+
+    sympy's ``Max`` checks at construction that its arguments are comparable, evaluating each with at most 100
+    digits; the latent thresholds of a nearly degenerate classifier (``w = (-1.4, 1e-167)`` on Tsipras) are sums
+    of terms near 1e167 that cancel to 1e-168, so ``Max`` raised "not comparable" (issue 10). Here the arguments
+    are evaluated with up to 2000 working digits (``evalf(maxn=2000)``), and numbers are combined only when
+    they are plain numbers. Printed (and lambdified, see :data:`NUMERIC_FUNCS`) as ``Max`` / ``Min``.
+    """
+
+    _pick: Any = max
+    _name = "Max"
+
+    @classmethod
+    def eval(cls, *args):
+        if args and all(a.is_Number for a in args):
+            return cls._pick(args)
+        return None
+
+    def _eval_evalf(self, prec):
+        vals = [a.evalf(prec_to_dps(prec), maxn=2000) for a in self.args]
+        if any(not v.is_Number for v in vals):
+            return None
+        return type(self)._pick(vals)
+
+    def _eval_is_extended_real(self):
+        return sympy.core.logic.fuzzy_and(a.is_extended_real for a in self.args)
+
+    def _sympystr(self, printer):
+        return f"{self._name}({', '.join(printer._print(a) for a in self.args)})"
+
+    def _latex(self, printer, exp=None):
+        inner = rf"\{self._name.lower()}\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        return _power(inner, exp)
+
+
+class PreciseMax(_PreciseExtremum):
+    """``Max`` evaluated with the digits its arguments need (see :class:`_PreciseExtremum`)."""
+
+    _pick = max
+    _name = "Max"
+
+
+class PreciseMin(_PreciseExtremum):
+    """``Min`` evaluated with the digits its arguments need (see :class:`_PreciseExtremum`)."""
+
+    _pick = min
+    _name = "Min"
+
+
+def _reduce(fn: Any) -> Any:
+    def numeric(*args: Any) -> np.ndarray:
+        out = np.asarray(args[0], dtype=float)
+        for a in args[1:]:
+            out = fn(out, np.asarray(a, dtype=float))
+        return out
+
+    return numeric
+
+
+def sqrt_gap(e: Any, d: Any) -> np.ndarray:
+    """Numeric :class:`SqrtGap`: ``sqrt(max((|e| - |d|)(|e| + |d|), 0))``."""
+    e, d = np.abs(np.asarray(e, dtype=float)), np.abs(np.asarray(d, dtype=float))
+    return np.sqrt(np.maximum((e - d) * (e + d), 0.0))
 
 
 def unit_ratio(a: Any, c: Any) -> np.ndarray:
@@ -428,6 +568,9 @@ NUMERIC_FUNCS: dict[str, Any] = {
     "Qinv": normal_isf,
     "NormalSetProb": normal_set_prob,
     "UnitRatio": unit_ratio,
+    "SqrtGap": sqrt_gap,
+    "PreciseMax": _reduce(np.maximum),
+    "PreciseMin": _reduce(np.minimum),
     "erfc": sc.erfc,
     "erf": sc.erf,
 }
