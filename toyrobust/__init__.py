@@ -73,6 +73,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LinearModel": ("models", "LinearModel"),
     "QuadraticNet": ("models", "QuadraticNet"),
     "RiskEstimate": ("montecarlo", "RiskEstimate"),
+    "ESTIMATE_KINDS": ("montecarlo", "ESTIMATE_KINDS"),
     "clopper_pearson": ("montecarlo", "clopper_pearson"),
     "estimate_risk": ("montecarlo", "estimate_risk"),
     "Q": ("risks", "Q"),
