@@ -388,16 +388,18 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
     from .regions import _kind, region_pieces, solve_pieces
 
     x64 = x.detach().to(torch.float64)
-    if _kind(dist) == "bernoulli":
-        # the projection of every ball point is the clean vertex when no free coordinate can change its sign
-        # (x_i >= 0 must stay >= 0, x_i < 0 must stay < 0; every norm moves one coordinate by at most eps)
-        eps = threat._eps_float()
+    if _kind(dist, threat) in ("fixed", "fixed-unsupported"):
+        # the projection of every ball point is the clean support point (the Bernoulli model's vertex) when no free
+        # coordinate can change its sign (x_i >= 0 must stay >= 0, x_i < 0 must stay < 0; every norm moves one
+        # coordinate by at most eps)
+        eps = threat.radius
         free = threat.mask(x.shape[1], device=x.device, dtype=torch.bool)
         keeps = torch.where(x64 >= 0, x64 - eps >= 0, x64 + eps < 0) | ~free
         if not bool(keeps.all()):
             bad = int((~keeps.all(1)).nonzero()[0])
-            raise ValueError(f"the exact Bernoulli attack needs balls that keep every free coordinate's sign "
-                             f"(eps < 1 around the vertices); row {bad} of x can cross 0 with eps={eps:g}")
+            raise ValueError(f"the exact attack on {type(dist).__name__} needs balls that keep every free coordinate's "
+                             f"sign (eps < {dist.projection_fixed_below} around the support); row {bad} of x can "
+                             f"cross 0 with eps={eps:g}")
         truth = dist.bayes_label(dist.project(x64)).to(torch.int64)
         delta, _ = _minimal(clf, x, truth, threat)
         if definition == "projection":

@@ -90,41 +90,34 @@ def _not_label_rows(clf: Linear, label: int, device: torch.device) -> list[Row]:
     return [Row(-w, b, strict=False)]
 
 
-def _linear_label_pieces(bayes: Linear, label: int, device: torch.device) -> list[list[Row]]:
-    """``{Bayes(z) = label}`` of a linear Bayes rule: one half-space (``>= 0`` for +1, ``< 0`` for -1)."""
-    return [_not_label_rows(bayes, -label, device)]
+def _label_pieces(dist: Any, label: int, device: torch.device) -> list[list[Row]]:
+    """The distribution's own polyhedral ``R_label`` (:meth:`Distribution.label_region_pieces`) as rows on ``device``;
+    a non-strict row on one coordinate against 0 (``z_1 >= 0``) is evaluated exactly, not tightened (a strict one,
+    ``z_1 < 0``, is tightened like any other)."""
+    out = []
+    for piece in dist.label_region_pieces(label):
+        rows = []
+        for a, c, strict in piece:
+            a_t = torch.as_tensor(a, dtype=torch.float64, device=device)
+            exact = (not strict and int(torch.count_nonzero(a_t)) == 1 and float(c) == 0.0
+                     and float(a_t.abs().max()) == 1.0)
+            rows.append(Row(a_t, torch.tensor(float(c), dtype=torch.float64, device=device), strict=bool(strict),
+                            exact=exact))
+        out.append(rows)
+    return out
 
 
-def _tsipras_label_pieces(dist: Any, label: int, device: torch.device) -> list[list[Row]]:
-    d = int(dist.d)
-    lg = math.log(float(dist.p) / (1 - float(dist.p)))
-    e1 = torch.zeros(d + 1, dtype=torch.float64, device=device)
-    e1[0] = 1.0
-    g = torch.full((d + 1,), 2 * float(dist.eta), dtype=torch.float64, device=device)
-    g[0] = 0.0
-    zero = torch.zeros((), dtype=torch.float64, device=device)
-    pieces = []
-    for s in (1.0, -1.0):
-        side = Row(-e1, zero, strict=False, exact=True) if s > 0 else Row(e1, zero, strict=True)
-        c = torch.tensor(s * lg, dtype=torch.float64, device=device)
-        # Bayes(proj(z)) = label  <=>  s lg + <g, z> >= 0 (label +1) or < 0 (label -1)
-        bayes = Row(-g, c, strict=False) if label == 1 else Row(g, -c, strict=True)
-        pieces.append([side, bayes])
-    return pieces
-
-
-def _kind(dist: Any) -> str | None:
-    from ..distributions import BernoulliModel, GaussianMixture, PointMasses, Tsipras
-
+def _kind(dist: Any, threat: Any = None) -> str | None:
+    """How the qualifying set is decided: ``"pieces"`` (the distribution's polyhedral label regions) or
+    ``"fixed"`` (the projection of every ball point is the clean support point: the Bernoulli model below 1)."""
     if dist is None or getattr(dist, "is_symbolic", True):
         return None
-    if isinstance(dist, (PointMasses, GaussianMixture)):
-        return "halfspace"
-    if isinstance(dist, Tsipras):
-        return "tsipras"
-    if isinstance(dist, BernoulliModel):
-        return "bernoulli"
-    return None
+    fixed = getattr(dist, "projection_fixed_below", None)
+    if fixed is not None and threat is not None and not is_symbolic(threat.eps) and float(threat.eps) < fixed:
+        return "fixed"
+    if dist.label_region_pieces(1) is not None:
+        return "pieces"
+    return "fixed-unsupported" if fixed is not None else None
 
 
 def supports_region(dist: Any, clf: Any, threat: Any) -> bool:
@@ -135,13 +128,13 @@ def supports_region(dist: Any, clf: Any, threat: Any) -> bool:
     """
     if not isinstance(threat, ThreatModel) or is_symbolic(threat.eps):
         return False
-    kind = _kind(dist)
-    if kind is None:
-        return False
-    if kind == "bernoulli":
+    kind = _kind(dist, threat)
+    if kind == "fixed":
         from .exact import supports_exact
 
-        return float(threat.eps) < 1 and supports_exact(clf, threat)
+        return supports_exact(clf, threat)
+    if kind != "pieces":
+        return False
     return isinstance(clf, Linear) and clf.w.is_numeric and not is_symbolic(clf.b)
 
 
@@ -157,13 +150,9 @@ def region_pieces(dist: Any, clf: Linear, definition: str, y: torch.Tensor,
         y: (N,) labels.
         device: where the rows live.
     """
-    kind = _kind(dist)
     out = []
     for label in (1, -1):
-        if kind == "tsipras":
-            regions = _tsipras_label_pieces(dist, label, device)
-        else:
-            regions = _linear_label_pieces(dist.bayes_classifier(), label, device)
+        regions = _label_pieces(dist, label, device)
         mask = (y == label) if definition == "projection" else torch.ones_like(y, dtype=torch.bool)
         for rows in regions:
             out.append((rows + _not_label_rows(clf, label, device), mask))

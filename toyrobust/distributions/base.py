@@ -252,6 +252,19 @@ class Distribution:
         """``R_y`` as half-spaces ``{<a_i, z> >= beta_i}`` (``a`` (N, d), ``beta`` (N,)) when it is one, else None."""
         return None
 
+    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        """``R_label = {z : Bayes(proj(z)) = label}`` as a union of polyhedra, or None when it is not one.
+
+        Each piece is a list of rows ``(a, c, strict)`` meaning ``<a, z> <= c`` (``< c`` when ``strict``), with
+        ``a`` a float64 numpy array of shape (d,). The exact projection/error-region attacks and the verifier read
+        these, so a distribution with polyhedral label regions gets both without another edit.
+        """
+        return None
+
+    #: radius below which the projection of every point of a ball around a support point is that support point
+    #: itself (None: unknown or zero); e.g. 1 on the hypercube, where coordinates keep their sign
+    projection_fixed_below: ClassVar[Any] = None
+
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """Seed 001's quantitative epsilon: the largest eps such that no support point's projected Bayes label
         changes within its Lp ball (``p`` in 1, 2, inf; ``coords`` the perturbed coordinates, None for all)."""
@@ -331,3 +344,13 @@ def linear_region_projection(bayes: Any, z: torch.Tensor, y: torch.Tensor) -> to
     tau = rounding_margin(z, w2.sqrt() * (z.abs().amax(1) + abs(float(bayes.b)) + 1))
     need = s < tau
     return torch.where(need[:, None], z + ((tau - s) / w2 * ys)[:, None] * w, z)
+
+
+def linear_region_pieces(bayes: Any, label: int) -> list[list[tuple[Any, float, bool]]]:
+    """``R_label`` of a linear Bayes rule ``sign(<w, z> + b)`` (ties to +1): ``<-w, z> <= b`` for +1, ``<w, z> < -b``
+    for -1 (one piece, one row)."""
+    import numpy as np
+
+    w = np.asarray(bayes.w.to_numpy(), dtype=np.float64)
+    b = float(bayes.b)
+    return [[(-w, b, False)]] if label == 1 else [[(w, -b, True)]]

@@ -55,6 +55,8 @@ class BernoulliModel(Distribution):
     cli_name = "bernoulli"
     cli_order = 4
     projection_rule = "x_i -> sign(x_i) for every coordinate, with 0 -> +1"
+    # a vertex coordinate keeps its sign until it has moved by 1: below that the projection is the clean vertex
+    projection_fixed_below = 1
 
     def __init__(self, d: Any = 101, tau: Any = 0.2, theta: Any = None):
         self._init_params(d=d, tau=tau)

@@ -12,7 +12,15 @@ from ..blocks import Blocks, as_blocks
 from ..classifiers import Linear
 from ..constraints import check, integer_at_least, is_symbolic, positive
 from ..threats import L1, L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, linear_halfspace, linear_region_projection
+from .base import (
+    Distribution,
+    ExampleSet,
+    Support,
+    _check_label,
+    linear_halfspace,
+    linear_region_pieces,
+    linear_region_projection,
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -119,6 +127,9 @@ class GaussianMixture(Distribution):
 
     def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_halfspace(self.bayes_classifier(), z, y)
+
+    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """0 (the classes overlap: points next to the Bayes boundary cross it); infinite if the mean vanishes on

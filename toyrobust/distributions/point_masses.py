@@ -11,7 +11,16 @@ import torch
 from ..classifiers import Linear
 from ..constraints import positive
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, linear_halfspace, linear_region_projection, on_value
+from .base import (
+    Distribution,
+    ExampleSet,
+    Support,
+    _check_label,
+    linear_halfspace,
+    linear_region_pieces,
+    linear_region_projection,
+    on_value,
+)
 
 __all__ = ["PointMasses"]
 
@@ -95,6 +104,9 @@ class PointMasses(Distribution):
 
     def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_halfspace(self.bayes_classifier(), z, y)
+
+    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """``gap/2`` in every norm (1-D); infinite when the only coordinate is not perturbed."""

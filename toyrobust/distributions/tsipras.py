@@ -140,6 +140,26 @@ class Tsipras(Distribution):
             best_d2 = torch.where(take, d2, best_d2)
         return best
 
+    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        """Two pieces, one per rounded sign ``s`` of ``z_1``: ``{s z_1 >= 0}`` (``z_1 < 0`` strictly for ``s = -1``)
+        and the Bayes rule ``s log(p/(1-p)) + 2 eta sum_{j>=2} z_j >= 0`` (label +1) or ``< 0`` (label -1)."""
+        if self.is_symbolic:
+            return None
+        import numpy as np
+
+        d = int(self.d)
+        lg = math.log(float(self.p) / (1 - float(self.p)))
+        e1 = np.zeros(d + 1)
+        e1[0] = 1.0
+        g = np.full(d + 1, 2 * float(self.eta))
+        g[0] = 0.0
+        pieces = []
+        for s in (1.0, -1.0):
+            side = (-e1, 0.0, False) if s > 0 else (e1, 0.0, True)
+            bayes = (-g, s * lg, False) if label == 1 else (g, -s * lg, True)
+            pieces.append([side, bayes])
+        return pieces
+
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """0 if a Gaussian coordinate is perturbed (points next to the Bayes boundary cross it), else 1 (only
         ``x_1`` moves, and it keeps its sign below 1)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..distributions import GaussianMixture, PointMasses, Tsipras
 
-__all__ = ["Region", "point_masses", "tsipras", "gaussian_mixture", "label_regions"]
+__all__ = ["Region", "point_masses", "tsipras", "gaussian_mixture", "label_regions", "from_pieces"]
 
 #: ``region(label) -> [(A, b), ...]``: the closure of R_label as a union of polyhedra {A z <= b}
 Region = Callable[[int], list[tuple[np.ndarray, np.ndarray]]]
@@ -89,10 +89,22 @@ def gaussian_mixture(dist: GaussianMixture) -> Region:
     return region
 
 
+def from_pieces(dist: object) -> Region:
+    """The closure of ``dist``'s own polyhedral label regions (:meth:`Distribution.label_region_pieces`, strict rows
+    closed) as a region builder."""
+    pieces = getattr(dist, "label_region_pieces", None)
+    if pieces is None or getattr(dist, "is_symbolic", True) or pieces(1) is None:
+        raise TypeError(f"no polyhedral label regions for {type(dist).__name__}: its label_region_pieces gives None")
+
+    def region(label: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        y = _check_label(label)
+        return [(np.stack([np.asarray(a, dtype=np.float64) for a, _, _ in piece]),
+                 np.array([float(c) for _, c, _ in piece])) for piece in pieces(y)]
+
+    return region
+
+
 def label_regions(dist: object) -> Region:
-    """The region builder for ``dist`` (point masses, Tsipras, Gaussian mixture with a linear Bayes rule)."""
-    for cls, fn in ((PointMasses, point_masses), (Tsipras, tsipras), (GaussianMixture, gaussian_mixture)):
-        if isinstance(dist, cls):
-            return fn(dist)
-    raise TypeError(f"no polyhedral label regions for {type(dist).__name__}: supported are PointMasses, Tsipras "
-                    "and GaussianMixture")
+    """The region builder for ``dist``: the closure of the label regions the distribution declares
+    (point masses, Tsipras, Gaussian mixtures, and any distribution whose ``label_region_pieces`` is polyhedral)."""
+    return from_pieces(dist)
