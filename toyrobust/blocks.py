@@ -296,9 +296,16 @@ def as_blocks(values: Any, name: str = "w") -> Blocks:
     return Blocks.from_array(flat)
 
 
-def point_symbols(dim: Any, name: str = "x") -> Any:
-    """A symbolic point: real symbols ``x_1..x_d`` (numeric dim) or an IndexedBase ``x`` (symbolic dim)."""
-    if is_symbolic(dim):
+#: numeric dimensions above this get an IndexedBase point (sums over blocks) instead of d separate symbols
+EXPANDED_DIM = 10
+
+
+def point_symbols(dim: Any, name: str = "x", max_expanded: int | None = None) -> Any:
+    """A symbolic point: real symbols ``x_1..x_d`` (numeric dim up to ``max_expanded``, default
+    :data:`EXPANDED_DIM`) or an IndexedBase ``x`` (symbolic or larger dim), so that formulas of a block vector
+    are sums over its blocks (``6.0*Sum(x[i], (i, 2, 100001))``) and stay small for any dimension."""
+    limit = EXPANDED_DIM if max_expanded is None else max_expanded
+    if is_symbolic(dim) or int(dim) > limit:
         return sympy.IndexedBase(name, real=True)
     return sympy.Matrix(sympy.symbols(f"{name}_1:{int(dim) + 1}", real=True))
 

@@ -39,6 +39,8 @@ class Classifier:
 
     #: input dimension (int, sympy expression, or None when any dimension is accepted)
     dim: Any = None
+    #: whether ``margin_expr`` accepts an IndexedBase point (then large dimensions print as sums over blocks)
+    indexed_point: bool = False
 
     def margin(self, x: torch.Tensor) -> torch.Tensor:
         """Real score of shape (N,); positive means +1. Differentiable in ``x``."""
@@ -69,7 +71,7 @@ class Classifier:
         if x is None:
             if self.dim is None:
                 raise ValueError("this classifier accepts any dimension: pass a symbolic point x")
-            return point_symbols(self.dim)
+            return point_symbols(self.dim) if self.indexed_point else point_symbols(self.dim, max_expanded=10**9)
         return x
 
 
@@ -84,6 +86,8 @@ class Linear(Classifier):
         w: weights, shape (d,).
         b: bias (number or sympy expression).
     """
+
+    indexed_point = True
 
     def __init__(self, w: Any, b: Any = 0.0):
         self.w: Blocks = as_blocks(w, "w")
@@ -115,6 +119,8 @@ class Radial(Classifier):
         dim: optional input dimension (needed only for ``margin_expr`` without a point).
     """
 
+    indexed_point = True
+
     def __init__(self, r: Any, dim: Any = None):
         self.r = check("r", r, real)
         self.dim = dim
@@ -143,6 +149,8 @@ class Quadratic(Classifier):
         alpha: coefficients, shape (d,) (sequence, array, tensor or :class:`Blocks`).
         c: threshold.
     """
+
+    indexed_point = True
 
     def __init__(self, alpha: Any, c: Any = 1.0):
         self.alpha: Blocks = as_blocks(alpha, "alpha")

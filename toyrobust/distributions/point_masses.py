@@ -11,7 +11,16 @@ import torch
 from ..classifiers import Linear
 from ..constraints import positive
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, linear_halfspace, linear_region_projection, on_value
+from .base import (
+    Distribution,
+    ExampleSet,
+    Support,
+    _check_label,
+    keep_nan,
+    linear_halfspace,
+    linear_region_projection,
+    on_value,
+)
 
 __all__ = ["PointMasses"]
 
@@ -78,12 +87,12 @@ class PointMasses(Distribution):
         return Support(f"{{0, {self.gap}}}", contains)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Nearest of the two points; the midpoint goes to 0."""
+        """Nearest of the two points; the midpoint goes to 0 (NaN stays NaN)."""
         self._check_x(x)
         self._require_numeric("project")
         gap = float(self.gap)
         gap_t = x.new_tensor(gap)
-        return torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t))
+        return keep_nan(x, torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t)))  # NaN stays NaN
 
     def bayes_classifier(self) -> Linear:
         """The max-margin threshold ``x <= gap/2 -> +1``: the Bayes label of the projection."""
