@@ -17,7 +17,7 @@ from .blocks import Blocks, as_blocks, point_symbols
 from .constraints import check, is_symbolic, real
 
 __all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin",
-           "margin_from_logits"]
+           "margin_from_logits", "input_dim", "check_input_dim"]
 
 
 def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -217,3 +217,28 @@ def as_classifier(obj: Any) -> Classifier:
     if isinstance(obj, torch.nn.Module) or callable(obj):
         return TorchClassifier(obj)
     raise TypeError(f"clf must be a toyrobust classifier or a torch module, got {type(obj).__name__}")
+
+
+def input_dim(clf: Any) -> int | None:
+    """The input dimension a classifier or torch module expects, when it says: a classifier's numeric ``dim``,
+    a module's ``dim`` attribute, or the ``in_features`` of its first ``nn.Linear``; None when unknown."""
+    if isinstance(clf, TorchClassifier):
+        return clf.dim if isinstance(clf.dim, int) else input_dim(clf.module)
+    if isinstance(clf, Classifier):
+        return clf.dim if isinstance(clf.dim, int) else None
+    dim = getattr(clf, "dim", None)
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        return dim
+    if isinstance(clf, torch.nn.Module):
+        for module in clf.modules():
+            if isinstance(module, torch.nn.Linear):
+                return module.in_features
+    return None
+
+
+def check_input_dim(clf: Any, dim: Any, what: str = "the data") -> None:
+    """Raise ValueError naming both dimensions when ``clf`` expects inputs of another dimension than ``dim``."""
+    expected = input_dim(clf)
+    if expected is not None and not is_symbolic(dim) and dim is not None and int(dim) != expected:
+        name = type(clf.module if isinstance(clf, TorchClassifier) else clf).__name__
+        raise ValueError(f"clf ({name}) expects inputs of dimension {expected}, but {what} has dimension {dim}")
