@@ -278,3 +278,12 @@ def test_version():
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and out.getvalue().strip() == f"toyrobust {version}"
+
+
+def test_integer_parameters_are_parsed_exactly():
+    rc, out, err = run_cli(["describe", "tsipras", "--param", "d=1e300", "--json"])
+    assert rc == 0, err
+    import json
+
+    assert json.loads(out)["dimension"] == str(10**300 + 1)  # not the nearest float's integer
+    assert_one_line(["describe", "tsipras", "--param", "d=2.5"], "integer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import decimal
 import functools
 import inspect
 import json
@@ -47,9 +48,11 @@ def _number_or_symbol(name: str, text: str, constraint: Constraint | None) -> An
     if isinstance(value, sympy.Symbol):
         return value
     if integer:
-        if not float(value).is_integer():
+        # exact: 10**300 written out (or as 1e300) is that integer, not the nearest float's
+        exact = decimal.Decimal(text.strip())
+        if exact != exact.to_integral_value():
             raise UsageError(f"--param {name}: must be an integer, got {text.strip()!r}")
-        return int(value)
+        return int(exact)
     return float(value)
 
 
@@ -596,6 +599,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UsageError as err:
         print(f"toyrobust: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:  # e.g. under a memory limit: still one line, not a traceback
+        print("toyrobust: error: out of memory: this query needs more memory than is available here (a closed "
+              "form that is not yet written in blocks for huge dimensions)", file=sys.stderr)
         return 2
 
 
