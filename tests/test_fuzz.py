@@ -169,6 +169,42 @@ def test_fixed_bad_command_lines_get_one_line(argv):
     assert rc == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("toyrobust: error: "), err
 
 
+class _Started(Exception):
+    """Raised where the cross-check would start its work."""
+
+
+@settings(FUZZ, max_examples=120)
+@given(st.sampled_from(["0", "7", "-1", str(2**62), str(2**62 + 1), "x", "1.5"]),
+       st.sampled_from(["cpu", "auto", "cuda", "cuda:0", "cuda:99", "mps", "gpu", ""]),
+       st.sampled_from(["0.999", "0.5", "0", "1", "nan", "-0.1", "x"]),
+       st.sampled_from(["1", "20000", "0", "-5", "1e3", "x"]),
+       st.sampled_from([None, "ok", "missing-folder", "folder", "proc"]))
+def test_crosscheck_flags_are_checked_before_any_work(monkeypatch, tmp_path, seed, device, level, n, csv):
+    from toyrobust import crosscheck
+
+    def started(*args, **kwargs):
+        raise _Started
+
+    monkeypatch.setattr(crosscheck, "default_cases", started)
+    paths = {"ok": str(tmp_path / "out.csv"), "missing-folder": str(tmp_path / "no" / "out.csv"),
+             "folder": str(tmp_path), "proc": "/proc/toyrobust-fuzz.csv"}
+    argv = ["crosscheck", "--seed", seed, "--device", device, "--level", level, "--n", n]
+    if csv is not None:
+        argv += ["--csv", paths[csv]]
+    # the oracle: what a valid command line is, written out independently of the CLI
+    cuda_ok = torch.cuda.is_available() and (device == "cuda" or (device.startswith("cuda:") and int(
+        device[5:]) < torch.cuda.device_count()))
+    valid = (seed.lstrip("-").isdigit() and 0 <= int(seed) <= 2**62 and (device in ("cpu", "auto") or cuda_ok)
+             and level in ("0.999", "0.5") and n in ("1", "20000") and csv in (None, "ok"))
+    try:
+        rc, out, err = run_cli(argv)
+    except _Started:
+        assert valid, argv
+        assert not (tmp_path / "out.csv").exists()  # the probe left nothing behind
+        return
+    assert not valid and rc == 2 and out == "" and len(err.splitlines()) == 1, (argv, err)
+
+
 # extreme but valid queries: bounded time and memory (a subprocess under an address-space limit)
 HEAVY = [
     ["risk", "robust-nonrobust", "--param", "D=1000000000", "--threat", "linf:0.000001", "--json"],
