@@ -287,3 +287,10 @@ def test_integer_parameters_are_parsed_exactly():
 
     assert json.loads(out)["dimension"] == str(10**300 + 1)  # not the nearest float's integer
     assert_one_line(["describe", "tsipras", "--param", "d=2.5"], "integer")
+
+
+def test_a_wrapped_torch_model_in_risk_also_points_to_its_twin():
+    from toyrobust.classifiers import TorchClassifier
+
+    with pytest.raises(NotImplementedError, match=r"model\.twin\(\)"):
+        tr.risk(tr.Tsipras(0.9, 3.0), TorchClassifier(tr.LinearModel(2)), None)
