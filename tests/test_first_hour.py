@@ -294,3 +294,14 @@ def test_a_wrapped_torch_model_in_risk_also_points_to_its_twin():
 
     with pytest.raises(NotImplementedError, match=r"model\.twin\(\)"):
         tr.risk(tr.Tsipras(0.9, 3.0), TorchClassifier(tr.LinearModel(2)), None)
+
+
+def test_numbers_beyond_the_float_range_are_refused_by_name():
+    with pytest.raises(ValueError, match="eta"):
+        tr.Tsipras(0.9, 10**400)
+    with pytest.raises(ValueError, match="mean"):
+        tr.GaussianMixture([10**400, 1.0])
+    with pytest.raises(ValueError, match="sigma"):
+        tr.GaussianMixture([1.0, 0.5], sigma=1e-300)  # the log-odds weights 2 mean / sigma^2 overflow
+    assert tr.Tsipras(0.9, 3.0, 10**300).dim == 10**300 + 1  # huge integer dimensions stay valid
+    assert_one_line(["risk", "gaussian-mixture", "--param", "mean=1,0.5", "--param", "sigma=1e-300"], "sigma")

@@ -51,8 +51,8 @@ class Blocks:
                     raise ValueError(f"block count must be >= 0, got {count!r}")
                 if count == 0:
                     continue
-            if not is_symbolic(value) and not math.isfinite(float(value)):
-                raise ValueError(f"vector entries must be finite, got {value!r}")
+            if not is_symbolic(value) and not _finite(value):
+                raise ValueError(f"vector entries must be finite floats, got {value!r}")
             if items and not is_symbolic(value) and not is_symbolic(items[-1][0]) and items[-1][0] == value \
                     and not is_symbolic(count) and not is_symbolic(items[-1][1]):
                 items[-1] = (value, items[-1][1] + count)
@@ -257,6 +257,14 @@ class Blocks:
         return [v for v, c in self.blocks for _ in range(c)]
 
 
+def _finite(value: Any) -> bool:
+    """Whether a number is a finite float (an int beyond the float range is not: it would overflow later)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _simp(value: Any) -> Any:
     value = sympy.simplify(sympy.sympify(value))
     return _num(value)
@@ -290,8 +298,8 @@ def as_blocks(values: Any, name: str = "w") -> Blocks:
         v = v.item() if hasattr(v, "item") and not isinstance(v, sympy.Basic) else v
         if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Basic)):
             raise TypeError(f"{name} entries must be numbers or sympy expressions, got {v!r}")
-        if not isinstance(v, sympy.Basic) and not math.isfinite(v):
-            raise ValueError(f"{name} entries must be finite, got {v!r}")
+        if not isinstance(v, sympy.Basic) and not _finite(v):
+            raise ValueError(f"{name} entries must be finite floats, got {v!r}")
         flat.append(v)
     return Blocks.from_array(flat)
 

@@ -600,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"toyrobust: error: {err}", file=sys.stderr)
         return 2
+    except ArithmeticError as err:  # an overflow or division by zero from extreme numbers: one line as well
+        print(f"toyrobust: error: the numbers are out of floating-point range ({type(err).__name__}: "
+              f"{_one_line(err)})", file=sys.stderr)
+        return 2
     except MemoryError:  # e.g. under a memory limit: still one line, not a traceback
         print("toyrobust: error: out of memory: this query needs more memory than is available here (a closed "
               "form that is not yet written in blocks for huge dimensions)", file=sys.stderr)

@@ -131,7 +131,11 @@ class Distribution:
     def _init_params(self, **params: Any) -> None:
         self._params = {}
         for name, value in params.items():
-            value = check(name, value, self.arg_constraints[name])
+            constraint = self.arg_constraints[name]
+            value = check(name, value, constraint)
+            if not constraint.integer and isinstance(value, int) and not _fits_float(value):
+                raise ValueError(f"{name} must be {constraint.name} within the float range, got an integer with "
+                                 f"{len(str(abs(value)))} digits")
             setattr(self, name, value)
             self._params[name] = value
 
@@ -297,6 +301,14 @@ class Distribution:
             raise TypeError(f"x must be a torch.Tensor of shape (N, {self.dim}), got {type(x).__name__}")
         if x.ndim != 2 or (not is_symbolic(self.dim) and x.shape[1] != self.dim):
             raise ValueError(f"x must have shape (N, {self.dim}), got {tuple(x.shape)}")
+
+
+def _fits_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def check_no_nan(x: Any, name: str = "x") -> None:
