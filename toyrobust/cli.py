@@ -604,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toyrobust: error: the numbers are out of floating-point range ({type(err).__name__}: "
               f"{_one_line(err)})", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (toyrobust describe ... | head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python docs' recipe for SIGPIPE
+        return 1
     except MemoryError:  # e.g. under a memory limit: still one line, not a traceback
         print("toyrobust: error: out of memory: this query needs more memory than is available here (a closed "
               "form that is not yet written in blocks for huge dimensions)", file=sys.stderr)
