@@ -7,6 +7,7 @@ max-margin threshold has ball risk 1 beyond gap/2 (1/2 at eps = gap/2 exactly: t
 but projection risk 0 at every eps: every x' that fools it is nearer the other point, so its projected label
 changed. Right: at seed 000's eps = gap, the risks of every threshold t (+1 iff x <= t) against t/gap: every
 accurate threshold has ball risk 1, and under the projection definition only the max-margin threshold is robust.
+Every risk here jumps at exact thresholds, so the curves are drawn as steps (vertical jumps at the breakpoints).
 
 All values are exact closed forms of the analytic engine (``tr.risk``, ties included).
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import toyrobust as tr
-from toyrobust.plotting import COLORS, save_figure, use_style
+from toyrobust.plotting import COLORS, save_figure, step_path, use_style
 
 NAME = "point_masses"
 GAP = 1.0
@@ -64,8 +65,8 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
               "standard": dict(color="0.55", lw=3.5, alpha=0.55, label="standard risk"),
               "projection": dict(color=COLORS["pos"], ls="--", lw=2.0, label="projection-adversarial risk")}
     x = np.asarray(curves["eps_over_gap"])
-    for key, style in styles.items():
-        ax0.plot(x, curves[key], **style)
+    for key, style in styles.items():  # the risks jump at exact thresholds: steps, not sloped lines
+        ax0.plot(*step_path(x, curves[key], breaks=[0.5]), **style)
     half = int(np.flatnonzero(x == 0.5)[0])  # the tie eps = gap/2: closed balls reach the threshold exactly
     ax0.plot([0.5], [curves["ball"][half]], "o", color=COLORS["black"], ms=5, zorder=5,
              label="(a) value at eps = gap/2 (a zero margin predicts +1)")
@@ -78,8 +79,8 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     isolated = tt == 0.5  # the only projection-robust threshold: draw it as a point, not as a dip of the line
     for key, style in styles.items():
         values = np.asarray(thresholds[key], dtype=float)
-        ax1.plot(tt, np.where(isolated, np.nan, values) if key == "projection" else values,
-                 **{**style, "label": None})
+        ax1.plot(*step_path(tt, np.where(isolated, np.nan, values) if key == "projection" else values,
+                            breaks=[0.0, 0.5, 1.0]), **{**style, "label": None})
     ax1.plot(tt[isolated], np.asarray(thresholds["projection"])[isolated], "o", color=COLORS["pos"], ms=7,
              zorder=5, label="(b) max-margin threshold t = gap/2: projection risk 0")
     ax1.axvspan(0.0, 1.0, color=COLORS["green"], alpha=0.08, lw=0, label="(b) accurate thresholds 0 <= t < gap")

@@ -10,8 +10,10 @@ Left, eps = 2 eta: the pairs of the grid's classifiers (dots; ``-region.csv`` li
 histogram of them), their lower frontier (the smallest adversarial risk of a linear classifier with standard risk
 at most delta), the Bayes classifier, sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any
 classifier with standard risk delta has robust accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at
-least ``1 - p delta / (1 - p)`` (hatched: unreachable by any classifier). sign(x_1) lies on the bound: it is
-tight. Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
+least ``1 - p delta / (1 - p)``. Hatched: unreachable by any classifier, i.e. below the theorem's line, below the
+optimal adversarial risk ``1 - p`` of any classifier (which takes over from the line for delta > 1 - p; the line
+reaches 0 at (1 - p)/p ~ 0.11). sign(x_1) lies on both: the bound is tight.
+Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
 
 Run: ``python analyses/tsipras_tradeoff.py [--quick]``.
 """
@@ -130,8 +132,11 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     d_line = np.linspace(0, 1, 401)
     bound = 1 - np.array([tsipras_tradeoff_bound(P, v) for v in d_line])
     ax0.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1: adv. risk >= 1 - p delta / (1 - p)")
-    ax0.fill_between(d_line, 0, bound, facecolor="none", edgecolor="0.4", hatch="///", lw=0,
-                     label="unreachable by any classifier")
+    # no classifier goes below the theorem's line or below the optimal adversarial risk (1 - p from eps = eta on,
+    # above the line for delta > 1 - p; the line is 0 from 0.11 on)
+    unreachable = np.maximum(bound, optimal)
+    ax0.fill_between(d_line, 0, unreachable, facecolor="none", edgecolor="0.4", hatch="///", lw=0,
+                     label="unreachable by any classifier (below the bound or below 1 - p)")
     ax0.axhline(optimal, color=COLORS["black"], ls=":", lw=1.2,
                 label=f"smallest adversarial risk of any classifier (1 - p = {optimal:.2g})")
     for name, marker, color, size in (("sign(x2)", "s", COLORS["pink"], 9), ("Bayes", "*", COLORS["neg"], 11),
@@ -154,7 +159,9 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
                  ls=(0, (4, 2)) if ratio == MAIN_RATIO else "-",
                  label=f"eps = {ratio:g} eta")
     ax1.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1 bound (eps >= 2 eta)")
-    ax1.fill_between(d_line, 0, bound, facecolor="none", edgecolor="0.4", hatch="///", lw=0,
+    optimal_from_2eta = float(tr.optimal_risk(dist, _threat(2 * ETA)))  # 1 - p for every eps >= eta
+    ax1.fill_between(d_line, 0, np.maximum(bound, optimal_from_2eta),
+                     facecolor="none", edgecolor="0.4", hatch="///", lw=0,
                      label="unreachable by any classifier when eps >= 2 eta")
     ax1.set_xlim(0, 0.55)
     ax1.set_ylim(0, 1.02)

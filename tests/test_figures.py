@@ -333,3 +333,58 @@ def test_definitions_estimates_are_monotone_with_valid_intervals(built):
                                     strict=True):
                 ref_lo, ref_hi = stats.binomtest(round(v * m), int(m)).proportion_ci(0.95, method="exact")
                 assert lo == pytest.approx(ref_lo, abs=1e-9) and hi == pytest.approx(ref_hi, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------ drawing
+def _drawn(name, monkeypatch, tmp_path):
+    """The matplotlib figure a script builds (captured at save time), with quick sizes."""
+    module = reproduce.load(name)
+    captured = {}
+
+    def capture(fig, stem, data, out=None):
+        captured["fig"] = fig
+        return []
+
+    monkeypatch.setattr(module, "save_figure", capture)
+    module.main(quick=True, out=tmp_path)
+    return captured["fig"]
+
+
+def test_step_path_draws_jumps_vertically_at_the_breakpoints():
+    from toyrobust.plotting import step_path
+
+    xs, ys = step_path([0.4, 0.5, 0.6], [0.0, 0.5, 1.0], breaks=[0.5])
+    assert {(x, y) for x, y in zip(xs, ys)} >= {(0.5, 0.0), (0.5, 1.0)}
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        assert x0 == x1 or y0 == y1  # no sloped segment
+
+
+def test_point_mass_risks_are_drawn_as_steps(monkeypatch, tmp_path):
+    fig = _drawn("point_masses", monkeypatch, tmp_path)
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert len(lines) >= 8
+    for line in lines:
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        ok = np.isfinite(y[:-1]) & np.isfinite(y[1:])
+        sloped = ok & (np.diff(x) != 0) & (np.diff(y) != 0)
+        assert not sloped.any(), line.get_label()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_tsipras_unreachable_hatching_includes_the_region_under_one_minus_p(monkeypatch, tmp_path):
+    fig = _drawn("tsipras_tradeoff", monkeypatch, tmp_path)
+    p = 0.9
+    for ax in fig.axes[:2]:
+        hatched = [c for c in ax.collections if c.get_hatch()]
+        assert hatched
+        def inside(pt, hatched=hatched, ax=ax):
+            return any(path.contains_point(pt) for c in hatched for path in c.get_paths())
+        # below 1 - p where Theorem 2.1's line is already 0 (delta > (1 - p)/p): unreachable by any classifier
+        assert inside((0.3, (1 - p) / 2)) and inside((0.12, 0.05))
+        assert inside((0.05, 0.5 * (1 - p * 0.05 / (1 - p))))  # under the theorem's line
+        assert not inside((0.3, (1 - p) + 0.02))  # sign(x_1) reaches (1 - p, 1 - p): above it is reachable
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

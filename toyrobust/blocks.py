@@ -51,8 +51,8 @@ class Blocks:
                     raise ValueError(f"block count must be >= 0, got {count!r}")
                 if count == 0:
                     continue
-            if not is_symbolic(value) and not math.isfinite(float(value)):
-                raise ValueError(f"vector entries must be finite, got {value!r}")
+            if not is_symbolic(value) and not _finite(value):
+                raise ValueError(f"vector entries must be finite floats, got {value!r}")
             if items and not is_symbolic(value) and not is_symbolic(items[-1][0]) and items[-1][0] == value \
                     and not is_symbolic(count) and not is_symbolic(items[-1][1]):
                 items[-1] = (value, items[-1][1] + count)
@@ -257,6 +257,14 @@ class Blocks:
         return [v for v, c in self.blocks for _ in range(c)]
 
 
+def _finite(value: Any) -> bool:
+    """Whether a number is a finite float (an int beyond the float range is not: it would overflow later)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _simp(value: Any) -> Any:
     value = sympy.simplify(sympy.sympify(value))
     return _num(value)
@@ -290,15 +298,22 @@ def as_blocks(values: Any, name: str = "w") -> Blocks:
         v = v.item() if hasattr(v, "item") and not isinstance(v, sympy.Basic) else v
         if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Basic)):
             raise TypeError(f"{name} entries must be numbers or sympy expressions, got {v!r}")
-        if not isinstance(v, sympy.Basic) and not math.isfinite(v):
-            raise ValueError(f"{name} entries must be finite, got {v!r}")
+        if not isinstance(v, sympy.Basic) and not _finite(v):
+            raise ValueError(f"{name} entries must be finite floats, got {v!r}")
         flat.append(v)
     return Blocks.from_array(flat)
 
 
-def point_symbols(dim: Any, name: str = "x") -> Any:
-    """A symbolic point: real symbols ``x_1..x_d`` (numeric dim) or an IndexedBase ``x`` (symbolic dim)."""
-    if is_symbolic(dim):
+#: numeric dimensions above this get an IndexedBase point (sums over blocks) instead of d separate symbols
+EXPANDED_DIM = 10
+
+
+def point_symbols(dim: Any, name: str = "x", max_expanded: int | None = None) -> Any:
+    """A symbolic point: real symbols ``x_1..x_d`` (numeric dim up to ``max_expanded``, default
+    :data:`EXPANDED_DIM`) or an IndexedBase ``x`` (symbolic or larger dim), so that formulas of a block vector
+    are sums over its blocks (``6.0*Sum(x[i], (i, 2, 100001))``) and stay small for any dimension."""
+    limit = EXPANDED_DIM if max_expanded is None else max_expanded
+    if is_symbolic(dim) or int(dim) > limit:
         return sympy.IndexedBase(name, real=True)
     return sympy.Matrix(sympy.symbols(f"{name}_1:{int(dim) + 1}", real=True))
 

@@ -17,7 +17,7 @@ from .blocks import Blocks, as_blocks, point_symbols
 from .constraints import check, is_symbolic, real
 
 __all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin",
-           "margin_from_logits", "RotatedQuadratic"]
+           "margin_from_logits", "RotatedQuadratic", "input_dim", "check_input_dim"]
 
 
 def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -55,6 +55,8 @@ class Classifier:
         if self.randomized:
             raise NotImplementedError(f"{type(self).__name__} is randomized but does not implement sample_margin")
         return self.margin(x)
+    #: whether ``margin_expr`` accepts an IndexedBase point (then large dimensions print as sums over blocks)
+    indexed_point: bool = False
 
     def margin(self, x: torch.Tensor) -> torch.Tensor:
         """Real score of shape (N,); positive means +1. Differentiable in ``x``."""
@@ -80,7 +82,7 @@ class Classifier:
         if x is None:
             if self.dim is None:
                 raise ValueError("this classifier accepts any dimension: pass a symbolic point x")
-            return point_symbols(self.dim)
+            return point_symbols(self.dim) if self.indexed_point else point_symbols(self.dim, max_expanded=10**9)
         return x
 
 
@@ -95,6 +97,8 @@ class Linear(Classifier):
         w: weights, shape (d,).
         b: bias (number or sympy expression).
     """
+
+    indexed_point = True
 
     def __init__(self, w: Any, b: Any = 0.0):
         self.w: Blocks = as_blocks(w, "w")
@@ -126,6 +130,8 @@ class Radial(Classifier):
         dim: optional input dimension (needed only for ``margin_expr`` without a point).
     """
 
+    indexed_point = True
+
     def __init__(self, r: Any, dim: Any = None):
         self.r = check("r", r, real)
         self.dim = dim
@@ -154,6 +160,8 @@ class Quadratic(Classifier):
         alpha: coefficients, shape (d,) (sequence, array, tensor or :class:`Blocks`).
         c: threshold.
     """
+
+    indexed_point = True
 
     def __init__(self, alpha: Any, c: Any = 1.0):
         self.alpha: Blocks = as_blocks(alpha, "alpha")
@@ -220,6 +228,31 @@ def as_classifier(obj: Any) -> Classifier:
     if isinstance(obj, torch.nn.Module) or callable(obj):
         return TorchClassifier(obj)
     raise TypeError(f"clf must be a toyrobust classifier or a torch module, got {type(obj).__name__}")
+
+
+def input_dim(clf: Any) -> int | None:
+    """The input dimension a classifier or torch module expects, when it says: a classifier's numeric ``dim``,
+    a module's ``dim`` attribute, or the ``in_features`` of its first ``nn.Linear``; None when unknown."""
+    if isinstance(clf, TorchClassifier):
+        return clf.dim if isinstance(clf.dim, int) else input_dim(clf.module)
+    if isinstance(clf, Classifier):
+        return clf.dim if isinstance(clf.dim, int) else None
+    dim = getattr(clf, "dim", None)
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        return dim
+    if isinstance(clf, torch.nn.Module):
+        for module in clf.modules():
+            if isinstance(module, torch.nn.Linear):
+                return module.in_features
+    return None
+
+
+def check_input_dim(clf: Any, dim: Any, what: str = "the data") -> None:
+    """Raise ValueError naming both dimensions when ``clf`` expects inputs of another dimension than ``dim``."""
+    expected = input_dim(clf)
+    if expected is not None and not is_symbolic(dim) and dim is not None and int(dim) != expected:
+        name = type(clf.module if isinstance(clf, TorchClassifier) else clf).__name__
+        raise ValueError(f"clf ({name}) expects inputs of dimension {expected}, but {what} has dimension {dim}")
 
 
 class RotatedQuadratic(Classifier):

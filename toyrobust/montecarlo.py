@@ -41,7 +41,7 @@ import scipy.special
 import torch
 
 from .attacks.losses import eval_mode
-from .classifiers import Classifier, TorchClassifier, as_classifier
+from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim
 from .constraints import is_symbolic
 from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
@@ -597,6 +597,7 @@ def estimate_risk(
         raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
     definition = check_definition(definition)
     clf = as_classifier(clf)
+    check_input_dim(clf, dist.dim, f"dist ({type(dist).__name__})")  # before any sampling
     if threat is not None:
         if not isinstance(threat, (ThreatModel, str)):
             raise TypeError(f"threat must be a ThreatModel, a spec like 'linf:0.3', or None, got {threat!r}")

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # batch scripts never open windows
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["STYLE", "COLORS", "repo_root", "figures_dir", "use_style", "save_figure", "write_csv"]
+__all__ = ["STYLE", "COLORS", "repo_root", "figures_dir", "use_style", "save_figure", "write_csv", "step_path"]
 
 #: the shared matplotlib style file
 STYLE = Path(__file__).with_name("style.mplstyle")
@@ -36,6 +36,27 @@ def figures_dir(out: str | Path | None = None) -> Path:
     path = Path(out) if out is not None else repo_root() / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def step_path(x: Sequence[float], y: Sequence[float], breaks: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The path of a piecewise-constant function sampled at ``x`` (sorted), drawn as steps: between two samples
+    with different values it jumps vertically at whichever of the two is a breakpoint in ``breaks`` (else at the
+    right one), so a risk that jumps at an exact threshold is not drawn as a sloped line. NaN samples stay gaps.
+
+    Returns:
+        ``(xs, ys)`` for ``plt.plot``.
+    """
+    xs, ys = [float(x[0])], [float(y[0])]
+    at = {float(b) for b in breaks}
+    for x0, y0, x1, y1 in zip(x[:-1], y[:-1], x[1:], y[1:], strict=True):
+        x0, y0, x1, y1 = float(x0), float(y0), float(x1), float(y1)
+        if y0 != y1 and y0 == y0 and y1 == y1:  # a jump between two defined samples
+            xb = x0 if x0 in at and x1 not in at else x1
+            xs += [xb, xb]
+            ys += [y0, y1]
+        xs.append(x1)
+        ys.append(y1)
+    return xs, ys
 
 
 def use_style() -> None:

@@ -16,7 +16,14 @@ from typing import Any
 
 from .plotting import repo_root
 
-__all__ = ["analyses_dir", "available", "load", "run"]
+__all__ = ["analyses_dir", "available", "default_out", "load", "run"]
+
+
+def default_out(quick: bool) -> Path:
+    """Where figures go without ``out``: ``<repo>/figures`` for full runs, the git-ignored ``<repo>/figures/quick``
+    for quick runs (so a quick run never overwrites the committed full-size figures)."""
+    figures = repo_root() / "figures"
+    return figures / "quick" if quick else figures
 
 
 def analyses_dir() -> Path:
@@ -53,9 +60,12 @@ def run(only: list[str] | None = None, quick: bool = False, out: str | Path | No
     Args:
         only: figure names to run (default: all).
         quick: the quick size (seconds to a minute each) instead of the publication size.
-        out: output folder (default ``<repo>/figures``).
+        out: output folder (default :func:`default_out`: ``<repo>/figures``, or ``<repo>/figures/quick`` when
+            ``quick``).
         report: called with one line of progress per figure (the command line prints it).
     """
+    if out is None:
+        out = default_out(quick)
     names = available() if not only else only
     for name in names:
         if name not in available():

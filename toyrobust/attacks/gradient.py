@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..classifiers import Classifier
+from ..classifiers import Classifier, check_input_dim
 from ..rng import make_generator
 from ..threats import ThreatModel
 from .base import AttackResult
@@ -143,6 +143,7 @@ def pgd(
         Madry et al. 2018; seed 004 (steepest-descent PGD).
     """
     clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
+    check_input_dim(clf, x.shape[1], "x")
     threat = check_threat(threat)
     return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
                     random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,

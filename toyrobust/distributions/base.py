@@ -131,7 +131,11 @@ class Distribution:
     def _init_params(self, **params: Any) -> None:
         self._params = {}
         for name, value in params.items():
-            value = check(name, value, self.arg_constraints[name])
+            constraint = self.arg_constraints[name]
+            value = check(name, value, constraint)
+            if not constraint.integer and isinstance(value, int) and not _fits_float(value):
+                raise ValueError(f"{name} must be {constraint.name} within the float range, got an integer with "
+                                 f"{len(str(abs(value)))} digits")
             setattr(self, name, value)
             self._params[name] = value
 
@@ -236,7 +240,12 @@ class Distribution:
         raise NotImplementedError
 
     def bayes_label(self, x: torch.Tensor) -> torch.Tensor:
-        """Labels -1/+1 of the Bayes classifier at the rows of ``x``."""
+        """Labels -1/+1 of the Bayes classifier at the rows of ``x``.
+
+        Raises:
+            ValueError: a row of ``x`` contains NaN (it has no label; ``project`` keeps NaN as NaN).
+        """
+        check_no_nan(x)
         return self.bayes_classifier().predict(x)
 
     # ------------------------------------------------------------------ facts other layers ask for
@@ -305,6 +314,29 @@ class Distribution:
             raise TypeError(f"x must be a torch.Tensor of shape (N, {self.dim}), got {type(x).__name__}")
         if x.ndim != 2 or (not is_symbolic(self.dim) and x.shape[1] != self.dim):
             raise ValueError(f"x must have shape (N, {self.dim}), got {tuple(x.shape)}")
+
+
+def _fits_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def check_no_nan(x: Any, name: str = "x") -> None:
+    """Raise ValueError naming ``name`` when a row of the tensor ``x`` contains NaN (such a row has no label)."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and bool(torch.isnan(x).any()):
+        rows = torch.isnan(x).reshape(x.shape[0], -1).any(1).nonzero().flatten()[:5].tolist() if x.ndim else []
+        raise ValueError(f"{name} contains NaN (rows {rows}); a NaN point has no Bayes label")
+
+
+def keep_nan(x: torch.Tensor, out: torch.Tensor, rows: bool = False) -> torch.Tensor:
+    """``out`` with NaN wherever ``x`` has NaN (whole rows when ``rows``): projections propagate NaN."""
+    nan = torch.isnan(x)
+    if rows:
+        nan = nan.any(1, keepdim=True).expand_as(out)
+    return torch.where(nan, torch.full_like(out, torch.nan), out)
 
 
 def on_value(x: torch.Tensor, value: float) -> torch.Tensor:

@@ -50,6 +50,12 @@ class GaussianMixture(Distribution):
     def __init__(self, mean: Any, sigma: Any = 1.0):
         self.mean: Blocks = as_blocks(mean, "mean")
         self._init_params(sigma=sigma)
+        if not is_symbolic(self.sigma) and self.mean.is_numeric:
+            top = max(abs(float(v)) for v, _ in self.mean.blocks)
+            # the log-odds 2 <mean, x> / sigma^2 must be a float: refuse a sigma so small that its weights overflow
+            if not math.isfinite(2 / float(self.sigma) / float(self.sigma) * max(top, 1.0)):
+                raise ValueError(f"sigma must be large enough for the log-odds 2 <mean, x> / sigma^2 to be finite "
+                                 f"floats, got sigma={self.sigma!r}")
         self._params = {"mean": self.mean, "sigma": self.sigma}
         self.dim = self.mean.dim
 

@@ -16,6 +16,7 @@ from .base import (
     ExampleSet,
     Support,
     _check_label,
+    keep_nan,
     linear_halfspace,
     linear_region_pieces,
     linear_region_projection,
@@ -87,12 +88,12 @@ class PointMasses(Distribution):
         return Support(f"{{0, {self.gap}}}", contains)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Nearest of the two points; the midpoint goes to 0."""
+        """Nearest of the two points; the midpoint goes to 0 (NaN stays NaN)."""
         self._check_x(x)
         self._require_numeric("project")
         gap = float(self.gap)
         gap_t = x.new_tensor(gap)
-        return torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t))
+        return keep_nan(x, torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t)))  # NaN stays NaN
 
     def bayes_classifier(self) -> Linear:
         """The max-margin threshold ``x <= gap/2 -> +1``: the Bayes label of the projection."""

@@ -12,7 +12,7 @@ from ..blocks import point_symbols
 from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, log_sphere_area, rounding_margin
+from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, log_sphere_area, rounding_margin
 
 __all__ = ["ConcentricSpheres"]
 
@@ -94,8 +94,7 @@ class ConcentricSpheres(Distribution):
 
     def _point(self, x: Any) -> Any:
         if x is None:
-            return point_symbols(self.dim) if is_symbolic(self.dim) or self.dim <= 10 else sympy.IndexedBase(
-                "x", real=True)
+            return point_symbols(self.dim)
         return x
 
     @property
@@ -107,7 +106,8 @@ class ConcentricSpheres(Distribution):
         return Support(f"{{||x|| = {self.r_inner}}} u {{||x|| = {self.r_outer}}} in R^{self.dim}", contains)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Radial projection onto the nearer sphere (middle shell to the outer one, origin to ``r_inner e_1``)."""
+        """Radial projection onto the nearer sphere (middle shell to the outer one, origin to ``r_inner e_1``;
+        a row with NaN stays NaN)."""
         self._check_x(x)
         self._require_numeric("project")
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
@@ -117,7 +117,7 @@ class ConcentricSpheres(Distribution):
         direction = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), e1)
         # points already on their sphere stay bitwise unchanged, so projecting twice changes nothing
         tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
-        return torch.where((norm - r).abs() <= tol, x, direction * r)
+        return keep_nan(x, torch.where((norm - r).abs() <= tol, x, direction * r), rows=True)  # NaN rows stay NaN
 
     def bayes_classifier(self) -> Radial:
         """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""

@@ -12,7 +12,7 @@ from ..blocks import Blocks
 from ..classifiers import Linear
 from ..constraints import integer_at_least, is_symbolic, positive, unit_interval_open
 from ..threats import L1, L2, Linf, ThreatModel
-from .base import Distribution, ExampleSet, Support, _check_label, on_value, rounding_margin
+from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, on_value, rounding_margin
 
 __all__ = ["Tsipras"]
 
@@ -94,9 +94,9 @@ class Tsipras(Distribution):
         return Support(f"{{-1, 1}} x R^{self.d}", contains)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Round ``x_1`` to the nearer of -1 and +1 (0 goes to +1); the Gaussian features are kept."""
+        """Round ``x_1`` to the nearer of -1 and +1 (0 goes to +1; NaN stays NaN); the Gaussian features are kept."""
         self._check_x(x)
-        x1 = torch.where(x[:, :1] >= 0, 1.0, -1.0).to(x.dtype)
+        x1 = keep_nan(x[:, :1], torch.where(x[:, :1] >= 0, 1.0, -1.0).to(x.dtype))  # NaN stays NaN
         return torch.cat([x1, x[:, 1:]], dim=1)
 
     def bayes_classifier(self) -> Linear:

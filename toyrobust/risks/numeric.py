@@ -386,7 +386,13 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
         log: return ``log(risk)`` instead of the risk (accurate where the risk underflows).
 
     Returns:
-        ``f(*arrays) -> ndarray`` (arrays broadcast together). The function is cached per query.
+        ``f(*arrays) -> ndarray`` (arrays broadcast together). The function is cached per query. With no free
+        symbol it is the constant function ``f() -> 0-d array``.
+
+    Raises:
+        ValueError: (when called) an argument is not finite or outside its parameter's allowed set (a negative
+            eps, p = 1 for Tsipras, ...); the message names the parameter and the offending values. Grids are
+            validated like the scalar path, never answered with NaN.
     """
     from .registry import risk
 
@@ -397,7 +403,7 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     result = risk(dist, clf, threat, definition)
     form: Form | None = result.details.get("form")
     if form is None:
-        fn = _expression_function(result, symbols, log)
+        fn = _expression_function(result, symbols, log, (dist, clf, threat))
         _GRID_CACHE[key] = fn
         return fn
     scalars = [sympy.sympify(v) for v in result.details["scalars"].values()]
@@ -408,14 +414,15 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     if missing:
         raise ValueError(f"symbols must include every free symbol of the risk; missing {sorted(map(str, missing))}")
     scalar_fn = lambdify(tuple(symbols), list(scalars))
+    checks = _grid_checks(dist, clf, threat, symbols)
 
     def fn(*args: Any) -> np.ndarray:
-        if len(args) != len(symbols):
-            raise TypeError(f"expected {len(symbols)} arguments ({', '.join(map(str, symbols))}), got {len(args)}")
-        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=float) for a in args])
+        arrays = _grid_arrays(symbols, args, checks)
+        shape = arrays[0].shape if arrays else ()
         with np.errstate(all="ignore"):
-            vals = [np.broadcast_to(np.asarray(v, dtype=float), arrays[0].shape) for v in scalar_fn(*arrays)]
+            vals = [np.broadcast_to(np.asarray(v, dtype=float), shape) for v in scalar_fn(*arrays)]
         out = form.log_evaluate(*vals)
+        _refuse_nan(out, symbols, arrays)
         return out if log else np.exp(out)
 
     fn.__doc__ = f"risk {result.key} as a function of ({', '.join(map(str, symbols))})"
@@ -424,7 +431,8 @@ def risk_function(dist: Any, clf: Any, threat: Any = None, definition: str = "ba
     return fn
 
 
-def _expression_function(result: Any, symbols: Sequence[sympy.Symbol] | None, log: bool) -> Callable[..., np.ndarray]:
+def _expression_function(result: Any, symbols: Sequence[sympy.Symbol] | None, log: bool,
+                         query: tuple[Any, Any, Any]) -> Callable[..., np.ndarray]:
     """A grid function of a closed form that is not a Gaussian set form (e.g. spherical caps): its expression
     lambdified through the package's one path (special functions to their scipy evaluations)."""
     expr = sympy.sympify(result.expr)
@@ -435,15 +443,64 @@ def _expression_function(result: Any, symbols: Sequence[sympy.Symbol] | None, lo
     if missing:
         raise ValueError(f"symbols must include every free symbol of the risk; missing {sorted(map(str, missing))}")
     compiled = lambdify(tuple(symbols), expr)
+    checks = _grid_checks(*query, symbols)
 
     def fn(*args: Any) -> np.ndarray:
-        if len(args) != len(symbols):
-            raise TypeError(f"expected {len(symbols)} arguments ({', '.join(map(str, symbols))}), got {len(args)}")
-        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=float) for a in args])
+        arrays = _grid_arrays(symbols, args, checks)
         with np.errstate(all="ignore"):
             out = np.broadcast_to(np.asarray(compiled(*arrays), dtype=float), arrays[0].shape if arrays else ())
-            return np.log(out) if log else np.array(out)
+            out = np.log(out) if log else np.array(out)
+        _refuse_nan(out, symbols, arrays)
+        return out
 
     fn.__doc__ = f"risk {result.key} as a function of ({', '.join(map(str, symbols))})"
     fn.symbols = tuple(symbols)  # type: ignore[attr-defined]
     return fn
+
+
+def _grid_checks(dist: Any, clf: Any, threat: Any, symbols: Sequence[sympy.Symbol]) -> list[tuple[str, Any]]:
+    """Per symbol: (the parameter it stands for, its constraint or None for "finite"), read from the query."""
+    from ..constraints import nonnegative
+
+    owners: dict[Any, tuple[str, Any]] = {}
+    constraints = getattr(dist, "arg_constraints", {})
+    for name, value in getattr(dist, "params", {}).items():
+        if isinstance(value, sympy.Symbol) and name in constraints:
+            owners.setdefault(value, (name, constraints[name]))
+    if threat is not None and isinstance(getattr(threat, "eps", None), sympy.Symbol):
+        owners.setdefault(threat.eps, ("eps", nonnegative))
+    return [owners.get(s, (str(s), None)) for s in symbols]
+
+
+def _grid_arrays(symbols: Sequence[sympy.Symbol], args: Sequence[Any],
+                 checks: list[tuple[str, Any]]) -> list[np.ndarray]:
+    """Broadcast the grid arguments and validate them like the scalar path (vectorised)."""
+    if len(args) != len(symbols):
+        raise TypeError(f"expected {len(symbols)} arguments ({', '.join(map(str, symbols))}), got {len(args)}")
+    arrays = []
+    for sym, arg, (name, constraint) in zip(symbols, args, checks, strict=True):
+        try:
+            arr = np.asarray(arg, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} (symbol {sym}) must be numbers or an array of numbers, got {arg!r}") from None
+        bad = ~np.isfinite(arr)
+        if constraint is not None:
+            ok = np.vectorize(lambda v, c=constraint: bool(c.check(float(v))), otypes=[bool])(
+                np.where(bad, 0.0, arr)) if arr.size else np.ones(arr.shape, dtype=bool)
+            bad = bad | ~ok
+        if bad.any():
+            allowed = constraint.name if constraint is not None else "a finite real number"
+            shown = np.unique(arr[bad])[:5].tolist()
+            raise ValueError(f"{name} (symbol {sym}) must be {allowed}; got {int(bad.sum())} invalid value(s), "
+                             f"e.g. {shown}")
+        arrays.append(arr)
+    return list(np.broadcast_arrays(*arrays)) if arrays else []
+
+
+def _refuse_nan(out: np.ndarray, symbols: Sequence[sympy.Symbol], arrays: Sequence[np.ndarray]) -> None:
+    """A NaN risk is never an answer: name the arguments where it appeared."""
+    nan = np.isnan(out)
+    if nan.any():
+        idx = tuple(np.argwhere(nan)[0]) if np.ndim(out) else ()
+        at = ", ".join(f"{s}={a[idx]!r}" for s, a in zip(symbols, arrays, strict=True)) or "no arguments"
+        raise ValueError(f"the risk is undefined (NaN) at {int(nan.sum())} grid point(s), e.g. {at}")

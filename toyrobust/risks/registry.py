@@ -167,7 +167,35 @@ def risk(dist: Any, clf: Any, threat: Any = None, definition: str = "ball") -> R
         definition: "ball", "projection", "error-region" or "prediction-change".
 
     Raises:
-        NotImplementedError: no closed form is registered for this combination (use ``tr.estimate_risk``).
+        TypeError: ``threat`` is not a ThreatModel or None (e.g. a spec string), or ``clf`` is not a classifier.
+        NotImplementedError: no closed form is registered for this combination (use ``tr.estimate_risk``); for a
+            torch model with an analytic twin (``LinearModel``, ``QuadraticNet``) the message points to ``.twin()``.
     """
     check_definition(definition)
+    _check_query(clf, threat)
     return find_risk(dist, clf, threat, definition)(dist, clf, threat, definition)
+
+
+def _check_query(clf: Any, threat: Any) -> None:
+    """Refuse, with what is expected, a threat that is not a ThreatModel and a torch model in place of an analytic
+    classifier (pointing to its analytic twin when it has one)."""
+    from ..classifiers import Classifier, TorchClassifier
+    from ..threats import ThreatModel
+
+    if threat is not None and not isinstance(threat, ThreatModel):
+        hint = f"; toyrobust.threats.make_threat({threat!r}) parses a spec" if isinstance(threat, str) else ""
+        raise TypeError(f"threat must be a ThreatModel such as tr.Linf(0.3) (or tr.L2, tr.L1), or None for the "
+                        f"standard risk; got {threat!r} of type {type(threat).__name__}{hint}")
+    if isinstance(clf, TorchClassifier):  # a wrapped torch model: judge the model itself
+        clf = clf.module
+    if not isinstance(clf, Classifier):
+        if callable(getattr(clf, "twin", None)):
+            raise NotImplementedError(
+                f"no closed form for the torch model {type(clf).__name__}: tr.risk needs an analytic classifier; "
+                f"its analytic twin is model.twin() (or estimate the risk with tr.estimate_risk(dist, model, ...))")
+        if callable(clf):
+            raise NotImplementedError(
+                f"no closed form for the callable {type(clf).__name__}: tr.risk needs an analytic classifier "
+                f"(tr.Linear, tr.Radial, tr.Quadratic, dist.bayes_classifier()); estimate it with tr.estimate_risk")
+        raise TypeError(f"clf must be a toyrobust classifier (tr.Linear, tr.Radial, tr.Quadratic, ...), got "
+                        f"{clf!r} of type {type(clf).__name__}")
