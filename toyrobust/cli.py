@@ -588,6 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
     crosscheck.add_argument("--csv", default=None, metavar="PATH", help="also write the results as CSV")
     crosscheck.add_argument("--strict", action="store_true", help="exit 1 when a case disagrees or a bound fails")
     crosscheck.set_defaults(func=_cmd_crosscheck)
+
+    # commands whose modules sit above this one in the layering: imported here, when the parser is built
+    from .defenses.evaluate import add_parser as add_defend_parser
+    from .sweeps.command import add_parser as add_sweep_parser
+
+    add_defend_parser(sub)
+    add_sweep_parser(sub, UsageError)  # the class itself: under `python -m toyrobust.cli` this module is __main__
     return parser
 
 
