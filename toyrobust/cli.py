@@ -326,7 +326,7 @@ def make_threat_spec(spec: str | None, coords: str | None) -> Any:
             raise UsageError("--coords needs --threat") from None
         if message.startswith("coords must"):
             raise UsageError(f"--{message}") from None
-        raise UsageError(f"--threat {message}") from None
+        raise UsageError(f"--threat {message.removeprefix('threat spec ')}") from None
 
 
 def _cmd_risk(args: argparse.Namespace) -> int:
