@@ -246,16 +246,13 @@ def test_extreme_valid_queries_answer_in_bounded_time_and_memory():
             assert "Sum(" in out and len(out) < 5000, out  # printed as sums over blocks
 
 
-NOT_YET_IN_BLOCKS = [  # closed forms that still list every coordinate (threats.coord_indices, bounds' np.full)
+NOT_YET_IN_BLOCKS = [  # closed forms that once listed every coordinate (threats.coord_indices, bounds' np.full)
     ["risk", "spheres", "--param", "dim=1000000000", "--threat", "l2:0.1", "--json"],
     ["risk", "bernoulli", "--param", "d=1000000000", "--param", "tau=0.1", "--threat", "linf:0.5", "--json"],
     ["bounds", "tsipras", "--param", "d=1000000000", "--threat", "l1:0.5", "--json"],
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="risks/spheres.py, risks/bernoulli.py and bounds.py count the perturbed "
-                                       "coordinates with len(threat.coord_indices(d)) (a list of d ints) or np.full(d):"
-                                       " refused in one line under a memory limit, but not yet answered")
 @pytest.mark.parametrize("argv", NOT_YET_IN_BLOCKS, ids=["spheres", "bernoulli", "tsipras-l1-bounds"])
 def test_huge_dimensions_outside_the_gaussian_closed_forms(argv):
     script = textwrap.dedent("""
@@ -318,9 +315,6 @@ def test_threat_constructors_accept_or_name_eps(cls, eps):
     assert not (isinstance(threat.eps, float) and not math.isfinite(threat.eps))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="an int eps beyond the float range passes the nonnegative constraint and overflows in "
-                          "threats._check_eps (toyrobust/threats.py and constraints.py are outside this change)")
 def test_huge_integer_eps_is_refused_with_a_value_error():
     with pytest.raises(ValueError, match="eps"):
         tr.Linf(10**400)

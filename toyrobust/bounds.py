@@ -292,6 +292,10 @@ def _gaussian_optimal(dist: GaussianMixture, threat: Any) -> OptimalRisk:
     return OptimalRisk(expr, value, lv, method, key, {"distance": s}, clf)
 
 
+#: largest dimension for which a dense optimal classifier is built (the risk itself needs no vector)
+_DENSE_LIMIT = 10**7
+
+
 def _tsipras_shifted_mean(dist: Tsipras, threat: Any, shrink: Any) -> np.ndarray:
     """The Gaussian mean ``eta 1`` moved to the nearest point of the threat's ball (shape (d,), numeric)."""
     mu = np.full(int(dist.d), float(dist.eta))
@@ -340,7 +344,8 @@ def _tsipras_optimal(dist: Tsipras, threat: Any) -> OptimalRisk:
             f"no exact optimal risk for Tsipras under {type(threat).__name__} unless eps < 1 or x_1 is not perturbed "
             f"(got eps = {eps}): moving x_1 to 0 and shifting the Gaussian features share one budget, so the optimal "
             f"coupling has no closed form")
-    mu = _tsipras_shifted_mean(dist, threat, shrink) if numeric else None
+    # the optimal classifier is a dense vector: built for dimensions that fit in memory, the value for any dimension
+    mu = _tsipras_shifted_mean(dist, threat, shrink) if numeric and int(d) <= _DENSE_LIMIT else None
     free_x1 = "Q(s): x_1 moved to 0 by the adversary, the Gaussian part shifted by eps, met by a linear classifier"
     slices = ("p Q(s + L/2s) + (1-p) Q(s - L/2s), L = log(p/(1-p)): per x_1-slice unequal-prior Gaussian problems, "
               "translation lower bound met by sign(2<mu', x> + L sign(x_1))")
@@ -357,7 +362,7 @@ def _tsipras_optimal(dist: Tsipras, threat: Any) -> OptimalRisk:
             expr = p * Q(sympy.Float(a_plus)) + (1 - p) * Q(sympy.Float(a_minus))
             lv = float(np.logaddexp(math.log(p) + sc.log_ndtr(-a_plus), math.log1p(-p) + sc.log_ndtr(-a_minus)))
             value = math.exp(lv)
-        clf = TorchClassifier(_TsiprasOptimal(mu, log_odds), dim=d + 1)
+        clf = TorchClassifier(_TsiprasOptimal(mu, log_odds), dim=d + 1) if mu is not None else None
         return OptimalRisk(expr, value, lv, "closed form " + slices, key, {"distance": s}, clf)
     a_plus, a_minus = s + log_odds / (2 * s), s - log_odds / (2 * s)
     expr = sympy.Piecewise((1 - p, sympy.Eq(s, 0)), (p * Q(a_plus) + (1 - p) * Q(a_minus), True))
@@ -410,7 +415,7 @@ def _spheres_optimal(dist: ConcentricSpheres, threat: Any) -> OptimalRisk:
     if threat is None:
         return OptimalRisk(sympy.Integer(0), 0.0, -math.inf, "exact (separable)", _key(dist, threat), {}, bayes)
     n = dist.dim
-    k = threat.n_free(n) if is_symbolic(n) else len(threat.coord_indices(int(n)))
+    k = threat.n_free(n)
     full = (sympy.sympify(k) - n).is_zero is True
     half_gap = (dist.r_outer - dist.r_inner) / 2
     root_k = sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k)

@@ -36,7 +36,13 @@ GeneratorLike = torch.Generator | int | None
 
 def _check_eps(eps: Any) -> float | sympy.Expr:
     value = check("eps", eps, nonnegative)
-    return value if is_symbolic(value) else float(value)
+    if is_symbolic(value):
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"eps must be a finite number >= 0 within the float range, got an integer of "
+                         f"{len(str(abs(int(value))))} digits") from None
 
 
 def _is_index(value: Any) -> bool:
@@ -166,8 +172,18 @@ class ThreatModel:
     # -- coordinates -----------------------------------------------------------------------------------------
 
     def n_free(self, d: Any) -> Any:
-        """Number k of perturbed coordinates for input dimension ``d`` (an int, or sympy for a symbolic d)."""
+        """Number k of perturbed coordinates for input dimension ``d`` (an int, or sympy for a symbolic d), counted
+        without listing them (O(1) for any d, 10**300 included); a numeric d is checked like :meth:`coord_indices`."""
         c = self.coords
+        if not is_symbolic(d) and _is_index(d):
+            if d < 1:
+                raise ValueError(f"d must be an int >= 1, got {d!r}")
+            if isinstance(c, slice):
+                stop = d if c.stop is None else c.stop
+                if stop > d or c.start >= d:
+                    raise ValueError(f"coords={c!r} reaches past the last coordinate of a {d}-dimensional input")
+            elif c is not None and c[-1] >= d:
+                raise ValueError(f"coords={c!r} holds index {c[-1]} >= d = {d}")
         if c is None:
             return d
         if isinstance(c, slice):
@@ -175,7 +191,8 @@ class ThreatModel:
         return len(c)
 
     def coord_indices(self, d: int) -> list[int]:
-        """The perturbed coordinates as a sorted list of ints in ``range(d)``.
+        """The perturbed coordinates as a sorted list of ints in ``range(d)`` (:meth:`n_free` counts them without
+        listing them).
 
         Raises:
             ValueError: an index is >= d, or the subset is empty for this ``d``.

@@ -148,7 +148,7 @@ class BernoulliModel(Distribution):
         """1 in every norm: a coordinate keeps its sign until it has moved by 1 (and reaching 0 rounds to +1,
         which flips the Bayes label of some vertex next to the boundary); infinite when nothing is perturbed."""
         probe = L2(0, coords=coords)
-        k = probe.n_free(self.d) if is_symbolic(self.d) else len(probe.coord_indices(int(self.d)))
+        k = probe.n_free(self.d)
         return math.inf if sympy.Eq(k, 0) is sympy.true else 1
 
     @classmethod

@@ -142,7 +142,7 @@ class ConcentricSpheres(Distribution):
         direction reaches furthest)."""
         probe = L2(0, coords=coords)
         n = self.dim
-        k = probe.n_free(n) if is_symbolic(n) else len(probe.coord_indices(int(n)))
+        k = probe.n_free(n)
         half_gap = (self.r_outer - self.r_inner) / 2
         if p == math.inf:
             return half_gap / (sympy.sqrt(k) if is_symbolic(k) else math.sqrt(k))

@@ -115,7 +115,8 @@ def _binomial_prob_numeric(lo: Any, hi: Any, n: Any, q: Any) -> np.ndarray:
 
 class BinomialProb(sympy.Function):
     """``P(lo <= K <= hi)`` for ``K ~ Binomial(n, q)`` (integer ends), kept unevaluated like ``Q``: ``evalf`` sums
-    the binomial terms with mpmath at the requested precision, lambdify uses :func:`log_binomial_interval`."""
+    the binomial terms with mpmath at the requested precision (up to 5000 terms; beyond, the double-precision
+    :func:`log_binomial_interval`), lambdify uses :func:`log_binomial_interval`."""
 
     @classmethod
     def eval(cls, lo, hi, n, q):
@@ -133,6 +134,8 @@ class BinomialProb(sympy.Function):
             n_i = int(n)
             lo_i = 0 if lo == -sympy.oo else max(int(sympy.ceiling(lo)), 0)
             hi_i = n_i if hi == sympy.oo else min(int(sympy.floor(hi)), n_i)
+            if hi_i - lo_i > 5000:  # too many terms to sum: the double-precision log-space evaluation
+                return sympy.Float(math.exp(log_binomial_interval(lo_i, hi_i, n_i, float(q))), 15)
             qq = mpmath.mpf(str(sympy.Float(q, prec_to_dps(prec) + 10)))
             total = mpmath.fsum(mpmath.binomial(n_i, k) * qq**k * (1 - qq) ** (n_i - k) for k in range(lo_i, hi_i + 1))
             return sympy.Float(total, prec_to_dps(prec))
@@ -175,7 +178,7 @@ def _shift(dist: BernoulliModel, clf_c: Any, threat: ThreatModel | None) -> Any:
     """``delta = eps c ||theta_S||_dual``: the largest change of the margin in the ball."""
     if threat is None:
         return 0
-    k = threat.n_free(dist.d) if is_symbolic(dist.d) else len(threat.coord_indices(int(dist.d)))
+    k = threat.n_free(dist.d)
     if isinstance(threat, Linf):
         dual = k
     elif isinstance(threat, L2):

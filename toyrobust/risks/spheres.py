@@ -93,7 +93,7 @@ def _check_dims(dist: ConcentricSpheres, clf: Any) -> None:
 def _coords_k(threat: ThreatModel, n: Any) -> Any:
     """Number of perturbed coordinates (validating the indices against a numeric dimension)."""
     if not is_symbolic(n):
-        return len(threat.coord_indices(int(n)))
+        return threat.n_free(int(n))
     if threat.coords is not None and not isinstance(threat.coords, slice):
         raise TypeError(f"coords={threat.coords!r} needs a numeric dimension; use slice(start, None) with dim={n}")
     return threat.n_free(n)
