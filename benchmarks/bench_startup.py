@@ -4,7 +4,8 @@ Each command runs as a fresh subprocess ``--repeats`` times (default 5) with thi
 the median wall time is reported. Targets (issue 11): ``import toyrobust`` < 1 s, ``toyrobust --help`` < 0.5 s
 (absolute wall times; the bare interpreter's start-up is the baseline measured in the same run, and the ratio
 says how many interpreter start-ups the command costs). ``toyrobust --help`` is run as
-``python -m toyrobust.cli --help`` so that it works from a plain checkout without the console script. The run also
+``python -m toyrobust --help`` (the console script's entry point, :mod:`toyrobust.launcher`) so that it
+works from a plain checkout without the console script. The run also
 says whether ``import toyrobust`` loads sympy and scipy (the issue asks that only commands needing them do).
 
 Prints one JSON object (``rows``: metric, ours, baseline, ratio, target, met); ``--json PATH`` also writes it.
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(repeats):
         for key, cmd in (("python -c pass", [py, "-c", "pass"]),
                          ("import toyrobust", [py, "-c", "import toyrobust"]),
-                         ("toyrobust --help", [py, "-m", "toyrobust.cli", "--help"])):
+                         ("toyrobust --help", [py, "-m", "toyrobust", "--help"])):
             times.setdefault(key, []).extend(wall_times(cmd, 1))
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["python -c pass"]
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "startup",
         "python": sys.version.split()[0],
         "commands": {"import toyrobust": f"{py} -c 'import toyrobust'",
-                     "toyrobust --help": f"{py} -m toyrobust.cli --help", "python -c pass": f"{py} -c pass"},
+                     "toyrobust --help": f"{py} -m toyrobust --help", "python -c pass": f"{py} -c pass"},
         "seconds": times,
         "median_seconds": med,
         "loaded_by_import_toyrobust": loaded_modules(),

@@ -47,3 +47,24 @@ def test_console_script_help_and_exit_codes():
     run = subprocess.run([sys.executable, "-m", "toyrobust.cli", "describe", "spheres", "--param", "dim=1"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "dim" in run.stderr
+
+
+def test_top_level_help_needs_no_toolkit_and_matches_the_full_parser():
+    import json
+    import subprocess
+    import sys
+
+    from toyrobust.cli import build_parser
+    from toyrobust.launcher import COMMANDS
+
+    # the launcher lists exactly the full parser's commands, with the same help lines
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert {c.dest: c.help for c in sub._choices_actions} == COMMANDS
+    # and answers --help / --version without loading sympy, scipy or torch
+    code = ("import contextlib, io, json, sys\nfrom toyrobust.launcher import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n    rc = main(['--help'])\n"
+            "print(json.dumps([rc, 'COMMAND' in out.getvalue(), sorted(m for m in ('sympy', 'scipy', 'torch') "
+            "if m in sys.modules)]))")
+    rc, listed, heavy = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                  check=True).stdout)
+    assert rc == 0 and listed and heavy == []

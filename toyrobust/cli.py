@@ -498,16 +498,16 @@ def _cmd_crosscheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``toyrobust`` command."""
-    parser = _Parser(prog="toyrobust", description="Analytic and Monte Carlo adversarial robustness on toy "
-                                                   "distributions.")
     from . import __version__
+    from .launcher import COMMANDS, DESCRIPTION
 
+    parser = _Parser(prog="toyrobust", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"toyrobust {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     describe = sub.add_parser(
         "describe",
-        help="print a distribution, its support, its projection rule and its Bayes rule",
+        help=COMMANDS["describe"],
         description="Print a distribution, its support, the orthogonal projection onto it (with tie rules), its "
                     "log-odds and its Bayes rule as sympy formulas. Parameters may be numbers or symbol names "
                     "(e.g. --param p=p for a symbolic p).",
@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     risk = sub.add_parser(
         "risk",
-        help="print the closed-form risk of a classifier (value, formula, method)",
+        help=COMMANDS["risk"],
         description="Print the analytic standard or adversarial risk of a classifier on a distribution: its "
                     "value (computed in log space), its closed form and how it was obtained. Parameters, weights "
                     "and eps may be numbers or symbol names (the result is then a formula). A combination with "
@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     risk.set_defaults(func=_cmd_risk)
 
     bounds = sub.add_parser(
-        "bounds", help="print the analytic bounds for a distribution and threat",
+        "bounds", help=COMMANDS["bounds"],
         description="Print the analytic bounds: the optimal (best-classifier) adversarial risk, the Bayes risk, the "
                     "label-invariant radius, Tsipras et al.'s trade-off and the spherical isoperimetric bound.",
         epilog="example: toyrobust bounds robust-nonrobust --param D=100 --threat linf:0.3")
@@ -561,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     bounds.set_defaults(func=_cmd_bounds)
 
     reproduce = sub.add_parser(
-        "reproduce", help="rebuild the figures from the analyses/ scripts",
+        "reproduce", help=COMMANDS["reproduce"],
         description="Run every analyses/<name>.py script (or those named with --only), writing figures/<name>.png, "
                     ".pdf and the data behind each as CSV (--quick runs write to figures/quick/, ignored by git, so "
                     "the committed figures stay as they are). Needs a source checkout (pip install -e .).")
@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(func=_cmd_reproduce)
 
     crosscheck = sub.add_parser(
-        "crosscheck", help="analytic risks next to Monte Carlo estimates from real attacks, with verdicts",
+        "crosscheck", help=COMMANDS["crosscheck"],
         description="For each case (distribution, classifier or trained network, threat, definition) print the "
                     "closed-form risk, the Monte Carlo estimate with its exact Clopper-Pearson interval, and a "
                     "verdict: agree, attack weaker (inexact attack below the closed form), DISAGREE, bound holds, "

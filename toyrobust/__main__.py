@@ -1,0 +1,7 @@
+"""``python -m toyrobust``: the ``toyrobust`` command."""
+
+import sys
+
+from .launcher import main
+
+sys.exit(main())
