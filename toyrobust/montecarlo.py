@@ -593,6 +593,55 @@ def estimate_risk(
         Seed 003 (EPFL CS-433 notes): the adversarial risk ``R(f, eps)``; Clopper and Pearson, Biometrika 1934.
     """
     start_time = time.perf_counter()
+    plan = _plan(dist, clf, threat, definition, attack=attack, n=n, seed=seed, device=device, dtype=dtype,
+                 chunk_size=chunk_size, block_size=block_size, level=level, target_width=target_width, max_n=max_n,
+                 progress=progress, attack_options=attack_options, upper=upper, verify_options=verify_options)
+    counts = _count(plan)
+    return _result(plan, counts, time.perf_counter() - start_time)
+
+
+@dataclass
+class _Plan:
+    """The validated settings of one :func:`estimate_risk` call, with the attack and the verifier resolved."""
+
+    dist: Distribution
+    clf: Classifier
+    threat: ThreatModel | None
+    definition: str
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    chunk_size: int
+    block_size: int
+    level: float
+    target_width: float | None
+    n_min: int
+    n_max: int
+    progress: bool
+    attack_fn: Callable | None
+    method: str
+    call_kw: dict[str, Any]
+    pass_generator: bool
+    verify_run: Callable | None
+
+
+@dataclass
+class _Counts:
+    """What the loop counted: successes ``k`` among ``done`` points, and the verifier's upper count."""
+
+    k: int = 0
+    done: int = 0
+    grad_evals: int = 0
+    invalid: int = 0
+    upper_k: int = 0
+    decided: int = 0
+    converged: bool | None = None
+
+
+def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: Any, seed: Any, device: Any,
+          dtype: Any, chunk_size: Any, block_size: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
+          attack_options: Any, upper: Any, verify_options: Any) -> _Plan:
+    """Validate every argument (before any sampling) and resolve the placement, the attack and the verifier."""
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
     definition = check_definition(definition)
@@ -632,6 +681,7 @@ def estimate_risk(
     attack_fn = _resolve_attack(attack, clf, threat, definition, dist)
     method = "none (standard risk)" if attack_fn is None else _attack_name(attack_fn)
     call_kw: dict[str, Any] = {}
+    pass_generator = False
     if attack_fn is not None:
         accepted = _accepted_keywords(attack_fn)
         for key, value in (("definition", definition), ("dist", dist)):
@@ -642,80 +692,100 @@ def estimate_risk(
         if clash:
             raise ValueError(f"attack_options must not set {sorted(clash)}: estimate_risk passes them itself")
         call_kw.update(attack_options)
-    attack_gen = torch.Generator(device=dev) if attack_fn is not None else None
-
-    stream = _SampleStream(dist, seed, block_size, dev, dt)
     show = progress if progress is not None else (
         sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_fn is not None and n_max >= 100_000)))
+    return _Plan(dist=dist, clf=clf, threat=threat, definition=definition, seed=seed, device=dev, dtype=dt,
+                 chunk_size=chunk_size, block_size=block_size, level=level, target_width=target_width, n_min=n_min,
+                 n_max=n_max, progress=bool(show), attack_fn=attack_fn, method=method, call_kw=call_kw,
+                 pass_generator=pass_generator, verify_run=verify_run)
+
+
+def _next_chunk(plan: _Plan, c: _Counts) -> int:
+    """How many points to draw next (0: stop, with ``c.converged`` set)."""
+    if plan.target_width is not None and c.done >= max(plan.n_min, 1):
+        low, high = clopper_pearson(c.k, c.done, plan.level)
+        if high - low <= plan.target_width:
+            c.converged = True
+            return 0
+    if c.done >= plan.n_max:
+        c.converged = None if plan.target_width is None else False
+        return 0
+    m = min(plan.chunk_size, plan.n_max - c.done)
+    if plan.target_width is not None:
+        m = min(m, _planned_chunk(c.k, c.done, plan.n_min, plan.level, plan.target_width, plan.chunk_size))
+    return m
+
+
+def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, chunk_index: int,
+                 attack_gen: torch.Generator | None) -> None:
+    """Attack (or just classify) one chunk and add what it found to ``c``; the verifier adds its upper count."""
+    if plan.attack_fn is None:
+        with torch.no_grad():
+            c.k += int(is_adversarial(plan.definition, plan.clf, x, y, dist=plan.dist, x=x).sum())
+        return
+    kw = dict(plan.call_kw)
+    if plan.pass_generator:
+        kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, chunk_index))
+    found, evals, wrong = _attack_chunk(plan.attack_fn, plan.method, plan.clf, x, y, plan.threat, plan.definition,
+                                        plan.dist, kw)
+    if plan.verify_run is not None:
+        robust, confirmed = _verify_chunk(plan.verify_run, plan.clf, x, y, plan.threat, plan.definition, plan.dist)
+        if bool((robust & found).any()):
+            raise RuntimeError(f"the verifier proved {int((robust & found).sum())} points robust for which the "
+                               f"attack {plan.method!r} found verified adversarial examples: a verifier bug")
+        found = found | confirmed
+        c.upper_k += int((~robust).sum())
+        c.decided += int((robust | found).sum())
+    c.k, c.grad_evals, c.invalid = c.k + int(found.sum()), c.grad_evals + evals, c.invalid + wrong
+
+
+def _count(plan: _Plan) -> _Counts:
+    """The streaming loop: draw a chunk, count it, until ``n`` points (or the target width) are reached."""
+    c = _Counts()
+    attack_gen = torch.Generator(device=plan.device) if plan.attack_fn is not None else None
+    stream = _SampleStream(plan.dist, plan.seed, plan.block_size, plan.device, plan.dtype)
     bar = None
-    if show:
-        from tqdm.auto import tqdm
+    if plan.progress:
+        from tqdm.auto import tqdm  # loaded only when a bar is shown
 
-        bar = tqdm(total=n_max, unit="pt", unit_scale=True, desc=f"estimate_risk[{method}]", file=sys.stderr,
-                   leave=False, dynamic_ncols=True)
-
-    k = done = grad_evals = invalid = chunk_index = 0
-    upper_k = decided = 0
-    converged: bool | None = None
-    with eval_mode(clf):
+        bar = tqdm(total=plan.n_max, unit="pt", unit_scale=True, desc=f"estimate_risk[{plan.method}]",
+                   file=sys.stderr, leave=False, dynamic_ncols=True)
+    chunk_index = 0
+    with eval_mode(plan.clf):
         try:
-            while True:
-                if target_width is not None and done >= max(n_min, 1):
-                    low, high = clopper_pearson(k, done, level)
-                    if high - low <= target_width:
-                        converged = True
-                        break
-                if done >= n_max:
-                    converged = None if target_width is None else False
-                    break
-                m = min(chunk_size, n_max - done)
-                if target_width is not None:
-                    m = min(m, _planned_chunk(k, done, n_min, level, target_width, chunk_size))
+            while (m := _next_chunk(plan, c)) > 0:
                 x, y = stream.take(m)
-                if attack_fn is None:
-                    with torch.no_grad():
-                        k += int(is_adversarial(definition, clf, x, y, dist=dist, x=x).sum())
-                else:
-                    kw = dict(call_kw)
-                    if pass_generator:
-                        kw["generator"] = attack_gen.manual_seed(derive_seed(seed, _ATTACK_STREAM, chunk_index))
-                    found, evals, wrong = _attack_chunk(attack_fn, method, clf, x, y, threat, definition, dist, kw)
-                    if verify_run is not None:
-                        robust, confirmed = _verify_chunk(verify_run, clf, x, y, threat, definition, dist)
-                        if bool((robust & found).any()):
-                            raise RuntimeError(f"the verifier proved {int((robust & found).sum())} points robust "
-                                               f"for which the attack {method!r} found verified adversarial "
-                                               f"examples: a verifier bug")
-                        found = found | confirmed
-                        upper_k += int((~robust).sum())
-                        decided += int((robust | found).sum())
-                    k, grad_evals, invalid = k + int(found.sum()), grad_evals + evals, invalid + wrong
-                done += m
+                _count_chunk(plan, c, x, y, chunk_index, attack_gen)
+                c.done += m
                 chunk_index += 1
                 del x, y
                 if bar is not None:
                     bar.update(m)
-                    bar.set_postfix(risk=f"{k / done:.4g}", refresh=False)
+                    bar.set_postfix(risk=f"{c.k / c.done:.4g}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
+    return c
 
-    low, high = clopper_pearson(k, done, level)
+
+def _result(plan: _Plan, c: _Counts, seconds: float) -> RiskEstimate:
+    """The estimate, its exact interval, its kind, and the verified bracket when there is one."""
+    low, high = clopper_pearson(c.k, c.done, plan.level)
     bracket: dict[str, Any] = {}
-    if verify_run is not None:
-        u_low, u_high = clopper_pearson(upper_k, done, level)
-        bracket = dict(upper_k=upper_k, upper=upper_k / done, upper_ci_low=u_low, upper_ci_high=u_high,
-                       decided=decided)
-    if attack_fn is None or _is_exact_attack(attack_fn):
+    if plan.verify_run is not None:
+        u_low, u_high = clopper_pearson(c.upper_k, c.done, plan.level)
+        bracket = dict(upper_k=c.upper_k, upper=c.upper_k / c.done, upper_ci_low=u_low, upper_ci_high=u_high,
+                       decided=c.decided)
+    if plan.attack_fn is None or _is_exact_attack(plan.attack_fn):
         kind = "exact"
     else:
-        kind = "bracket" if verify_run is not None else "lower bound"
+        kind = "bracket" if plan.verify_run is not None else "lower bound"
     return RiskEstimate(
-        value=k / done, ci_low=low, ci_high=high, k=k, n=done, level=level, method=method,
-        definition=definition, threat=None if threat is None else repr(threat),
-        seconds=time.perf_counter() - start_time, device=str(dev), dtype=str(dt).replace("torch.", ""),
-        seed=seed, chunk_size=chunk_size, block_size=block_size, grad_evals=grad_evals, invalid_claims=invalid,
-        target_width=target_width, converged=converged, kind=kind, **bracket,
+        value=c.k / c.done, ci_low=low, ci_high=high, k=c.k, n=c.done, level=plan.level, method=plan.method,
+        definition=plan.definition, threat=None if plan.threat is None else repr(plan.threat), seconds=seconds,
+        device=str(plan.device), dtype=str(plan.dtype).replace("torch.", ""), seed=plan.seed,
+        chunk_size=plan.chunk_size, block_size=plan.block_size, grad_evals=c.grad_evals, invalid_claims=c.invalid,
+        target_width=plan.target_width, converged=c.converged, kind=kind, **bracket,
     )
 
 
