@@ -30,12 +30,15 @@ import torch
 
 import toyrobust as tr
 from toyrobust.attacks import default_attack
-from toyrobust.plotting import COLORS, save_figure, use_style
+from toyrobust.plotting import COLORS, save_figure, sweep_rows, use_style
 from toyrobust.rng import resolve_device
 
 NAME = "definitions"
 DEF_COLORS = {"ball": COLORS["neg"], "projection": COLORS["pos"], "error-region": COLORS["green"],
               "prediction-change": COLORS["pink"]}
+EST_COLS = ("distribution", "eps", "definition", "estimate", "ci_low", "ci_high", "n", "attack")
+BAYES_COLS = ("distribution", "eps", "definition", "closed_form")
+TRAIN_COLS = ("distribution", "model", "steps", "final_standard_risk")
 DEF_MARKERS = {"ball": "o", "projection": "s", "error-region": "D", "prediction-change": "^"}
 
 
@@ -71,65 +74,87 @@ def _setups(quick: bool) -> list[Setup]:
     ]
 
 
-def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
-    """Build the figure; ``quick`` trains less and uses fewer points and eps values. Returns the written paths."""
-    import matplotlib.pyplot as plt
-
-    use_style()
+def _panel(params: dict) -> dict:
+    """One panel's data (a sweep task): train the network, attack it at every eps under every definition, and the
+    Bayes classifier's closed forms; plain lists, so the row is stored as JSON."""
+    k, quick = int(params["panel"]), bool(params["quick"])
+    setup = _setups(quick)[k]
     device = resolve_device(None)
     n = 150 if quick else 1000
     n_eps = 4 if quick else 9
     # the projection attack (PGD kept in the label-preserving region) is the slow one: fewer steps when quick
     options = {"projection": {"steps": 30}} if quick else {}
-    estimates: dict[str, list] = {k: [] for k in ("distribution", "eps", "definition", "estimate", "ci_low",
-                                                  "ci_high", "n", "attack")}
-    bayes: dict[str, list] = {k: [] for k in ("distribution", "eps", "definition", "closed_form")}
-    training: dict[str, list] = {k: [] for k in ("distribution", "model", "steps", "final_standard_risk")}
+    estimates: dict[str, list] = {k: [] for k in EST_COLS}
+    bayes: dict[str, list] = {k: [] for k in BAYES_COLS}
+    training: dict[str, list] = {k: [] for k in TRAIN_COLS}
+    model = setup.model()
+    result = tr.train(model, setup.dist, steps=setup.steps, batch_size=256, lr=setup.lr, seed=k,
+                      device=device, eval_every=0, eval_n=2000 if quick else 20_000)
+    training["distribution"].append(setup.key)
+    training["model"].append(f"MLP{(setup.dist.dim,) + tuple(model.hidden) + (1,)}")
+    training["steps"].append(setup.steps)
+    training["final_standard_risk"].append(result.history[-1]["risk"])
+    eps_grid = np.linspace(0.0, setup.eps_max, n_eps)
+    fine = np.linspace(0.0, setup.eps_max, 31 if quick else 121)
+    bayes_clf = setup.dist.bayes_classifier()
+    gen = torch.Generator(device=device).manual_seed(1000 + k)
+    x, y = setup.dist.sample(n, generator=gen)
+    clf = tr.as_classifier(model)
+    for definition in tr.DEFINITIONS:
+        for e in fine:
+            threat = None if e == 0 else setup.threat(float(e))
+            bayes["distribution"].append(setup.key)
+            bayes["eps"].append(float(e))
+            bayes["definition"].append(definition)
+            bayes["closed_form"].append(float(tr.risk(setup.dist, bayes_clf, threat, definition)))
+        # the clean point lies in its own ball: adversarial at every eps if it already is
+        with torch.no_grad():
+            found = tr.is_adversarial(definition, clf, x, y, dist=setup.dist, x=x)
+        for e in eps_grid:
+            method = "none (clean points)"
+            rows = torch.nonzero(~found).flatten()
+            if e > 0 and len(rows):
+                threat = setup.threat(float(e))
+                attack = default_attack(clf, threat, definition)
+                method = getattr(attack, "__name__", "attack")
+                res = attack(clf, x[rows], y[rows], threat, definition=definition, dist=setup.dist,
+                             generator=gen, **(options.get(definition) or {}))
+                with torch.no_grad():
+                    x_adv = res.x_adv.detach()
+                    ok = threat.contains(x_adv, x[rows]) & tr.is_adversarial(
+                        definition, clf, x_adv, y[rows], dist=setup.dist, x=x[rows])
+                found[rows] |= ok
+            hits = int(found.sum())
+            low, high = tr.clopper_pearson(hits, n)
+            for key, value in (("distribution", setup.key), ("eps", float(e)), ("definition", definition),
+                               ("estimate", hits / n), ("ci_low", low), ("ci_high", high), ("n", n),
+                               ("attack", method)):
+                estimates[key].append(value)
+    as_plain = {"estimates": estimates, "bayes": bayes, "training": training}
+    return {part: {c: [v.item() if hasattr(v, "item") else v for v in vals] for c, vals in cols.items()}
+            for part, cols in as_plain.items()}
+
+
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+    """Build the figure; ``quick`` trains less and uses fewer points and eps values. Returns the written paths.
+
+    The four panels are the tasks of a sweep (:func:`toyrobust.plotting.sweep_rows`): kept in a resumable store,
+    computed in this process by default or on ``executor``."""
+    import matplotlib.pyplot as plt
+
+    use_style()
+    rows = sorted(sweep_rows(NAME, quick, {"panel": [0, 1, 2, 3], "quick": quick}, _panel, executor=executor,
+                             max_workers=max_workers), key=lambda r: int(r["panel"]))
+    # the CSV columns in their documented order (the store keeps JSON objects, whose keys come back sorted)
+    estimates: dict[str, list] = {k: [] for k in EST_COLS}
+    bayes: dict[str, list] = {k: [] for k in BAYES_COLS}
+    training: dict[str, list] = {k: [] for k in TRAIN_COLS}
+    for row in rows:
+        for part, merged in (("estimates", estimates), ("bayes", bayes), ("training", training)):
+            for c in merged:
+                merged[c].extend(row[part][c])
     fig, axes = plt.subplots(1, 4, figsize=(15.0, 4.4))
     for k, (setup, ax) in enumerate(zip(_setups(quick), axes, strict=True)):
-        model = setup.model()
-        result = tr.train(model, setup.dist, steps=setup.steps, batch_size=256, lr=setup.lr, seed=k,
-                          device=device, eval_every=0, eval_n=2000 if quick else 20_000)
-        training["distribution"].append(setup.key)
-        training["model"].append(f"MLP{(setup.dist.dim,) + tuple(model.hidden) + (1,)}")
-        training["steps"].append(setup.steps)
-        training["final_standard_risk"].append(result.history[-1]["risk"])
-        eps_grid = np.linspace(0.0, setup.eps_max, n_eps)
-        fine = np.linspace(0.0, setup.eps_max, 31 if quick else 121)
-        bayes_clf = setup.dist.bayes_classifier()
-        gen = torch.Generator(device=device).manual_seed(1000 + k)
-        x, y = setup.dist.sample(n, generator=gen)
-        clf = tr.as_classifier(model)
-        for definition in tr.DEFINITIONS:
-            for e in fine:
-                threat = None if e == 0 else setup.threat(float(e))
-                bayes["distribution"].append(setup.key)
-                bayes["eps"].append(float(e))
-                bayes["definition"].append(definition)
-                bayes["closed_form"].append(float(tr.risk(setup.dist, bayes_clf, threat, definition)))
-            # the clean point lies in its own ball: adversarial at every eps if it already is
-            with torch.no_grad():
-                found = tr.is_adversarial(definition, clf, x, y, dist=setup.dist, x=x)
-            for e in eps_grid:
-                method = "none (clean points)"
-                rows = torch.nonzero(~found).flatten()
-                if e > 0 and len(rows):
-                    threat = setup.threat(float(e))
-                    attack = default_attack(clf, threat, definition)
-                    method = getattr(attack, "__name__", "attack")
-                    res = attack(clf, x[rows], y[rows], threat, definition=definition, dist=setup.dist,
-                                 generator=gen, **(options.get(definition) or {}))
-                    with torch.no_grad():
-                        x_adv = res.x_adv.detach()
-                        ok = threat.contains(x_adv, x[rows]) & tr.is_adversarial(
-                            definition, clf, x_adv, y[rows], dist=setup.dist, x=x[rows])
-                    found[rows] |= ok
-                hits = int(found.sum())
-                low, high = tr.clopper_pearson(hits, n)
-                for key, value in (("distribution", setup.key), ("eps", float(e)), ("definition", definition),
-                                   ("estimate", hits / n), ("ci_low", low), ("ci_high", high), ("n", n),
-                                   ("attack", method)):
-                    estimates[key].append(value)
         est_cols = {c: np.asarray(v) for c, v in estimates.items()}
         ref_cols = {c: np.asarray(v) for c, v in bayes.items()}
         for j, definition in enumerate(tr.DEFINITIONS):
@@ -143,8 +168,8 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
             err = np.vstack([y - est_cols["ci_low"][sel].astype(float), est_cols["ci_high"][sel].astype(float) - y])
             ax.errorbar(x, y, yerr=err, fmt=DEF_MARKERS[definition] + "-", color=color, ms=4.5, lw=1.3, capsize=2,
                         mfc="white", label=definition)
-        ax.set_title(f"({'abcd'[k]}) {setup.title}\ntrained {training['model'][-1]}, "
-                     f"standard risk {training['final_standard_risk'][-1]:.3g}", fontsize=9.5)
+        ax.set_title(f"({'abcd'[k]}) {setup.title}\ntrained {training['model'][k]}, "
+                     f"standard risk {training['final_standard_risk'][k]:.3g}", fontsize=9.5)
         ax.set_xlabel(setup.eps_label)
         ax.set_ylim(-0.03, 1.03)
         if k == 0:

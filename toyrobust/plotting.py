@@ -99,3 +99,31 @@ def save_figure(fig: Any, name: str, data: Mapping[str, Mapping[str, Sequence[An
     for part, columns in data.items():
         paths.append(write_csv(folder / (f"{name}.csv" if not part else f"{name}-{part}.csv"), columns))
     return paths
+
+
+def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any = None,
+               max_workers: int = 0) -> list[dict]:
+    """A figure's expensive data computed as a parameter sweep (:func:`toyrobust.sweep`) and read back.
+
+    The rows live in ``<repo>/.scratch/sweeps/<name>[-quick]`` (ignored by git): a killed run resumes where it
+    stopped, a rebuilt figure reuses them, and ``executor`` (a process pool, a Dask client) computes them elsewhere.
+    ``max_workers=0`` (the default) runs the tasks in this process.
+
+    Args:
+        name: the figure's name.
+        quick: the quick size (its own store).
+        grid: the sweep's grid (see :func:`toyrobust.sweep`).
+        task: a registered task name or a function ``params -> dict`` (picklable by value for Dask).
+
+    Returns:
+        the rows (parameters and results), every one with status "ok", in the store's order.
+    """
+    from .sweeps import Store, sweep  # the sweep machinery is needed only by the figures that use it
+
+    store = repo_root() / ".scratch" / "sweeps" / f"{name}{'-quick' if quick else ''}"
+    sweep(grid, task, store=store, executor=executor, max_workers=max_workers, progress=False)
+    rows = Store(store).rows()
+    bad = [r for r in rows if r.get("status") != "ok"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} task(s) of the {name} sweep failed, e.g. {bad[0].get('error')}")
+    return rows
