@@ -17,28 +17,47 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 import toyrobust as tr
 from toyrobust.blocks import Blocks
 from toyrobust.dynamics import adversarial_training_dynamics
-from toyrobust.plotting import COLORS, save_figure, use_style
+from toyrobust.plotting import COLORS, save_figure, sweep_rows, use_style
 from toyrobust.rng import resolve_device
 
 NAME = "adversarial_training"
 D = 100
 
 
-def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
-    """Build the figure; ``quick`` trains for fewer steps on smaller batches. Returns the written paths."""
-    import matplotlib.pyplot as plt
+def _run(params: dict) -> dict:
+    """The training run (a sweep task): seed 003's adversarial training, its recorded weights as plain lists."""
     import torch
+
+    dyn = adversarial_training_dynamics(D, steps=int(params["steps"]), batch_size=int(params["batch"]), seed=0,
+                                        device=resolve_device(None), dtype=torch.float64)
+    return {"eps": float(dyn.eps), "a": float(dyn.a), "record_steps": dyn.steps.tolist(),
+            "weights": dyn.weights.tolist(), "bias": dyn.bias.tolist(), "fixed_point": dict(dyn.fixed_point)}
+
+
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+    """Build the figure; ``quick`` trains for fewer steps on smaller batches. Returns the written paths.
+
+    The training run is a sweep task (:func:`toyrobust.plotting.sweep_rows`): a rebuilt figure reuses the stored
+    weights, and ``executor`` may run it elsewhere."""
+    import matplotlib.pyplot as plt
 
     use_style()
     steps, batch = (300, 256) if quick else (2000, 1024)
-    dyn = adversarial_training_dynamics(D, steps=steps, batch_size=batch, seed=0, device=resolve_device(None),
-                                        dtype=torch.float64)
+    (row,) = sweep_rows(NAME, quick, {"steps": steps, "batch": batch}, _run, executor=executor,
+                        max_workers=max_workers)
+    W = np.array(row["weights"], dtype=float)
+    dyn = SimpleNamespace(eps=row["eps"], a=row["a"], steps=np.array(row["record_steps"]), weights=W,
+                          bias=np.array(row["bias"], dtype=float), w_robust=W[:, 0],
+                          w_nonrobust_mean=W[:, 1:].mean(axis=1), w_nonrobust_absmax=np.abs(W[:, 1:]).max(axis=1),
+                          fixed_point=row["fixed_point"])
     dist = tr.GaussianMixture.robust_nonrobust(D)
     threat = tr.Linf(dyn.eps)
     fixed = dyn.fixed_point
