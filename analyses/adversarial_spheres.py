@@ -25,6 +25,7 @@ import argparse
 import copy
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,11 +34,15 @@ from scipy.special import ndtri
 import toyrobust as tr
 from toyrobust.attacks import on_manifold_attack
 from toyrobust.bounds import isoperimetric_mean_distance
-from toyrobust.plotting import COLORS, save_figure, use_style
+from toyrobust.plotting import COLORS, save_figure, sweep_rows, use_style
 from toyrobust.risks.spheres import weighted_chi2_probability
 from toyrobust.rng import resolve_device
 
 NAME = "adversarial_spheres"
+
+
+ROW_COLS = ("network", "step", "error_rate", "error_low", "error_high", "error_method", "mean_distance", "distance_se",
+            "points", "not_found", "bound_at_error_rate")
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -93,20 +98,17 @@ def _quadratic_inner_error(net: tr.QuadraticNet) -> float:
     return weighted_chi2_probability(lam - float(twin.c))
 
 
-def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
-    """Build the figure; ``quick`` uses a smaller dimension, networks and samples. Returns the written paths."""
-    import matplotlib.pyplot as plt
-
-    use_style()
-    device = resolve_device(None)
+def _sizes(quick: bool) -> tuple:
     if quick:
-        dim, hidden_q, hidden_m, m, n_mu = 50, 100, (64, 64), 30, 4000
-        snapshots = (20, 60, 150)
-        levels, attack_steps = np.geomspace(0.02, 2.0, 9), 20
-    else:
-        dim, hidden_q, hidden_m, m, n_mu = 500, 1000, (512, 512), 120, 20_000
-        snapshots = (50, 100, 200, 400, 800, 1600)
-        levels, attack_steps = np.geomspace(0.01, 2.0, 15), 25
+        return 50, 100, (64, 64), 30, 4000, (20, 60, 150), np.geomspace(0.02, 2.0, 9), 20
+    return 500, 1000, (512, 512), 120, 20_000, (50, 100, 200, 400, 800, 1600), np.geomspace(0.01, 2.0, 15), 25
+
+
+def _networks(params: dict) -> dict:
+    """Both networks' measurements (one sweep task: the two share the attack generator's stream), as plain lists."""
+    quick = bool(params["quick"])
+    device = resolve_device(None)
+    dim, hidden_q, hidden_m, m, n_mu, snapshots, levels, attack_steps = _sizes(quick)
     dist = tr.ConcentricSpheres(dim, 1.0, 1.3)
     gen = torch.Generator(device=device).manual_seed(0)
     # fixed evaluation points on the inner sphere (label -1)
@@ -114,9 +116,7 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     pts = z / torch.linalg.vector_norm(z, dim=1, keepdim=True)
     labels = torch.full((len(pts),), -1, dtype=torch.int64, device=device)
 
-    rows: dict[str, list] = {k: [] for k in ("network", "step", "error_rate", "error_low", "error_high",
-                                             "error_method", "mean_distance", "distance_se", "points",
-                                             "not_found", "bound_at_error_rate")}
+    rows: dict[str, list] = {k: [] for k in ROW_COLS}
     for kind in ("quadratic", "mlp"):
         if kind == "quadratic":
             model = tr.QuadraticNet(dim, hidden_q, seed=0, init_bias=((1 + 1.3) / 2) ** 2)
@@ -159,7 +159,20 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
             rows["points"].append(m)
             rows["not_found"].append(int((~found).sum()))
             rows["bound_at_error_rate"].append(isoperimetric_mean_distance(dim, mu) if mu > 0 else math.nan)
+    return {"rows": {c: [v.item() if hasattr(v, "item") else v for v in vals] for c, vals in rows.items()}}
 
+
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+    """Build the figure; ``quick`` uses a smaller dimension, networks and samples. Returns the written paths.
+
+    The trainings and attacks are a sweep task (:func:`toyrobust.plotting.sweep_rows`): a rebuilt figure reuses the
+    stored measurements, and ``executor`` may run them elsewhere."""
+    import matplotlib.pyplot as plt
+
+    use_style()
+    dim, hidden_q, hidden_m, *_ = _sizes(quick)
+    (row,) = sweep_rows(NAME, quick, {"quick": quick}, _networks, executor=executor, max_workers=max_workers)
+    rows: dict[str, list] = {c: list(row["rows"][c]) for c in ROW_COLS}  # the documented column order
     measured = [v for v in rows["error_rate"] if v > 0]
     low_mu = min([1e-5] + [v / 10 for v in measured])
     mus = np.concatenate([np.geomspace(low_mu, 0.5, 40 if quick else 120)[:-1], np.linspace(0.5, 0.999, 20)])
