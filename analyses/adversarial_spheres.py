@@ -162,7 +162,8 @@ def _networks(params: dict) -> dict:
     return {"rows": {c: [v.item() if hasattr(v, "item") else v for v in vals] for c, vals in rows.items()}}
 
 
-def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0,
+         resume: bool = False) -> list[Path]:
     """Build the figure; ``quick`` uses a smaller dimension, networks and samples. Returns the written paths.
 
     The trainings and attacks are a sweep task (:func:`toyrobust.plotting.sweep_rows`): a rebuilt figure reuses the
@@ -171,7 +172,8 @@ def main(quick: bool = False, out: str | Path | None = None, executor: Any = Non
 
     use_style()
     dim, hidden_q, hidden_m, *_ = _sizes(quick)
-    (row,) = sweep_rows(NAME, quick, {"quick": quick}, _networks, executor=executor, max_workers=max_workers)
+    (row,) = sweep_rows(NAME, quick, {"quick": quick}, _networks, executor=executor, max_workers=max_workers,
+                        resume=resume)
     rows: dict[str, list] = {c: list(row["rows"][c]) for c in ROW_COLS}  # the documented column order
     measured = [v for v in rows["error_rate"] if v > 0]
     low_mu = min([1e-5] + [v / 10 for v in measured])
@@ -213,6 +215,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller dimension, networks and samples")
     parser.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
+    parser.add_argument("--workers", type=int, default=0, help="processes for the figure's sweep (0: this one)")
+    parser.add_argument("--resume", action="store_true", help="reuse the rows of an earlier or interrupted run")
     args = parser.parse_args()
-    for path in main(quick=args.quick, out=args.out):
+    for path in main(quick=args.quick, out=args.out, max_workers=args.workers, resume=args.resume):
         print(path)

@@ -42,7 +42,8 @@ def _run(params: dict) -> dict:
             "weights": dyn.weights.tolist(), "bias": dyn.bias.tolist(), "fixed_point": dict(dyn.fixed_point)}
 
 
-def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0,
+         resume: bool = False) -> list[Path]:
     """Build the figure; ``quick`` trains for fewer steps on smaller batches. Returns the written paths.
 
     The training run is a sweep task (:func:`toyrobust.plotting.sweep_rows`): a rebuilt figure reuses the stored
@@ -52,7 +53,7 @@ def main(quick: bool = False, out: str | Path | None = None, executor: Any = Non
     use_style()
     steps, batch = (300, 256) if quick else (2000, 1024)
     (row,) = sweep_rows(NAME, quick, {"steps": steps, "batch": batch}, _run, executor=executor,
-                        max_workers=max_workers)
+                        max_workers=max_workers, resume=resume)
     W = np.array(row["weights"], dtype=float)
     dyn = SimpleNamespace(eps=row["eps"], a=row["a"], steps=np.array(row["record_steps"]), weights=W,
                           bias=np.array(row["bias"], dtype=float), w_robust=W[:, 0],
@@ -125,6 +126,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, smaller training steps (seconds)")
     parser.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
+    parser.add_argument("--workers", type=int, default=0, help="processes for the figure's sweep (0: this one)")
+    parser.add_argument("--resume", action="store_true", help="reuse the rows of an earlier or interrupted run")
     args = parser.parse_args()
-    for path in main(quick=args.quick, out=args.out):
+    for path in main(quick=args.quick, out=args.out, max_workers=args.workers, resume=args.resume):
         print(path)

@@ -135,7 +135,8 @@ def _panel(params: dict) -> dict:
             for part, cols in as_plain.items()}
 
 
-def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0) -> list[Path]:
+def main(quick: bool = False, out: str | Path | None = None, executor: Any = None, max_workers: int = 0,
+         resume: bool = False) -> list[Path]:
     """Build the figure; ``quick`` trains less and uses fewer points and eps values. Returns the written paths.
 
     The four panels are the tasks of a sweep (:func:`toyrobust.plotting.sweep_rows`): kept in a resumable store,
@@ -144,7 +145,7 @@ def main(quick: bool = False, out: str | Path | None = None, executor: Any = Non
 
     use_style()
     rows = sorted(sweep_rows(NAME, quick, {"panel": [0, 1, 2, 3], "quick": quick}, _panel, executor=executor,
-                             max_workers=max_workers), key=lambda r: int(r["panel"]))
+                             max_workers=max_workers, resume=resume), key=lambda r: int(r["panel"]))
     # the CSV columns in their documented order (the store keeps JSON objects, whose keys come back sorted)
     estimates: dict[str, list] = {k: [] for k in EST_COLS}
     bayes: dict[str, list] = {k: [] for k in BAYES_COLS}
@@ -187,6 +188,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="less training, fewer points and eps values")
     parser.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
+    parser.add_argument("--workers", type=int, default=0, help="processes for the figure's sweep (0: this one)")
+    parser.add_argument("--resume", action="store_true", help="reuse the rows of an earlier or interrupted run")
     args = parser.parse_args()
-    for path in main(quick=args.quick, out=args.out):
+    for path in main(quick=args.quick, out=args.out, max_workers=args.workers, resume=args.resume):
         print(path)

@@ -25,7 +25,7 @@ import numpy as np
 
 import toyrobust as tr
 from toyrobust.blocks import Blocks
-from toyrobust.plotting import COLORS, repo_root, save_figure, use_style
+from toyrobust.plotting import COLORS, save_figure, sweep_rows, use_style
 
 NAME = "robust_features"
 
@@ -37,12 +37,11 @@ def _setup(D: int) -> tuple[tr.GaussianMixture, dict[str, tr.Linear], tr.Linf]:
     return dist, classifiers, tr.Linf(2 * a)
 
 
-def _monte_carlo(mc_dims: list[int], n: int, quick: bool, executor=None, max_workers: int = 0) -> dict:
-    """The estimates as a sweep (``tr.sweep``, task ``estimate``): standard and Linf (eps = 2a) risk of the Bayes rule
-    and of sign(x1) at each D, seed ``1000 + i`` for the i-th dimension (as a plain loop would use). The store lives
-    in the scratch folder ``<repo>/.scratch/sweeps/`` (ignored by git) and is resumed when the figure is rebuilt."""
-    from toyrobust.sweeps import Store
-
+def _monte_carlo(mc_dims: list[int], n: int, quick: bool, executor=None, max_workers: int = 0,
+                 resume: bool = False) -> dict:
+    """The estimates as a sweep (task ``estimate``, :func:`toyrobust.plotting.sweep_rows`): standard and Linf
+    (eps = 2a) risk of the Bayes rule and of sign(x1) at each D, seed ``1000 + i`` for the i-th dimension (as a plain
+    loop would use)."""
     dims, threats, seeds, chunks = [], [], [], []
     for i, D in enumerate(mc_dims):
         _, _, threat = _setup(D)
@@ -53,17 +52,12 @@ def _monte_carlo(mc_dims: list[int], n: int, quick: bool, executor=None, max_wor
             chunks.append(max(256, 2_000_000 // D))
     grid = {"dist": "robust-nonrobust", "classifier": ["bayes", "robust"], "n": n,
             "zip": [{"D": dims, "threat": threats, "seed": seeds, "chunk_size": chunks}]}
-    store = repo_root() / ".scratch" / "sweeps" / f"{NAME}{'-quick' if quick else ''}"
-    tr.sweep(grid, "estimate", store=store, executor=executor, max_workers=max_workers, progress=False)
-    rows = {}
-    for row in Store(store).rows():
-        if row.get("status") != "ok":
-            raise RuntimeError(f"the estimate {row.get('task_id')} failed: {row.get('error')}")
-        rows[(int(row["D"]), row["classifier"], row["threat"])] = row
-    return rows
+    rows = sweep_rows(NAME, quick, grid, "estimate", executor=executor, max_workers=max_workers, resume=resume)
+    return {(int(row["D"]), row["classifier"], row["threat"]): row for row in rows}
 
 
-def main(quick: bool = False, out: str | Path | None = None, executor=None, max_workers: int = 0) -> list[Path]:
+def main(quick: bool = False, out: str | Path | None = None, executor=None, max_workers: int = 0,
+         resume: bool = False) -> list[Path]:
     """Build the figure; ``quick`` uses fewer dimensions and samples. Returns the written paths.
 
     ``executor`` / ``max_workers`` say where the Monte Carlo sweep runs (default: in this process); see
@@ -90,7 +84,7 @@ def main(quick: bool = False, out: str | Path | None = None, executor=None, max_
     # where it stopped and the estimates can be computed elsewhere (executor: a process pool or a Dask client)
     mc_dims = [10, 100, 1000] if quick else [10, 30, 100, 300, 1000, 3000]
     n = 2_000 if quick else 20_000
-    rows = _monte_carlo(mc_dims, n, quick, executor=executor, max_workers=max_workers)
+    rows = _monte_carlo(mc_dims, n, quick, executor=executor, max_workers=max_workers, resume=resume)
     points: dict[str, list] = {k: [] for k in ("D", "classifier", "risk", "estimate", "ci_low", "ci_high", "n",
                                                 "closed_form")}
     names = {"bayes": "bayes", "robust": "sign_x1"}
@@ -140,6 +134,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer dimensions and samples (seconds)")
     parser.add_argument("--out", default=None, help="output folder (default: <repo>/figures)")
     parser.add_argument("--workers", type=int, default=0, help="processes for the Monte Carlo sweep (0: this one)")
+    parser.add_argument("--resume", action="store_true", help="reuse the rows of an earlier or interrupted run")
     args = parser.parse_args()
-    for path in main(quick=args.quick, out=args.out, max_workers=args.workers):
+    for path in main(quick=args.quick, out=args.out, max_workers=args.workers, resume=args.resume):
         print(path)

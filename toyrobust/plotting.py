@@ -7,6 +7,7 @@ several CSVs ``<name>-<part>.csv``), so a figure can be checked against the anal
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,14 @@ def save_figure(fig: Any, name: str, data: Mapping[str, Mapping[str, Sequence[An
     return paths
 
 
-def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any = None,
-               max_workers: int = 0) -> list[dict]:
+def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any = None, max_workers: int = 0,
+               resume: bool = False) -> list[dict]:
     """A figure's expensive data computed as a parameter sweep (:func:`toyrobust.sweep`) and read back.
 
-    The rows live in ``<repo>/.scratch/sweeps/<name>[-quick]`` (ignored by git): a killed run resumes where it
-    stopped, a rebuilt figure reuses them, and ``executor`` (a process pool, a Dask client) computes them elsewhere.
-    ``max_workers=0`` (the default) runs the tasks in this process.
+    The rows live in ``<repo>/.scratch/sweeps/<name>[-quick]`` (ignored by git). By default the store is cleared
+    first, so a rebuilt figure always reflects the current code; with ``resume`` a killed or earlier run is
+    continued and its rows reused. ``executor`` (a process pool, a Dask client) computes the tasks elsewhere;
+    ``max_workers=0`` (the default) runs them in this process.
 
     Args:
         name: the figure's name.
@@ -121,6 +123,8 @@ def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any =
     from .sweeps import Store, sweep  # the sweep machinery is needed only by the figures that use it
 
     store = repo_root() / ".scratch" / "sweeps" / f"{name}{'-quick' if quick else ''}"
+    if not resume and store.exists():
+        shutil.rmtree(store)
     sweep(grid, task, store=store, executor=executor, max_workers=max_workers, progress=False)
     rows = Store(store).rows()
     bad = [r for r in rows if r.get("status") != "ok"]
