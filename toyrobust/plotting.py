@@ -125,6 +125,16 @@ def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any =
     store = repo_root() / ".scratch" / "sweeps" / f"{name}{'-quick' if quick else ''}"
     if not resume and store.exists():
         shutil.rmtree(store)
+    if callable(task):
+        # the store names its task by module: a script run as __main__ or imported by `toyrobust reproduce` must
+        # name its task the same way, so the function is wrapped under the figure's own name
+        fn = task
+
+        def figure_task(params: dict, _fn: Any = fn) -> dict:
+            return _fn(params)
+
+        figure_task.__module__, figure_task.__qualname__ = "toyrobust.figures", name
+        task = figure_task
     sweep(grid, task, store=store, executor=executor, max_workers=max_workers, progress=False)
     rows = Store(store).rows()
     bad = [r for r in rows if r.get("status") != "ok"]
