@@ -630,3 +630,15 @@ def test_estimate_risk_rejects_bad_attack_arguments():
         estimate_risk("gauss", clf, n=10)
     with pytest.raises(TypeError, match="threat"):
         estimate_risk(dist, clf, 0.3, n=10)
+
+
+def test_device_chunk_size_from_free_memory():
+    from toyrobust.montecarlo import DEFAULT_CHUNK, device_chunk_size
+
+    assert device_chunk_size("cpu", 500) == DEFAULT_CHUNK  # the CPU keeps its cache-sized chunks
+    big = device_chunk_size("cuda", 500, 4, free_bytes=140 * 2**30)  # an H200: at least 2^20 points
+    assert big >= 1 << 20 and big & (big - 1) == 0 and big <= 1 << 22
+    # the working set fits in a quarter of the free memory, and a small card still gets a useful chunk
+    assert big * 500 * 4 * 16 <= 140 * 2**30 / 4
+    assert device_chunk_size("cuda", 500, 8, free_bytes=2**30) == 1 << 14
+    assert device_chunk_size("cuda", 2, 4, attacked=False, free_bytes=80 * 2**30) == 1 << 22

@@ -57,6 +57,7 @@ __all__ = [
     "derive_seed",
     "SAMPLE_BLOCK",
     "DEFAULT_CHUNK",
+    "device_chunk_size",
 ]
 
 #: what a :class:`RiskEstimate` is: the risk itself, a lower bound on it, or a lower and a verified upper bound
@@ -90,6 +91,30 @@ _ATTACK_NAMES = {
 
 
 # ---------------------------------------------------------------------------------------------------- intervals
+
+
+def device_chunk_size(device: Any, dim: int, itemsize: int = 4, *, attacked: bool = True,
+                      free_bytes: int | None = None) -> int:
+    """Points per chunk for ``estimate_risk`` on ``device``: :data:`DEFAULT_CHUNK` on a CPU (caches, not memory,
+    bound it there); on a GPU the largest power of two whose working set (about 16 copies of an (N, dim) batch when
+    attacked, 4 otherwise) fits in a quarter of the free memory, between 2^14 and 2^22 (2^20 and more on a large
+    card: launches, not bandwidth, bound small chunks there; PITFALLS 16).
+
+    Args:
+        device: the torch device.
+        dim: input dimension.
+        itemsize: bytes per entry (4 for float32, 8 for float64).
+        attacked: whether the chunk is attacked (gradients, iterates and best points are kept).
+        free_bytes: free device memory (default: ``torch.cuda.mem_get_info``); for tests.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" and free_bytes is None:
+        return DEFAULT_CHUNK
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    per_point = max(1, dim) * itemsize * (16 if attacked else 4)
+    fit = max(1, (free_bytes // 4) // per_point)
+    return int(min(max(1 << (fit.bit_length() - 1), 1 << 14), 1 << 22))
 
 
 def _check_level(level: Any, name: str = "level") -> float:
@@ -530,7 +555,7 @@ def estimate_risk(
     seed: int | None = 0,
     device: Any = None,
     dtype: torch.dtype | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
     block_size: int = SAMPLE_BLOCK,
     level: float = 0.95,
     target_width: float | None = None,
@@ -571,7 +596,8 @@ def estimate_risk(
         seed: master seed (int >= 0), or None for fresh OS entropy (reported in the result).
         device: "cpu", "cuda", "auto" or None (the model's device for a torch module, else CUDA when available).
         dtype: float32 or float64 (None: the model's dtype for a torch module, else torch's default).
-        chunk_size: points attacked at once (memory is proportional to it, not to ``n``).
+        chunk_size: points attacked at once (memory is proportional to it, not to ``n``); None:
+            :func:`device_chunk_size` (8192 on a CPU, sized from the free memory on a GPU, up to 2^22).
         block_size: points per sampling block (fixes which points a seed draws; see the module docstring).
         level: confidence level of the interval, in (0, 1).
         target_width: stop once the interval is at most this wide, in (0, 1]; None draws exactly ``n`` points.
@@ -655,7 +681,8 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
             raise TypeError(f"threat must have a numeric eps to be attacked, got {threat!r}")
     level = _check_level(level)
     seed = _check_seed(seed)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    if chunk_size is not None:
+        chunk_size = _check_int("chunk_size", chunk_size, 1)
     block_size = _check_int("block_size", block_size, 1)
     if target_width is None:
         n = 100_000 if n is None else _check_int("n", n, 1)
@@ -677,6 +704,9 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
 
     dev, dt = _resolve_placement(clf, device, dtype)
+    if chunk_size is None:
+        chunk_size = device_chunk_size(dev, int(dist.dim) if not is_symbolic(dist.dim) else 1,
+                                       torch.finfo(dt).bits // 8, attacked=threat is not None)
     verify_run = _upper_setup(upper, clf, threat, definition, dist, verify_options)
     attack_fn = _resolve_attack(attack, clf, threat, definition, dist)
     method = "none (standard risk)" if attack_fn is None else _attack_name(attack_fn)
