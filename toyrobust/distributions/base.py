@@ -15,7 +15,8 @@ from ..classifiers import Classifier
 from ..constraints import Constraint, check, is_symbolic
 from ..rng import make_generator, resolve_device, resolve_dtype
 
-__all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "registered_distributions", "cli_constructors"]
+__all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "LinearBayesRegions", "registered_distributions",
+           "cli_constructors"]
 
 #: the two labels, in the order used for class-indexed results
 LABELS = (-1, 1)
@@ -386,3 +387,18 @@ def linear_region_pieces(bayes: Any, label: int) -> list[list[tuple[Any, float, 
     w = np.asarray(bayes.w.to_numpy(), dtype=np.float64)
     b = float(bayes.b)
     return [[(-w, b, False)]] if label == 1 else [[(w, -b, True)]]
+
+
+class LinearBayesRegions:
+    """Label regions of a distribution whose Bayes label of the projection is its linear Bayes rule itself
+    (``Bayes(proj(z)) = Bayes(z)``: point masses, whose projection keeps the Bayes label; Gaussian mixtures, whose
+    support is everything): one half-space per label. Mixed in before :class:`Distribution`."""
+
+    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return linear_region_projection(self.bayes_classifier(), z, y)
+
+    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_halfspace(self.bayes_classifier(), z, y)
+
+    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)

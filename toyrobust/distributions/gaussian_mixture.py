@@ -15,17 +15,15 @@ from ..threats import L1, L2, Linf
 from .base import (
     Distribution,
     ExampleSet,
+    LinearBayesRegions,
     Support,
     _check_label,
-    linear_halfspace,
-    linear_region_pieces,
-    linear_region_projection,
 )
 
 __all__ = ["GaussianMixture"]
 
 
-class GaussianMixture(Distribution):
+class GaussianMixture(LinearBayesRegions, Distribution):
     """``y`` uniform in {-1, +1}, ``x ~ N(y * mean, sigma^2 I)``.
 
     The log-odds are ``2 <mean, x> / sigma^2``, so the Bayes classifier is ``sign(<mean, x>)`` with risk
@@ -126,16 +124,6 @@ class GaussianMixture(Distribution):
         """``sign(2 <mean, x> / sigma^2)``: the log-odds as a linear classifier."""
         scale = 2 / sympy.sympify(self.sigma) ** 2 if self.is_symbolic else 2 / float(self.sigma) ** 2
         return Linear(self.mean * scale, 0)
-
-    # the support is everything: Bayes(proj(z)) = Bayes(z), a half-space for each label
-    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return linear_region_projection(self.bayes_classifier(), z, y)
-
-    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return linear_halfspace(self.bayes_classifier(), z, y)
-
-    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
-        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """0 (the classes overlap: points next to the Bayes boundary cross it); infinite if the mean vanishes on

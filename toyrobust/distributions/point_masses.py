@@ -14,19 +14,17 @@ from ..threats import L2, Linf
 from .base import (
     Distribution,
     ExampleSet,
+    LinearBayesRegions,
     Support,
     _check_label,
     keep_nan,
-    linear_halfspace,
-    linear_region_pieces,
-    linear_region_projection,
     on_value,
 )
 
 __all__ = ["PointMasses"]
 
 
-class PointMasses(Distribution):
+class PointMasses(LinearBayesRegions, Distribution):
     """``x = 0`` with label +1 and ``x = gap`` with label -1, each with probability 1/2 (dimension 1).
 
     No accurate classifier is robust to an eps-ball adversary once ``eps >= gap`` (every accurate threshold is
@@ -98,16 +96,6 @@ class PointMasses(Distribution):
     def bayes_classifier(self) -> Linear:
         """The max-margin threshold ``x <= gap/2 -> +1``: the Bayes label of the projection."""
         return Linear([-1], self.gap / 2)
-
-    # the projection keeps the Bayes label, so Bayes(proj(z)) = Bayes(z): R_y is the linear rule's half-line
-    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return linear_region_projection(self.bayes_classifier(), z, y)
-
-    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return linear_halfspace(self.bayes_classifier(), z, y)
-
-    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
-        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """``gap/2`` in every norm (1-D); infinite when the only coordinate is not perturbed."""
