@@ -240,13 +240,19 @@ class Distribution:
         projection)."""
         raise NotImplementedError
 
-    def bayes_label(self, x: torch.Tensor) -> torch.Tensor:
+    def bayes_label(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """Labels -1/+1 of the Bayes classifier at the rows of ``x``.
+
+        Args:
+            x: (N, d) points.
+            check: refuse NaN rows (a host synchronisation on a GPU); attack loops, whose iterates are finite by
+                construction, pass False.
 
         Raises:
             ValueError: a row of ``x`` contains NaN (it has no label; ``project`` keeps NaN as NaN).
         """
-        check_no_nan(x)
+        if check:
+            check_no_nan(x)
         return self.bayes_classifier().predict(x)
 
     # ------------------------------------------------------------------ facts other layers ask for

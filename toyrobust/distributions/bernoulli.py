@@ -19,7 +19,7 @@ from ..blocks import Blocks, as_blocks
 from ..classifiers import Linear
 from ..constraints import Constraint, integer_at_least, is_symbolic
 from ..threats import L1, L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, check_no_nan, on_value
+from .base import Distribution, ExampleSet, Support, _check_label, on_value
 
 __all__ = ["BernoulliModel"]
 
@@ -137,12 +137,6 @@ class BernoulliModel(Distribution):
         if not is_symbolic(self.tau) and float(self.tau) == 1:
             return Linear(self.theta, 0)
         return Linear(self.theta * _log(self.q / (1 - self.q)), 0)
-
-    def bayes_label(self, x: torch.Tensor) -> torch.Tensor:
-        """``sign(<theta, x>)`` (0 -> +1) at the rows of ``x``: off the hypercube, use ``bayes_label(project(x))``;
-        a row with NaN raises ValueError."""
-        check_no_nan(x)
-        return self.bayes_classifier().predict(x)
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """1 in every norm: a coordinate keeps its sign until it has moved by 1 (and reaching 0 rounds to +1,
