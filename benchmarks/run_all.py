@@ -211,6 +211,21 @@ def rows_from_json(obj: dict) -> list[dict[str, Any]]:
             rows.append(_row("peak CUDA memory, large over small", large.get("peak_cuda_bytes"),
                              small.get("peak_cuda_bytes"), r, t, check_target(r, t)))
         return rows
+    if isinstance(obj.get("models"), dict) and all("ratio_ours_over_loop" in m for m in obj["models"].values()):
+        t = ">= 0.9"  # bench_smoothing: certification throughput against a plain batched loop
+        return [_row(f"certify evaluations/s, {name} base (ours / plain loop, median {m.get('measure', '')})",
+                     m.get("ours_evaluations_per_s"), m.get("loop_evaluations_per_s"), m["ratio_ours_over_loop"], t,
+                     check_target(m["ratio_ours_over_loop"], t)) for name, m in obj["models"].items()]
+    if isinstance(obj.get("scaling"), dict) and isinstance(obj.get("overhead"), dict):
+        sc, ov = obj["scaling"], obj["overhead"]  # bench_sweep: 1 -> 2 workers, and per-task overhead
+        t = f">= {sc.get('target', 1.7)}"
+        over = ov.get("in_process_ms_per_task", math.nan) - ov.get("plain_loop_ms_per_task", math.nan)
+        return [_row(f"sweep speed-up 1 -> 2 workers ({sc.get('tasks')} Monte Carlo tasks, median)",
+                     statistics.median(sc["seconds_2_workers"]) if sc.get("seconds_2_workers") else None,
+                     statistics.median(sc["seconds_1_worker"]) if sc.get("seconds_1_worker") else None,
+                     sc.get("speedup_median"), t, check_target(sc.get("speedup_median"), t)),
+                _row("  per-task overhead over a plain loop (ms)", over, None, None, "< 5 ms",
+                     check_target(over, "< 5 ms"))]
     rows = []
     target = _target_of(obj)
     for key, value in obj.items():

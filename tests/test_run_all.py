@@ -119,3 +119,15 @@ def test_run_one_passes_options_and_reports_failures(ra, tmp_path):
     assert res["status"] == "ok" and "no ratio lines" in res["rows"][0]["metric"]
     table = ra.format_table([r for r in res["rows"]])
     assert table.splitlines()[0].split() == ["benchmark", "metric", "ours", "baseline", "ratio", "target", "met?"]
+
+
+def test_smoothing_and_sweep_json_become_rows(ra):
+    run_all = ra
+    smooth = {"models": {"linear": {"measure": "process CPU seconds", "ours_evaluations_per_s": 2.0,
+                                    "loop_evaluations_per_s": 1.0, "ratio_ours_over_loop": 2.0}}}
+    (row,) = run_all.rows_from_json(smooth)
+    assert row["ratio"] == 2.0 and row["met"] is True
+    sweep = {"scaling": {"tasks": 16, "seconds_1_worker": [4.0], "seconds_2_workers": [2.5], "speedup_median": 1.6,
+                         "target": 1.7}, "overhead": {"in_process_ms_per_task": 0.7, "plain_loop_ms_per_task": 0.5}}
+    speed, over = run_all.rows_from_json(sweep)
+    assert speed["met"] is False and abs(over["ours"] - 0.2) < 1e-12 and over["met"] is True
