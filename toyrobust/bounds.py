@@ -74,10 +74,6 @@ def tsipras_tradeoff_bound(p: Any, delta: Any) -> Any:
     return min(1.0, float(p) * float(delta) / (1 - float(p)))
 
 
-def _tsipras_coords(dist: Tsipras, threat: ThreatModel) -> tuple[bool, Any]:
-    return dist.perturbed_coords(threat)
-
-
 def check_tsipras_tradeoff(dist: Tsipras, clf: Any, threat: ThreatModel) -> dict[str, Any]:
     """Check Tsipras et al.'s Theorem 2.1 for one classifier, with its analytic risks (``tr.risk``).
 
@@ -96,7 +92,7 @@ def check_tsipras_tradeoff(dist: Tsipras, clf: Any, threat: ThreatModel) -> dict
         raise TypeError(f"dist must be a Tsipras distribution, got {type(dist).__name__}")
     if not isinstance(threat, Linf):
         raise ValueError(f"threat must be an Linf ball (Theorem 2.1 is about Linf), got {threat!r}")
-    _, k_g = _tsipras_coords(dist, threat)
+    _, k_g = dist.perturbed_coords(threat)
     if float(threat.eps) < 2 * float(dist.eta) or k_g != dist.d:
         raise ValueError(f"Theorem 2.1 needs eps >= 2 eta = {2 * float(dist.eta)} on every Gaussian coordinate, "
                          f"got {threat!r}")
@@ -322,7 +318,7 @@ def _tsipras_optimal(dist: Tsipras, threat: Any) -> OptimalRisk:
     p, eta, d = dist.p, dist.eta, dist.d
     key = _key(dist, threat)
     eps = 0 if threat is None else threat.eps
-    x1_in, k_g = (False, d) if threat is None else _tsipras_coords(dist, threat)
+    x1_in, k_g = (False, d) if threat is None else dist.perturbed_coords(threat)
     free = d - k_g
     # squared distance from the Gaussian mean eta*1 to the threat's ball on the perturbed Gaussian coordinates
     if threat is None or isinstance(threat, Linf):

@@ -226,9 +226,6 @@ class ThreatModel:
     @property
     def radius(self) -> float:
         """The radius eps as a float (TypeError when eps is a sympy expression: torch methods need numbers)."""
-        return self._eps_float()
-
-    def _eps_float(self) -> float:
         if is_symbolic(self.eps):
             raise TypeError(
                 f"eps must be numeric for the torch methods of {type(self).__name__}, got the sympy "
@@ -239,7 +236,7 @@ class ThreatModel:
     def _radius(self, radius: Any, n: int, dtype: torch.dtype, device: Any) -> float | torch.Tensor:
         """``radius`` as a float or an (N, 1) tensor; None means ``eps``."""
         if radius is None:
-            return self._eps_float()
+            return self.radius
         if isinstance(radius, torch.Tensor) and radius.ndim > 0:
             if radius.shape != (n,):
                 raise ValueError(
@@ -297,7 +294,7 @@ class ThreatModel:
             (N,) bool mask.
         """
         x, x0 = _check_pair(x, x0)
-        eps = self._eps_float()
+        eps = self.radius
         if atol is None:
             fin = torch.finfo(x.dtype) if x.dtype.is_floating_point else torch.finfo(torch.float32)
             atol = 128 * fin.eps * max(1.0, eps)
@@ -327,7 +324,7 @@ class ThreatModel:
             Duchi et al. 2008 (the sort-based l1-ball projection used by ``L1``).
         """
         x, x0 = _check_pair(x, x0)
-        eps = self._eps_float()
+        eps = self.radius
         m = self._bool_mask(x)
         delta = torch.where(m, x - x0, torch.zeros((), dtype=x.dtype, device=x.device))
         z = self._project_delta(x, x0, delta, eps)
@@ -377,7 +374,7 @@ class ThreatModel:
             (N, d) points, same dtype and device as ``x0``.
         """
         x0 = _check_batch("x0", x0)
-        eps = self._eps_float()
+        eps = self.radius
         gen = make_generator(generator, x0.device)
         dev = gen.device if gen is not None else x0.device
         m = self._bool_mask(x0).to(dev)

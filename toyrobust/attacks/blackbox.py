@@ -165,7 +165,7 @@ def blackbox_pgd(
         raise TypeError(f"random_start must be a bool, got {random_start!r}")
     per_step = 2 * n_dir + 1
     n_steps = max((budget - 1) // per_step, 0)
-    eps = threat._eps_float()
+    eps = threat.radius
     alpha = check_step_size(step_size, 2.5 * eps / max(n_steps, 1))
     gen = make_generator(generator, x.device)
     N = x.shape[0]

@@ -180,7 +180,7 @@ def projection_attack(
     alternations = check_int("alternations", alternations, 0)
     bisection_steps = check_int("bisection_steps", bisection_steps, 0)
     if step_size is None and isinstance(steps, int) and steps > 0:
-        step_size = 4 * threat._eps_float() / steps or None
+        step_size = 4 * threat.radius / steps or None
 
     def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         yy = y_true[rows]
@@ -281,7 +281,7 @@ def on_manifold_attack(
     threat = check_threat(threat)
     alternations = check_int("alternations", alternations, 0)
     bisection_steps = check_int("bisection_steps", bisection_steps, 0)
-    eps = threat._eps_float()
+    eps = threat.radius
     mask = threat.mask(x.shape[1], device=x.device, dtype=torch.bool) if x.shape[0] else None
 
     def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

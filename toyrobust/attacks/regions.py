@@ -420,7 +420,7 @@ def solve_pieces(pieces: list[tuple[list[Row], torch.Tensor]], x: torch.Tensor, 
         ``(found (N,) bool, delta (N, d) float64)``; ``delta = 0`` where nothing was found.
     """
     N, d = x.shape
-    eps = threat._eps_float()
+    eps = threat.radius
     S = torch.as_tensor(threat.coord_indices(d), dtype=torch.int64, device=x.device)
     found = torch.zeros(N, dtype=torch.bool, device=x.device)
     delta = torch.zeros_like(x)

@@ -259,7 +259,7 @@ def detector_aware_pgd(
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
     k = detector.n_noise if eot_samples is None else check_int("eot_samples", eot_samples, 1)
     steps = check_int("steps", steps, 0)
-    eps = threat._eps_float()
+    eps = threat.radius
     alpha = check_step_size(step_size, 2.5 * eps / max(steps, 1))
     gen = make_generator(generator, x.device)
     yf = y.to(x.dtype)

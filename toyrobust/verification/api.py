@@ -141,7 +141,7 @@ def _check_y(y: Any, n: int) -> np.ndarray:
 def _check_threat(threat: Any, d: int) -> tuple[float, float, np.ndarray]:
     if not isinstance(threat, (Linf, L1, L2)):
         raise TypeError(f"threat must be a toyrobust Linf, L1 or L2 threat model, got {type(threat).__name__}")
-    eps = threat._eps_float()
+    eps = threat.radius
     if not math.isfinite(eps):
         raise ValueError(f"threat eps must be finite, got {eps!r}")
     mask = np.zeros(d, dtype=bool)
