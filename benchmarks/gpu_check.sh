@@ -12,6 +12,7 @@
 #   cuda_tier      python -m pytest -m cuda -q  (tests/test_cuda.py: CPU and CUDA halves; not -x: every failure)
 #   gpu_targets    benchmarks/bench_gpu_targets.py --device cuda  (>= 1e8 samples/s standard risk, 5e7/s exact
 #                  L2 attack, the 5e7-sample Gilmer evaluation < 1 s; closed forms inside the intervals)
+#   estimate_gpu   benchmarks/bench_estimate.py --device cuda --repeats 1  (>= 1.5x the torchattacks loop at +-0.002)
 #   crosscheck_quick   toyrobust crosscheck --quick --device cuda, timed (target: it runs; issue 11 saw 21 s)
 #   crosscheck_full    toyrobust crosscheck --device cuda, timed, with a timeout (target < 2 minutes)
 #   run_all        benchmarks/run_all.py --device cuda --quick --json $OUT/bench.json
@@ -70,6 +71,8 @@ step env 40 "nvidia-smi; $PY -c 'import sys, torch; print(sys.version); print(\"
 step cuda_tier 200 "$PY -m pytest -m cuda -q -p no:cacheprovider -rfEs --durations=15 --junitxml='$OUT/cuda_tier.xml'"
 
 step gpu_targets 70 "$PY benchmarks/bench_gpu_targets.py --device cuda --json '$OUT/gpu_targets.json'"
+
+step estimate_gpu 90 "$PY benchmarks/bench_estimate.py --device cuda --repeats 1"
 
 step crosscheck_quick 90 "time $PY -m toyrobust.cli crosscheck --quick --device cuda --strict --csv '$OUT/crosscheck_quick.csv'"
 

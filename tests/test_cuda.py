@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -29,6 +30,7 @@ from toyrobust.cli import main as cli_main
 from toyrobust.definitions import DEFINITIONS
 from toyrobust.models import MLP, LinearModel
 from toyrobust.montecarlo import derive_seed, estimate_risk, iter_samples
+from toyrobust.rng import CounterStream, splitmix64
 from toyrobust.training import train
 
 HAS_CUDA = torch.cuda.is_available()
@@ -81,12 +83,12 @@ def test_attack_table_is_not_empty():
 # ------------------------------------------------------------------------------------------ sampling
 @pytest.mark.parametrize("device", _devices())
 def test_iter_samples_chunk_size_independent_on_device(device):
-    """The stream's points depend on (seed, index, block size, device type) only, and stay on the device."""
+    """The stream's points depend on (seed, index, device type, dtype) only, and stay on the device."""
     dist = tr.Tsipras(0.8, 1.0, d=3)
     dev = torch.device(device)
     chunks = {}
     for cs in (7, 999, 4096, 5000, 20000):
-        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, block_size=4096, device=device))
+        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, device=device))
         assert all(x.shape[0] <= cs and x.device.type == dev.type and y.device.type == dev.type for x, y in parts)
         # concatenation with empty tensors made on the same device (CPU-made ones would fail on CUDA)
         empty_x = torch.empty(0, 4, dtype=parts[0][0].dtype, device=dev)
@@ -96,11 +98,14 @@ def test_iter_samples_chunk_size_independent_on_device(device):
     assert x0.shape == (10_003, 4)
     for x, y in chunks.values():
         assert torch.equal(x, x0) and torch.equal(y, y0)
-    # block 0 is dist.sample(block) from a generator on the device seeded with derive_seed(seed, 0, 0)
-    g = torch.Generator(device=dev).manual_seed(derive_seed(5, 0, 0))
-    xb, yb = dist.sample(4096, generator=g)
+    # rows 4000.. are those of the counter-based stream (seed, 0) drawn directly on the device
+    xb, yb = dist.draw(CounterStream(5, 0, device=dev).rows(4000, 96), x0.dtype)
     assert xb.device.type == dev.type
-    assert torch.equal(xb, x0[:4096]) and torch.equal(yb, y0[:4096])
+    assert torch.equal(xb, x0[4000:4096]) and torch.equal(yb, y0[4000:4096])
+    # the CPU draws the same labels and, up to the last bits of log/sin/cos, the same points
+    xc, yc = next(iter_samples(dist, 10_003, seed=5, chunk_size=10_003, device="cpu", dtype=x0.dtype))
+    assert torch.equal(yc, y0.cpu())
+    torch.testing.assert_close(xc, x0.cpu(), rtol=1e-5, atol=1e-5)
     # labels are +-1 with the Tsipras law: x1 = y w.p. 0.8
     agree = float((x0[:, 0] == y0.to(x0.dtype)).double().mean())
     assert abs(agree - 0.8) < 4 * math.sqrt(0.8 * 0.2 / 10_003)
@@ -115,16 +120,22 @@ def test_iter_samples_default_device_is_resolve_device():
 
 
 @pytest.mark.parametrize("device", _devices())
-@given(cs=st.integers(1, 700), block=st.sampled_from([64, 257, 1000]))
-def test_iter_samples_any_chunk_size_property(device, cs, block):
+@given(cs=st.integers(1, 700), start=st.integers(0, 2**40))
+def test_iter_samples_any_chunk_size_property(device, cs, start):
     """For every chunk size the concatenated stream equals the one-chunk stream, bitwise, on the device."""
     dist = tr.GaussianMixture([1.0, -0.5], 1.0)
     n = 1500
-    whole_x, whole_y = next(iter_samples(dist, n, seed=3, chunk_size=n, block_size=block, device=device))
-    parts = list(iter_samples(dist, n, seed=3, chunk_size=cs, block_size=block, device=device))
+    whole_x, whole_y = next(iter_samples(dist, n, seed=3, chunk_size=n, device=device))
+    parts = list(iter_samples(dist, n, seed=3, chunk_size=cs, device=device))
     assert torch.equal(torch.cat([x for x, _ in parts]), whole_x)
     assert torch.equal(torch.cat([y for _, y in parts]), whole_y)
     assert whole_x.device.type == torch.device(device).type
+    # far along the stream (row 2^40 and beyond) the device's words still equal the scalar SplitMix64
+    stream = CounterStream(3, 0, device=device)
+    got = []
+    stream.words(0, start, 3, 2, lambda r0, m, z: got.append(z.cpu().clone()))
+    want = [[splitmix64((start + i) * 2 + j, derive_seed(3, 0, 0)) for j in range(2)] for i in range(3)]
+    assert torch.cat(got).numpy().view(np.uint64).tolist() == want
 
 
 # ------------------------------------------------------------------------------------------ every attack, definition

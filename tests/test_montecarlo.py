@@ -26,6 +26,7 @@ from toyrobust.attacks.base import AttackResult
 from toyrobust.classifiers import Classifier
 from toyrobust.definitions import is_adversarial
 from toyrobust.montecarlo import RiskEstimate, clopper_pearson, derive_seed, estimate_risk, iter_samples
+from toyrobust.rng import CounterStream
 
 Phi = scipy.stats.norm.cdf
 STRICT = 1 - 1e-6  # level for checks repeated over many examples (no false alarms over a whole run)
@@ -210,17 +211,16 @@ def test_iter_samples_independent_of_chunk_size():
     ref_x, ref_y = tr.Tsipras(0.8, 1.0, d=3).sample(0)  # empty, for cat
     chunks = {}
     for cs in (1, 999, 4096, 5000, 20000):
-        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, block_size=4096, device="cpu"))
+        parts = list(iter_samples(dist, 10_003, seed=5, chunk_size=cs, device="cpu"))
         assert all(x.shape[0] <= cs for x, _ in parts)
         chunks[cs] = (torch.cat([ref_x] + [x for x, _ in parts]), torch.cat([ref_y] + [y for _, y in parts]))
     x0, y0 = chunks[20000]
     assert x0.shape == (10_003, 4)
     for x, y in chunks.values():
         assert torch.equal(x, x0) and torch.equal(y, y0)
-    # the first block is dist.sample(block) from the derived seed: the stream really is the documented one
-    g = torch.Generator().manual_seed(derive_seed(5, 0, 0))
-    xb, yb = dist.sample(4096, generator=g)
-    assert torch.equal(xb, x0[:4096]) and torch.equal(yb, y0[:4096])
+    # the stream really is the documented one: rows of the counter-based stream (seed, 0)
+    xb, yb = dist.draw(CounterStream(5, 0).rows(4000, 96), torch.get_default_dtype())
+    assert torch.equal(xb, x0[4000:4096]) and torch.equal(yb, y0[4000:4096])
     # a prefix of a longer stream is the shorter stream; another seed gives other points
     xs, _ = next(iter_samples(dist, 100, seed=5, device="cpu"))
     assert torch.equal(xs, x0[:100])
@@ -552,12 +552,12 @@ def test_memory_independent_of_n():
         rec = _Recorder([1.0] * 50)
         gc.collect()
         base = _live_tensor_elements()
-        estimate_risk(dist, rec, n=n, seed=21, chunk_size=2048, block_size=1024)
+        estimate_risk(dist, rec, n=n, seed=21, chunk_size=2048)
         assert max(rec.rows) <= 2048 and sum(rec.rows) == n
         peaks[n] = max(rec.live) - base
-    # only O(chunk + block) rows of 50 floats are alive, whatever n
+    # only O(chunk) rows of 50 floats (and the stream's chunk-sized scratch) are alive, whatever n
     assert peaks[200_000] <= peaks[20_000] * 1.05 + 1000
-    assert peaks[200_000] < 4 * (2048 + 1024) * 51
+    assert peaks[200_000] < 4 * 2048 * 51
 
 
 @pytest.mark.slow

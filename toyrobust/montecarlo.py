@@ -11,12 +11,13 @@ Its confidence interval is the exact binomial (Clopper-Pearson) one, and :attr:`
 the two it is (``"exact"`` or ``"lower bound"``). On a ReLU network, ``upper="verify"`` adds a verified upper
 count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
 
-Streaming: points are drawn in fixed blocks of ``block_size`` rows; block ``b`` is drawn from a
-``torch.Generator`` seeded with a hash of ``(seed, b)``, and the stream is cut into chunks of ``chunk_size`` rows
-for the attack. So the ``i``-th point depends only on ``(seed, i, block_size, device type, dtype)``, never on
-``chunk_size``: memory is O(chunk_size + block_size) whatever ``n`` is, and a deterministic attack gives the
-same count for every chunk size. A randomised attack (random starts) draws its randomness per chunk, so its
-count agrees across chunk sizes up to sampling noise only.
+Streaming: the points come from a counter-based stream (:class:`toyrobust.rng.CounterStream`, SplitMix64 of a
+counter): the random numbers of point ``i`` are a pure function of ``(seed, i)``, so any range of points is drawn
+directly, chunk by chunk, on the device that attacks it. The ``i``-th point depends only on ``(seed, i, device type,
+dtype)``, never on ``chunk_size``: memory is O(chunk_size) whatever ``n`` is, and a deterministic attack gives the
+same count for every chunk size (CPU and CUDA draw the same integers; their floats differ in the last bits only).
+A randomised attack (random starts) draws its randomness per chunk, so its count agrees across chunk sizes up to
+sampling noise only.
 
 References:
     C. J. Clopper, E. S. Pearson, "The use of confidence or fiducial limits illustrated in the case of the
@@ -45,7 +46,7 @@ from .classifiers import Classifier, TorchClassifier, as_classifier, check_input
 from .constraints import is_symbolic
 from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
-from .rng import resolve_device, resolve_dtype
+from .rng import CounterStream, derive_seed, resolve_device, resolve_dtype
 from .threats import ThreatModel, make_threat
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
     "estimate_risk",
     "iter_samples",
     "derive_seed",
-    "SAMPLE_BLOCK",
     "DEFAULT_CHUNK",
     "device_chunk_size",
 ]
@@ -65,8 +65,6 @@ ESTIMATE_KINDS = ("exact", "lower bound", "bracket")
 #: names accepted for ``upper=`` in :func:`estimate_risk`
 UPPER_METHODS = ("verify",)
 
-#: rows per sampling block: the unit that fixes which points a seed draws (see the module docstring)
-SAMPLE_BLOCK = 4096
 #: rows attacked at once by default
 DEFAULT_CHUNK = 8192
 
@@ -180,20 +178,6 @@ def clopper_pearson(k: Any, n: Any, level: float = 0.95, *, alpha: float | None 
 # ---------------------------------------------------------------------------------------------------- sampling
 
 
-def derive_seed(seed: int, *key: int) -> int:
-    """A 63-bit seed for the stream named by ``key`` under the master ``seed`` (numpy's SeedSequence hash).
-
-    Distinct keys give statistically independent streams; the same ``(seed, key)`` always gives the same seed.
-
-    Args:
-        seed: master seed (int >= 0).
-        key: non-negative ints naming the stream, e.g. ``(0, block_index)``.
-    """
-    state = np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key)).generate_state(
-        1, dtype=np.uint64)
-    return int(state[0]) & (2**63 - 1)
-
-
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -209,39 +193,17 @@ def _check_seed(seed: Any) -> int:
 
 
 class _SampleStream:
-    """Points ``i = 0, 1, 2, ...`` of a seeded stream, taken in pieces of any size.
+    """Points ``i = 0, 1, 2, ...`` of a seeded counter-based stream, taken in consecutive pieces of any size."""
 
-    Block ``b`` (rows ``b * block_size`` to ``(b + 1) * block_size - 1``) is ``dist.sample(block_size)`` from a
-    generator seeded with ``derive_seed(seed, 0, b)``; at most one partly used block is kept.
-    """
-
-    def __init__(self, dist: Distribution, seed: int, block_size: int, device: torch.device, dtype: torch.dtype):
-        self.dist, self.seed, self.block_size, self.dtype = dist, seed, block_size, dtype
-        self.device = device
-        self.gen = torch.Generator(device=device)
-        self.block = 0
-        self.rest: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        self.gen.manual_seed(derive_seed(self.seed, _SAMPLE_STREAM, self.block))
-        self.block += 1
-        return self.dist.sample(self.block_size, generator=self.gen, device=self.device, dtype=self.dtype)
+    def __init__(self, dist: Distribution, seed: int, device: torch.device, dtype: torch.dtype):
+        self.dist, self.dtype = dist, dtype
+        self.stream = CounterStream(seed, _SAMPLE_STREAM, device=device)
+        self.next = 0
 
     def take(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys, have = [], [], 0
-        while have < m:
-            x, y = self.rest if self.rest is not None else self._draw()
-            self.rest = None
-            need = m - have
-            if x.shape[0] > need:
-                self.rest = (x[need:], y[need:])
-                x, y = x[:need], y[:need]
-            xs.append(x)
-            ys.append(y)
-            have += x.shape[0]
-        if len(xs) == 1:
-            return xs[0], ys[0]
-        return torch.cat(xs), torch.cat(ys)
+        x, y = self.dist.draw(self.stream.rows(self.next, m), self.dtype)
+        self.next += m
+        return x, y
 
 
 def iter_samples(
@@ -250,21 +212,19 @@ def iter_samples(
     *,
     seed: int = 0,
     chunk_size: int = DEFAULT_CHUNK,
-    block_size: int = SAMPLE_BLOCK,
     device: Any = None,
     dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Stream ``n`` labelled points of ``dist`` in chunks, with memory independent of ``n``.
 
-    The ``i``-th point depends only on ``(seed, i, block_size, device type, dtype)``: concatenating the chunks
-    gives bitwise the same points for every ``chunk_size`` (see the module docstring).
+    The ``i``-th point depends only on ``(seed, i, device type, dtype)``: concatenating the chunks gives bitwise
+    the same points for every ``chunk_size`` (a counter-based stream; see the module docstring).
 
     Args:
         dist: a distribution with numeric parameters.
         n: number of points (int >= 0).
         seed: master seed (int >= 0).
         chunk_size: rows per yielded chunk (the last one may be shorter).
-        block_size: rows per sampling block (changing it changes the points drawn).
         device: where to draw ("auto"/None: CUDA when available, CPU otherwise).
         dtype: float32 or float64 (None: torch's default dtype).
 
@@ -276,8 +236,8 @@ def iter_samples(
     n = _check_int("n", n, 0)
     seed = _check_seed(seed)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
-    block_size = _check_int("block_size", block_size, 1)
-    stream = _SampleStream(dist, seed, block_size, resolve_device(device), resolve_dtype(dtype))
+    dist._require_numeric("iter_samples")
+    stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype))
     done = 0
     while done < n:
         m = min(chunk_size, n - done)
@@ -303,7 +263,7 @@ class RiskEstimate:
         seconds: wall-clock time of the estimate.
         device, dtype: where and in which precision the points were drawn and attacked.
         seed: the master seed (reproduces the estimate on the same device type and dtype).
-        chunk_size, block_size: streaming parameters (the points drawn depend on ``block_size`` only).
+        chunk_size: points attacked at once (the points drawn do not depend on it).
         grad_evals: gradient evaluations reported by the attack, summed over chunks.
         invalid_claims: points the attack flagged as successes that failed verification (an attack bug if > 0).
         target_width: the requested interval width, or None.
@@ -331,7 +291,6 @@ class RiskEstimate:
     dtype: str
     seed: int
     chunk_size: int
-    block_size: int
     grad_evals: int = 0
     invalid_claims: int = 0
     target_width: float | None = None
@@ -556,7 +515,6 @@ def estimate_risk(
     device: Any = None,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
-    block_size: int = SAMPLE_BLOCK,
     level: float = 0.95,
     target_width: float | None = None,
     max_n: int = 10_000_000,
@@ -598,7 +556,6 @@ def estimate_risk(
         dtype: float32 or float64 (None: the model's dtype for a torch module, else torch's default).
         chunk_size: points attacked at once (memory is proportional to it, not to ``n``); None:
             :func:`device_chunk_size` (8192 on a CPU, sized from the free memory on a GPU, up to 2^22).
-        block_size: points per sampling block (fixes which points a seed draws; see the module docstring).
         level: confidence level of the interval, in (0, 1).
         target_width: stop once the interval is at most this wide, in (0, 1]; None draws exactly ``n`` points.
         max_n: with ``target_width``, the most points to draw.
@@ -620,7 +577,7 @@ def estimate_risk(
     """
     start_time = time.perf_counter()
     plan = _plan(dist, clf, threat, definition, attack=attack, n=n, seed=seed, device=device, dtype=dtype,
-                 chunk_size=chunk_size, block_size=block_size, level=level, target_width=target_width, max_n=max_n,
+                 chunk_size=chunk_size, level=level, target_width=target_width, max_n=max_n,
                  progress=progress, attack_options=attack_options, upper=upper, verify_options=verify_options)
     counts = _count(plan)
     return _result(plan, counts, time.perf_counter() - start_time)
@@ -638,7 +595,6 @@ class _Plan:
     device: torch.device
     dtype: torch.dtype
     chunk_size: int
-    block_size: int
     level: float
     target_width: float | None
     n_min: int
@@ -665,7 +621,7 @@ class _Counts:
 
 
 def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: Any, seed: Any, device: Any,
-          dtype: Any, chunk_size: Any, block_size: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
+          dtype: Any, chunk_size: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
           attack_options: Any, upper: Any, verify_options: Any) -> _Plan:
     """Validate every argument (before any sampling) and resolve the placement, the attack and the verifier."""
     if not isinstance(dist, Distribution):
@@ -683,7 +639,6 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
     seed = _check_seed(seed)
     if chunk_size is not None:
         chunk_size = _check_int("chunk_size", chunk_size, 1)
-    block_size = _check_int("block_size", block_size, 1)
     if target_width is None:
         n = 100_000 if n is None else _check_int("n", n, 1)
         n_min, n_max = n, n
@@ -725,7 +680,7 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
     show = progress if progress is not None else (
         sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_fn is not None and n_max >= 100_000)))
     return _Plan(dist=dist, clf=clf, threat=threat, definition=definition, seed=seed, device=dev, dtype=dt,
-                 chunk_size=chunk_size, block_size=block_size, level=level, target_width=target_width, n_min=n_min,
+                 chunk_size=chunk_size, level=level, target_width=target_width, n_min=n_min,
                  n_max=n_max, progress=bool(show), attack_fn=attack_fn, method=method, call_kw=call_kw,
                  pass_generator=pass_generator, verify_run=verify_run)
 
@@ -773,7 +728,7 @@ def _count(plan: _Plan) -> _Counts:
     """The streaming loop: draw a chunk, count it, until ``n`` points (or the target width) are reached."""
     c = _Counts()
     attack_gen = torch.Generator(device=plan.device) if plan.attack_fn is not None else None
-    stream = _SampleStream(plan.dist, plan.seed, plan.block_size, plan.device, plan.dtype)
+    stream = _SampleStream(plan.dist, plan.seed, plan.device, plan.dtype)
     bar = None
     if plan.progress:
         from tqdm.auto import tqdm  # loaded only when a bar is shown
@@ -814,7 +769,7 @@ def _result(plan: _Plan, c: _Counts, seconds: float) -> RiskEstimate:
         value=c.k / c.done, ci_low=low, ci_high=high, k=c.k, n=c.done, level=plan.level, method=plan.method,
         definition=plan.definition, threat=None if plan.threat is None else repr(plan.threat), seconds=seconds,
         device=str(plan.device), dtype=str(plan.dtype).replace("torch.", ""), seed=plan.seed,
-        chunk_size=plan.chunk_size, block_size=plan.block_size, grad_evals=c.grad_evals, invalid_claims=c.invalid,
+        chunk_size=plan.chunk_size, grad_evals=c.grad_evals, invalid_claims=c.invalid,
         target_width=plan.target_width, converged=c.converged, kind=kind, **bracket,
     )
 

@@ -13,7 +13,7 @@ import torch
 from ..blocks import point_symbols
 from ..classifiers import Classifier
 from ..constraints import Constraint, check, is_symbolic
-from ..rng import make_generator, resolve_device, resolve_dtype
+from ..rng import Draws, GeneratorDraws, make_generator, resolve_device, resolve_dtype
 
 __all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "LinearBayesRegions", "registered_distributions",
            "cli_constructors"]
@@ -184,12 +184,33 @@ class Distribution:
         gen_device = generator.device if isinstance(generator, torch.Generator) else (
             resolve_device(device) if device is not None else torch.device("cpu"))
         gen = make_generator(generator, gen_device)
-        y = torch.randint(0, 2, (n,), generator=gen, device=gen.device) * 2 - 1
-        x = self._sample(y, gen, dtype)
+        x, y = self.draw(GeneratorDraws(gen, n), dtype)
         target = torch.device(device) if device is not None else gen.device
         return x.to(target), y.to(target)
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    def draw(self, draws: Draws, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``draws.n`` labelled points made from a source of random numbers (on its device).
+
+        The label comes first (:meth:`Draws.signs`), then the point given the label; each distribution asks for
+        its numbers in a fixed order, so one source gives one set of points. Monte Carlo estimates pass rows of a
+        counter-based stream (:class:`toyrobust.rng.CounterStream`), :meth:`sample` a ``torch.Generator``.
+
+        Args:
+            draws: the random numbers (:class:`toyrobust.rng.Draws`).
+            dtype: float32 or float64 (default: torch's default dtype).
+
+        Returns:
+            ``(x, y)``: x of shape (n, dim), y of shape (n,) int64 in {-1, +1}.
+        """
+        if not isinstance(draws, Draws):
+            raise TypeError(f"draws must be a toyrobust.rng.Draws, got {type(draws).__name__}")
+        self._require_numeric("draw")
+        dtype = resolve_dtype(dtype)
+        y = draws.signs()
+        return self._sample(y, draws, dtype), y
+
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
+        """Points (len(y), dim) given their labels ``y`` (on ``draws.device``)."""
         raise NotImplementedError
 
     def _require_numeric(self, what: str) -> None:

@@ -18,6 +18,7 @@ from sympy.core.logic import fuzzy_and
 from ..blocks import Blocks, as_blocks
 from ..classifiers import Linear
 from ..constraints import Constraint, integer_at_least, is_symbolic
+from ..rng import Draws
 from ..threats import L1, L2, Linf
 from .base import Distribution, ExampleSet, Support, _check_label, on_value
 
@@ -76,10 +77,9 @@ class BernoulliModel(Distribution):
         """``(1 + tau)/2``: the probability that a coordinate agrees with ``y theta_i``."""
         return (1 + self.tau) / 2
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        n = y.shape[0]
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
         theta = self.theta.to_tensor(y.device, dtype)
-        agree = torch.rand(n, self.d, generator=gen, device=y.device, dtype=torch.float64) < float(self.q)
+        agree = draws.uniform(self.d, torch.float64) < float(self.q)
         sign = torch.where(agree, 1.0, -1.0).to(dtype)
         return sign.mul_(y.to(dtype)[:, None]).mul_(theta[None, :])
 

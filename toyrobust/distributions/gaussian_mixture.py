@@ -11,6 +11,7 @@ import torch
 from ..blocks import Blocks, as_blocks
 from ..classifiers import Linear
 from ..constraints import check, integer_at_least, is_symbolic, positive
+from ..rng import Draws
 from ..threats import L1, L2, Linf
 from .base import (
     Distribution,
@@ -76,8 +77,8 @@ class GaussianMixture(LinearBayesRegions, Distribution):
         a = sympy.sqrt(sympy.log(D) / (D - 1)) if is_symbolic(D) else math.sqrt(math.log(D) / (D - 1))
         return cls(Blocks([(1, 1), (a, D - 1)]), 1)
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        x = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
+        x = draws.normal(self.dim, dtype)
         # in place: no second (n, D) temporary for y * mean
         return x.mul_(float(self.sigma)).addcmul_(y.to(dtype)[:, None], self.mean.to_tensor(y.device, dtype)[None, :])
 

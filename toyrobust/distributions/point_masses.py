@@ -10,6 +10,7 @@ import torch
 
 from ..classifiers import Linear
 from ..constraints import positive
+from ..rng import Draws
 from ..threats import L2, Linf
 from .base import (
     Distribution,
@@ -44,7 +45,7 @@ class PointMasses(LinearBayesRegions, Distribution):
         self._init_params(gap=gap)
         self.dim = 1
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
         gap = torch.tensor(float(self.gap), dtype=dtype, device=y.device)
         return torch.where(y == 1, torch.zeros_like(gap), gap).unsqueeze(1)
 

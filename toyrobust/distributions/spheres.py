@@ -11,6 +11,7 @@ import torch
 from ..blocks import point_symbols
 from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
+from ..rng import Draws
 from ..threats import L2, Linf
 from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, log_sphere_area, rounding_margin
 
@@ -47,8 +48,8 @@ class ConcentricSpheres(Distribution):
     def _radius(self, y: Any) -> Any:
         return self.r_outer if y == 1 else self.r_inner
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        z = torch.randn(y.shape[0], self.dim, generator=gen, device=y.device, dtype=dtype)
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
+        z = draws.normal(self.dim, dtype)
         r = torch.where(y == 1, torch.tensor(float(self.r_outer), dtype=dtype, device=y.device),
                         torch.tensor(float(self.r_inner), dtype=dtype, device=y.device))
         return z * (r / torch.linalg.vector_norm(z, dim=1))[:, None]

@@ -11,6 +11,7 @@ import torch
 from ..blocks import Blocks
 from ..classifiers import Linear
 from ..constraints import integer_at_least, is_symbolic, positive, unit_interval_open
+from ..rng import Draws
 from ..threats import L1, L2, Linf, ThreatModel
 from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, on_value, rounding_margin
 
@@ -43,11 +44,10 @@ class Tsipras(Distribution):
         self._init_params(p=p, eta=eta, d=d)
         self.dim = self.d + 1
 
-    def _sample(self, y: torch.Tensor, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        n = y.shape[0]
-        flip = torch.rand(n, generator=gen, device=y.device, dtype=torch.float64) >= self.p
+    def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
+        flip = draws.uniform(1, torch.float64)[:, 0] >= self.p
         x1 = torch.where(flip, -y, y).to(dtype)
-        rest = torch.randn(n, self.d, generator=gen, device=y.device, dtype=dtype)
+        rest = draws.normal(self.d, dtype)
         rest.add_(float(self.eta) * y.to(dtype)[:, None])
         return torch.cat([x1[:, None], rest], dim=1)
 

@@ -328,7 +328,7 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
     return {"k": est.k, "n": est.n, "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
             "level": est.level, "method": est.method, "shard_seed": sseed, "device": est.device, "dtype": est.dtype,
             "seconds": est.seconds, "grad_evals": est.grad_evals, "invalid_claims": est.invalid_claims,
-            "chunk_size": est.chunk_size, "block_size": est.block_size, "estimate_id": estimate_id(params)}
+            "chunk_size": est.chunk_size, "estimate_id": estimate_id(params)}
 
 
 register_task("estimate", estimate_task, check=_check_estimate, expand=_expand_estimate,
@@ -391,7 +391,7 @@ def merge_estimates(rows: Any) -> Any:
         definition=str(first.get("definition", "ball")), threat=first.get("threat"),
         seconds=float(sum(float(r.get("seconds", 0.0)) for r in recs)), device=str(first.get("device")),
         dtype=str(first.get("dtype")), seed=int(first.get("seed", 0)), chunk_size=int(first.get("chunk_size", 0)),
-        block_size=int(first.get("block_size", 0)), grad_evals=sum(int(r.get("grad_evals", 0)) for r in recs),
+        grad_evals=sum(int(r.get("grad_evals", 0)) for r in recs),
         invalid_claims=sum(int(r.get("invalid_claims", 0)) for r in recs))
 
 
