@@ -259,6 +259,8 @@ def cap_fraction_height(n: Any, h: Any) -> Any:
 
     Returns:
         A float or array (scipy ``betainc``, log-space continued fraction below 1e-280), or a sympy expression.
+        A long array that repeats its heights (a grid over offsets and radii) is evaluated once per distinct
+        height, with the same result.
     """
     if is_symbolic(n) or is_symbolic(h):
         _check_n(n)
