@@ -642,3 +642,31 @@ def test_device_chunk_size_from_free_memory():
     assert big * 500 * 4 * 16 <= 140 * 2**30 / 4
     assert device_chunk_size("cuda", 500, 8, free_bytes=2**30) == 1 << 14
     assert device_chunk_size("cuda", 2, 4, attacked=False, free_bytes=80 * 2**30) == 1 << 22
+
+
+def test_offsets_split_one_run_into_shards():
+    """Runs at offsets 0, n1, n1 + n2 draw exactly the points of one run: standard and exact-attack counts add up,
+    and so do randomised PGD counts when the shards end on chunk boundaries (attack randomness is keyed by the
+    chunk's first point); the points themselves are the single stream's slices."""
+    dist = tr.GaussianMixture([0.4] * 6, 1.0)
+    clf = tr.Linear([1.0, -0.5, 0.3, 0.0, 0.2, 1.0], 0.1)
+    sizes, offsets = [700, 1300, 1000], [0, 700, 2000]
+    for threat, attack in ((None, None), (tr.L2(0.3), "exact")):
+        one = estimate_risk(dist, clf, threat, attack=attack, n=3000, seed=4, chunk_size=256)
+        parts = [estimate_risk(dist, clf, threat, attack=attack, n=m, seed=4, offset=o, chunk_size=256)
+                 for m, o in zip(sizes, offsets)]
+        assert sum(p.k for p in parts) == one.k and [p.offset for p in parts] == offsets
+    torch.manual_seed(0)  # the test's own network weights only; estimate_risk never touches the global RNG
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    opts = {"steps": 5, "random_start": True}
+    one = estimate_risk(dist, net, tr.Linf(0.3), attack="pgd", n=3000, seed=9, chunk_size=500, attack_options=opts)
+    parts = [estimate_risk(dist, net, tr.Linf(0.3), attack="pgd", n=1500, seed=9, offset=o, chunk_size=500,
+                           attack_options=opts) for o in (0, 1500)]
+    assert sum(p.k for p in parts) == one.k
+    x_all, _ = next(iter_samples(dist, 3000, seed=4, chunk_size=3000, device="cpu"))
+    x_mid, _ = next(iter_samples(dist, 100, seed=4, offset=2000, device="cpu"))
+    assert torch.equal(x_mid, x_all[2000:2100])
+    with pytest.raises(ValueError, match="offset must be an int >= 0"):
+        estimate_risk(dist, clf, n=10, offset=-1)
+    with pytest.raises(TypeError, match="offset"):
+        next(iter_samples(dist, 10, offset=1.5))

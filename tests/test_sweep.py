@@ -37,7 +37,7 @@ from toyrobust.sweeps import (  # noqa: E402
     load_results,
     merge_estimates,
     merge_shards,
-    shard_seed,
+    shard_offset,
     shard_sizes,
     sweep,
     to_parquet,
@@ -314,7 +314,8 @@ def test_summary_merges_shards(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- shards
 def test_sharded_estimate_merges_to_the_counts_of_direct_runs(tmp_path):
-    """Shards' counts add up: k equals the sum over direct tr.estimate_risk runs with the shard seeds; the merged
+    """Shards are disjoint ranges of the seed's stream: their k add up to the k of ONE direct tr.estimate_risk run
+    over all n points (an exact, deterministic attack); each shard is a direct run at its offset; the merged
     interval is scipy's exact binomial interval of (k, n)."""
     n, shards, seed = 9_001, 4, 7
     grid = {"dist": "tsipras", "p": 0.9, "eta": 1.0, "classifier": "bayes", "threat": "linf:0.5", "n": n,
@@ -325,16 +326,20 @@ def test_sharded_estimate_merges_to_the_counts_of_direct_runs(tmp_path):
     df = load_results(tmp_path / "s")
     merged = merge_estimates(df)
     dist = tr.Tsipras(p=0.9, eta=1.0)
-    direct = [tr.estimate_risk(dist, dist.bayes_classifier(), tr.Linf(0.5), n=m, seed=shard_seed(seed, i, shards),
-                               attack="exact") for i, m in enumerate(shard_sizes(n, shards))]
-    assert merged.k == sum(e.k for e in direct) and merged.n == n
+    single = tr.estimate_risk(dist, dist.bayes_classifier(), tr.Linf(0.5), n=n, seed=seed, attack="exact")
+    assert merged.k == single.k and merged.n == n
+    sizes = shard_sizes(n, shards)
+    assert [shard_offset(n, shards, i) for i in range(shards)] == [0, sizes[0], sum(sizes[:2]), sum(sizes[:3])]
+    direct = [tr.estimate_risk(dist, dist.bayes_classifier(), tr.Linf(0.5), n=m, seed=seed,
+                               offset=shard_offset(n, shards, i), attack="exact") for i, m in enumerate(sizes)]
+    assert sorted(df.k) == sorted(e.k for e in direct)
     ci = scipy.stats.binomtest(merged.k, n).proportion_ci(0.95, method="exact")
     assert (merged.ci_low, merged.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9)
-    # the shards are independent streams: different seeds, the grid's seed recorded
-    assert df.shard_seed.nunique() == shards and set(df.seed) == {seed}
+    # the shards' offsets and the grid's seed are recorded
+    assert sorted(df.offset) == sorted(shard_offset(n, shards, i) for i in range(shards)) and set(df.seed) == {seed}
     # one shard is tr.estimate_risk(seed=seed) itself
     one = merge_estimates(load_results(tmp_path / "one"))
-    assert one.k == tr.estimate_risk(dist, dist.bayes_classifier(), tr.Linf(0.5), n=n, seed=seed, attack="exact").k
+    assert one.k == single.k
     to_parquet(tmp_path / "s", tmp_path / "s.parquet")
     assert stable(pd.read_parquet(tmp_path / "s.parquet")) == stable(df)  # the Parquet export round-trips
     table = merge_shards(df)

@@ -195,10 +195,10 @@ def _check_seed(seed: Any) -> int:
 class _SampleStream:
     """Points ``i = 0, 1, 2, ...`` of a seeded counter-based stream, taken in consecutive pieces of any size."""
 
-    def __init__(self, dist: Distribution, seed: int, device: torch.device, dtype: torch.dtype):
+    def __init__(self, dist: Distribution, seed: int, device: torch.device, dtype: torch.dtype, offset: int = 0):
         self.dist, self.dtype = dist, dtype
         self.stream = CounterStream(seed, _SAMPLE_STREAM, device=device)
-        self.next = 0
+        self.next = offset
 
     def take(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.dist.draw(self.stream.rows(self.next, m), self.dtype)
@@ -214,11 +214,14 @@ def iter_samples(
     chunk_size: int = DEFAULT_CHUNK,
     device: Any = None,
     dtype: torch.dtype | None = None,
+    offset: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Stream ``n`` labelled points of ``dist`` in chunks, with memory independent of ``n``.
 
     The ``i``-th point depends only on ``(seed, i, device type, dtype)``: concatenating the chunks gives bitwise
-    the same points for every ``chunk_size`` (a counter-based stream; see the module docstring).
+    the same points for every ``chunk_size`` (a counter-based stream; see the module docstring), and the points
+    ``offset .. offset + n - 1`` are drawn directly (so runs with offsets ``0, n_1, n_1 + n_2, ...`` together
+    draw exactly the points of one run).
 
     Args:
         dist: a distribution with numeric parameters.
@@ -227,6 +230,7 @@ def iter_samples(
         chunk_size: rows per yielded chunk (the last one may be shorter).
         device: where to draw ("auto"/None: CUDA when available, CPU otherwise).
         dtype: float32 or float64 (None: torch's default dtype).
+        offset: index of the first point (int >= 0).
 
     Yields:
         ``(x, y)``: x of shape (m, dim), y of shape (m,) int64 in {-1, +1}, m <= chunk_size.
@@ -236,8 +240,9 @@ def iter_samples(
     n = _check_int("n", n, 0)
     seed = _check_seed(seed)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
+    offset = _check_int("offset", offset, 0)
     dist._require_numeric("iter_samples")
-    stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype))
+    stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype), offset)
     done = 0
     while done < n:
         m = min(chunk_size, n - done)
@@ -275,6 +280,7 @@ class RiskEstimate:
         upper, upper_ci_low, upper_ci_high: ``upper_k / n`` and its Clopper-Pearson interval at ``level``.
         decided: with a verifier, the points it decided (proven robust, or a confirmed adversarial example);
             ``decided == n`` closes the bracket (``k == upper_k``).
+        offset: index of the first point in the seed's stream (the points are ``offset .. offset + n - 1``).
     """
 
     value: float
@@ -301,6 +307,7 @@ class RiskEstimate:
     upper_ci_low: float | None = None
     upper_ci_high: float | None = None
     decided: int | None = None
+    offset: int = 0
 
     @property
     def attack(self) -> str:
@@ -515,6 +522,7 @@ def estimate_risk(
     device: Any = None,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
+    offset: int = 0,
     level: float = 0.95,
     target_width: float | None = None,
     max_n: int = 10_000_000,
@@ -556,6 +564,9 @@ def estimate_risk(
         dtype: float32 or float64 (None: the model's dtype for a torch module, else torch's default).
         chunk_size: points attacked at once (memory is proportional to it, not to ``n``); None:
             :func:`device_chunk_size` (8192 on a CPU, sized from the free memory on a GPU, up to 2^22).
+        offset: index of the first point drawn from the seed's stream (int >= 0). Runs with the same seed and
+            offsets ``0, n_1, n_1 + n_2, ...`` attack exactly the points of one run of ``n_1 + n_2 + ...``: with a
+            deterministic attack their counts add up to its count (how :func:`toyrobust.sweep` shards).
         level: confidence level of the interval, in (0, 1).
         target_width: stop once the interval is at most this wide, in (0, 1]; None draws exactly ``n`` points.
         max_n: with ``target_width``, the most points to draw.
@@ -577,7 +588,7 @@ def estimate_risk(
     """
     start_time = time.perf_counter()
     plan = _plan(dist, clf, threat, definition, attack=attack, n=n, seed=seed, device=device, dtype=dtype,
-                 chunk_size=chunk_size, level=level, target_width=target_width, max_n=max_n,
+                 chunk_size=chunk_size, offset=offset, level=level, target_width=target_width, max_n=max_n,
                  progress=progress, attack_options=attack_options, upper=upper, verify_options=verify_options)
     counts = _count(plan)
     return _result(plan, counts, time.perf_counter() - start_time)
@@ -595,6 +606,7 @@ class _Plan:
     device: torch.device
     dtype: torch.dtype
     chunk_size: int
+    offset: int
     level: float
     target_width: float | None
     n_min: int
@@ -621,7 +633,7 @@ class _Counts:
 
 
 def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: Any, seed: Any, device: Any,
-          dtype: Any, chunk_size: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
+          dtype: Any, chunk_size: Any, offset: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
           attack_options: Any, upper: Any, verify_options: Any) -> _Plan:
     """Validate every argument (before any sampling) and resolve the placement, the attack and the verifier."""
     if not isinstance(dist, Distribution):
@@ -639,6 +651,7 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
     seed = _check_seed(seed)
     if chunk_size is not None:
         chunk_size = _check_int("chunk_size", chunk_size, 1)
+    offset = _check_int("offset", offset, 0)
     if target_width is None:
         n = 100_000 if n is None else _check_int("n", n, 1)
         n_min, n_max = n, n
@@ -680,7 +693,7 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
     show = progress if progress is not None else (
         sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_fn is not None and n_max >= 100_000)))
     return _Plan(dist=dist, clf=clf, threat=threat, definition=definition, seed=seed, device=dev, dtype=dt,
-                 chunk_size=chunk_size, level=level, target_width=target_width, n_min=n_min,
+                 chunk_size=chunk_size, offset=offset, level=level, target_width=target_width, n_min=n_min,
                  n_max=n_max, progress=bool(show), attack_fn=attack_fn, method=method, call_kw=call_kw,
                  pass_generator=pass_generator, verify_run=verify_run)
 
@@ -701,7 +714,7 @@ def _next_chunk(plan: _Plan, c: _Counts) -> int:
     return m
 
 
-def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, chunk_index: int,
+def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, first: int,
                  attack_gen: torch.Generator | None) -> None:
     """Attack (or just classify) one chunk and add what it found to ``c``; the verifier adds its upper count."""
     if plan.attack_fn is None:
@@ -710,7 +723,8 @@ def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, chun
         return
     kw = dict(plan.call_kw)
     if plan.pass_generator:
-        kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, chunk_index))
+        # keyed by the chunk's first point: shards at offsets that end on chunk boundaries repeat one run's randomness
+        kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, first))
     found, evals, wrong = _attack_chunk(plan.attack_fn, plan.method, plan.clf, x, y, plan.threat, plan.definition,
                                         plan.dist, kw)
     if plan.verify_run is not None:
@@ -728,21 +742,19 @@ def _count(plan: _Plan) -> _Counts:
     """The streaming loop: draw a chunk, count it, until ``n`` points (or the target width) are reached."""
     c = _Counts()
     attack_gen = torch.Generator(device=plan.device) if plan.attack_fn is not None else None
-    stream = _SampleStream(plan.dist, plan.seed, plan.device, plan.dtype)
+    stream = _SampleStream(plan.dist, plan.seed, plan.device, plan.dtype, plan.offset)
     bar = None
     if plan.progress:
         from tqdm.auto import tqdm  # loaded only when a bar is shown
 
         bar = tqdm(total=plan.n_max, unit="pt", unit_scale=True, desc=f"estimate_risk[{plan.method}]",
                    file=sys.stderr, leave=False, dynamic_ncols=True)
-    chunk_index = 0
     with eval_mode(plan.clf):
         try:
             while (m := _next_chunk(plan, c)) > 0:
                 x, y = stream.take(m)
-                _count_chunk(plan, c, x, y, chunk_index, attack_gen)
+                _count_chunk(plan, c, x, y, plan.offset + c.done, attack_gen)
                 c.done += m
-                chunk_index += 1
                 del x, y
                 if bar is not None:
                     bar.update(m)
@@ -770,7 +782,7 @@ def _result(plan: _Plan, c: _Counts, seconds: float) -> RiskEstimate:
         definition=plan.definition, threat=None if plan.threat is None else repr(plan.threat), seconds=seconds,
         device=str(plan.device), dtype=str(plan.dtype).replace("torch.", ""), seed=plan.seed,
         chunk_size=plan.chunk_size, grad_evals=c.grad_evals, invalid_claims=c.invalid,
-        target_width=plan.target_width, converged=c.converged, kind=kind, **bracket,
+        target_width=plan.target_width, converged=c.converged, kind=kind, offset=plan.offset, **bracket,
     )
 
 

@@ -17,8 +17,17 @@ pandas at import time; pandas is needed to read a store into a DataFrame, Dask o
 from .grid import TaskSpec, expand_grid
 from .runner import SweepResult, default_executor, plan, sweep
 from .store import Store, load_results, to_parquet
-from .tasks import TASKS, SweepTask, TaskContext, merge_estimates, merge_shards, register_task, shard_seed, shard_sizes
+from .tasks import (
+    TASKS,
+    SweepTask,
+    TaskContext,
+    merge_estimates,
+    merge_shards,
+    register_task,
+    shard_offset,
+    shard_sizes,
+)
 
 __all__ = ["sweep", "SweepResult", "plan", "default_executor", "expand_grid", "TaskSpec", "Store", "load_results",
            "to_parquet", "TASKS", "SweepTask", "TaskContext", "register_task", "merge_estimates", "merge_shards",
-           "shard_seed", "shard_sizes"]
+           "shard_offset", "shard_sizes"]

@@ -31,7 +31,7 @@ import numpy as np
 from .grid import is_array_spec, materialise, stable_hash
 
 __all__ = ["SweepTask", "TaskContext", "TASKS", "register_task", "resolve_task", "merge_estimates", "merge_shards",
-           "shard_seed", "shard_sizes"]
+           "shard_offset", "shard_sizes"]
 
 
 @dataclass(frozen=True)
@@ -240,24 +240,19 @@ register_task("risk", risk_task, check=_check_risk,
 
 
 # ---------------------------------------------------------------------------------------------------- estimate
-#: derive_seed stream of the shards' seeds (estimate_risk itself uses streams 0 and 1 under each shard's seed)
-SHARD_STREAM = 2
-
-
 def shard_sizes(n: int, shards: int) -> list[int]:
     """``n`` points split into ``shards`` near-equal parts (the first ``n % shards`` parts one larger)."""
     return [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
 
 
-def shard_seed(seed: int, shard: int, shards: int) -> int:
-    """The seed of one shard: ``seed`` itself for one shard, else ``derive_seed(seed, 2, shard)``.
+def shard_offset(n: int, shards: int, shard: int) -> int:
+    """Index of the first point of ``shard`` in the seed's stream: the sizes of the shards before it.
 
-    So a one-shard sweep reproduces ``tr.estimate_risk(..., seed=seed)`` exactly, and the shards of a sharded
-    one are independent streams, each reproducible alone with ``tr.estimate_risk(..., n=n_i, seed=that)``.
+    Every shard draws from the one stream of the sweep's seed (``tr.estimate_risk(..., seed=seed, offset=...)``),
+    so the shards together attack exactly the points of one ``tr.estimate_risk(..., n=n, seed=seed)`` run: with a
+    deterministic attack (or none) their counts add up to that run's count, and each shard is reproducible alone.
     """
-    from ..montecarlo import derive_seed
-
-    return seed if shards == 1 else derive_seed(seed, SHARD_STREAM, shard)
+    return sum(shard_sizes(n, shards)[:shard])
 
 
 def _estimate_common(params: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -305,7 +300,7 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
     """One shard of a Monte Carlo estimate (``tr.estimate_risk`` with the shard's size and seed).
 
     The row holds the shard's counts ``k`` (adversarial points) and ``n`` (points), its own Clopper-Pearson
-    interval, the ``shard_seed`` it used, and ``estimate_id`` (shared by the shards that
+    interval, its ``offset`` in the seed's stream, and ``estimate_id`` (shared by the shards that
     :func:`merge_estimates` adds up into one exact interval).
     """
     from ..montecarlo import estimate_risk
@@ -314,7 +309,7 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
     shard = _int_param(params, "shard", 0, 0)
     n = _int_param(params, "n", n_total, 1)
     dist, clf, threat = build(params, ESTIMATE_KEYS)
-    sseed = shard_seed(seed, shard, shards)
+    offset = shard_offset(n_total, shards, shard)
     kwargs: dict[str, Any] = {}
     if "chunk_size" in params:
         kwargs["chunk_size"] = _int_param(params, "chunk_size", 0, 1)
@@ -322,11 +317,11 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         kwargs["dtype"] = {"float32": torch.float32, "float64": torch.float64}[str(params["dtype"])]
-    est = estimate_risk(dist, clf, threat, _definition(params), attack=params.get("attack"), n=n, seed=sseed,
-                        device=params.get("device"), level=float(params.get("level", 0.95)), progress=False,
-                        **kwargs)
+    est = estimate_risk(dist, clf, threat, _definition(params), attack=params.get("attack"), n=n, seed=seed,
+                        offset=offset, device=params.get("device"), level=float(params.get("level", 0.95)),
+                        progress=False, **kwargs)
     return {"k": est.k, "n": est.n, "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
-            "level": est.level, "method": est.method, "shard_seed": sseed, "device": est.device, "dtype": est.dtype,
+            "level": est.level, "method": est.method, "offset": offset, "device": est.device, "dtype": est.dtype,
             "seconds": est.seconds, "grad_evals": est.grad_evals, "invalid_claims": est.invalid_claims,
             "chunk_size": est.chunk_size, "estimate_id": estimate_id(params)}
 
@@ -351,8 +346,8 @@ def merge_estimates(rows: Any) -> Any:
     """The shards of one Monte Carlo estimate merged into one :class:`~toyrobust.RiskEstimate`.
 
     ``k = sum_i k_i`` and ``n = sum_i n_i`` over the shards, and the interval is the exact (Clopper-Pearson)
-    interval of ``(k, n)`` at the shards' level: the shards are independent streams of the same experiment, so
-    their counts add up to one binomial count.
+    interval of ``(k, n)`` at the shards' level: the shards are disjoint ranges of one stream of the same experiment,
+    so their counts add up to one binomial count (that of a single run over all the points).
 
     Args:
         rows: the rows of the shards (a DataFrame or dicts, e.g. ``df[df.estimate_id == i]``): every shard
@@ -395,7 +390,7 @@ def merge_estimates(rows: Any) -> Any:
         invalid_claims=sum(int(r.get("invalid_claims", 0)) for r in recs))
 
 
-_SHARD_COLUMNS = ("task_id", "shard", "shard_seed", "n", "k", "value", "ci_low", "ci_high", "seconds", "wall_time",
+_SHARD_COLUMNS = ("task_id", "shard", "offset", "n", "k", "value", "ci_low", "ci_high", "seconds", "wall_time",
                   "pid", "host", "finished", "error", "status", "grad_evals", "invalid_claims")
 
 
