@@ -66,7 +66,7 @@ step() {
     echo "=== $name: $status in $secs s"
 }
 
-step env 40 "nvidia-smi; $PY -c 'import sys, torch; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"NO CUDA DEVICE\"); sys.exit(0 if torch.cuda.is_available() else 3)' && $PY -m toyrobust.cli --help > /dev/null && echo 'python -m toyrobust.cli works'"
+step env 40 "nvidia-smi; $PY -c 'import sys, torch; print(sys.version); import importlib.util as u; print(\"triton\", \"installed\" if u.find_spec(\"triton\") else \"NOT installed (torch sampling path)\"); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"NO CUDA DEVICE\"); sys.exit(0 if torch.cuda.is_available() else 3)' && $PY -m toyrobust.cli --help > /dev/null && echo 'python -m toyrobust.cli works'"
 
 step cuda_tier 200 "$PY -m pytest -m cuda -q -p no:cacheprovider -rfEs --durations=15 --junitxml='$OUT/cuda_tier.xml'"
 

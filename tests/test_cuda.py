@@ -138,6 +138,34 @@ def test_iter_samples_any_chunk_size_property(device, cs, start):
     assert torch.cat(got).numpy().view(np.uint64).tolist() == want
 
 
+@pytest.mark.cuda
+@NEEDS_CUDA
+def test_counter_stream_backends_agree_on_cuda():
+    """On CUDA the fused Triton kernels (when Triton imports) and the torch tiles give the same labels and uniforms
+    bitwise and the same normals to a few ulps, and both agree with the CPU's; a large request is one launch."""
+    try:
+        import triton  # noqa: F401
+
+        backends = ["torch", "triton"]
+    except ImportError:
+        backends = ["torch"]
+    assert CounterStream(1, 0, device="cuda").backend == backends[-1]
+    cpu = CounterStream(7, 0).rows(2**33, 300)
+    ref = {"signs": cpu.signs(), "uniform": cpu.uniform(5, torch.float64), "normal": cpu.normal(501, torch.float32),
+           "normal64": cpu.normal(3, torch.float64)}
+    for backend in backends:
+        d = CounterStream(7, 0, device="cuda", backend=backend).rows(2**33, 300)
+        assert torch.equal(d.signs().cpu(), ref["signs"])
+        assert torch.equal(d.uniform(5, torch.float64).cpu(), ref["uniform"])
+        torch.testing.assert_close(d.normal(501, torch.float32).cpu(), ref["normal"], rtol=2e-6, atol=2e-6)
+        torch.testing.assert_close(d.normal(3, torch.float64).cpu(), ref["normal64"], rtol=1e-13, atol=1e-13)
+    # 2^16 points of D = 500 on the device: the law holds (mean 0, variance 1 to 4 standard errors)
+    z = CounterStream(9, 0, device="cuda").rows(0, 1 << 16).normal(500, torch.float32)
+    m, v = float(z.double().mean()), float(z.double().var())
+    se = 1 / math.sqrt(z.numel())
+    assert abs(m) < 5 * se and abs(v - 1) < 5 * math.sqrt(2) * se
+
+
 # ------------------------------------------------------------------------------------------ every attack, definition
 @pytest.mark.parametrize("device", _devices())
 @pytest.mark.parametrize("kind", ["analytic", "network"])

@@ -5,6 +5,10 @@ the uniforms, normals and labels against exact references (scipy, exact binomial
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +133,49 @@ def test_draw_rejects_what_is_not_a_source():
     with pytest.raises(TypeError, match="draws must be"):
         tr.PointMasses(0.5).draw(torch.Generator(), torch.float32)
     assert isinstance(GeneratorDraws(torch.Generator(), 3), tr.rng.Draws)
+
+
+_TRITON_CHECK = r"""
+import torch
+from toyrobust.rng import CounterStream, derive_seed, splitmix64
+checked = 0
+for dtype in (torch.float32, torch.float64):
+    for start, n, k in ((0, 5, 1), (1000, 37, 7), (2**40, 9, 500), (3, 1500, 2)):
+        tri = CounterStream(3, 0, backend="triton")
+        ref = CounterStream(3, 0, backend="torch")
+        assert tri.backend == "triton" and ref.backend == "torch"
+        a, b = tri.rows(start, n), ref.rows(start, n)
+        assert torch.equal(a.signs(), b.signs())
+        assert torch.equal(a.uniform(k, dtype), b.uniform(k, dtype))
+        za, zb = a.normal(k, dtype), b.normal(k, dtype)
+        assert za.shape == zb.shape == (n, k) and za.dtype == dtype
+        tol = 1e-6 if dtype == torch.float32 else 1e-14
+        torch.testing.assert_close(za, zb, rtol=tol, atol=tol)
+        checked += 1
+# the labels' words are the scalar SplitMix64 words (top bit set: -1)
+y = CounterStream(8, 0, backend="triton").rows(123, 40).signs()
+key = derive_seed(8, 0, 0)
+assert y.tolist() == [-1 if splitmix64(123 + i, key) >> 63 else 1 for i in range(40)]
+print("triton kernels ok", checked)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+                    reason="Triton wheels exist for Linux x86_64 only")
+def test_triton_kernels_match_the_torch_path_interpreted():
+    """The fused GPU kernels, run by Triton's interpreter on CPU tensors: labels and uniforms bitwise equal to the
+    torch path, normals equal up to the last bits of log/sin/cos (numpy's here, libdevice's on a GPU)."""
+    import triton  # noqa: F401  (the test extra installs it on Linux x86_64; a missing one fails here)
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run([sys.executable, "-c", _TRITON_CHECK], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "triton kernels ok 8" in out.stdout
+
+
+def test_backend_is_validated():
+    with pytest.raises(ValueError, match="backend must be"):
+        CounterStream(1, 0, backend="cuda")
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        CounterStream(-1, 0)
+    assert CounterStream(1, 0).backend == "torch"  # CPU: the torch path, whatever is installed

@@ -153,21 +153,34 @@ class CounterStream:
     ``sqrt(-2 log u) (cos 2 pi v, sin 2 pi v)``, float32 from one word (40 bits for ``u``: tails to 7.5 sigma, then
     24 for ``v``), float64 from two words (53 bits each: tails to 8.6 sigma); labels take the top bit.
 
+    On a CUDA device with Triton installed, fused kernels (:mod:`toyrobust._rng_triton`) make the same words in
+    registers, one launch per request; elsewhere torch makes them in cache-sized tiles.
+
     Args:
         seed: master seed (int >= 0).
         key: non-negative ints naming the stream (e.g. sampling vs attack randomness).
         device: where the numbers are made.
+        backend: ``"auto"`` (Triton kernels on CUDA when Triton imports, torch otherwise), ``"torch"`` or
+            ``"triton"`` (on CPU tensors only under ``TRITON_INTERPRET=1``: for tests).
 
     References:
         G. L. Steele, D. Lea, C. H. Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014.
         J. K. Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011 (counter-based streams).
     """
 
-    def __init__(self, seed: int, *key: int, device: Any = "cpu"):
+    def __init__(self, seed: int, *key: int, device: Any = "cpu", backend: str = "auto"):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         self.seed, self.key, self.device = int(seed), tuple(int(k) for k in key), torch.device(device)
         self._keys: list[int] = []
         self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
         self.tile = _TILE.get(self.device.type, _TILE_ACCELERATOR)
+        self.kernels = _kernels(backend, self.device)
+
+    @property
+    def backend(self) -> str:
+        """``"triton"`` or ``"torch"``: what makes the numbers."""
+        return "torch" if self.kernels is None else "triton"
 
     def call_key(self, c: int) -> int:
         """``key_c`` of the ``c``-th call (cached)."""
@@ -215,6 +228,21 @@ class CounterStream:
         return f
 
 
+def _kernels(backend: str, device: torch.device) -> Any:
+    """The Triton kernel module for ``backend`` on ``device``, or None for the torch path."""
+    if backend not in ("auto", "torch", "triton"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+    if backend == "torch" or (backend == "auto" and device.type != "cuda"):
+        return None
+    try:
+        from . import _rng_triton
+    except ImportError as err:  # Triton is optional: torch makes the same numbers
+        if backend == "triton":
+            raise ValueError(f"backend='triton' needs the triton package ({err})") from None
+        return None
+    return _rng_triton
+
+
 class CounterDraws(Draws):
     """Rows ``start .. start + n - 1`` of a :class:`CounterStream` (see there for the mapping)."""
 
@@ -228,6 +256,9 @@ class CounterDraws(Draws):
 
     def signs(self) -> torch.Tensor:
         out = torch.empty(self.n, dtype=torch.int64, device=self.device)
+        if self.stream.kernels is not None:
+            self.stream.kernels.signs(out, self.start, self.stream.call_key(self._next_call()))
+            return out
 
         def take(r0: int, m: int, z: torch.Tensor) -> None:
             o = out[r0:r0 + m]
@@ -240,6 +271,9 @@ class CounterDraws(Draws):
     def uniform(self, k: int, dtype: torch.dtype) -> torch.Tensor:
         bits = 24 if dtype == torch.float32 else 53
         out = torch.empty(self.n, k, dtype=dtype, device=self.device)
+        if self.stream.kernels is not None:
+            self.stream.kernels.uniform(out, self.start, self.stream.call_key(self._next_call()))
+            return out
 
         def take(r0: int, m: int, z: torch.Tensor) -> None:
             o = out[r0:r0 + m]
@@ -254,6 +288,9 @@ class CounterDraws(Draws):
         out = torch.empty(self.n, 2 * h, dtype=dtype, device=self.device)
         single = dtype == torch.float32
         st = self.stream
+        if st.kernels is not None:
+            st.kernels.normal(out, self.start, st.call_key(self._next_call()), k)
+            return out[:, :k] if 2 * h != k else out
 
         def take(r0: int, m: int, z: torch.Tensor) -> None:
             if single:  # one word per pair: 40 bits for the radius, 24 for the angle
