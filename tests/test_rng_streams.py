@@ -32,7 +32,8 @@ def _words(stream: CounterStream, c: int, start: int, n: int, w: int) -> np.ndar
     out = np.zeros((n, w), dtype=np.uint64)
 
     def take(r0, m, z):
-        out[r0:r0 + m] = z.cpu().numpy().view(np.uint64)
+        z = z.cpu().numpy() if isinstance(z, torch.Tensor) else z
+        out[r0:r0 + m] = z.view(np.uint64)
 
     stream.words(c, start, n, w, take)
     return out
@@ -40,15 +41,34 @@ def _words(stream: CounterStream, c: int, start: int, n: int, w: int) -> np.ndar
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**63 - 1), start=st.integers(0, 2**33), n=st.integers(1, 40), w=st.integers(1, 9),
-       tile=st.integers(1, 50), c=st.integers(0, 3))
-def test_vectorised_words_equal_scalar_splitmix64(seed, start, n, w, tile, c):
-    """torch's wrapping int64 arithmetic gives the scalar mod-2^64 definition, across tile boundaries."""
-    stream = CounterStream(seed, 0)
-    stream.tile = tile
+       tile=st.integers(1, 50), c=st.integers(0, 3), backend=st.sampled_from(["numpy", "torch"]))
+def test_vectorised_words_equal_scalar_splitmix64(seed, start, n, w, tile, c, backend):
+    """numpy's uint64 and torch's wrapping int64 arithmetic give the scalar mod-2^64 definition, across tiles."""
+    stream = CounterStream(seed, 0, backend=backend)
+    assert stream.backend == backend
+    if backend == "numpy":
+        stream.impl.TILE = tile
+    else:
+        stream.impl.tile = tile
     got = _words(stream, c, start, n, w)
     key = derive_seed(seed, 0, c)
     want = np.array([[splitmix64((start + i) * w + j, key) for j in range(w)] for i in range(n)], dtype=np.uint64)
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_backends_agree(dtype):
+    """numpy (the CPU default) and torch give the same labels and uniforms bitwise, normals to a few ulps."""
+    for start, n, k in ((0, 3, 1), (77, 700, 9), (2**35, 50, 500)):
+        a, b = CounterStream(6, 0, backend="numpy").rows(start, n), CounterStream(6, 0, backend="torch").rows(start, n)
+        assert torch.equal(a.signs(), b.signs())
+        assert torch.equal(a.uniform(k, dtype), b.uniform(k, dtype))
+        tol = 2e-6 if dtype == torch.float32 else 1e-14
+        torch.testing.assert_close(a.normal(k, dtype), b.normal(k, dtype), rtol=tol, atol=tol)
+    # labels: the top bit set means -1
+    y = CounterStream(8, 0).rows(123, 40).signs()
+    key = derive_seed(8, 0, 0)
+    assert y.tolist() == [-1 if splitmix64(123 + i, key) >> 63 else 1 for i in range(40)]
 
 
 @pytest.mark.parametrize("dist", [
@@ -174,8 +194,12 @@ def test_triton_kernels_match_the_torch_path_interpreted():
 
 
 def test_backend_is_validated():
-    with pytest.raises(ValueError, match="backend must be"):
+    with pytest.raises(ValueError, match="backend must be one of"):
         CounterStream(1, 0, backend="cuda")
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         CounterStream(-1, 0)
-    assert CounterStream(1, 0).backend == "torch"  # CPU: the torch path, whatever is installed
+    with pytest.raises(ValueError, match="CPU only"):
+        CounterStream(1, 0, device="meta", backend="numpy")
+    assert CounterStream(1, 0).backend == "numpy"  # CPU: numpy, whatever is installed
+    with pytest.raises(ValueError, match="no word arrays"):
+        CounterStream(1, 0, backend="triton").words(0, 0, 1, 1, lambda *a: None)

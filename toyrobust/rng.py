@@ -16,7 +16,7 @@ import torch
 
 __all__ = [
     "make_generator", "resolve_device", "resolve_dtype", "derive_seed", "Draws", "GeneratorDraws", "CounterStream",
-    "CounterDraws", "splitmix64",
+    "CounterDraws", "splitmix64", "BACKENDS",
 ]
 
 
@@ -119,23 +119,18 @@ class GeneratorDraws(Draws):
         return torch.randn(self.n, k, generator=self.gen, device=self.device, dtype=dtype)
 
 
-# SplitMix64 (Steele, Lea, Flood 2014): state_j = key + j * GOLDEN, output = mix(state_j). Constants as signed
-# int64 (torch has no uint64 arithmetic); products wrap modulo 2^64 as two's complement, right shifts are arithmetic,
-# so every logical shift is followed by a mask.
-_GOLDEN = 0x9E3779B97F4A7C15 - 2**64
-_MIX1 = 0xBF58476D1CE4E5B9 - 2**64
-_MIX2 = 0x94D049BB133111EB - 2**64
-#: int64 entries per scratch tile: cache-sized on a CPU (a few MB in flight), large on a GPU (few launches)
-_TILE = {"cpu": 1 << 18}
-_TILE_ACCELERATOR = 1 << 25
+# SplitMix64 (Steele, Lea, Flood 2014): state_j = key + j * GOLDEN, output = mix(state_j).
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+#: the backends of :class:`CounterStream`
+BACKENDS = ("auto", "numpy", "torch", "triton")
 
 
 def splitmix64(index: int, key: int) -> int:
     """Reference SplitMix64 output for counter ``index`` under ``key`` (Python ints, mod 2^64): the scalar
-    definition :class:`CounterStream` vectorises, kept for tests and documentation."""
-    z = (key + index * (_GOLDEN % 2**64)) % 2**64
-    z = ((z ^ (z >> 30)) * (_MIX1 % 2**64)) % 2**64
-    z = ((z ^ (z >> 27)) * (_MIX2 % 2**64)) % 2**64
+    definition every backend of :class:`CounterStream` vectorises, kept for tests and documentation."""
+    z = (key + index * _GOLDEN) % 2**64
+    z = ((z ^ (z >> 30)) * _MIX1) % 2**64
+    z = ((z ^ (z >> 27)) * _MIX2) % 2**64
     return z ^ (z >> 31)
 
 
@@ -147,21 +142,24 @@ class CounterStream:
     ``key_c = derive_seed(seed, *key, c)``. So any row range can be drawn directly, in any order, on any device:
     cutting a stream into chunks of any size gives bitwise the same integers (and the same floats on one device;
     CPU and CUDA agree to a few ulps, their ``log``/``sin``/``cos`` differ in the last bits). No block of rows is
-    ever drawn to be thrown away, and the work is cut into tiles only to bound scratch memory.
+    ever drawn to be thrown away.
 
     From the words: uniforms take the top 24 (float32) or 53 (float64) bits; normals are Box-Muller pairs
     ``sqrt(-2 log u) (cos 2 pi v, sin 2 pi v)``, float32 from one word (40 bits for ``u``: tails to 7.5 sigma, then
     24 for ``v``), float64 from two words (53 bits each: tails to 8.6 sigma); labels take the top bit.
 
-    On a CUDA device with Triton installed, fused kernels (:mod:`toyrobust._rng_triton`) make the same words in
-    registers, one launch per request; elsewhere torch makes them in cache-sized tiles.
+    Backends (same words, bitwise): on a CPU, numpy in cache-sized tiles on one thread (its native uint64 needs no
+    masks, and one thread never waits at an OpenMP barrier: steady on a loaded machine, and as fast as
+    ``torch.randn`` on two cores); on CUDA with Triton installed, fused kernels (:mod:`toyrobust._rng_triton`)
+    that make the numbers in registers, one launch per request; elsewhere torch int64 arithmetic in tiles.
 
     Args:
         seed: master seed (int >= 0).
         key: non-negative ints naming the stream (e.g. sampling vs attack randomness).
         device: where the numbers are made.
-        backend: ``"auto"`` (Triton kernels on CUDA when Triton imports, torch otherwise), ``"torch"`` or
-            ``"triton"`` (on CPU tensors only under ``TRITON_INTERPRET=1``: for tests).
+        backend: one of :data:`BACKENDS`: ``"auto"`` (numpy on a CPU, Triton on CUDA when it imports, torch
+            otherwise), ``"numpy"`` (CPU only), ``"torch"``, or ``"triton"`` (on CPU tensors only under
+            ``TRITON_INTERPRET=1``: for tests).
 
     References:
         G. L. Steele, D. Lea, C. H. Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014.
@@ -173,14 +171,7 @@ class CounterStream:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         self.seed, self.key, self.device = int(seed), tuple(int(k) for k in key), torch.device(device)
         self._keys: list[int] = []
-        self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
-        self.tile = _TILE.get(self.device.type, _TILE_ACCELERATOR)
-        self.kernels = _kernels(backend, self.device)
-
-    @property
-    def backend(self) -> str:
-        """``"triton"`` or ``"torch"``: what makes the numbers."""
-        return "torch" if self.kernels is None else "triton"
+        self.backend, self.impl = _backend(backend, self.device)
 
     def call_key(self, c: int) -> int:
         """``key_c`` of the ``c``-th call (cached)."""
@@ -192,16 +183,155 @@ class CounterStream:
         """:class:`Draws` for rows ``start, ..., start + n - 1``."""
         return CounterDraws(self, int(start), int(n))
 
+    def words(self, c: int, start: int, n: int, w: int, take: Callable[[int, int, Any], None]) -> None:
+        """The (n, w) words of call ``c`` for rows from ``start``, tile by tile: ``take(r0, m, z)`` receives rows
+        ``r0 .. r0 + m - 1`` (relative to ``start``) as an (m, w) array of the words' bits (numpy uint64, or torch
+        int64 on the torch backend), valid until it returns. Not on the Triton backend (its words never leave
+        registers)."""
+        if self.backend == "triton":
+            raise ValueError("the triton backend makes no word arrays; use backend='torch' or 'numpy'")
+        self.impl.words(start, n, w, self.call_key(c), take)
+
+
+def _backend(backend: str, device: torch.device) -> tuple[str, Any]:
+    """The name and implementation of ``backend`` on ``device``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if backend == "numpy" and device.type != "cpu":
+        raise ValueError(f"backend='numpy' draws on the CPU only, got device {str(device)!r}")
+    if backend == "auto":
+        backend = "numpy" if device.type == "cpu" else ("triton" if device.type == "cuda" else "torch")
+        if backend == "triton":
+            try:
+                from . import _rng_triton
+            except ImportError:  # Triton is optional: torch makes the same numbers
+                backend = "torch"
+    if backend == "triton":
+        try:
+            from . import _rng_triton
+        except ImportError as err:
+            raise ValueError(f"backend='triton' needs the triton package ({err})") from None
+        return backend, _rng_triton
+    if backend == "numpy":
+        return backend, _NumpyWords()
+    return backend, _TorchWords(device)
+
+
+class _NumpyWords:
+    """The CPU backend: numpy uint64 (wrapping products, logical shifts) in tiles of :attr:`TILE` words."""
+
+    TILE = 1 << 17
+
+    def __init__(self) -> None:
+        self._scratch: dict[tuple[str, Any], np.ndarray] = {}
+        self._iota = np.arange(self.TILE, dtype=np.uint64)
+
+    def _buffer(self, name: str, size: int, dtype: Any) -> np.ndarray:
+        buf = self._scratch.get((name, dtype))
+        if buf is None or buf.size < size:
+            buf = self._scratch[(name, dtype)] = np.empty(size, dtype=dtype)
+        return buf[:size]
+
+    def words(self, start: int, n: int, w: int, key: int, take: Callable[[int, int, np.ndarray], None]) -> None:
+        rows = max(1, self.TILE // max(w, 1))
+        if rows * w > self._iota.size:
+            self._iota = np.arange(rows * w, dtype=np.uint64)
+        golden, mix1, mix2 = np.uint64(_GOLDEN), np.uint64(_MIX1), np.uint64(_MIX2)
+        s30, s27, s31 = np.uint64(30), np.uint64(27), np.uint64(31)
+        with np.errstate(over="ignore"):  # uint64 products wrap modulo 2^64 by design
+            for r0 in range(0, n, rows):
+                m = min(rows, n - r0)
+                z = self._buffer("z", m * w, np.uint64)
+                t = self._buffer("t", m * w, np.uint64)
+                np.add(self._iota[:m * w], np.uint64(((start + r0) * w) % 2**64), out=z)
+                z *= golden
+                z += np.uint64(key)
+                np.right_shift(z, s30, out=t)
+                z ^= t
+                z *= mix1
+                np.right_shift(z, s27, out=t)
+                z ^= t
+                z *= mix2
+                np.right_shift(z, s31, out=t)
+                z ^= t
+                take(r0, m, z.reshape(m, w))
+
+    def _bits(self, z: np.ndarray, shift: int, width: int, dtype: Any, name: str) -> np.ndarray:
+        t = self._buffer("t", z.size, np.uint64).reshape(z.shape)
+        np.right_shift(z, np.uint64(shift), out=t)
+        if shift + width < 64:
+            t &= np.uint64((1 << width) - 1)
+        f = self._buffer(name, z.size, dtype).reshape(z.shape)
+        f[...] = t
+        return f
+
+    def signs(self, out: torch.Tensor, start: int, key: int) -> None:
+        o = out.numpy()
+
+        def take(r0: int, m: int, z: np.ndarray) -> None:
+            top = (z[:, 0] >> np.uint64(63)).astype(np.int64)
+            np.subtract(1, 2 * top, out=o[r0:r0 + m])
+
+        self.words(start, o.shape[0], 1, key, take)
+
+    def uniform(self, out: torch.Tensor, start: int, key: int) -> None:
+        o = out.numpy()
+        bits = 24 if o.dtype == np.float32 else 53
+
+        def take(r0: int, m: int, z: np.ndarray) -> None:
+            dst = o[r0:r0 + m]
+            dst[...] = self._bits(z, 64 - bits, bits, o.dtype, "u")
+            dst *= o.dtype.type(2.0 ** -bits)
+
+        self.words(start, o.shape[0], o.shape[1], key, take)
+
+    def normal(self, out: torch.Tensor, start: int, key: int, k: int) -> None:
+        o = out.numpy()
+        h = o.shape[1] // 2
+        single = o.dtype == np.float32
+        f = o.dtype.type
+
+        def take(r0: int, m: int, z: np.ndarray) -> None:
+            if single:  # one word per pair: 40 bits for the radius, 24 for the angle
+                u, v, ubits, vbits = self._bits(z, 0, 40, o.dtype, "u"), self._bits(z, 40, 24, o.dtype, "v"), 40, 24
+            else:  # two words per pair, 53 bits each
+                u = self._bits(z[:, :h], 11, 53, o.dtype, "u")
+                v = self._bits(z[:, h:], 11, 53, o.dtype, "v")
+                ubits = vbits = 53
+            u += f(0.5)  # u in (0, 1): never 0, so the log is finite
+            u *= f(2.0 ** -ubits)
+            np.log(u, out=u)
+            u *= f(-2.0)
+            np.sqrt(u, out=u)
+            v *= f(2 * math.pi * 2.0 ** -vbits)
+            w = self._buffer("w", v.size, o.dtype).reshape(v.shape)
+            np.sin(v, out=w)
+            np.cos(v, out=v)
+            dst = o[r0:r0 + m]
+            np.multiply(u, v, out=dst[:, :h])
+            np.multiply(u, w, out=dst[:, h:])
+
+        self.words(start, o.shape[0], h if single else 2 * h, key, take)
+
+
+class _TorchWords:
+    """The torch backend: int64 arithmetic (products wrap as two's complement; right shifts are arithmetic, so
+    every logical shift is followed by a mask), in tiles sized for the device."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        # int64 entries per tile: cache-sized on a CPU, large on an accelerator (few launches)
+        self.tile = 1 << 18 if device.type == "cpu" else 1 << 25
+        self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
     def _buffer(self, name: str, size: int, dtype: torch.dtype) -> torch.Tensor:
         buf = self._scratch.get((name, dtype))
         if buf is None or buf.numel() < size:
             buf = self._scratch[(name, dtype)] = torch.empty(size, dtype=dtype, device=self.device)
         return buf[:size]
 
-    def words(self, c: int, start: int, n: int, w: int, out: Callable[[int, int, torch.Tensor], None]) -> None:
-        """Make the (n, w) words of call ``c`` for rows from ``start`` tile by tile; ``out(r0, m, z)`` consumes
-        rows ``r0 .. r0 + m - 1`` (relative to ``start``) given as an (m, w) int64 tensor valid until it returns."""
-        key = self.call_key(c)
+    def words(self, start: int, n: int, w: int, key: int, take: Callable[[int, int, torch.Tensor], None]) -> None:
+        signed = [c - 2**64 for c in (_GOLDEN, _MIX1, _MIX2)]  # the same bits as int64
         rows = max(1, self.tile // max(w, 1))
         for r0 in range(0, n, rows):
             m = min(rows, n - r0)
@@ -209,14 +339,14 @@ class CounterStream:
             t = self._buffer("t", m * w, torch.int64)
             first = (start + r0) * w
             torch.arange(first, first + m * w, dtype=torch.int64, device=self.device, out=z)
-            z.mul_(_GOLDEN).add_(key - 2**64 if key >= 2**63 else key)
-            for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+            z.mul_(signed[0]).add_(key)
+            for shift, mult in ((30, signed[1]), (27, signed[2]), (31, None)):
                 torch.bitwise_right_shift(z, shift, out=t)
                 t.bitwise_and_((1 << (64 - shift)) - 1)
                 z.bitwise_xor_(t)
                 if mult is not None:
                     z.mul_(mult)
-            out(r0, m, z.view(m, w))
+            take(r0, m, z.view(m, w))
 
     def _bits(self, z: torch.Tensor, shift: int, width: int, dtype: torch.dtype, name: str) -> torch.Tensor:
         """``(z >>> shift) & (2^width - 1)`` as ``dtype`` in a scratch buffer of z's shape."""
@@ -227,20 +357,47 @@ class CounterStream:
         f.copy_(t)
         return f
 
+    def signs(self, out: torch.Tensor, start: int, key: int) -> None:
+        def take(r0: int, m: int, z: torch.Tensor) -> None:
+            o = out[r0:r0 + m]
+            torch.bitwise_right_shift(z[:, 0], 63, out=o)  # -1 where the top bit is set, 0 elsewhere
+            o.mul_(2).add_(1)
 
-def _kernels(backend: str, device: torch.device) -> Any:
-    """The Triton kernel module for ``backend`` on ``device``, or None for the torch path."""
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    if backend == "torch" or (backend == "auto" and device.type != "cuda"):
-        return None
-    try:
-        from . import _rng_triton
-    except ImportError as err:  # Triton is optional: torch makes the same numbers
-        if backend == "triton":
-            raise ValueError(f"backend='triton' needs the triton package ({err})") from None
-        return None
-    return _rng_triton
+        self.words(start, out.shape[0], 1, key, take)
+
+    def uniform(self, out: torch.Tensor, start: int, key: int) -> None:
+        bits = 24 if out.dtype == torch.float32 else 53
+
+        def take(r0: int, m: int, z: torch.Tensor) -> None:
+            o = out[r0:r0 + m]
+            o.copy_(self._bits(z, 64 - bits, bits, out.dtype, "u"))
+            o.mul_(2.0 ** -bits)
+
+        self.words(start, out.shape[0], out.shape[1], key, take)
+
+    def normal(self, out: torch.Tensor, start: int, key: int, k: int) -> None:
+        h = out.shape[1] // 2
+        dtype = out.dtype
+        single = dtype == torch.float32
+
+        def take(r0: int, m: int, z: torch.Tensor) -> None:
+            if single:  # one word per pair: 40 bits for the radius, 24 for the angle
+                u, v, ubits, vbits = self._bits(z, 0, 40, dtype, "u"), self._bits(z, 40, 24, dtype, "v"), 40, 24
+            else:  # two words per pair, 53 bits each
+                u = self._bits(z[:, :h], 11, 53, dtype, "u")
+                v = self._bits(z[:, h:], 11, 53, dtype, "v")
+                ubits = vbits = 53
+            # u in (0, 1): never 0, so the log is finite
+            u.add_(0.5).mul_(2.0 ** -ubits).log_().mul_(-2.0).sqrt_()
+            v.mul_(2 * math.pi * 2.0 ** -vbits)
+            o = out[r0:r0 + m]
+            w = self._buffer("w", v.numel(), dtype).view(v.shape)
+            w.copy_(v).sin_()  # in place on contiguous scratch: sin into a strided slice is several times slower
+            v.cos_()
+            torch.mul(u, v, out=o[:, :h])
+            torch.mul(u, w, out=o[:, h:])
+
+        self.words(start, out.shape[0], h if single else 2 * h, key, take)
 
 
 class CounterDraws(Draws):
@@ -250,64 +407,22 @@ class CounterDraws(Draws):
         self.stream, self.start, self.n, self.device = stream, start, n, stream.device
         self.calls = 0
 
-    def _next_call(self) -> int:
+    def _key(self) -> int:
         self.calls += 1
-        return self.calls - 1
+        return self.stream.call_key(self.calls - 1)
 
     def signs(self) -> torch.Tensor:
         out = torch.empty(self.n, dtype=torch.int64, device=self.device)
-        if self.stream.kernels is not None:
-            self.stream.kernels.signs(out, self.start, self.stream.call_key(self._next_call()))
-            return out
-
-        def take(r0: int, m: int, z: torch.Tensor) -> None:
-            o = out[r0:r0 + m]
-            torch.bitwise_right_shift(z[:, 0], 63, out=o)  # -1 where the top bit is set, 0 elsewhere
-            o.mul_(2).add_(1)
-
-        self.stream.words(self._next_call(), self.start, self.n, 1, take)
+        self.stream.impl.signs(out, self.start, self._key())
         return out
 
     def uniform(self, k: int, dtype: torch.dtype) -> torch.Tensor:
-        bits = 24 if dtype == torch.float32 else 53
         out = torch.empty(self.n, k, dtype=dtype, device=self.device)
-        if self.stream.kernels is not None:
-            self.stream.kernels.uniform(out, self.start, self.stream.call_key(self._next_call()))
-            return out
-
-        def take(r0: int, m: int, z: torch.Tensor) -> None:
-            o = out[r0:r0 + m]
-            o.copy_(self.stream._bits(z, 64 - bits, bits, dtype, "u"))
-            o.mul_(2.0 ** -bits)
-
-        self.stream.words(self._next_call(), self.start, self.n, k, take)
+        self.stream.impl.uniform(out, self.start, self._key())
         return out
 
     def normal(self, k: int, dtype: torch.dtype) -> torch.Tensor:
         h = (k + 1) // 2
         out = torch.empty(self.n, 2 * h, dtype=dtype, device=self.device)
-        single = dtype == torch.float32
-        st = self.stream
-        if st.kernels is not None:
-            st.kernels.normal(out, self.start, st.call_key(self._next_call()), k)
-            return out[:, :k] if 2 * h != k else out
-
-        def take(r0: int, m: int, z: torch.Tensor) -> None:
-            if single:  # one word per pair: 40 bits for the radius, 24 for the angle
-                u, ubits = st._bits(z, 0, 40, dtype, "u"), 40
-                v, vbits = st._bits(z, 40, 24, dtype, "v"), 24
-            else:  # two words per pair, 53 bits each
-                u, ubits = st._bits(z[:, :h], 11, 53, dtype, "u"), 53
-                v, vbits = st._bits(z[:, h:], 11, 53, dtype, "v"), 53
-            # u in (0, 1): never 0, so the log is finite
-            u.add_(0.5).mul_(2.0 ** -ubits).log_().mul_(-2.0).sqrt_()
-            v.mul_(2 * math.pi * 2.0 ** -vbits)
-            o = out[r0:r0 + m]
-            w = st._buffer("w", v.numel(), dtype).view(v.shape)
-            w.copy_(v).sin_()  # in place on contiguous scratch: sin into a strided slice is several times slower
-            v.cos_()
-            torch.mul(u, v, out=o[:, :h])
-            torch.mul(u, w, out=o[:, h:])
-
-        self.stream.words(self._next_call(), self.start, self.n, h if single else 2 * h, take)
+        self.stream.impl.normal(out, self.start, self._key(), k)
         return out[:, :k] if 2 * h != k else out
