@@ -131,11 +131,12 @@ def test_iter_samples_any_chunk_size_property(device, cs, start):
     assert torch.equal(torch.cat([y for _, y in parts]), whole_y)
     assert whole_x.device.type == torch.device(device).type
     # far along the stream (row 2^40 and beyond) the device's words still equal the scalar SplitMix64
-    stream = CounterStream(3, 0, device=device)
+    stream = CounterStream(3, 0, device=device, backend="torch" if device == "cuda" else "auto")
     got = []
-    stream.words(0, start, 3, 2, lambda r0, m, z: got.append(z.cpu().clone()))
+    stream.words(0, start, 3, 2, lambda r0, m, z: got.append(
+        z.cpu().numpy().view(np.uint64).copy() if isinstance(z, torch.Tensor) else z.copy()))
     want = [[splitmix64((start + i) * 2 + j, derive_seed(3, 0, 0)) for j in range(2)] for i in range(3)]
-    assert torch.cat(got).numpy().view(np.uint64).tolist() == want
+    assert np.concatenate(got).tolist() == want
 
 
 @pytest.mark.cuda

@@ -39,17 +39,23 @@ def _word(counter, key):
     return z ^ (z >> 31)
 
 
-@triton.jit
+# integer arguments are not specialised (one compilation per dtype) and are widened to int64 before any product:
+# Triton passes small Python ints as int32, and start * k overflows int32 past 2^31 words
+
+
+@triton.jit(do_not_specialize=["start", "n", "key"])
 def _signs_kernel(out_ptr, start, n, key, BLOCK: tl.constexpr):
+    start = start.to(tl.int64)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = idx < n
+    mask = idx < n.to(tl.int64)
     z = _word((start + idx).to(tl.uint64), key.to(tl.uint64))
     top = (z >> 63).to(tl.int64)
     tl.store(out_ptr + idx, 1 - 2 * top, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["start", "n", "k", "key"])
 def _uniform_kernel(out_ptr, start, n, k, key, BITS: tl.constexpr, BLOCK: tl.constexpr):
+    start, n, k = start.to(tl.int64), n.to(tl.int64), k.to(tl.int64)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < n * k
     z = _word((start * k + idx).to(tl.uint64), key.to(tl.uint64))
@@ -60,9 +66,10 @@ def _uniform_kernel(out_ptr, start, n, k, key, BITS: tl.constexpr, BLOCK: tl.con
     tl.store(out_ptr + idx, u, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["start", "n", "h", "k", "key", "stride"])
 def _normal_kernel(out_ptr, start, n, h, k, key, stride, SINGLE: tl.constexpr, BLOCK: tl.constexpr):
     # one Box-Muller pair per lane: row ``row``, cosine column ``col`` and sine column ``col + h``
+    start, n, h, k, stride = start.to(tl.int64), n.to(tl.int64), h.to(tl.int64), k.to(tl.int64), stride.to(tl.int64)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < n * h
     row = idx // h
