@@ -176,6 +176,8 @@ for dtype in (torch.float32, torch.float64):
 y = CounterStream(8, 0, backend="triton").rows(123, 40).signs()
 key = derive_seed(8, 0, 0)
 assert y.tolist() == [-1 if splitmix64(123 + i, key) >> 63 else 1 for i in range(40)]
+from toyrobust.rng import _triton_usable
+assert _triton_usable(torch.device("cpu"))  # the once-per-device self-check passes on the real kernels
 print("triton kernels ok", checked)
 """
 
@@ -203,3 +205,26 @@ def test_backend_is_validated():
     assert CounterStream(1, 0).backend == "numpy"  # CPU: numpy, whatever is installed
     with pytest.raises(ValueError, match="no word arrays"):
         CounterStream(1, 0, backend="triton").words(0, 0, 1, 1, lambda *a: None)
+
+
+def test_broken_triton_kernels_fall_back_to_torch(monkeypatch):
+    """A kernel that fails to compile, or disagrees with the torch backend, is not used: one warning, and the
+    stream draws with torch (the main job must not crash on a GPU whose Triton is broken)."""
+    import types
+
+    import toyrobust.rng as rng
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PTX compilation failed")
+
+    def wrong(out, *args, **kwargs):
+        out.zero_()
+
+    for fn, match in ((broken, "PTX compilation failed"), (wrong, "disagree")):
+        fake = types.SimpleNamespace(signs=fn, uniform=fn, normal=fn)
+        monkeypatch.setitem(sys.modules, "toyrobust._rng_triton", fake)
+        monkeypatch.setattr(tr, "_rng_triton", fake, raising=False)
+        monkeypatch.setattr(rng, "_TRITON_USABLE", {})
+        with pytest.warns(UserWarning, match=match):
+            assert not rng._triton_usable(torch.device("cpu"))
+        assert rng._triton_usable(torch.device("cpu")) is False  # decided once: no second warning

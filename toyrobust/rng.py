@@ -8,6 +8,7 @@ depend on how the work is cut.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -201,11 +202,8 @@ def _backend(backend: str, device: torch.device) -> tuple[str, Any]:
         raise ValueError(f"backend='numpy' draws on the CPU only, got device {str(device)!r}")
     if backend == "auto":
         backend = "numpy" if device.type == "cpu" else ("triton" if device.type == "cuda" else "torch")
-        if backend == "triton":
-            try:
-                from . import _rng_triton
-            except ImportError:  # Triton is optional: torch makes the same numbers
-                backend = "torch"
+        if backend == "triton" and not _triton_usable(device):
+            backend = "torch"  # Triton is optional: torch makes the same numbers
     if backend == "triton":
         try:
             from . import _rng_triton
@@ -215,6 +213,47 @@ def _backend(backend: str, device: torch.device) -> tuple[str, Any]:
     if backend == "numpy":
         return backend, _NumpyWords()
     return backend, _TorchWords(device)
+
+
+_TRITON_USABLE: dict[str, bool] = {}
+
+
+def _backend_sample(impl: Any, device: torch.device) -> list[torch.Tensor]:
+    """A few rows far along a stream from ``impl``: labels, uniforms and normals in float32 and float64."""
+    start, n, key, out = 2**33 + 5, 33, derive_seed(1, 2, 3), []
+    for dtype in (torch.float32, torch.float64):
+        y = torch.empty(n, dtype=torch.int64, device=device)
+        u = torch.empty(n, 3, dtype=dtype, device=device)
+        z = torch.empty(n, 8, dtype=dtype, device=device)
+        impl.signs(y, start, key)
+        impl.uniform(u, start, key)
+        impl.normal(z, start, key, 7)
+        out += [y, u, z[:, :7]]
+    return out
+
+
+def _triton_usable(device: torch.device) -> bool:
+    """Whether the Triton kernels import, compile and agree with the torch backend on ``device``: checked once per
+    device and process; a kernel that fails or disagrees warns once, and the torch backend draws instead."""
+    name = str(device)
+    if name not in _TRITON_USABLE:
+        try:
+            from . import _rng_triton
+        except ImportError:
+            _TRITON_USABLE[name] = False
+            return False
+        try:
+            got, want = _backend_sample(_rng_triton, device), _backend_sample(_TorchWords(device), device)
+            same = all(torch.equal(a, b) if not a.is_floating_point() else
+                       torch.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(got, want))
+            problem = None if same else "its numbers disagree with the torch backend's"
+        except Exception as err:  # a compiler or driver problem must not stop the sampling: torch takes over
+            problem = f"{type(err).__name__}: {err}"
+        if problem is not None:
+            warnings.warn(f"toyrobust: the Triton sampling kernels are not used on {name} ({problem}); the torch "
+                          "backend draws the same numbers, more slowly", UserWarning, stacklevel=3)
+        _TRITON_USABLE[name] = problem is None
+    return _TRITON_USABLE[name]
 
 
 class _NumpyWords:
@@ -321,7 +360,7 @@ class _TorchWords:
     def __init__(self, device: torch.device):
         self.device = device
         # int64 entries per tile: cache-sized on a CPU, large on an accelerator (few launches)
-        self.tile = 1 << 18 if device.type == "cpu" else 1 << 25
+        self.tile = 1 << 18 if device.type == "cpu" else 1 << 24  # 2^24: ~0.4 GB of scratch in all
         self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     def _buffer(self, name: str, size: int, dtype: torch.dtype) -> torch.Tensor:
