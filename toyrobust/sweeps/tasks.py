@@ -327,7 +327,7 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
 
 
 register_task("estimate", estimate_task, check=_check_estimate, expand=_expand_estimate,
-              description="Monte Carlo estimate, split into seeded shards")
+              description="Monte Carlo estimate, split into shards (disjoint ranges of the seed's stream)")
 
 
 def _records(rows: Any) -> list[dict[str, Any]]:
