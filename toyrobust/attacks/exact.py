@@ -384,6 +384,9 @@ def _nudge(
 
 #: CPU row blocks of the dense linear attack hold about this many entries (a float64 block stays in the cache)
 _CPU_BLOCK_ENTRIES = 1 << 19
+#: the linear attack steps this many rounding errors of the margin (in units of (sqrt(nnz(w)) + 2) ulp sum |w_i x_i|)
+#: past the boundary, so that rounding rarely leaves a point on it
+_SLACK_ULPS = 4.0
 
 
 def _linear_attack(clf: Linear, x: torch.Tensor, y_true: torch.Tensor, threat: ThreatModel,
@@ -418,7 +421,7 @@ def _linear_attack(clf: Linear, x: torch.Tensor, y_true: torch.Tensor, threat: T
     rule = get_definition(definition)
     y_eff = clf.predict(x) if rule.needs_clean else y_true
     ulp = torch.finfo(dt).eps
-    slack_factor = 4 * (math.sqrt(read.numel()) + 2) * ulp
+    slack_factor = _SLACK_ULPS * (math.sqrt(read.numel()) + 2) * ulp
     x_adv = torch.empty((n, d), dtype=dt, device=dev)
     norms = torch.empty(n, dtype=dt, device=dev)
     dist = torch.empty(n, dtype=torch.float64, device=dev)
