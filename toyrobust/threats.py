@@ -83,8 +83,10 @@ def _check_coords(coords: Any) -> Coords:
     )
 
 
-#: CPU row blocks of :meth:`ThreatModel.contains` hold about this many entries (a block stays in the cache)
-_CPU_BLOCK_ENTRIES = 1 << 19
+#: CPU row blocks of :meth:`ThreatModel.contains` hold at most this many bytes: a temporary of this size is reused
+#: from the heap (glibc hands larger ones back to the OS, and every new one page-faults) and mostly stays in the L3
+#: cache; a default chunk (8192 x 500 float32) is one block, so no extra parallel regions on a busy CPU either
+_CPU_BLOCK_BYTES = 1 << 24
 
 
 def _check_batch(name: str, x: Any) -> torch.Tensor:
@@ -324,8 +326,8 @@ class ThreatModel:
             fin = torch.finfo(x.dtype) if x.dtype.is_floating_point else torch.finfo(torch.float32)
             atol = 128 * fin.eps * max(1.0, eps)
         n, d = x.shape
-        # on a CPU, row blocks keep the difference x - x0 in the cache (one pass over x and x0 from memory)
-        step = n if x.device.type != "cpu" else max(1, _CPU_BLOCK_ENTRIES // max(1, d))
+        # on a CPU, row blocks keep the difference x - x0 small (see _CPU_BLOCK_BYTES)
+        step = n if x.device.type != "cpu" else max(1, _CPU_BLOCK_BYTES // (max(1, d) * x.element_size()))
         if step >= n:
             return self._contains(x, x0, eps + atol, atol)
         return torch.cat([self._contains(x[i:i + step], x0[i:i + step], eps + atol, atol) for i in range(0, n, step)])
