@@ -86,7 +86,7 @@ def _check_coords(coords: Any) -> Coords:
 #: CPU row blocks of :meth:`ThreatModel.contains` hold at most this many bytes: a temporary of this size is reused
 #: from the heap (glibc hands larger ones back to the OS, and every new one page-faults) and mostly stays in the L3
 #: cache; a default chunk (8192 x 500 float32) is one block, so no extra parallel regions on a busy CPU either
-_CPU_BLOCK_BYTES = 1 << 24
+_CPU_BLOCK_BYTES = 1 << 22
 
 
 def _check_batch(name: str, x: Any) -> torch.Tensor:
@@ -119,13 +119,13 @@ def _vector_norm(v: torch.Tensor, ord: float, keepdim: bool = False) -> torch.Te
         low = math.sqrt(max(1, v.shape[-1]) * fin.tiny / fin.eps)
         bad = ~(out >= low) | torch.isinf(out)  # NaN too
         if bool(bad.any()):
-            rows = bad.reshape(-1).nonzero()[:, 0]
-            sub = v.reshape(-1, v.shape[-1])[rows]
-            # rows of zeros (a misclassified point's zero perturbation: common) are decided by one max
-            top = torch.linalg.vector_norm(sub, ord=math.inf, dim=-1)
-            tiny = (top > 0).nonzero()[:, 0]
-            fixed = top.index_put((tiny,), _scaled_norm(sub[tiny])[:, 0]) if tiny.numel() else top
-            out = out.reshape(-1).index_put((rows,), fixed).reshape(out.shape)  # out of place: autograd
+            # rows of zeros (a misclassified point's zero perturbation: common) are exact already: one max finds
+            # them without gathering rows
+            bad = bad & (torch.linalg.vector_norm(v, ord=math.inf, dim=-1, keepdim=True) > 0)
+            if bool(bad.any()):
+                rows = bad.reshape(-1).nonzero()[:, 0]
+                fixed = _scaled_norm(v.reshape(-1, v.shape[-1])[rows])[:, 0]
+                out = out.reshape(-1).index_put((rows,), fixed).reshape(out.shape)  # out of place: autograd
         return out if keepdim else out.squeeze(-1)
     out = _scaled_norm(v)
     return out if keepdim else out.squeeze(-1)

@@ -385,6 +385,8 @@ def _nudge(
 #: CPU row blocks of the dense linear attack hold this many entries: a float64 copy of a block (16 MiB) is reused
 #: from the heap and mostly stays in the cache (see toyrobust.threats._CPU_BLOCK_BYTES)
 _CPU_BLOCK_ENTRIES = 1 << 21
+#: and at most this many rows (torch's parallel grain is 32768 elements)
+_CPU_BLOCK_ROWS = 1 << 15
 #: the linear attack steps this many rounding errors of the margin (in units of (sqrt(nnz(w)) + 2) ulp sum |w_i x_i|)
 #: past the boundary, so that rounding rarely leaves a point on it
 _SLACK_ULPS = 4.0
@@ -427,10 +429,14 @@ def _linear_attack(clf: Linear, x: torch.Tensor, y_true: torch.Tensor, threat: T
     norms = torch.empty(n, dtype=dt, device=dev)
     dist = torch.empty(n, dtype=torch.float64, device=dev)
     correct = torch.empty(n, dtype=torch.bool, device=dev)
-    # one block on a GPU (launches, not bandwidth, cost there) or when only a few columns are read and moved; on a
-    # CPU the dense float64 margin and step work on row blocks that stay in the cache
-    whole = dev.type != "cpu" or (sparse_read and sparse_move)
-    step = n if whole else max(16, _CPU_BLOCK_ENTRIES // max(1, d))
+    # one block on a GPU (launches, not bandwidth, cost there); on a CPU row blocks keep the dense float64 margin in
+    # the cache, and at most _CPU_BLOCK_ROWS rows keep the per-row arithmetic in one thread (below torch's parallel
+    # grain: each parallel region costs a scheduler time slice on a busy CPU, more than the arithmetic itself)
+    if dev.type != "cpu":
+        step = n
+    else:
+        step = _CPU_BLOCK_ROWS if sparse_read and sparse_move else max(16, _CPU_BLOCK_ENTRIES // max(1, d))
+        step = min(step, _CPU_BLOCK_ROWS)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         xb = x[lo:hi]
