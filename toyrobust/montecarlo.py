@@ -756,8 +756,15 @@ def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, chun
     kw = dict(plan.call_kw)
     if plan.pass_generator:
         kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, chunk_index))
-    found, evals, wrong = _attack_chunk(plan.attack_fn, plan.method, plan.clf, x, y, plan.threat, plan.definition,
-                                        plan.dist, kw)
+    step = x.shape[0]
+    if x.device.type == "cpu" and _is_exact_attack(plan.attack_fn):
+        # on a CPU the exact attack (deterministic: the same count for any split) and its check run on cache-sized
+        # pieces: a GPU-sized chunk then costs no more per point (no page-faulting (N, d) temporaries)
+        step = DEFAULT_CHUNK
+    parts = [_attack_chunk(plan.attack_fn, plan.method, plan.clf, x[i:i + step], y[i:i + step], plan.threat,
+                           plan.definition, plan.dist, kw) for i in range(0, x.shape[0], step)]
+    found = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
+    evals, wrong = sum(p[1] for p in parts), sum(p[2] for p in parts)
     if plan.verify_run is not None:
         robust, confirmed = _verify_chunk(plan.verify_run, plan.clf, x, y, plan.threat, plan.definition, plan.dist)
         if bool((robust & found).any()):
