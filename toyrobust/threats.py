@@ -84,8 +84,7 @@ def _check_coords(coords: Any) -> Coords:
 
 
 #: CPU row blocks of :meth:`ThreatModel.contains` hold at most this many bytes: a temporary of this size is reused
-#: from the heap (glibc hands larger ones back to the OS, and every new one page-faults) and mostly stays in the L3
-#: cache; a default chunk (8192 x 500 float32) is one block, so no extra parallel regions on a busy CPU either
+#: from the heap and stays in the cache (a 16 MiB one already costs about 4x more per row: page faults, memory)
 _CPU_BLOCK_BYTES = 1 << 22
 
 
