@@ -148,8 +148,9 @@ def test_estimate_risk_spheres_cap_matches_closed_form(chunk):
     assert est.ci_low <= exact <= est.ci_high, (est, exact)
 
 
-def test_estimate_risk_count_does_not_depend_on_the_chunk_size():
-    # 20000: a chunk the estimator attacks in CPU pieces of DEFAULT_CHUNK rows (8192, 8192, 3616)
+def test_estimate_risk_count_does_not_depend_on_the_chunk_size(monkeypatch):
+    # the estimator attacks a chunk in CPU pieces (here of 3000 rows: 20000 = 6 x 3000 + 2000)
+    monkeypatch.setattr(tr.montecarlo, "_CPU_PIECE_BYTES", 3000 * 50 * 8)
     sp = tr.ConcentricSpheres(50, 1.0, 1.3)
     clf = tr.Linear(np.random.default_rng(0).normal(size=50).tolist(), 0.1)
     ests = [tr.estimate_risk(sp, clf, tr.Linf(0.02), n=20000, seed=1, attack="exact", chunk_size=c,
