@@ -382,9 +382,9 @@ def _nudge(
     return out
 
 
-#: CPU row blocks of the dense linear attack hold this many entries: a float64 copy of a block (16 MiB) is reused
-#: from the heap and mostly stays in the cache (see toyrobust.threats._CPU_BLOCK_BYTES)
-_CPU_BLOCK_ENTRIES = 1 << 21
+#: CPU row blocks of the dense linear attack hold this many entries: a float64 copy of a block (4 MiB) is reused
+#: from the heap and stays in the cache (see toyrobust.threats._CPU_BLOCK_BYTES)
+_CPU_BLOCK_ENTRIES = 1 << 19
 #: and at most this many rows (torch's parallel grain is 32768 elements)
 _CPU_BLOCK_ROWS = 1 << 15
 #: the linear attack steps this many rounding errors of the margin (in units of (sqrt(nnz(w)) + 2) ulp sum |w_i x_i|)
