@@ -68,6 +68,9 @@ UPPER_METHODS = ("verify",)
 #: rows attacked at once by default
 DEFAULT_CHUNK = 8192
 
+#: on a CPU the exact attack works on pieces of a chunk of about this many bytes of points (cache-sized)
+_CPU_PIECE_BYTES = 1 << 23
+
 # stream tags for derive_seed: sampling and attack randomness never share a stream
 _SAMPLE_STREAM = 0
 _ATTACK_STREAM = 1
@@ -725,8 +728,15 @@ def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, firs
     if plan.pass_generator:
         # keyed by the chunk's first point: shards at offsets that end on chunk boundaries repeat one run's randomness
         kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, first))
-    found, evals, wrong = _attack_chunk(plan.attack_fn, plan.method, plan.clf, x, y, plan.threat, plan.definition,
-                                        plan.dist, kw)
+    step = x.shape[0]
+    if x.device.type == "cpu" and _is_exact_attack(plan.attack_fn):
+        # on a CPU the exact attack (deterministic: the same count for any split) and its check run on pieces of
+        # about _CPU_PIECE_BYTES: a GPU-sized chunk then costs no more per point (no page-faulting temporaries)
+        step = max(1, _CPU_PIECE_BYTES // max(1, x.shape[1] * x.element_size()))
+    parts = [_attack_chunk(plan.attack_fn, plan.method, plan.clf, x[i:i + step], y[i:i + step], plan.threat,
+                           plan.definition, plan.dist, kw) for i in range(0, x.shape[0], step)]
+    found = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
+    evals, wrong = sum(p[1] for p in parts), sum(p[2] for p in parts)
     if plan.verify_run is not None:
         robust, confirmed = _verify_chunk(plan.verify_run, plan.clf, x, y, plan.threat, plan.definition, plan.dist)
         if bool((robust & found).any()):

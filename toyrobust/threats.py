@@ -83,6 +83,11 @@ def _check_coords(coords: Any) -> Coords:
     )
 
 
+#: CPU row blocks of :meth:`ThreatModel.contains` hold at most this many bytes: a temporary of this size is reused
+#: from the heap and stays in the cache (a 16 MiB one already costs about 4x more per row: page faults, memory)
+_CPU_BLOCK_BYTES = 1 << 22
+
+
 def _check_batch(name: str, x: Any) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
@@ -105,12 +110,33 @@ def _vector_norm(v: torch.Tensor, ord: float, keepdim: bool = False) -> torch.Te
     """
     if ord != 2:
         return torch.linalg.vector_norm(v, ord=ord, dim=-1, keepdim=keepdim)
+    if v.device.type == "cpu" and v.dtype.is_floating_point and v.numel() > 0:
+        # one pass: the plain sum of squares is accurate unless a square underflowed or overflowed; only such rows
+        # (a norm below sqrt(d tiny / eps), or not finite) are rescaled. On a GPU the branch would cost a host sync.
+        out = torch.linalg.vector_norm(v, ord=2, dim=-1, keepdim=True)
+        fin = torch.finfo(v.dtype)
+        low = math.sqrt(max(1, v.shape[-1]) * fin.tiny / fin.eps)
+        bad = ~(out >= low) | torch.isinf(out)  # NaN too
+        if bool(bad.any()):
+            # rows of zeros (a misclassified point's zero perturbation: common) are exact already: one max finds
+            # them without gathering rows
+            bad = bad & (torch.linalg.vector_norm(v, ord=math.inf, dim=-1, keepdim=True) > 0)
+            if bool(bad.any()):
+                rows = bad.reshape(-1).nonzero()[:, 0]
+                fixed = _scaled_norm(v.reshape(-1, v.shape[-1])[rows])[:, 0]
+                out = out.reshape(-1).index_put((rows,), fixed).reshape(out.shape)  # out of place: autograd
+        return out if keepdim else out.squeeze(-1)
+    out = _scaled_norm(v)
+    return out if keepdim else out.squeeze(-1)
+
+
+def _scaled_norm(v: torch.Tensor) -> torch.Tensor:
+    """The L2 norm over the last dimension (kept), computed as ``max|v| * ||v / max|v|||`` (no under/overflow)."""
     a = v.abs().amax(dim=-1, keepdim=True)
     ok = (a > 0) & torch.isfinite(a)
     safe = torch.where(ok, a, torch.ones_like(a))
     scaled = safe * torch.linalg.vector_norm(v / safe, ord=2, dim=-1, keepdim=True)
-    out = torch.where(ok, scaled, torch.linalg.vector_norm(v, ord=2, dim=-1, keepdim=True))
-    return out if keepdim else out.squeeze(-1)
+    return torch.where(ok, scaled, torch.linalg.vector_norm(v, ord=2, dim=-1, keepdim=True))
 
 
 class ThreatModel:
@@ -298,8 +324,23 @@ class ThreatModel:
         if atol is None:
             fin = torch.finfo(x.dtype) if x.dtype.is_floating_point else torch.finfo(torch.float32)
             atol = 128 * fin.eps * max(1.0, eps)
+        n, d = x.shape
+        # on a CPU, row blocks keep the difference x - x0 small (see _CPU_BLOCK_BYTES)
+        step = n if x.device.type != "cpu" else max(1, _CPU_BLOCK_BYTES // (max(1, d) * x.element_size()))
+        if step >= n:
+            return self._contains(x, x0, eps + atol, atol)
+        return torch.cat([self._contains(x[i:i + step], x0[i:i + step], eps + atol, atol) for i in range(0, n, step)])
+
+    def _contains(self, x: torch.Tensor, x0: torch.Tensor, limit: float, atol: float) -> torch.Tensor:
         delta = x - x0
-        inside = self.norm(delta) <= eps + atol
+        fin = torch.finfo(delta.dtype) if delta.dtype.is_floating_point else None
+        if self.p == 2 and fin is not None and math.sqrt(delta.shape[-1] * fin.tiny / fin.eps) <= limit \
+                <= math.sqrt(fin.max) / 4:
+            # the plain sum of squares decides exactly here: underflowed squares change the norm by at most
+            # sqrt(d tiny), far below the limit, and an overflow (inf) means a norm far above it; no rescaling pass
+            inside = torch.linalg.vector_norm(self._restrict(delta), ord=2, dim=-1) <= limit
+        else:
+            inside = self.norm(delta) <= limit
         if self.coords is not None:
             outside = torch.where(self._bool_mask(x), torch.zeros((), dtype=x.dtype, device=x.device), delta)
             inside = inside & (outside.abs() <= atol).all(dim=-1)

@@ -33,8 +33,8 @@ import torch
 
 from ..classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
 from ..constraints import is_symbolic
-from ..definitions import is_adversarial
-from ..threats import L1, L2, Linf, ThreatModel, make_threat
+from ..definitions import get_definition, is_adversarial
+from ..threats import L1, L2, Linf, ThreatModel, _vector_norm, make_threat
 from .base import AttackResult
 from .gradient import pgd
 from .losses import check_inputs, check_threat, eval_mode, finish
@@ -382,6 +382,126 @@ def _nudge(
     return out
 
 
+#: CPU row blocks of the dense linear attack hold this many entries: a float64 copy of a block (4 MiB) is reused
+#: from the heap and stays in the cache (see toyrobust.threats._CPU_BLOCK_BYTES)
+_CPU_BLOCK_ENTRIES = 1 << 19
+#: and at most this many rows (torch's parallel grain is 32768 elements)
+_CPU_BLOCK_ROWS = 1 << 15
+#: the linear attack steps this many rounding errors of the margin (in units of (sqrt(nnz(w)) + 2) ulp sum |w_i x_i|)
+#: past the boundary, so that rounding rarely leaves a point on it
+_SLACK_ULPS = 4.0
+
+
+def _linear_attack(clf: Linear, x: torch.Tensor, y_true: torch.Tensor, threat: ThreatModel,
+                   definition: str) -> AttackResult:
+    """The exact attack on ``sign(<w, x> + b)`` (ball, prediction-change) in two passes over ``x``.
+
+    Every perturbation is a multiple of one direction: ``x_adv = x + c v`` with ``v`` the unit steepest-ascent
+    direction of ``w`` in the threat's norm (``<v, w> = ||w_S||_q``, supported on ``coords``) and
+    ``c = -y min(dist + slack, eps)``, ``dist = |m| / ||w_S||_q``: the boundary crossed where ``dist <= eps``, the
+    point of the ball pushed furthest towards it otherwise (what :func:`minimal_perturbation` followed by the
+    projection gives). ``slack`` (a few ulps of ``sum |w_i x_i|``) pushes past the boundary so that rounding rarely
+    leaves a point on it; rows that rounding still leaves on y's side are lengthened as in :func:`_nudge`.
+
+    Only the margin (float64, read from the columns where ``w != 0``), the step (the columns where ``v != 0``) and
+    the norms are computed, in row blocks that stay in the cache on a CPU; ``success`` is
+    :func:`~toyrobust.definitions.is_adversarial`'s rule evaluated with ``clf.margin`` on the returned points, and
+    ``norms`` are measured on them, as :func:`~toyrobust.attacks.losses.finish` does.
+    """
+    n, d = x.shape
+    dev, dt = x.device, x.dtype
+    w = clf.w.to_tensor(dev, torch.float64)
+    b = float(clf.b)
+    eps = threat.radius
+    v64 = threat.steepest_ascent(w[None], 1.0)[0]  # validates coords against d; 0 off coords
+    wq = float(threat.dual_norm(w[None])[0])
+    v = v64.to(dt)
+    read = (w != 0).nonzero()[:, 0]  # the margin's columns
+    move = (v != 0).nonzero()[:, 0]  # the step's columns
+    w_read = w[read]
+    sparse_read, sparse_move = 4 * read.numel() <= d, 4 * move.numel() <= d
+    v_move = v[move]
+    rule = get_definition(definition)
+    y_eff = clf.predict(x) if rule.needs_clean else y_true
+    ulp = torch.finfo(dt).eps
+    slack_factor = _SLACK_ULPS * (math.sqrt(read.numel()) + 2) * ulp
+    x_adv = torch.empty((n, d), dtype=dt, device=dev)
+    norms = torch.empty(n, dtype=dt, device=dev)
+    dist = torch.empty(n, dtype=torch.float64, device=dev)
+    correct = torch.empty(n, dtype=torch.bool, device=dev)
+    # one block on a GPU (launches, not bandwidth, cost there); on a CPU row blocks keep the dense float64 margin in
+    # the cache, and at most _CPU_BLOCK_ROWS rows keep the per-row arithmetic in one thread (below torch's parallel
+    # grain: each parallel region costs a scheduler time slice on a busy CPU, more than the arithmetic itself)
+    if dev.type != "cpu":
+        step = n
+    else:
+        step = _CPU_BLOCK_ROWS if sparse_read and sparse_move else max(16, _CPU_BLOCK_ENTRIES // max(1, d))
+        step = min(step, _CPU_BLOCK_ROWS)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        xb = x[lo:hi]
+        xr = (xb.index_select(1, read) if sparse_read else xb).to(torch.float64)
+        wr = w_read if sparse_read else w
+        m = xr @ wr + b
+        up = y_eff[lo:hi] > 0
+        ok = (m >= 0) == up
+        dist_b = m.abs() / wq if wq > 0 else torch.full_like(m, math.inf)
+        dist[lo:hi], correct[lo:hi] = dist_b, ok
+        slack = (xr.abs() @ wr.abs() + abs(b)) * (slack_factor / wq) if wq > 0 else 0.0
+        r = (dist_b + slack).clamp(max=eps)
+        c = torch.where(ok & (wq > 0), torch.where(up, -r, r), 0.0).to(dt)
+        out = x_adv[lo:hi]
+        if sparse_move:
+            out.copy_(xb)
+            part = xb.index_select(1, move)
+            out.index_copy_(1, move, part + c[:, None] * v_move)
+            # the other columns of out are bitwise those of xb: the norm of the moved columns is the norm
+            norms[lo:hi] = _norm_p(out.index_select(1, move) - part, threat.p)
+        else:
+            torch.addr(xb, c, v, out=out)
+            norms[lo:hi] = threat.norm(out - xb)
+    with torch.no_grad():
+        success = rule.rule(clf.predict(x_adv), y_true, None, y_eff)
+    todo = correct & (dist <= eps) & ~success
+    if bool(todo.any()):
+        _lengthen(clf, x, x_adv, norms, todo, dist, y_eff, v, threat)
+        with torch.no_grad():  # the claim is re-evaluated on the whole batch, as the estimator will
+            success = rule.rule(clf.predict(x_adv), y_true, None, y_eff)
+    return AttackResult(x_adv=x_adv, success=success, norms=norms, grad_evals=0)
+
+
+def _norm_p(delta: torch.Tensor, p: float) -> torch.Tensor:
+    """Lp norms of the rows of ``delta`` (0 for rows of no columns)."""
+    return _vector_norm(delta, p) if delta.shape[1] else torch.zeros(delta.shape[0], dtype=delta.dtype,
+                                                                        device=delta.device)
+
+
+def _lengthen(clf: Linear, x: torch.Tensor, x_adv: torch.Tensor, norms: torch.Tensor, todo: torch.Tensor,
+              dist: torch.Tensor, y_eff: torch.Tensor, v: torch.Tensor, threat: ThreatModel) -> None:
+    """Rows of the linear attack that rounding left on y's side: ``c = -y min(dist (1 + tau) + tau s, eps)`` for
+    ``tau = ulp, 4 ulp, 16 ulp, ...`` (``s = max(1, max_i |x_i|)``), as :func:`_nudge` does; updates in place."""
+    rows = todo.nonzero()[:, 0]
+    xr, dr, yr = x[rows], dist[rows], y_eff[rows]
+    sgn = torch.where(yr > 0, -1.0, 1.0).to(torch.float64)
+    scale = xr.abs().amax(dim=1).to(torch.float64).clamp_min(1.0)
+    eps = threat.radius
+    best = x_adv[rows]
+    left = torch.ones(rows.numel(), dtype=torch.bool, device=x.device)
+    tau = torch.finfo(x.dtype).eps
+    for _ in range(30):
+        c = (sgn * (dr * (1 + tau) + tau * scale).clamp(max=eps)).to(x.dtype)
+        cand = xr + c[:, None] * v
+        with torch.no_grad():
+            crossed = clf.predict(cand) != yr
+        best = torch.where(left[:, None], cand, best)
+        left = left & ~crossed
+        if not bool(left.any()):
+            break
+        tau *= 4
+    x_adv[rows] = best
+    norms[rows] = threat.norm(best - xr)
+
+
 def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, definition: str,
                   dist: Any) -> torch.Tensor:
     """A qualifying perturbation per row (0 where none exists) for the projection and error-region definitions."""
@@ -492,6 +612,8 @@ def exact_attack(
     if x.shape[0] == 0:
         _minimal(clf, x, y_true, threat)  # type checks still apply
         return finish(clf, x, y_true, x, threat, definition, dist, 0)
+    if isinstance(clf, Linear) and supports_exact(clf, threat):
+        return _linear_attack(clf, x, y_true, threat, definition)
     with eval_mode(clf):
         y_eff = clf.predict(x) if definition == "prediction-change" else y_true
         delta, _ = _minimal(clf, x, y_eff, threat)
