@@ -758,3 +758,13 @@ def test_robust_loss_does_not_saturate_for_huge_margins():
     assert math.isfinite(loss.item()) and loss.item() == pytest.approx(1e3 + 1.0)
     loss.backward()
     assert torch.isfinite(w.grad).all()
+
+
+@pytest.mark.parametrize("definition", ["ball", "projection", "error-region"])
+def test_subnormal_gaussian_weight_is_the_small_weight_limit(definition):
+    """w = (0, 5e-324) on Tsipras (found by hypothesis: the lift of tiny Gaussian weights overflowed to inf): the
+    risk is the one of a small ordinary weight (1e-9, not lifted), not an error."""
+    dist = tr.Tsipras(0.8, 1.0, d=1)
+    tiny = tr.risk(dist, tr.Linear(Blocks([(0.0, 1), (5e-324, 1)]), 0.5), tr.Linf(0.3), definition=definition)
+    small = tr.risk(dist, tr.Linear(Blocks([(0.0, 1), (1e-9, 1)]), 0.5), tr.Linf(0.3), definition=definition)
+    assert float(tiny) == pytest.approx(float(small), abs=1e-8)

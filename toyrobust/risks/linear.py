@@ -584,8 +584,8 @@ def _lift_tiny_gaussian_weights(clf: Linear) -> Linear:
     floor = 1e-10 * big
     if small == 0.0 or small >= floor:
         return clf
-    scale = floor / small
-    return Linear(Blocks([(w1, 1)] + [(float(v) * scale, c) for v, c in rest]), clf.b)
+    # v / small (|.| <= 1) before the product: floor / small overflows for a subnormal ``small`` (5e-324)
+    return Linear(Blocks([(w1, 1)] + [(float(v) / small * floor, c) for v, c in rest]), clf.b)
 
 
 def _tsipras_scalars(dist: Tsipras, clf: Linear) -> tuple[Any, Any, Any, list]:
