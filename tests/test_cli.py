@@ -34,6 +34,8 @@ def test_describe_symbolic_json(capsys):
     (["describe", "tsipras", "--param", "p=__import__('os')"], "number or a symbol"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
+    (["bounds", "spheres", "--mu", "-1"], "mu must be a measure in [0, 1], got -1.0"),
+    (["bounds", "spheres", "--mu", "nan"], "got nan"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
     assert main(argv) == 2

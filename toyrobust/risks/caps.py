@@ -362,9 +362,13 @@ class CapFraction(sympy.Function):
 
 
 def _check_mu(mu: Any) -> np.ndarray:
+    given = mu
     mu = np.asarray(mu, dtype=float)
-    if np.any(~(mu >= 0) | ~(mu <= 1)):
-        raise ValueError(f"mu must be a measure in [0, 1], got {mu!r}")
+    bad = ~(mu >= 0) | ~(mu <= 1)
+    if np.any(bad):
+        # name the offending values as the user wrote them (a scalar as a number, not as array(-1.))
+        shown = given if mu.ndim == 0 else mu[bad][:5].tolist()
+        raise ValueError(f"mu must be a measure in [0, 1], got {shown!r}")
     return mu
 
 
