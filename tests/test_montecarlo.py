@@ -670,3 +670,7 @@ def test_offsets_split_one_run_into_shards():
         estimate_risk(dist, clf, n=10, offset=-1)
     with pytest.raises(TypeError, match="offset"):
         next(iter_samples(dist, 10, offset=1.5))
+    with pytest.raises(ValueError, match=r"at most 2\^53"):
+        estimate_risk(dist, clf, n=10, offset=2**53 - 5)
+    x_end, _ = next(iter_samples(dist, 5, seed=4, offset=2**53 - 5, device="cpu"))  # the last points exist
+    assert x_end.shape == (5, 6) and bool(torch.isfinite(x_end).all())

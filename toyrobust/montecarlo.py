@@ -189,6 +189,16 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+#: points in one seed's stream: counters stay far below 2^64 (no wrap-around) for up to 2^11 words per point
+STREAM_LENGTH = 2**53
+
+
+def _check_stream_end(offset: int, n: int) -> None:
+    if offset + n > STREAM_LENGTH:
+        raise ValueError(f"offset + n must be at most 2^53 (the points of one seed's stream), got offset={offset}, "
+                         f"n={n}; use another seed for more points")
+
+
 def _check_seed(seed: Any) -> int:
     if seed is None:
         return int(np.random.SeedSequence().entropy) & (2**63 - 1)  # fresh OS entropy, reported back
@@ -244,6 +254,7 @@ def iter_samples(
     seed = _check_seed(seed)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     offset = _check_int("offset", offset, 0)
+    _check_stream_end(offset, n)
     dist._require_numeric("iter_samples")
     stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype), offset)
     done = 0
@@ -667,6 +678,7 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
         n_min = 0 if n is None else _check_int("n", n, 0)
         if n_min > n_max:
             raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
+    _check_stream_end(offset, n_max)
     if attack_options is None:
         attack_options = {}
     elif not isinstance(attack_options, dict):
