@@ -16,7 +16,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Any
 
 import torch
 import triton
@@ -111,11 +113,17 @@ def _grid(total: int) -> tuple[int]:
     return (max(1, triton.cdiv(total, _BLOCK)),)
 
 
+def _on(out: torch.Tensor) -> Any:
+    """Launch on ``out``'s GPU (Triton launches on the current device, which may be another one)."""
+    return torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext()
+
+
 def signs(out: torch.Tensor, start: int, key: int) -> None:
     """Fill ``out`` (n,) int64 with the labels of rows ``start ..`` (top bit set: -1)."""
     n = out.shape[0]
     if n:
-        _signs_kernel[_grid(n)](out, start, n, key, BLOCK=_BLOCK)
+        with _on(out):
+            _signs_kernel[_grid(n)](out, start, n, key, BLOCK=_BLOCK)
 
 
 def uniform(out: torch.Tensor, start: int, key: int) -> None:
@@ -123,7 +131,8 @@ def uniform(out: torch.Tensor, start: int, key: int) -> None:
     n, k = out.shape
     if n * k:
         bits = 24 if out.dtype == torch.float32 else 53
-        _uniform_kernel[_grid(n * k)](out, start, n, k, key, BITS=bits, BLOCK=_BLOCK)
+        with _on(out):
+            _uniform_kernel[_grid(n * k)](out, start, n, k, key, BITS=bits, BLOCK=_BLOCK)
 
 
 def normal(out: torch.Tensor, start: int, key: int, k: int) -> None:
@@ -132,5 +141,6 @@ def normal(out: torch.Tensor, start: int, key: int, k: int) -> None:
     n, width = out.shape
     h = width // 2
     if n * h:
-        _normal_kernel[_grid(n * h)](out, start, n, h, k, key, out.stride(0),
-                                     SINGLE=out.dtype == torch.float32, BLOCK=_BLOCK)
+        with _on(out):
+            _normal_kernel[_grid(n * h)](out, start, n, h, k, key, out.stride(0),
+                                         SINGLE=out.dtype == torch.float32, BLOCK=_BLOCK)
