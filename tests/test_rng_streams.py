@@ -200,6 +200,9 @@ def test_backend_is_validated():
         CounterStream(1, 0, backend="cuda")
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         CounterStream(-1, 0)
+    for start, n in ((-1, 5), (0, -2), (1.5, 3), (2**53, 1)):
+        with pytest.raises(ValueError, match="must be"):
+            CounterStream(1, 0).rows(start, n)
     with pytest.raises(ValueError, match="CPU only"):
         CounterStream(1, 0, device="meta", backend="numpy")
     assert CounterStream(1, 0).backend == "numpy"  # CPU: numpy, whatever is installed

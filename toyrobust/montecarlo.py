@@ -46,7 +46,7 @@ from .classifiers import Classifier, TorchClassifier, as_classifier, check_input
 from .constraints import is_symbolic
 from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
-from .rng import CounterStream, derive_seed, resolve_device, resolve_dtype
+from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
 from .threats import ThreatModel, make_threat
 
 __all__ = [
@@ -189,12 +189,8 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-#: points in one seed's stream: counters stay far below 2^64 (no wrap-around) for up to 2^11 words per point
-STREAM_LENGTH = 2**53
-
-
 def _check_stream_end(offset: int, n: int) -> None:
-    if offset + n > STREAM_LENGTH:
+    if offset + n > STREAM_ROWS:
         raise ValueError(f"offset + n must be at most 2^53 (the points of one seed's stream), got offset={offset}, "
                          f"n={n}; use another seed for more points")
 

@@ -17,7 +17,7 @@ import torch
 
 __all__ = [
     "make_generator", "resolve_device", "resolve_dtype", "derive_seed", "Draws", "GeneratorDraws", "CounterStream",
-    "CounterDraws", "splitmix64", "BACKENDS",
+    "CounterDraws", "splitmix64", "BACKENDS", "STREAM_ROWS",
 ]
 
 
@@ -124,6 +124,8 @@ class GeneratorDraws(Draws):
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 #: the backends of :class:`CounterStream`
 BACKENDS = ("auto", "numpy", "torch", "triton")
+#: rows of one stream: counters stay below 2^64 (no wrap-around) for up to 2^11 words per row
+STREAM_ROWS = 2**53
 
 
 def splitmix64(index: int, key: int) -> int:
@@ -181,7 +183,12 @@ class CounterStream:
         return self._keys[c]
 
     def rows(self, start: int, n: int) -> CounterDraws:
-        """:class:`Draws` for rows ``start, ..., start + n - 1``."""
+        """:class:`Draws` for rows ``start, ..., start + n - 1`` (``0 <= start``, ``start + n <= 2^53``)."""
+        for name, value in (("start", start), ("n", n)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if start + n > STREAM_ROWS:
+            raise ValueError(f"start + n must be at most 2^53 (the rows of one stream), got start={start}, n={n}")
         return CounterDraws(self, int(start), int(n))
 
     def words(self, c: int, start: int, n: int, w: int, take: Callable[[int, int, Any], None]) -> None:
