@@ -308,6 +308,43 @@ def test_training_checkpoint_and_resume_on_device(device, tmp_path):
     assert ref.history[-1]["risk"] == pytest.approx(bayes, abs=0.03)
 
 
+# ------------------------------------------------------------------------------------------ verification, smoothing
+@pytest.mark.parametrize("device", _devices())
+def test_verification_and_smoothing_on_device(device):
+    """The verifier, the verified bracket of estimate_risk and randomized smoothing on a model on the device.
+
+    References are closed forms for a linear model: point i is Linf-robust iff ``|m_i| / ||w||_1 > eps``; the
+    adversarial risk is ``tr.risk`` of its twin; the smoothed linear classifier is the classifier itself, with
+    exact L2 radius ``|m_i| / ||w||_2`` (certified radii may only be smaller, with probability >= 1 - alpha)."""
+    dist = tr.GaussianMixture([1.0, -0.5], 1.0)
+    w, b, eps = torch.tensor([1.5, 0.7], dtype=torch.float64), 0.3, 0.2
+    net = LinearModel.from_weights(w.tolist(), b, device=device, dtype=torch.float64)
+    x, y = dist.sample(200, generator=torch.Generator(device=device).manual_seed(4), device=device,
+                       dtype=torch.float64)
+    res = tr.verify(net, x, y, tr.Linf(eps))
+    m = (x.cpu() @ w + b) * y.cpu().double()  # signed margin: > 0 where the point is classified right
+    dist_inf = m / w.abs().sum()
+    clear = (dist_inf - eps).abs() > 1e-9
+    assert torch.equal(res.robust.cpu()[clear], (dist_inf > eps)[clear])
+    assert torch.equal(res.vulnerable.cpu()[clear], (dist_inf <= eps)[clear])
+    assert res.x_adv.device.type == torch.device(device).type
+
+    est = estimate_risk(dist, net, tr.Linf(eps), attack="pgd", upper="verify", n=4000, seed=6, level=LEVEL,
+                        attack_options={"steps": 20})
+    exact = float(tr.risk(dist, tr.Linear(w.tolist(), b), tr.Linf(eps)))
+    assert est.kind == "bracket" and est.decided == est.n and est.k == est.upper_k
+    assert est.ci_low <= exact <= est.upper_ci_high, (est, exact)
+
+    smooth = tr.RandomizedSmoothing(net, 0.5)
+    labels, radii = smooth.certify(x[:50], 100, 2000, 0.001, generator=1)
+    assert labels.device.type == torch.device(device).type
+    given = labels.cpu() != 0
+    pred = torch.where(x[:50].cpu() @ w + b >= 0, 1, -1)
+    assert bool(given.any()) and torch.equal(labels.cpu()[given], pred[given])
+    true_radius = ((x[:50].cpu() @ w + b).abs() / torch.linalg.vector_norm(w)).double()
+    assert bool((radii.cpu().double()[given] <= true_radius[given] + 1e-9).all())
+
+
 # ------------------------------------------------------------------------------------------ command line
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
     rc = cli_main(argv)
