@@ -43,7 +43,7 @@ import torch
 
 from .attacks.losses import eval_mode
 from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim
-from .constraints import is_symbolic
+from .constraints import check_int, is_symbolic
 from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
 from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
@@ -181,14 +181,6 @@ def clopper_pearson(k: Any, n: Any, level: float = 0.95, *, alpha: float | None 
 # ---------------------------------------------------------------------------------------------------- sampling
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_stream_end(offset: int, n: int) -> None:
     if offset + n > STREAM_ROWS:
         raise ValueError(f"offset + n must be at most 2^53 (the points of one seed's stream), got offset={offset}, "
@@ -198,7 +190,7 @@ def _check_stream_end(offset: int, n: int) -> None:
 def _check_seed(seed: Any) -> int:
     if seed is None:
         return int(np.random.SeedSequence().entropy) & (2**63 - 1)  # fresh OS entropy, reported back
-    return _check_int("seed", seed, 0)
+    return check_int("seed", seed, 0)
 
 
 class _SampleStream:
@@ -246,10 +238,10 @@ def iter_samples(
     """
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
-    n = _check_int("n", n, 0)
+    n = check_int("n", n, 0)
     seed = _check_seed(seed)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
-    offset = _check_int("offset", offset, 0)
+    chunk_size = check_int("chunk_size", chunk_size, 1)
+    offset = check_int("offset", offset, 0)
     _check_stream_end(offset, n)
     dist._require_numeric("iter_samples")
     stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype), offset)
@@ -660,18 +652,18 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
     level = _check_level(level)
     seed = _check_seed(seed)
     if chunk_size is not None:
-        chunk_size = _check_int("chunk_size", chunk_size, 1)
-    offset = _check_int("offset", offset, 0)
+        chunk_size = check_int("chunk_size", chunk_size, 1)
+    offset = check_int("offset", offset, 0)
     if target_width is None:
-        n = 100_000 if n is None else _check_int("n", n, 1)
+        n = 100_000 if n is None else check_int("n", n, 1)
         n_min, n_max = n, n
     else:
         if isinstance(target_width, bool) or not isinstance(target_width, (int, float)) \
                 or not 0.0 < float(target_width) <= 1.0:
             raise ValueError(f"target_width must be a number in (0, 1], got {target_width!r}")
         target_width = float(target_width)
-        n_max = _check_int("max_n", max_n, 1)
-        n_min = 0 if n is None else _check_int("n", n, 0)
+        n_max = check_int("max_n", max_n, 1)
+        n_min = 0 if n is None else check_int("n", n, 0)
         if n_min > n_max:
             raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
     _check_stream_end(offset, n_max)

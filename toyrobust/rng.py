@@ -207,10 +207,9 @@ def _backend(backend: str, device: torch.device) -> tuple[str, Any]:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
     if backend == "numpy" and device.type != "cpu":
         raise ValueError(f"backend='numpy' draws on the CPU only, got device {str(device)!r}")
-    if backend == "auto":
-        backend = "numpy" if device.type == "cpu" else ("triton" if device.type == "cuda" else "torch")
-        if backend == "triton" and not _triton_usable(device):
-            backend = "torch"  # Triton is optional: torch makes the same numbers
+    if backend == "auto":  # Triton is optional: where it is missing or broken, torch makes the same numbers
+        backend = "numpy" if device.type == "cpu" else (
+            "triton" if device.type == "cuda" and _triton_usable(device) else "torch")
     if backend == "triton":
         try:
             from . import _rng_triton
