@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import toyrobust as tr
-from toyrobust.attacks.blackbox import blackbox_pgd, finite_difference_gradient, transfer_attack
+from toyrobust.attacks.blackbox import blackbox_pgd, finite_difference_gradient
 from toyrobust.defenses import (
     DEFENSES,
     IMPOSSIBLE,
@@ -31,6 +31,7 @@ from toyrobust.defenses import (
 from toyrobust.defenses import evaluate as ev
 from toyrobust.montecarlo import clopper_pearson
 from toyrobust.rng import make_generator
+from toyrobust.transfer import transfer_attack
 
 D20 = tr.GaussianMixture.robust_nonrobust(20)
 

@@ -310,13 +310,16 @@ def test_exact_attack_prediction_change_definition():
 
 
 def test_default_attack_routing():
-    assert default_attack(tr.Linear([1.0, 2.0]), tr.L1(0.1)) is exact_attack
-    assert default_attack(tr.Radial(1.0), tr.Linf(0.1)) is exact_attack
-    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.L2(0.1)) is exact_attack
-    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.Linf(0.1)) is pgd
-    assert default_attack(torch.nn.Linear(2, 1), tr.L2(0.1)) is pgd
-    assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "projection") is projection_attack
-    assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "error-region") is pgd
+    # default_attack returns attack objects: the exact one (kind "exact"), PGD, or the projection attack
+    A = tr.attacks
+    assert default_attack(tr.Linear([1.0, 2.0]), tr.L1(0.1)) == A.ExactAttack()
+    assert default_attack(tr.Radial(1.0), tr.Linf(0.1)) == A.ExactAttack()
+    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.L2(0.1)).kind == "exact"
+    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.Linf(0.1)) == A.PGD()
+    assert default_attack(torch.nn.Linear(2, 1), tr.L2(0.1)) == A.PGD()
+    assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "projection") == A.ProjectionAttack()
+    assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "error-region") == A.PGD()
+    assert A.PGD().kind == "lower bound" and A.ExactAttack().kind == "exact"
     with pytest.raises(ValueError, match="definition"):
         default_attack(tr.Linear([1.0]), tr.L2(0.1), "nope")
 

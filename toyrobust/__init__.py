@@ -44,7 +44,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "EOT": ("attacks", "EOT"),
     "bpda": ("attacks", "bpda"),
     "blackbox_pgd": ("attacks", "blackbox_pgd"),
-    "transfer_attack": ("attacks", "transfer_attack"),
+    "transfer_attack": ("transfer", "transfer_attack"),
+    "Attack": ("attacks", "Attack"),
+    "AttackResult": ("attacks", "AttackResult"),
+    "ATTACKS": ("attacks", "ATTACKS"),
+    "make_attack": ("attacks", "make_attack"),
+    "APGD": ("attacks", "APGD"),
     "optimal_risk": ("bounds", "optimal_risk"),
     "carlini_wagner_l2": ("attacks", "carlini_wagner_l2"),
     "default_attack": ("attacks", "default_attack"),
@@ -107,9 +112,10 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{name}", __name__)  # any submodule: tr.montecarlo, tr.crosscheck, ...
         globals()[name] = module
         return module
-    if name[:1].isupper():  # a distribution registered by a module of its own (no line needed here)
-        registry = importlib.import_module(".distributions", __name__).registered_distributions()
-        for cls in registry.values():
+    if name[:1].isupper():  # a distribution or an attack registered by a module of its own (no line needed here)
+        registry = list(importlib.import_module(".distributions", __name__).registered_distributions().values())
+        registry += list(importlib.import_module(".attacks", __name__).ATTACKS.values())
+        for cls in registry:
             if cls.__name__ == name:
                 globals()[name] = cls
                 return cls

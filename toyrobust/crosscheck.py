@@ -26,13 +26,23 @@ from typing import Any
 
 import torch
 
+from .attacks import default_attack
 from .bounds import isoperimetric_expansion, optimal_risk
 from .classifiers import Classifier, as_classifier
 from .definitions import DEFINITIONS, check_definition
-from .distributions import ConcentricSpheres, Distribution, GaussianMixture, registered_distributions
-from .montecarlo import estimate_risk
+from .distributions import (
+    ConcentricSpheres,
+    Distribution,
+    GaussianMixture,
+    PointMasses,
+    Tsipras,
+    registered_distributions,
+)
+from .models import MLP, LinearModel, QuadraticNet
+from .montecarlo import clopper_pearson, estimate_risk
 from .risks import risk
 from .threats import L2, Linf, ThreatModel
+from .training import train
 
 __all__ = ["Case", "CaseResult", "default_cases", "run_case", "run", "format_table", "to_json", "to_csv",
            "VERDICTS", "LEGEND", "PROBLEMS", "judge"]
@@ -255,24 +265,12 @@ def judge(est: Any, analytic: float | None, bounds: dict[str, float] | None = No
 
 
 # ------------------------------------------------------------------------------------------ the default cases
-def _n_for(case: Case, quick: bool) -> int | None:
-    """Sample size: None (the run's ``n``) where the attack is exact; the PGD-type projection and error-region
-    attacks are much slower, so those rows fix a smaller ``n`` of their own."""
-    from .attacks import supports_exact
-
-    if case.definition not in ("projection", "error-region") or supports_exact(
-            case.clf, case.threat, definition=case.definition, dist=case.dist):
-        return None
-    if case.definition == "projection":
-        return 500 if quick else 20_000
-    return 2_000 if quick else 20_000
-
-
-def _options_for(definition: str, quick: bool, exact: bool = False) -> dict[str, Any] | None:
-    """The projection attack alternates Dykstra projections inside every PGD step: fewer rounds keep it fast."""
-    if definition != "projection" or exact:
-        return None
-    return {"steps": 30, "alternations": 6, "bisection_steps": 10} if quick else None
+def _attack_settings(case: Case, quick: bool) -> tuple[int | None, dict[str, Any] | None]:
+    """Sample size and attack options of an analytic case, as the attack that will run says
+    (:meth:`toyrobust.attacks.Attack.crosscheck_settings`): None (the run's ``n``) for exact attacks, fewer points
+    and quicker options for the slow definition-aware ones."""
+    attack = default_attack(case.clf, case.threat, case.definition, dist=case.dist)
+    return attack.crosscheck_settings(case.definition, quick)
 
 
 def _grid(quick: bool, threats: list[ThreatModel], skip_quick: tuple[str, ...] = ()) -> list[tuple[ThreatModel, str]]:
@@ -297,15 +295,12 @@ def _analytic_cases(quick: bool) -> list[Case]:
                 cases.append(Case(ex.group, clf_name, ex.dist, clf, None))
                 for threat, definition in grid:
                     case = Case(ex.group, clf_name, ex.dist, clf, threat, definition)
-                    case.n = _n_for(case, quick)
-                    case.attack_options = _options_for(definition, quick, exact=case.n is None)
+                    case.n, case.attack_options = _attack_settings(case, quick)
                     cases.append(case)
     return cases
 
 
 def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[Case]:
-    from .models import MLP, LinearModel, QuadraticNet
-    from .training import train
 
     cases: list[Case] = []
     D = 50 if quick else 500
@@ -347,8 +342,6 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
             x = x[(x.norm(dim=1) - r).abs() < 1e-3]
             with torch.no_grad():
                 wrong = int((as_classifier(mlp).predict(x) != yv).sum())
-            from .montecarlo import clopper_pearson
-
             errs.append((clopper_pearson(wrong, x.shape[0], 0.999)[0], r))
         iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
         bounds["isoperimetric bound"] = iso
@@ -368,9 +361,6 @@ _BRACKET_VERIFY = {"time_limit": 2.0}
 def _bracketed_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[Case]:
     """Small ReLU MLPs (<= two hidden layers of 64) bracketed by the verifier under Linf: the attack's lower
     bound and the verified upper bound, on point masses, 2-D Tsipras and the robust/non-robust features (D = 20)."""
-    from .distributions import PointMasses, Tsipras
-    from .models import MLP
-    from .training import train
 
     D = 20
     a = math.sqrt(math.log(D) / (D - 1))

@@ -27,8 +27,6 @@ References:
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import statistics
 import sys
@@ -41,6 +39,7 @@ import numpy as np
 import scipy.special
 import torch
 
+from .attacks import Attack, default_attack, make_attack
 from .attacks.losses import eval_mode
 from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim
 from .constraints import check_int, is_symbolic
@@ -74,22 +73,6 @@ _CPU_PIECE_BYTES = 1 << 23
 # stream tags for derive_seed: sampling and attack randomness never share a stream
 _SAMPLE_STREAM = 0
 _ATTACK_STREAM = 1
-
-# names accepted for ``attack=`` as a string, mapped to functions of toyrobust.attacks
-_ATTACK_NAMES = {
-    "pgd": "pgd",
-    "fgsm": "fgsm",
-    "exact": "exact_attack",
-    "exact_attack": "exact_attack",
-    "cw": "carlini_wagner_l2",
-    "carlini-wagner": "carlini_wagner_l2",
-    "carlini_wagner_l2": "carlini_wagner_l2",
-    "projection": "projection_attack",
-    "projection_attack": "projection_attack",
-    "on-manifold": "on_manifold_attack",
-    "on_manifold_attack": "on_manifold_attack",
-}
-
 
 # ---------------------------------------------------------------------------------------------------- intervals
 
@@ -378,49 +361,27 @@ def _resolve_placement(clf: Classifier, device: Any, dtype: Any) -> tuple[torch.
     return dev, dt
 
 
-def _attack_name(fn: Any) -> str:
-    base = fn.func if isinstance(fn, functools.partial) else fn
-    return getattr(base, "__name__", type(base).__name__)
-
-
-def _resolve_attack(attack: Any, clf: Classifier, threat: ThreatModel | None, definition: str,
-                    dist: Distribution | None = None) -> Any:
+def _resolve_attack(attack: Any, attack_options: Any, clf: Classifier, threat: ThreatModel | None,
+                    definition: str, dist: Distribution) -> Attack | None:
+    """The attack object (None for the standard risk), with its options, after checking that it applies."""
     if threat is None:
         if attack is not None:
             raise ValueError(f"attack={attack!r} needs a threat model; pass threat= (None means the standard risk)")
+        if attack_options:
+            raise ValueError("attack_options needs a threat model (the standard risk runs no attack)")
         return None
+    if attack_options is not None and not isinstance(attack_options, dict):
+        raise TypeError(f"attack_options must be a dict of keyword arguments, got {type(attack_options).__name__}")
+    clash = set(attack_options or {}) & {"definition", "dist", "generator"}
+    if clash:
+        raise ValueError(f"attack_options must not set {sorted(clash)}: estimate_risk passes them itself")
     if attack is None:
-        try:
-            from .attacks import default_attack
-        except ImportError as err:
-            raise NotImplementedError("toyrobust.attacks.default_attack is not available; pass attack= "
-                                      "explicitly") from err
-        return default_attack(clf, threat, definition, dist=dist)
-    if isinstance(attack, str):
-        from . import attacks as attacks_module
-
-        name = _ATTACK_NAMES.get(attack.strip().lower())
-        fn = getattr(attacks_module, name, None) if name is not None else None
-        if fn is None:
-            available = sorted(k for k, v in _ATTACK_NAMES.items() if hasattr(attacks_module, v))
-            raise ValueError(f"attack={attack!r} is not a known attack; allowed names: {', '.join(available)} "
-                             f"(or pass a function)")
-        return fn
-    if callable(attack):
-        return attack
-    raise TypeError(f"attack must be None, an attack name or a function, got {type(attack).__name__}")
-
-
-def _accepted_keywords(fn: Callable) -> set[str] | None:
-    """Keyword names ``fn`` accepts, or None when it takes ``**kwargs`` (everything)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY,
-                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+        attack = default_attack(clf, threat, definition, dist=dist)
+    resolved = make_attack(attack, attack_options)
+    support = resolved.supports(clf, threat, definition, dist)
+    if not support:
+        raise TypeError(f"attack {resolved.label!r} cannot run here: {support.reason}")
+    return resolved
 
 
 def _wald_n(k: int, n: int, level: float, width: float) -> int:
@@ -437,19 +398,18 @@ def _planned_chunk(k: int, done: int, n_min: int, level: float, width: float, ch
     return max(math.ceil(1.05 * guess) - done, n_min - done, min(256, chunk_size))
 
 
-def _attack_chunk(attack_fn: Callable, method: str, clf: Classifier, x: torch.Tensor, y: torch.Tensor,
-                  threat: ThreatModel, definition: str, dist: Distribution,
-                  kw: dict[str, Any]) -> tuple[torch.Tensor, int, int]:
+def _attack_chunk(attack: Attack, clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                  definition: str, dist: Distribution, generator: Any) -> tuple[torch.Tensor, int, int]:
     """Attack one chunk; returns (per-point verified adversarial mask, gradient evaluations, unverified claims).
 
     A point counts when the returned ``x_adv`` lies in the ball and is adversarial when re-checked here, or when
     the clean point itself is adversarial (it lies in its own ball).
     """
     with torch.enable_grad():
-        res = attack_fn(clf, x, y, threat, **kw)
+        res = attack.run(clf, x, y, threat, definition=definition, dist=dist, generator=generator)
     x_adv = getattr(res, "x_adv", None)
     if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
-        raise ValueError(f"the attack {method!r} must return an AttackResult whose x_adv has shape "
+        raise ValueError(f"the attack {attack.label!r} must return an AttackResult whose x_adv has shape "
                          f"{tuple(x.shape)}, got {type(res).__name__}")
     x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
     with torch.no_grad():
@@ -538,7 +498,7 @@ def estimate_risk(
     Estimates ``R = P[exists x' in B(x): x' adversarial for (x, y) under definition]`` (``B(x) = {x}`` when
     ``threat`` is None: the standard risk, ``P[f(x) != y]`` for "ball"; the other definitions are evaluated at
     ``x' = x``). Each chunk of streamed points is attacked with ``attack(clf, x, y, threat, definition=...,
-    dist=..., generator=..., **attack_options)`` (keywords the attack does not accept are left out); a point
+    dist=..., generator=...)`` (an :class:`toyrobust.attacks.Attack` built with ``attack_options``); a point
     counts when the returned ``x_adv`` lies in the ball and is adversarial under ``definition`` when checked
     here, or when the clean point itself is (it lies in its own ball). The interval is
     :func:`clopper_pearson` at ``level``.
@@ -558,8 +518,10 @@ def estimate_risk(
         clf: a toyrobust classifier or a torch module with one logit (positive means +1) or two (column 1 is +1).
         threat: a threat model, a spec such as ``"linf:0.3"``, or None for the standard risk.
         definition: "ball", "projection", "error-region" or "prediction-change".
-        attack: None (``toyrobust.attacks.default_attack(clf, threat, definition)``), a name ("pgd", "fgsm",
-            "exact", "cw", "projection", "on-manifold"), or a function following :class:`toyrobust.attacks.Attack`.
+        attack: None (``toyrobust.attacks.default_attack(clf, threat, definition)``), a registered name
+            (``toyrobust.attacks.ATTACKS``: "pgd", "apgd", "fgsm", "exact", "cw", "projection", "on-manifold", ...),
+            an :class:`toyrobust.attacks.Attack` object or class, or a plain function following the attack calling
+            convention (reported as a "lower bound"). The estimate's ``kind`` is the attack's ``kind``.
         n: number of points (default 100_000); with ``target_width``, the minimum number (default 0).
         seed: master seed (int >= 0), or None for fresh OS entropy (reported in the result).
         device: "cpu", "cuda", "auto" or None (the model's device for a torch module, else CUDA when available).
@@ -573,7 +535,7 @@ def estimate_risk(
         target_width: stop once the interval is at most this wide, in (0, 1]; None draws exactly ``n`` points.
         max_n: with ``target_width``, the most points to draw.
         progress: show a tqdm bar on stderr; None shows it for long runs when stderr is a terminal.
-        attack_options: extra keyword arguments for the attack (e.g. ``{"steps": 100}``).
+        attack_options: options for the attack, validated by its constructor (e.g. ``{"steps": 100}``).
         upper: ``"verify"`` (a torch ReLU network; ball, projection or error-region): beside the attack's count,
             :func:`toyrobust.verification.verify` decides every point, and the points it does not prove robust
             count as errors of a verified upper bound (``upper_k``); its confirmed counterexamples join the
@@ -582,8 +544,8 @@ def estimate_risk(
             ``dist`` are passed for the projection and error-region definitions).
 
     Returns:
-        a :class:`RiskEstimate` whose ``kind`` says what the interval is: ``"exact"`` (standard risk, or an exact
-        attack, :func:`toyrobust.attacks.supports_exact`), ``"lower bound"`` (another attack), ``"bracket"``.
+        a :class:`RiskEstimate` whose ``kind`` says what the interval is: ``"exact"`` (standard risk, or an attack
+        whose ``kind`` is "exact"), ``"lower bound"`` (another attack), ``"bracket"`` (with ``upper="verify"``).
 
     References:
         Seed 003 (EPFL CS-433 notes): the adversarial risk ``R(f, eps)``; Clopper and Pearson, Biometrika 1934.
@@ -614,10 +576,8 @@ class _Plan:
     n_min: int
     n_max: int
     progress: bool
-    attack_fn: Callable | None
+    attack: Attack | None
     method: str
-    call_kw: dict[str, Any]
-    pass_generator: bool
     verify_run: Callable | None
 
 
@@ -667,10 +627,6 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
         if n_min > n_max:
             raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
     _check_stream_end(offset, n_max)
-    if attack_options is None:
-        attack_options = {}
-    elif not isinstance(attack_options, dict):
-        raise TypeError(f"attack_options must be a dict of keyword arguments, got {type(attack_options).__name__}")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
 
@@ -679,26 +635,13 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
         chunk_size = device_chunk_size(dev, int(dist.dim) if not is_symbolic(dist.dim) else 1,
                                        torch.finfo(dt).bits // 8, attacked=threat is not None)
     verify_run = _upper_setup(upper, clf, threat, definition, dist, verify_options)
-    attack_fn = _resolve_attack(attack, clf, threat, definition, dist)
-    method = "none (standard risk)" if attack_fn is None else _attack_name(attack_fn)
-    call_kw: dict[str, Any] = {}
-    pass_generator = False
-    if attack_fn is not None:
-        accepted = _accepted_keywords(attack_fn)
-        for key, value in (("definition", definition), ("dist", dist)):
-            if accepted is None or key in accepted:
-                call_kw[key] = value
-        pass_generator = accepted is None or "generator" in accepted
-        clash = set(attack_options) & {"definition", "dist", "generator"}
-        if clash:
-            raise ValueError(f"attack_options must not set {sorted(clash)}: estimate_risk passes them itself")
-        call_kw.update(attack_options)
+    attack_obj = _resolve_attack(attack, attack_options, clf, threat, definition, dist)
+    method = "none (standard risk)" if attack_obj is None else attack_obj.label
     show = progress if progress is not None else (
-        sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_fn is not None and n_max >= 100_000)))
+        sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_obj is not None and n_max >= 100_000)))
     return _Plan(dist=dist, clf=clf, threat=threat, definition=definition, seed=seed, device=dev, dtype=dt,
                  chunk_size=chunk_size, offset=offset, level=level, target_width=target_width, n_min=n_min,
-                 n_max=n_max, progress=bool(show), attack_fn=attack_fn, method=method, call_kw=call_kw,
-                 pass_generator=pass_generator, verify_run=verify_run)
+                 n_max=n_max, progress=bool(show), attack=attack_obj, method=method, verify_run=verify_run)
 
 
 def _next_chunk(plan: _Plan, c: _Counts) -> int:
@@ -720,21 +663,21 @@ def _next_chunk(plan: _Plan, c: _Counts) -> int:
 def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, first: int,
                  attack_gen: torch.Generator | None) -> None:
     """Attack (or just classify) one chunk and add what it found to ``c``; the verifier adds its upper count."""
-    if plan.attack_fn is None:
+    if plan.attack is None:
         with torch.no_grad():
             c.k += int(is_adversarial(plan.definition, plan.clf, x, y, dist=plan.dist, x=x).sum())
         return
-    kw = dict(plan.call_kw)
-    if plan.pass_generator:
+    gen = None
+    if plan.attack.randomized:
         # keyed by the chunk's first point: shards at offsets that end on chunk boundaries repeat one run's randomness
-        kw["generator"] = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, first))
+        gen = attack_gen.manual_seed(derive_seed(plan.seed, _ATTACK_STREAM, first))
     step = x.shape[0]
-    if x.device.type == "cpu" and _is_exact_attack(plan.attack_fn):
-        # on a CPU the exact attack (deterministic: the same count for any split) and its check run on pieces of
-        # about _CPU_PIECE_BYTES: a GPU-sized chunk then costs no more per point (no page-faulting temporaries)
+    if x.device.type == "cpu" and plan.attack.kind == "exact":
+        # on a CPU an exact attack (per point: the same count for any split) and its check run on pieces of about
+        # _CPU_PIECE_BYTES: a GPU-sized chunk then costs no more per point (no page-faulting temporaries)
         step = max(1, _CPU_PIECE_BYTES // max(1, x.shape[1] * x.element_size()))
-    parts = [_attack_chunk(plan.attack_fn, plan.method, plan.clf, x[i:i + step], y[i:i + step], plan.threat,
-                           plan.definition, plan.dist, kw) for i in range(0, x.shape[0], step)]
+    parts = [_attack_chunk(plan.attack, plan.clf, x[i:i + step], y[i:i + step], plan.threat, plan.definition,
+                           plan.dist, gen) for i in range(0, x.shape[0], step)]
     found = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
     evals, wrong = sum(p[1] for p in parts), sum(p[2] for p in parts)
     if plan.verify_run is not None:
@@ -751,7 +694,7 @@ def _count_chunk(plan: _Plan, c: _Counts, x: torch.Tensor, y: torch.Tensor, firs
 def _count(plan: _Plan) -> _Counts:
     """The streaming loop: draw a chunk, count it, until ``n`` points (or the target width) are reached."""
     c = _Counts()
-    attack_gen = torch.Generator(device=plan.device) if plan.attack_fn is not None else None
+    attack_gen = torch.Generator(device=plan.device) if plan.attack is not None else None
     stream = _SampleStream(plan.dist, plan.seed, plan.device, plan.dtype, plan.offset)
     bar = None
     if plan.progress:
@@ -783,7 +726,7 @@ def _result(plan: _Plan, c: _Counts, seconds: float) -> RiskEstimate:
         u_low, u_high = clopper_pearson(c.upper_k, c.done, plan.level)
         bracket = dict(upper_k=c.upper_k, upper=c.upper_k / c.done, upper_ci_low=u_low, upper_ci_high=u_high,
                        decided=c.decided)
-    if plan.attack_fn is None or _is_exact_attack(plan.attack_fn):
+    if plan.attack is None or plan.attack.kind == "exact":
         kind = "exact"
     else:
         kind = "bracket" if plan.verify_run is not None else "lower bound"
@@ -794,12 +737,3 @@ def _result(plan: _Plan, c: _Counts, seconds: float) -> RiskEstimate:
         chunk_size=plan.chunk_size, grad_evals=c.grad_evals, invalid_claims=c.invalid,
         target_width=plan.target_width, converged=c.converged, kind=kind, offset=plan.offset, **bracket,
     )
-
-
-def _is_exact_attack(fn: Any) -> bool:
-    """Whether ``fn`` is :func:`toyrobust.attacks.exact_attack` (which refuses every case it cannot decide
-    exactly, so having run it, the count is exact)."""
-    from .attacks.exact import exact_attack
-
-    base = fn.func if isinstance(fn, functools.partial) else fn
-    return base is exact_attack

@@ -33,8 +33,10 @@ from torch import nn
 
 from ..classifiers import Classifier, TorchClassifier, as_classifier, margin_from_logits
 from ..rng import make_generator
+from .base import SUPPORTED, Support
+from .gradient import PGD
 
-__all__ = ["BPDA", "bpda", "EOT", "SUBSTITUTES"]
+__all__ = ["BPDA", "bpda", "EOT", "SUBSTITUTES", "BPDAAttack", "EOTAttack"]
 
 Substitute = Callable[[torch.Tensor], torch.Tensor]
 
@@ -121,9 +123,9 @@ class BPDA(nn.Module):
         self.model = model
         self.substitute = _check_substitute(substitute)
         if layers is None:
-            from ..defenses.kwta import KWTA  # the default target; imported lazily (defenses sit beside attacks)
-
-            layers = KWTA
+            # the default targets say so themselves (k-WTA sets bpda_target), so attacks need not import defenses
+            def layers(m: nn.Module) -> bool:
+                return bool(getattr(type(m), "bpda_target", False))
         if isinstance(layers, type) or (isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)):
             types = layers
 
@@ -260,3 +262,68 @@ class EOT(nn.Module):
         else:
             m = self._clf.margin(xs)
         return m.reshape(k, n).mean(dim=0)
+
+
+class BPDAAttack(PGD):
+    """PGD through a BPDA wrapper: the forward pass is the model's, the backward pass replaces its
+    non-differentiable layers by ``substitute`` (see :class:`BPDA`); success is judged on the model itself.
+
+    Args:
+        substitute: ``"identity"`` or ``"relu"`` (see :class:`BPDA`).
+        steps, step_size, restarts, random_start, loss, targeted, early_stop: as in
+            :class:`~toyrobust.attacks.gradient.PGD`.
+
+    References:
+        Athalye, Carlini and Wagner, ICML 2018; seed 004, section 9.
+    """
+
+    name = "bpda"
+
+    def __init__(self, *, substitute: str = "relu", steps: int = 40, step_size: float | None = None,
+                 restarts: int = 1, random_start: bool = True, loss: str = "margin", targeted: bool = False,
+                 early_stop: bool = True) -> None:
+        if substitute not in SUBSTITUTES:
+            raise ValueError(f"substitute must be one of {', '.join(map(repr, SUBSTITUTES))}, got {substitute!r}")
+        self._set_options(substitute=substitute, **self._pgd_options(steps, step_size, restarts, random_start,
+                                                                     loss, targeted, early_stop))
+
+    def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
+        if not (isinstance(clf, TorchClassifier) and isinstance(clf.module, nn.Module)):
+            return Support(False, f"BPDA wraps a torch module, got {type(clf).__name__}")
+        return SUPPORTED
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        wrapped = TorchClassifier(BPDA(clf.module, self.substitute))
+        res = super()._attack(wrapped, x, y, threat, definition, dist, generator)
+        return res.x_adv  # re-checked on the model itself by run()
+
+
+class EOTAttack(PGD):
+    """PGD on the margin averaged over ``samples`` draws of the model's randomness and Gaussian input noise of
+    size ``noise`` (see :class:`EOT`); the draws come from the attack's generator. Success is judged on the model
+    itself (one fresh draw); ``early_stop=False`` by default so that one lucky draw does not end a row's search.
+
+    Args:
+        samples: draws per forward pass (>= 1).
+        noise: sigma >= 0 of the Gaussian input noise.
+        steps, step_size, restarts, random_start, loss, targeted, early_stop: as in
+            :class:`~toyrobust.attacks.gradient.PGD`.
+
+    References:
+        Athalye, Engstrom, Ilyas and Kwok, ICML 2018; seed 004, section 10.
+    """
+
+    name = "eot"
+
+    def __init__(self, *, samples: int = 16, noise: float = 0.0, steps: int = 40, step_size: float | None = None,
+                 restarts: int = 1, random_start: bool = True, loss: str = "margin", targeted: bool = False,
+                 early_stop: bool = False) -> None:
+        self._set_options(samples=_check_pos_int("samples", samples), noise=_check_nonneg("noise", noise),
+                          **self._pgd_options(steps, step_size, restarts, random_start, loss, targeted, early_stop))
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        gen = make_generator(generator, x.device)
+        eot = EOT(clf.module if isinstance(clf, TorchClassifier) else clf, self.samples, noise=self.noise,
+                  generator=gen)
+        res = super()._attack(TorchClassifier(eot), x, y, threat, definition, dist, gen)
+        return res.x_adv

@@ -27,18 +27,17 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..classifiers import as_classifier, labels_from_margin
+from ..classifiers import labels_from_margin
 from ..rng import make_generator
 from ..threats import ThreatModel
-from .base import AttackResult
-from .losses import check_inputs, check_int, check_step_size, check_threat, eval_mode, finish
+from .base import SUPPORTED, Attack, AttackResult, Support
+from .losses import check_int, check_step_size, eval_mode, finish
 
-__all__ = ["finite_difference_gradient", "blackbox_pgd", "transfer_attack", "TransferResult", "DIRECTIONS"]
+__all__ = ["finite_difference_gradient", "BlackBoxPGD", "blackbox_pgd", "DIRECTIONS"]
 
 #: direction families of the finite-difference estimator
 DIRECTIONS: tuple[str, ...] = ("gaussian", "coordinate")
@@ -112,206 +111,114 @@ def finite_difference_gradient(
     return scale * torch.einsum("nk,nkd->nd", diff, u), 2 * n_dir
 
 
-def blackbox_pgd(
-    model: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    queries: int = 1000,
-    n_directions: int = 20,
-    fd_step: float = 1e-3,
-    directions: str = "gaussian",
-    step_size: float | None = None,
-    random_start: bool = False,
-    generator: Any = None,
-) -> tuple[AttackResult, torch.Tensor]:
+class BlackBoxPGD(Attack):
     """Score-based black-box PGD: steepest-ascent steps on the finite-difference gradient of ``-y m(x')``.
 
     Each iteration queries the margin at the current iterate (1 query per row: the success check and the best
     iterate) and, if the row is not yet adversarial and at least ``2 n + 1`` queries remain, estimates the
     gradient with :func:`finite_difference_gradient` (``2 n`` queries) and takes the step
     ``x' <- Proj_B(x' + steepest_B(g_hat, alpha))``; a row stops at its first adversarial iterate or when its
-    budget cannot pay for another step and its check. Every call of the model made by the attack is counted;
-    the final success mask (computed on the returned, re-projected points, as for every attack) is the
-    evaluator's check and is not.
+    budget cannot pay for another step and its check. Every call of the model made by the attack is counted
+    (``AttackResult.queries``); the final success mask (computed on the returned, re-projected points, as for
+    every attack) is the evaluator's check and is not. Ball definition only.
 
     Args:
-        model: classifier or torch module (only its scores are used).
-        x: (N, d) clean points; y: (N,) labels in {-1, +1}.
-        threat: the ball.
         queries: budget of score queries per point (>= 0; 0 returns the clean points).
         n_directions: directions per gradient estimate.
         fd_step: the finite-difference step h.
         directions: ``"gaussian"`` or ``"coordinate"``.
         step_size: alpha; None means ``2.5 eps / T`` with ``T`` the number of steps the budget allows.
         random_start: start uniformly in the ball (else at the clean point).
+
+    References:
+        Seed 003 (black-box attacks by finite differences); Ilyas et al. 2018.
+    """
+
+    name = "blackbox_pgd"
+    aliases = ("blackbox", "black-box")
+    randomized = True
+
+    def __init__(self, *, queries: int = 1000, n_directions: int = 20, fd_step: float = 1e-3,
+                 directions: str = "gaussian", step_size: float | None = None, random_start: bool = False) -> None:
+        if not isinstance(random_start, bool):
+            raise TypeError(f"random_start must be a bool, got {random_start!r}")
+        self._set_options(queries=check_int("queries", queries, 0),
+                          n_directions=check_int("n_directions", n_directions, 1),
+                          fd_step=_check_positive("fd_step", fd_step), directions=_check_directions(directions),
+                          step_size=None if step_size is None else check_step_size(step_size, 0.0),
+                          random_start=random_start)
+
+    def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
+        if definition != "ball":
+            return Support(False, f"black-box PGD judges success under the ball definition only, got {definition!r}")
+        return SUPPORTED
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        budget, n_dir, fd_step, directions = self.queries, self.n_directions, self.fd_step, self.directions
+        step_size, random_start = self.step_size, self.random_start
+        per_step = 2 * n_dir + 1
+        n_steps = max((budget - 1) // per_step, 0)
+        eps = threat.radius
+        alpha = check_step_size(step_size, 2.5 * eps / max(n_steps, 1))
+        gen = make_generator(generator, x.device)
+        N = x.shape[0]
+        used = torch.zeros(N, dtype=torch.int64, device=x.device)
+        yf = y.to(x.dtype)
+
+        def loss_fn(z: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+            return -yy.repeat_interleave(z.shape[0] // yy.shape[0]) * clf.margin(z)
+
+        with eval_mode(clf), torch.no_grad():
+            xc = threat.random_start(x, gen) if (random_start and eps > 0) else x.clone()
+            best_x, best_loss = xc.clone(), torch.full((N,), -torch.inf, dtype=x.dtype, device=x.device)
+            active = torch.arange(N, device=x.device)
+            grad_evals = 0
+            spent = 0  # queries of each still-active row (they all advance together)
+            while active.numel() > 0 and budget - spent >= 1:
+                xa = xc[active]
+                m = clf.margin(xa)  # the check of the current iterate: 1 query
+                used[active] += 1
+                spent += 1
+                lv = -yf[active] * m
+                better = lv > best_loss[active]
+                best_x[active] = torch.where(better[:, None], xa, best_x[active])
+                best_loss[active] = torch.where(better, lv, best_loss[active])
+                active = active[labels_from_margin(m) == y[active]]  # adversarial rows stop here
+                if active.numel() == 0 or budget - spent < per_step:  # a step costs 2n, the next check 1
+                    break
+                xa, ya = xc[active], yf[active]
+                g, q = finite_difference_gradient(lambda z, ya=ya: loss_fn(z, ya), xa, n_directions=n_dir,
+                                                  step=fd_step, directions=directions, generator=gen)
+                used[active] += q
+                spent += q
+                grad_evals += active.numel()
+                xc[active] = threat.project(xa + threat.steepest_ascent(g, alpha), x[active])
+            result = finish(clf, x, y, best_x, threat, "ball", None, grad_evals)
+            result.queries = used
+            return result
+
+
+
+
+def blackbox_pgd(model: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, queries: int = 1000,
+                 n_directions: int = 20, fd_step: float = 1e-3, directions: str = "gaussian",
+                 step_size: float | None = None, random_start: bool = False,
+                 generator: Any = None) -> tuple[AttackResult, torch.Tensor]:
+    """Score-based black-box PGD as a function (see :class:`BlackBoxPGD`).
+
+    Args:
+        model: classifier or torch module (only its scores are used).
+        x: (N, d) clean points; y: (N,) labels in {-1, +1}.
+        threat: the ball.
+        queries, n_directions, fd_step, directions, step_size, random_start: see :class:`BlackBoxPGD`.
         generator: seed or generator (random start and directions).
 
     Returns:
         ``(result, used)``: an :class:`AttackResult` (``grad_evals`` = gradient estimates made, summed over rows)
         and the (N,) int64 tensor of queries each point used (``used.sum()`` is the total).
-
-    References:
-        Seed 003 (black-box attacks by finite differences); Ilyas et al. 2018.
     """
-    clf, x, y = check_inputs(model, x, y, "ball", None)
-    threat = check_threat(threat)
-    budget = check_int("queries", queries, 0)
-    n_dir = check_int("n_directions", n_directions, 1)
-    _check_positive("fd_step", fd_step)
-    _check_directions(directions)
-    if not isinstance(random_start, bool):
-        raise TypeError(f"random_start must be a bool, got {random_start!r}")
-    per_step = 2 * n_dir + 1
-    n_steps = max((budget - 1) // per_step, 0)
-    eps = threat.radius
-    alpha = check_step_size(step_size, 2.5 * eps / max(n_steps, 1))
-    gen = make_generator(generator, x.device)
-    N = x.shape[0]
-    used = torch.zeros(N, dtype=torch.int64, device=x.device)
-    yf = y.to(x.dtype)
-
-    def loss_fn(z: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-        return -yy.repeat_interleave(z.shape[0] // yy.shape[0]) * clf.margin(z)
-
-    with eval_mode(clf), torch.no_grad():
-        xc = threat.random_start(x, gen) if (random_start and eps > 0) else x.clone()
-        best_x, best_loss = xc.clone(), torch.full((N,), -torch.inf, dtype=x.dtype, device=x.device)
-        active = torch.arange(N, device=x.device)
-        grad_evals = 0
-        spent = 0  # queries of each still-active row (they all advance together)
-        while active.numel() > 0 and budget - spent >= 1:
-            xa = xc[active]
-            m = clf.margin(xa)  # the check of the current iterate: 1 query
-            used[active] += 1
-            spent += 1
-            lv = -yf[active] * m
-            better = lv > best_loss[active]
-            best_x[active] = torch.where(better[:, None], xa, best_x[active])
-            best_loss[active] = torch.where(better, lv, best_loss[active])
-            active = active[labels_from_margin(m) == y[active]]  # adversarial rows stop here
-            if active.numel() == 0 or budget - spent < per_step:  # a step costs 2n, the next check 1
-                break
-            xa, ya = xc[active], yf[active]
-            g, q = finite_difference_gradient(lambda z, ya=ya: loss_fn(z, ya), xa, n_directions=n_dir,
-                                              step=fd_step, directions=directions, generator=gen)
-            used[active] += q
-            spent += q
-            grad_evals += active.numel()
-            xc[active] = threat.project(xa + threat.steepest_ascent(g, alpha), x[active])
-    result = finish(clf, x, y, best_x, threat, "ball", None, grad_evals)
-    return result, used
-
-
-@dataclass
-class TransferResult:
-    """The outcome of a substitute-model transfer attack.
-
-    Attributes:
-        substitute: the trained substitute network (one logit).
-        result: the white-box attack on the substitute, re-checked on the victim: ``result.success`` is
-            "the victim misclassifies ``x_adv``".
-        clean_correct: (N,) bool, the victim is right on the clean point.
-        transfer_rate: fraction of the clean-correct points whose transferred ``x_adv`` fools the victim.
-        ci_low, ci_high: its exact Clopper-Pearson interval at ``level``.
-        adversarial_risk: fraction of all points misclassified by the victim at ``x_adv`` or at ``x``.
-        agreement: fraction of the attacked clean points where substitute and victim agree.
-        label_queries: label queries spent to train the substitute.
-        level: the confidence level.
-    """
-
-    substitute: torch.nn.Module
-    result: AttackResult
-    clean_correct: torch.Tensor
-    transfer_rate: float
-    ci_low: float
-    ci_high: float
-    adversarial_risk: float
-    agreement: float
-    label_queries: int
-    level: float
-
-
-def transfer_attack(
-    victim: Any,
-    dist: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    label_queries: int = 2000,
-    x_pool: torch.Tensor | None = None,
-    hidden: Any = (64,),
-    train_steps: int = 500,
-    lr: float = 3e-3,
-    attack_options: dict | None = None,
-    seed: int = 0,
-    level: float = 0.95,
-) -> TransferResult:
-    """Substitute-model transfer attack: learn the victim from its labels, attack the copy, transfer.
-
-    1. Draw ``label_queries`` unlabeled points from ``dist`` (or take ``x_pool``) and query the victim's labels
-       ``f(x_j)`` (no scores).
-    2. Train a fresh :class:`~toyrobust.models.MLP` (``hidden`` widths) on them with :func:`toyrobust.train`
-       (logistic loss, Adam).
-    3. Attack the substitute with white-box :func:`~toyrobust.attacks.pgd` (margin loss; ``attack_options``).
-    4. Evaluate the victim at the resulting points; the transfer rate counts the clean-correct points it
-       fools, with its Clopper-Pearson interval.
-
-    Args:
-        victim: classifier or torch module (only its labels are used).
-        dist: the distribution the unlabeled points come from.
-        x: (N, d) points to attack; y: (N,) labels.
-        threat: the ball.
-        label_queries: number of label queries (>= 1) when ``x_pool`` is None.
-        x_pool: (M, d) unlabeled points to query instead (then ``label_queries = M``).
-        hidden: substitute widths.
-        train_steps: optimisation steps of the substitute.
-        lr: Adam learning rate.
-        attack_options: keyword options of :func:`~toyrobust.attacks.pgd` (default ``steps=40``).
-        seed: int >= 0 (pool, substitute initialisation, training, attack).
-        level: confidence level of the interval.
-
-    References:
-        Papernot et al. 2017; seed 003 (substitute models).
-    """
-    from ..models import MLP  # models sit beside attacks; imported here so attacks do not need them otherwise
-    from ..montecarlo import clopper_pearson, derive_seed
-    from ..training import train
-    from .gradient import pgd
-
-    victim = as_classifier(victim)
-    _, x, y = check_inputs(victim, x, y, "ball", None)
-    threat = check_threat(threat)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    if x_pool is None:
-        m = check_int("label_queries", label_queries, 1)
-        x_pool, _ = dist.sample(m, generator=make_generator(derive_seed(seed, 1), x.device), device=x.device)
-        x_pool = x_pool.to(x.dtype)
-    elif not isinstance(x_pool, torch.Tensor) or x_pool.ndim != 2 or x_pool.shape[1] != x.shape[1]:
-        raise ValueError(f"x_pool must be a tensor of shape (M, {x.shape[1]}), got "
-                         f"{getattr(x_pool, 'shape', type(x_pool).__name__)}")
-    with torch.no_grad():
-        labels = victim.predict(x_pool)
-    sub = MLP(x.shape[1], hidden, seed=derive_seed(seed, 2), device=x.device, dtype=x.dtype)
-    train(sub, dist, steps=train_steps, lr=lr, dataset=(x_pool, labels), seed=derive_seed(seed, 3), eval_n=0,
-          progress=False)
-    opts = {"steps": 40, **(attack_options or {})}
-    res = pgd(sub, x, y, threat, generator=derive_seed(seed, 4), **opts)
-    with torch.no_grad():
-        pred_adv = victim.predict(res.x_adv)
-        pred_clean = victim.predict(x)
-        sub_clean = labels_from_margin(sub(x))
-    clean_correct = pred_clean == y
-    fooled = (pred_adv != y) & clean_correct
-    k, n = int(fooled.sum()), int(clean_correct.sum())
-    lo, hi = clopper_pearson(k, n, level) if n > 0 else (0.0, 1.0)
-    on_victim = AttackResult(x_adv=res.x_adv, success=pred_adv != y, norms=res.norms, grad_evals=res.grad_evals)
-    return TransferResult(
-        substitute=sub, result=on_victim, clean_correct=clean_correct, transfer_rate=k / n if n else float("nan"),
-        ci_low=float(lo), ci_high=float(hi),
-        adversarial_risk=float(((pred_adv != y) | ~clean_correct).to(torch.float64).mean()),
-        agreement=float((sub_clean == pred_clean).to(torch.float64).mean()), label_queries=int(x_pool.shape[0]),
-        level=float(level))
+    attack = BlackBoxPGD(queries=queries, n_directions=n_directions, fd_step=fd_step, directions=directions,
+                         step_size=step_size, random_start=random_start)
+    res = attack.run(model, x, y, threat, generator=generator)
+    used = res.queries if res.queries is not None else torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+    return res, used

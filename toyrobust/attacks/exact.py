@@ -26,360 +26,34 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ..classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
-from ..constraints import is_symbolic
-from ..definitions import get_definition, is_adversarial
-from ..threats import L1, L2, Linf, ThreatModel, _vector_norm, make_threat
-from .base import AttackResult
-from .gradient import pgd
-from .losses import check_inputs, check_threat, eval_mode, finish
+from ..classifiers import Classifier, Linear, Quadratic, as_classifier
+from ..definitions import check_definition, get_definition, is_adversarial
+from ..threats import ThreatModel, _vector_norm
+from .base import SUPPORTED, Attack, AttackResult, Support
+from .gradient import PGD
+from .manifold import ProjectionAttack
+from .minimal import _minimal, minimal_perturbation, supports_minimal
+from .regions import region_kind, region_pieces, solve_pieces, supports_region
 
-__all__ = ["exact_attack", "minimal_perturbation", "default_attack", "supports_exact"]
+__all__ = ["ExactAttack", "exact_attack", "minimal_perturbation", "default_attack", "supports_exact"]
 
-_NORMS: dict[Any, type[ThreatModel]] = {
-    "linf": Linf, "inf": Linf, math.inf: Linf, "l2": L2, "2": L2, 2: L2, "l1": L1, "1": L1, 1: L1,
-}
 _EXACT_DEFINITIONS = ("ball", "prediction-change")
 _REGION_DEFINITIONS = ("projection", "error-region")
 
 
-def _geometry(norm: Any) -> ThreatModel:
-    """A threat model giving the norm (and coordinates) of the minimal perturbation."""
-    if isinstance(norm, ThreatModel):
-        return norm
-    key = norm.lower().strip() if isinstance(norm, str) else norm
-    if isinstance(key, str) and ":" in key:
-        return make_threat(key)
-    if not isinstance(key, bool) and key in _NORMS:
-        return _NORMS[key](0.0)
-    raise ValueError(f"norm must be a ThreatModel or one of 'linf', 'l2', 'l1' (or inf, 2, 1), got {norm!r}")
-
-
 def supports_exact(clf: Any, threat: Any, *, definition: str = "ball", dist: Any = None) -> bool:
-    """Whether :func:`exact_attack` decides every sample exactly for this classifier, threat and definition.
+    """Whether :class:`ExactAttack` decides every sample exactly for this classifier, threat and definition.
 
     Ball and prediction-change: Linear (any norm), Radial (Linf, L2, L1), Quadratic (L2). Projection and
     error-region (the distribution is needed): a linear classifier on point masses, a Gaussian mixture or
     Tsipras (any norm), and the Bernoulli model with ``eps < 1`` for every classifier of the first list (see
     :mod:`toyrobust.attacks.regions`). Classifiers with symbolic parameters are excluded.
     """
-    clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
-    if definition in ("projection", "error-region"):
-        from .regions import supports_region
-
-        return supports_region(dist, clf, threat)
-    if isinstance(clf, Linear):
-        return clf.w.is_numeric and not is_symbolic(clf.b)
-    if isinstance(clf, Radial):
-        return not is_symbolic(clf.r)
-    if isinstance(clf, Quadratic):
-        return isinstance(threat, L2) and clf.alpha.is_numeric and not is_symbolic(clf.c)
-    return False
-
-
-def minimal_perturbation(
-    clf: Any, x: torch.Tensor, y: torch.Tensor, norm: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The smallest perturbation that makes an analytic classifier misclassify each point, and its size.
-
-    Solves ``min ||delta||_p  s.t.  f(x + delta) != y`` (zero margin predicts +1). For a point already
-    misclassified ``delta = 0`` and ``dist = 0``; where no perturbation works (e.g. a zero weight on every free
-    coordinate) ``dist = inf`` and ``delta`` is the perturbation that pushes the margin furthest towards the
-    boundary (unbounded in size; an attack projects it into its ball).
-
-    Args:
-        clf: a numeric ``Linear`` (any norm), ``Radial`` (Linf, L2, L1) or ``Quadratic`` (L2).
-        x: (N, d) points.
-        y: (N,) labels in {-1, +1}.
-        norm: a threat model (its norm and ``coords``; eps is ignored) or ``"linf"``, ``"l2"``, ``"l1"``.
-
-    Returns:
-        ``(delta, dist)``: ``delta`` (N, d) in the dtype of ``x``, lengthened by a few ulps where needed so that
-        ``f(x + delta) != y`` holds in floating point; ``dist`` (N,) the exact distance to the boundary
-        (computed in float64, returned in the dtype of ``x``).
-
-    Raises:
-        TypeError: another classifier type (named), or a norm the classifier has no exact solution for.
-
-    References:
-        Hoelder's inequality for the linear case (seed 004: the inner maximum is ``-eps ||w||_q``); More 1993 and
-        More & Sorensen 1983 for the quadratic (trust-region) case.
-    """
-    geo = _geometry(norm)
-    clf, x, y_true = check_inputs(clf, x, y, "ball", None)
-    return _minimal(clf, x, y_true, geo)
-
-
-def _minimal(clf: Classifier, x: torch.Tensor, y_eff: torch.Tensor, geo: ThreatModel):
-    if not supports_exact(clf, geo):
-        kind = type(clf).__name__
-        if isinstance(clf, Quadratic):
-            raise TypeError(f"Quadratic classifiers have an exact attack for L2 only, got norm {geo.name}")
-        raise TypeError(
-            f"no exact attack for classifier type {kind}: supported are Linear (any norm), Radial (Linf, L2, L1) "
-            f"and Quadratic (L2) with numeric parameters; use pgd"
-        )
-    d = x.shape[1]
-    geo.coord_indices(d)  # validates coords against d
-    x64 = x.detach().to(torch.float64)
-    msk = geo.mask(d, device=x.device, dtype=torch.bool)
-    y1 = y_eff > 0
-    margin = clf.margin(x64)
-    correct = (margin >= 0) == y1
-    if isinstance(clf, Linear):
-        delta, dist = _linear(clf, x64, y1, margin, geo)
-    elif isinstance(clf, Radial):
-        delta, dist = _radial(float(clf.r), x64, y1, correct, geo, msk)
-    else:
-        alpha = clf.alpha.to_tensor(x.device, torch.float64)
-        delta, dist = _quadratic(alpha, float(clf.c), x64, msk)
-    zero = torch.zeros((), dtype=torch.float64, device=x.device)
-    dist = torch.where(correct, dist, zero)
-    delta = torch.where(correct[:, None], delta, zero)
-    delta = _nudge(clf, x, delta.to(x.dtype), dist, correct, y_eff, geo)
-    return delta, dist.to(x.dtype)
-
-
-def _linear(clf: Linear, x: torch.Tensor, y1: torch.Tensor, margin: torch.Tensor, geo: ThreatModel):
-    """``dist = |m| / ||w_S||_q``; ``delta = -y * steepest_ascent(w, dist)``, so ``<delta, w> = -y dist ||w_S||_q``."""
-    w0 = clf.w.to_tensor(x.device, torch.float64)
-    w = w0.expand_as(x)
-    wq = geo.dual_norm(w0[None])[0]
-    sgn = torch.where(y1, -1.0, 1.0).to(torch.float64)
-    u = sgn[:, None] * geo.steepest_ascent(w, 1.0)  # unit p-norm direction lowering y * margin fastest
-    if float(wq) == 0:
-        return torch.zeros_like(x), torch.full_like(margin, math.inf)
-    dist = margin.abs() / wq
-    return u * dist[:, None], dist
-
-
-def _radial(r: float, x: torch.Tensor, y1: torch.Tensor, correct: torch.Tensor, geo: ThreatModel, msk: torch.Tensor):
-    """Distance to the sphere ``||x||_2 = r`` moving only the free coordinates S, in the norm of ``geo``.
-
-    With ``R2 = r^2 - ||x_{not S}||^2`` the free part must reach squared norm ``R2``: inwards (label +1) it is
-    impossible when ``r <= 0`` or ``R2 <= 0``.
-    """
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    xs = torch.where(msk, x, zero)
-    a = xs.abs()
-    R2 = r * r - ((x - xs) ** 2).sum(1)
-    target = R2.clamp_min(0).sqrt()
-    inward = y1  # rows labelled +1 must get inside
-    feasible_in = (R2 > 0) & (r > 0)
-    k = int(msk.sum())
-    sgn = torch.where(xs >= 0, 1.0, -1.0).to(x.dtype) * msk
-    s1, s2 = a.sum(1), (a * a).sum(1)
-    first = msk.to(torch.int64).argmax()
-    e_first = torch.zeros_like(x[0]).index_fill(0, first, 1.0)
-    if isinstance(geo, L2):
-        ns = s2.sqrt()
-        d_in = ns - target
-        dir_in = -xs / torch.where(ns > 0, ns, 1.0)[:, None]
-        dir_out = torch.where((ns > 0)[:, None], xs / torch.where(ns > 0, ns, 1.0)[:, None], e_first)
-        d_out = target - ns
-        delta_in = torch.where(feasible_in[:, None], dir_in * d_in[:, None], -xs)
-        delta_out = dir_out * d_out[:, None]
-        dist_in, dist_out = d_in, d_out
-    elif isinstance(geo, Linf):
-        # inwards: z = sign(x) (|x| - t)_+ with sum (a_i - t)_+^2 = R2; on [a_(k+1), a_(k)] it is a quadratic
-        srt = a.sort(dim=1, descending=True).values
-        kk = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
-        c1, c2 = srt.cumsum(1), (srt * srt).cumsum(1)
-        disc = (c1 * c1 - kk * (c2 - R2[:, None])).clamp_min(0)
-        tk = (c1 - disc.sqrt()) / kk
-        nxt = torch.cat([srt[:, 1:], torch.zeros_like(srt[:, :1])], dim=1)
-        t_in = _pick(tk, srt, nxt)
-        delta_in = torch.where(feasible_in[:, None], -sgn * torch.minimum(a, t_in[:, None]), -xs)
-        dist_in = t_in
-        # outwards: z = x + t sgn(x) on S, k t^2 + 2 t s1 + s2 = R2
-        t_out = (-s1 + (s1 * s1 - k * (s2 - R2)).clamp_min(0).sqrt()) / k
-        delta_out = sgn * t_out[:, None]
-        dist_out = t_out
-    else:  # L1
-        # inwards: z = sign(x) min(|x|, lam) with sum min(a_i, lam)^2 = R2 (water-filling), dist = sum (a - lam)_+
-        srt = a.sort(dim=1, descending=True).values
-        kk = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
-        tail = s2[:, None] - (srt * srt).cumsum(1)
-        lam_k = ((R2[:, None] - tail).clamp_min(0) / kk).sqrt()
-        nxt = torch.cat([srt[:, 1:], torch.zeros_like(srt[:, :1])], dim=1)
-        lam = _pick(lam_k, srt, nxt)
-        cut = (a - lam[:, None]).clamp_min(0)
-        delta_in = torch.where(feasible_in[:, None], -sgn * cut, -xs)
-        dist_in = cut.sum(1)
-        # outwards: all the budget on the largest free coordinate
-        j = torch.where(msk, a, torch.full_like(a, -1.0)).argmax(dim=1, keepdim=True)
-        aj = a.gather(1, j)[:, 0]
-        t_out = (R2 - s2 + aj * aj).clamp_min(0).sqrt() - aj
-        delta_out = torch.zeros_like(x).scatter(1, j, (sgn.gather(1, j)[:, 0] * t_out)[:, None])
-        dist_out = t_out
-    dist_in = torch.where(feasible_in, dist_in.clamp_min(0), torch.full_like(dist_in, math.inf))
-    delta = torch.where(inward[:, None], delta_in, delta_out)
-    dist = torch.where(inward, dist_in, dist_out.clamp_min(0))
-    return delta, dist
-
-
-def _pick(cand: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
-    """Per row, the candidate ``cand[:, k]`` lying in its piece ``[lo[:, k], hi[:, k]]`` (the first such k).
-
-    Falls back to the candidate with the smallest violation (rounding at a breakpoint).
-    """
-    viol = (cand - hi).clamp_min(0) + (lo - cand).clamp_min(0)
-    k = viol.argmin(dim=1, keepdim=True)  # argmin returns the first minimum
-    return cand.gather(1, k)[:, 0]
-
-
-def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor):
-    """Nearest point of the quadric ``sum_i alpha_i z_i^2 = c`` moving only S (L2): the secular equation.
-
-    ``z_i = x_i / (1 + lam alpha_i)`` with ``lam`` in the interval where every ``1 + lam alpha_i > 0``;
-    ``h(lam) = sum alpha_i x_i^2 / (1 + lam alpha_i)^2`` decreases there, so the root of ``h = c_S`` is found by
-    Newton's method safeguarded by bisection on a bounded reparametrisation of the interval. When the root would
-    lie at an end of the interval (no component of ``x`` on the extreme coefficient's coordinates: the hard
-    case) the missing length goes on that coordinate.
-    """
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    a = torch.where(msk, alpha, zero)  # fixed coordinates act like alpha = 0
-    c_s = c - (torch.where(msk, zero, alpha) * x * x).sum(1)  # (N,)
-    pos, neg = a > 0, a < 0
-    a_max = float(a.max()) if bool(pos.any()) else 0.0
-    a_min = float(a.min()) if bool(neg.any()) else 0.0
-    lam_lo = -1.0 / a_max if a_max > 0 else -math.inf
-    lam_hi = -1.0 / a_min if a_min < 0 else math.inf
-    n = x.shape[0]
-    if not (bool(pos.any()) or bool(neg.any())):
-        return -torch.zeros_like(x), torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-
-    def lam_of(t: torch.Tensor) -> torch.Tensor:
-        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
-            return lam_lo + t * (lam_hi - lam_lo)
-        if math.isfinite(lam_lo):
-            return lam_lo + t / (1 - t)
-        if math.isfinite(lam_hi):
-            return lam_hi - (1 - t) / t
-        raise AssertionError  # unreachable: some alpha is non-zero
-
-    def t_of(lam: torch.Tensor) -> torch.Tensor:
-        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
-            return (lam - lam_lo) / (lam_hi - lam_lo)
-        if math.isfinite(lam_lo):
-            s = lam - lam_lo
-            return s / (1 + s)
-        return 1 / (1 + (lam_hi - lam))
-
-    x2 = x * x
-    ax2 = a * x2
-
-    def h(lam: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        den = 1 + lam[:, None] * a
-        terms = torch.where(x2 > 0, ax2 / torch.where(den != 0, den, 1.0) ** 2, zero)
-        if skip is not None:
-            terms = torch.where(skip, zero, terms)
-        return terms.sum(1)
-
-    def h_dh(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inv = 1 / (1 + lam[:, None] * a)
-        nz = x2 > 0  # 0 * inf at a rounded end of the interval counts as 0
-        term = torch.where(nz, ax2 * inv * inv, zero)
-        return term.sum(1), -2 * torch.where(nz, term * a * inv, zero).sum(1)
-
-    # limits of h at both ends of the interval
-    top = (a == a_max) & pos
-    bot = (a == a_min) & neg
-    on_top = ((x2 > 0) & top).any(1)
-    on_bot = ((x2 > 0) & bot).any(1)
-    lo_lim = torch.where(on_top, torch.full_like(c_s, math.inf),
-                         h(torch.full_like(c_s, lam_lo), top) if math.isfinite(lam_lo) else torch.zeros_like(c_s))
-    hi_lim = torch.where(on_bot, torch.full_like(c_s, -math.inf),
-                         h(torch.full_like(c_s, lam_hi), bot) if math.isfinite(lam_hi) else torch.zeros_like(c_s))
-    interior = (lo_lim > c_s) & (c_s > hi_lim)
-    # safeguarded Newton on h(lam) = c_s: h decreases on the interval, the bracket [t_lo, t_hi] (in the bounded
-    # parametrisation t) always holds the root, and a Newton step leaving it is replaced by bisection
-    t_lo, t_hi = torch.zeros_like(c_s), torch.ones_like(c_s)
-    t = torch.full_like(c_s, 0.5)
-    tol = 8 * torch.finfo(x.dtype).eps
-    for _ in range(200):
-        lam = lam_of(t)
-        hv, dh = h_dh(lam)
-        above = hv > c_s
-        t_lo, t_hi = torch.where(above, t, t_lo), torch.where(above, t_hi, t)
-        t_new = t_of(lam - (hv - c_s) / torch.where(dh != 0, dh, -1.0))
-        ok = torch.isfinite(t_new) & (t_new > t_lo) & (t_new < t_hi)
-        t_next = torch.where(ok, t_new, (t_lo + t_hi) / 2)
-        done = ~interior | ((hv - c_s).abs() <= tol * (c_s.abs() + (ax2.abs()).sum(1) + 1)) | (t_next == t)
-        t = torch.where(done, t, t_next)
-        if bool(done.all()):
-            break
-    lam = lam_of(t)
-    z = x / (1 + lam[:, None] * a)
-    # hard cases: lam at an end, the rest of the constraint met along the extreme coefficient's first coordinate
-    hard_lo = ~interior & (c_s >= lo_lim) & math.isfinite(lam_lo)
-    hard_hi = ~interior & (c_s <= hi_lim) & math.isfinite(lam_hi)
-    for hard, lam_end, ext, a_end in ((hard_lo, lam_lo, top, a_max), (hard_hi, lam_hi, bot, a_min)):
-        if not bool(hard.any()):
-            continue
-        den = 1 + lam_end * a
-        z_end = torch.where(ext, zero, x / torch.where(ext, 1.0, den))
-        rest = (a * z_end * z_end).sum(1)
-        j = ext.to(torch.int64).argmax()
-        zj = ((c_s - rest) / a_end).clamp_min(0).sqrt()
-        z_end = z_end.index_copy(1, j.reshape(1), zj[:, None])
-        z = torch.where(hard[:, None], z_end, z)
-    possible = interior | hard_lo | hard_hi
-    delta = z - x
-    dist = torch.where(possible, torch.linalg.vector_norm(delta, dim=1), torch.full_like(c_s, math.inf))
-    return torch.where(possible[:, None], delta, torch.zeros_like(delta)), dist
-
-
-def _nudge(
-    clf: Classifier,
-    x: torch.Tensor,
-    delta: torch.Tensor,
-    dist: torch.Tensor,
-    correct: torch.Tensor,
-    y_eff: torch.Tensor,
-    geo: ThreatModel,
-) -> torch.Tensor:
-    """Lengthen ``delta`` by a few ulps where rounding left ``x + delta`` on the boundary or on y's side.
-
-    Tries ``delta`` itself, then ``delta (1 + tau) + tau s u`` for ``tau = ulp, 4 ulp, 16 ulp, ...``, where ``u``
-    is the unit steepest-descent direction of ``y * margin`` at ``x`` (it moves rows sitting on the boundary).
-    """
-    todo = correct & torch.isfinite(dist)
-    if not bool(todo.any()):
-        return delta
-    y_sign = torch.where(y_eff > 0, 1.0, -1.0).to(x.dtype)
-    with torch.no_grad():
-        todo = todo & (torch.where(clf.margin(x + delta) >= 0, 1, -1) == y_eff)
-    if not bool(todo.any()):  # rounding left every row across: the common case
-        return delta
-    rows = todo.nonzero().squeeze(1)
-    xr, dr = x[rows], delta[rows]
-    xg = xr.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (gm,) = torch.autograd.grad(clf.margin(xg).sum(), xg)
-    u = geo.steepest_ascent(-y_sign[rows, None] * gm, 1.0)
-    scale = xr.abs().amax(dim=1, keepdim=True).clamp_min(1.0)
-    ulp = torch.finfo(x.dtype).eps
-    fixed = dr
-    left = torch.ones(rows.numel(), dtype=torch.bool, device=x.device)
-    tau = ulp
-    for _ in range(30):
-        cand = dr * (1 + tau) + tau * scale * u
-        with torch.no_grad():
-            ok = torch.where(clf.margin(xr + cand) >= 0, 1, -1) != y_eff[rows]
-        fixed = torch.where(left[:, None], cand, fixed)
-        left = left & ~ok
-        if not bool(left.any()):
-            break
-        tau *= 4
-    out = delta.clone()
-    out[rows] = fixed
-    return out
+    return bool(ExactAttack().supports(clf, threat, definition, dist))
 
 
 #: CPU row blocks of the dense linear attack hold this many entries: a float64 copy of a block (4 MiB) is reused
@@ -505,10 +179,8 @@ def _lengthen(clf: Linear, x: torch.Tensor, x_adv: torch.Tensor, norms: torch.Te
 def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, definition: str,
                   dist: Any) -> torch.Tensor:
     """A qualifying perturbation per row (0 where none exists) for the projection and error-region definitions."""
-    from .regions import _kind, region_pieces, solve_pieces
-
     x64 = x.detach().to(torch.float64)
-    if _kind(dist, threat) in ("fixed", "fixed-unsupported"):
+    if region_kind(dist, threat) in ("fixed", "fixed-unsupported"):
         # the projection of every ball point is the clean support point (the Bernoulli model's vertex) when no free
         # coordinate can change its sign (x_i >= 0 must stay >= 0, x_i < 0 must stay < 0; every norm moves one
         # coordinate by at most eps)
@@ -541,18 +213,9 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
     return delta
 
 
-def exact_attack(
-    clf: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    definition: str = "ball",
-    dist: Any = None,
-    generator: Any = None,
-) -> AttackResult:
+class ExactAttack(Attack):
     """The exact worst case in the ball for an analytic classifier: a point of the ball that qualifies whenever one
-    exists.
+    exists (``kind = "exact"``: a Monte Carlo count with it is the risk itself).
 
     Ball and prediction-change: ``x_adv = Proj_B(x + delta*)`` with ``delta*`` from :func:`minimal_perturbation`,
     adversarial exactly when the distance to the boundary is at most eps (up to ulps at ``dist = eps``). Where it is
@@ -563,7 +226,50 @@ def exact_attack(
     in the ball (point masses, Gaussian mixtures, Tsipras with a linear classifier; the Bernoulli model for
     ``eps < 1``); each piece is decided exactly and a point of it returned (:mod:`toyrobust.attacks.regions`:
     closed forms for L2, a linear program for Linf and L1 where cheap checks do not decide). Where nothing
-    qualifies, the clean point is returned.
+    qualifies, the clean point is returned. ``grad_evals = 0``; it has no options.
+
+    References:
+        See :func:`minimal_perturbation`; Gilmer et al. 2018 for the quadratic classifier on the spheres; Stutz
+        (seed 000) for the projection definition.
+    """
+
+    name = "exact_attack"
+    aliases = ("exact",)
+    kind = "exact"
+
+    def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
+        clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
+        if definition in _REGION_DEFINITIONS:
+            if supports_region(dist, clf, threat):
+                return SUPPORTED
+            return Support(False, f"no exact {definition} attack for {type(clf).__name__} on {type(dist).__name__} "
+                                  f"with {threat!r}: supported are a numeric Linear classifier on PointMasses, "
+                                  f"GaussianMixture or Tsipras (any norm), and the BernoulliModel with eps < 1; use "
+                                  f"default_attack(clf, threat, definition, dist=dist)")
+        if definition not in _EXACT_DEFINITIONS:
+            return Support(False, f"exact_attack supports definition 'ball', 'prediction-change', 'projection' or "
+                                  f"'error-region', got {definition!r}")
+        if supports_minimal(clf, threat):
+            return SUPPORTED
+        if isinstance(clf, Quadratic):
+            return Support(False, f"Quadratic classifiers have an exact attack for L2 only, got norm "
+                                  f"{getattr(threat, 'name', threat)}")
+        return Support(False, f"no exact attack for classifier type {type(clf).__name__}: supported are Linear "
+                              f"(any norm), Radial (Linf, L2, L1) and Quadratic (L2) with numeric parameters; use pgd")
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        if definition in _REGION_DEFINITIONS:
+            return x + _region_delta(clf, x, y, threat, definition, dist)
+        if isinstance(clf, Linear):
+            return _linear_attack(clf, x, y, threat, definition)
+        y_eff = clf.predict(x) if definition == "prediction-change" else y
+        delta, _ = _minimal(clf, x, y_eff, threat)
+        return x + delta
+
+
+def exact_attack(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, definition: str = "ball",
+                 dist: Any = None, generator: Any = None) -> AttackResult:
+    """The exact attack as a function: ``ExactAttack().run(...)`` (see :class:`ExactAttack`).
 
     Args:
         clf: ``Linear`` (any norm, restricted coordinates too), ``Radial`` (Linf, L2, L1), ``Quadratic`` (L2);
@@ -583,62 +289,27 @@ def exact_attack(
         TypeError: a classifier type (named), norm or distribution without an exact solution.
         ValueError: an unknown definition, a missing ``dist``, or (Bernoulli) a ball that lets a coordinate change
             its sign.
-
-    References:
-        See :func:`minimal_perturbation`; Gilmer et al. 2018 for the quadratic classifier on the spheres; Stutz
-        (seed 000) for the projection definition.
     """
-    if definition in _REGION_DEFINITIONS:
-        clf, x, y_true = check_inputs(clf, x, y, definition, dist)
-        threat = check_threat(threat)
-        if not supports_exact(clf, threat, definition=definition, dist=dist):
-            raise TypeError(
-                f"no exact {definition} attack for {type(clf).__name__} on {type(dist).__name__} with {threat!r}: "
-                f"supported are a numeric Linear classifier on PointMasses, GaussianMixture or Tsipras (any norm), "
-                f"and the BernoulliModel with eps < 1; use default_attack(clf, threat, definition, dist=dist)"
-            )
-        if x.shape[0] == 0:
-            return finish(clf, x, y_true, x, threat, definition, dist, 0)
-        with eval_mode(clf):
-            delta = _region_delta(clf, x, y_true, threat, definition, dist)
-            return finish(clf, x, y_true, x + delta, threat, definition, dist, 0)
-    if definition not in _EXACT_DEFINITIONS:
-        raise ValueError(
-            f"exact_attack supports definition 'ball', 'prediction-change', 'projection' or 'error-region', "
-            f"got {definition!r}"
-        )
-    clf, x, y_true = check_inputs(clf, x, y, definition, dist)
-    threat = check_threat(threat)
-    if x.shape[0] == 0:
-        _minimal(clf, x, y_true, threat)  # type checks still apply
-        return finish(clf, x, y_true, x, threat, definition, dist, 0)
-    if isinstance(clf, Linear) and supports_exact(clf, threat):
-        return _linear_attack(clf, x, y_true, threat, definition)
-    with eval_mode(clf):
-        y_eff = clf.predict(x) if definition == "prediction-change" else y_true
-        delta, _ = _minimal(clf, x, y_eff, threat)
-        return finish(clf, x, y_true, x + delta, threat, definition, dist, 0)
+    return ExactAttack().run(clf, x, y, threat, definition=definition, dist=dist, generator=generator)
 
 
-def default_attack(clf: Any, threat: Any, definition: str = "ball", *, dist: Any = None) -> Callable[..., AttackResult]:
+def default_attack(clf: Any, threat: Any, definition: str = "ball", *, dist: Any = None) -> Attack:
     """The attack an estimator should use for this classifier, threat and definition.
 
     * an exact solution (see :func:`supports_exact`; the projection and error-region definitions need ``dist``):
-      :func:`exact_attack` (no attack error);
-    * projection definition otherwise: :func:`toyrobust.attacks.manifold.projection_attack` (PGD that keeps the
+      :class:`ExactAttack` (no attack error);
+    * projection definition otherwise: :class:`~toyrobust.attacks.manifold.ProjectionAttack` (PGD that keeps the
       Bayes label of the projection, i.e. stays in the label-preserving region);
-    * otherwise: :func:`toyrobust.attacks.gradient.pgd` (margin loss, early stopping, definition-aware success).
+    * otherwise: :class:`~toyrobust.attacks.gradient.PGD` (margin loss, early stopping, definition-aware success).
 
     Returns:
-        ``attack(clf, x, y, threat, *, definition=..., dist=None, generator=None, **options) -> AttackResult``.
+        an :class:`~toyrobust.attacks.base.Attack` with its default options.
     """
-    from ..definitions import check_definition
-    from .manifold import projection_attack
-
     check_definition(definition)
     clf_c = as_classifier(clf)
-    if isinstance(threat, ThreatModel) and supports_exact(clf_c, threat, definition=definition, dist=dist):
-        return exact_attack
+    exact = ExactAttack()
+    if isinstance(threat, ThreatModel) and exact.supports(clf_c, threat, definition, dist):
+        return exact
     if definition == "projection":
-        return projection_attack
-    return pgd
+        return ProjectionAttack()
+    return PGD()

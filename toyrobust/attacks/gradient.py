@@ -19,111 +19,75 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from ..classifiers import Classifier, check_input_dim
+from ..classifiers import Classifier
 from ..rng import make_generator
 from ..threats import ThreatModel
-from .base import AttackResult
+from .base import Attack, AttackResult
 from .losses import (
     attack_loss,
-    check_inputs,
     check_int,
     check_loss,
     check_step_size,
-    check_threat,
     eval_mode,
     finish,
     loss_labels,
     success_from_margin,
 )
 
-__all__ = ["fgsm", "pgd"]
+__all__ = ["FGSM", "PGD", "fgsm", "pgd"]
 
 #: ``constrain(z, x0, prev, rows) -> z'``: maps iterates (after the ball projection) into a feasible set
 Constrain = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def fgsm(
-    clf: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    loss: str = "margin",
-    targeted: bool = False,
-    definition: str = "ball",
-    dist: Any = None,
-    generator: Any = None,
-) -> AttackResult:
+def _check_flag(name: str, flag: Any) -> bool:
+    if not isinstance(flag, bool):
+        raise TypeError(f"{name} must be a bool, got {flag!r}")
+    return flag
+
+
+class FGSM(Attack):
     """Fast gradient attack: one steepest-ascent step of size eps from the clean point.
 
     ``x_adv = Proj_B(x + steepest_B(grad_x L(x, y)))`` with ``L = -y m(x)`` (margin) or ``softplus(-y m(x))``
-    (cross-entropy); for Linf this is FGSM, ``x + eps sign(grad)``.
+    (cross-entropy); for Linf this is FGSM, ``x + eps sign(grad)``. Deterministic; ``grad_evals = N``.
 
     Args:
-        clf: classifier or torch module (one or two logits).
-        x: (N, d) clean points.
-        y: (N,) labels in {-1, +1}; with ``targeted`` the target labels.
-        threat: the ball (Linf, L2 or L1, optionally on some coordinates).
         loss: ``"margin"`` (default; never saturates) or ``"ce"``.
         targeted: move towards the labels ``y`` instead of away from them.
-        definition: the adversarial-example definition for the success mask.
-        dist: the distribution (projection and error-region definitions).
-        generator: unused (FGSM is deterministic); accepted for the common calling convention.
-
-    Returns:
-        :class:`AttackResult` with ``grad_evals = N``.
 
     References:
         Goodfellow et al. 2015; seed 003 (the locally optimal step per norm).
     """
-    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
-    threat = check_threat(threat)
-    loss = check_loss(loss)
-    if x.shape[0] == 0:
-        return finish(clf, x, y_true, x, threat, definition, dist, 0)
-    with eval_mode(clf):
-        y_loss, _ = loss_labels(definition, clf, x, y_true, dist)
-        g = _input_grad(clf, x, y_loss, loss)[0]
+
+    name = "fgsm"
+    targeted_option = "targeted"
+
+    def __init__(self, *, loss: str = "margin", targeted: bool = False) -> None:
+        self._set_options(loss=check_loss(loss), targeted=_check_flag("targeted", targeted))
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        y_loss, _ = loss_labels(definition, clf, x, y, dist)
+        g = _input_grad(clf, x, y_loss, self.loss)[0]
         x_adv = threat.project(x + threat.steepest_ascent(g), x)
-        return finish(clf, x, y_true, x_adv, threat, definition, dist, x.shape[0])
+        return finish(clf, x, y, x_adv, threat, definition, dist, x.shape[0])
 
 
-def pgd(
-    clf: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    steps: int = 40,
-    step_size: float | None = None,
-    restarts: int = 1,
-    random_start: bool = True,
-    loss: str = "margin",
-    targeted: bool = False,
-    early_stop: bool = True,
-    definition: str = "ball",
-    dist: Any = None,
-    generator: Any = None,
-) -> AttackResult:
+class PGD(Attack):
     """Projected gradient descent (steepest-ascent PGD) for the Linf, L2 and L1 balls.
 
     Maximises the per-sample loss ``L = -y m(x')`` (margin) or ``softplus(-y m(x'))`` over the ball by
     ``x' <- Proj_B(x' + steepest_B(grad L, alpha))`` (exact projections: clamp, radial scaling, Duchi et al.'s
     sort-based L1 projection), starting from a point uniform in the ball (``||delta|| / eps ~ Beta(d, 1)`` for
-    L2 and L1). Each row keeps its best iterate: an adversarial one (under ``definition``) over any other, then
+    L2 and L1). Each row keeps its best iterate: an adversarial one (under the definition) over any other, then
     the larger loss. With ``early_stop`` a row stops at its first adversarial iterate; restarts re-attack only
-    the rows not yet adversarial.
+    the rows not yet adversarial. ``grad_evals`` counts one per row per gradient step.
 
     Args:
-        clf: classifier or torch module (one or two logits); a module is put in eval mode during the attack
-            and every submodule's mode is restored after.
-        x: (N, d) clean points (any float dtype, kept).
-        y: (N,) labels in {-1, +1}; with ``targeted`` the target labels.
-        threat: the ball (Linf, L2 or L1, optionally on some coordinates).
         steps: gradient steps per restart (>= 0).
         step_size: alpha; None means ``2.5 eps / steps`` (Madry et al.).
         restarts: number of random restarts (>= 1).
@@ -131,6 +95,84 @@ def pgd(
         loss: ``"margin"`` (default) or ``"ce"``.
         targeted: move towards the labels ``y``.
         early_stop: stop each row at its first adversarial iterate.
+
+    References:
+        Madry et al. 2018; seed 004 (steepest-descent PGD).
+    """
+
+    name = "pgd"
+    randomized = True
+    targeted_option = "targeted"
+    #: the default step size is ``step_scale * eps / steps``
+    step_scale: ClassVar[float] = 2.5
+
+    def __init__(self, *, steps: int = 40, step_size: float | None = None, restarts: int = 1,
+                 random_start: bool = True, loss: str = "margin", targeted: bool = False,
+                 early_stop: bool = True) -> None:
+        self._set_options(**self._pgd_options(steps, step_size, restarts, random_start, loss, targeted, early_stop))
+
+    @staticmethod
+    def _pgd_options(steps: Any, step_size: Any, restarts: Any, random_start: Any, loss: Any, targeted: Any,
+                     early_stop: Any) -> dict[str, Any]:
+        """The shared PGD options, validated (step_size stays None for the per-threat default)."""
+        return dict(steps=check_int("steps", steps, 0),
+                    step_size=None if step_size is None else check_step_size(step_size, 0.0),
+                    restarts=check_int("restarts", restarts, 1),
+                    random_start=_check_flag("random_start", random_start), loss=check_loss(loss),
+                    targeted=_check_flag("targeted", targeted), early_stop=_check_flag("early_stop", early_stop))
+
+    def crosscheck_settings(self, definition: str, quick: bool) -> tuple[int | None, dict[str, Any] | None]:
+        # the definition-aware success check projects every iterate onto the support: fewer points there
+        if definition == "projection":
+            return (500 if quick else 20_000), None
+        if definition == "error-region":
+            return (2_000 if quick else 20_000), None
+        return None, None
+
+    def _constraint(self, clf: Any, y: torch.Tensor, threat: ThreatModel, dist: Any) -> Constrain | None:
+        """The feasible set iterates are kept in beyond the ball (None: the ball only)."""
+        return None
+
+    def _attack(self, clf, x, y, threat, definition, dist, generator):
+        step_size = self.step_size
+        if step_size is None:
+            step_size = self.step_scale * threat.radius / max(self.steps, 1) or None
+        return pgd_core(clf, x, y, threat, steps=self.steps, step_size=step_size, restarts=self.restarts,
+                        random_start=self.random_start, loss=self.loss, early_stop=self.early_stop,
+                        definition=definition, dist=dist, generator=generator,
+                        constrain=self._constraint(clf, y, threat, dist))
+
+
+def fgsm(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, loss: str = "margin",
+         targeted: bool = False, definition: str = "ball", dist: Any = None, generator: Any = None) -> AttackResult:
+    """Fast gradient attack, as a function: ``FGSM(loss=..., targeted=...).run(...)`` (see :class:`FGSM`).
+
+    Args:
+        clf: classifier or torch module (one or two logits).
+        x: (N, d) clean points; y: (N,) labels in {-1, +1} (with ``targeted`` the target labels).
+        threat: the ball (Linf, L2 or L1, optionally on some coordinates).
+        loss, targeted: see :class:`FGSM`.
+        definition: the adversarial-example definition for the success mask.
+        dist: the distribution (projection and error-region definitions).
+        generator: unused (FGSM is deterministic); accepted for the common calling convention.
+    """
+    return FGSM(loss=loss, targeted=targeted).run(clf, x, y, threat, definition=definition, dist=dist,
+                                                  generator=generator)
+
+
+def pgd(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, steps: int = 40,
+        step_size: float | None = None, restarts: int = 1, random_start: bool = True, loss: str = "margin",
+        targeted: bool = False, early_stop: bool = True, definition: str = "ball", dist: Any = None,
+        generator: Any = None) -> AttackResult:
+    """Projected gradient descent, as a function: ``PGD(**options).run(...)`` (see :class:`PGD`).
+
+    Args:
+        clf: classifier or torch module (one or two logits); a module is put in eval mode during the attack
+            and every submodule's mode is restored after.
+        x: (N, d) clean points (any float dtype, kept).
+        y: (N,) labels in {-1, +1}; with ``targeted`` the target labels.
+        threat: the ball (Linf, L2 or L1, optionally on some coordinates).
+        steps, step_size, restarts, random_start, loss, targeted, early_stop: see :class:`PGD`.
         definition: the adversarial-example definition (success mask and early stopping).
         dist: the distribution (projection and error-region definitions).
         generator: ``torch.Generator`` or int seed for the random starts (None: a fresh generator seeded from
@@ -138,16 +180,10 @@ def pgd(
 
     Returns:
         :class:`AttackResult`; ``grad_evals`` counts one per row per gradient step.
-
-    References:
-        Madry et al. 2018; seed 004 (steepest-descent PGD).
     """
-    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
-    check_input_dim(clf, x.shape[1], "x")
-    threat = check_threat(threat)
-    return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
-                    random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,
-                    dist=dist, generator=generator)
+    attack = PGD(steps=steps, step_size=step_size, restarts=restarts, random_start=random_start, loss=loss,
+                 targeted=targeted, early_stop=early_stop)
+    return attack.run(clf, x, y, threat, definition=definition, dist=dist, generator=generator)
 
 
 def pgd_core(
@@ -167,20 +203,14 @@ def pgd_core(
     generator: Any,
     constrain: Constrain | None = None,
 ) -> AttackResult:
-    """PGD on validated inputs, with an optional extra constraint applied after every ball projection.
+    """PGD on validated inputs and options, with an optional extra constraint applied after every ball projection.
 
     ``constrain(z, x0, prev, rows)`` receives the current rows' iterates ``z`` (k, d), centres ``x0``, previous
     (feasible) iterates ``prev`` and their indices ``rows`` into the batch, and returns feasible iterates in the
     ball; the definition-aware attacks of :mod:`toyrobust.attacks.manifold` use it.
     """
-    steps = check_int("steps", steps, 0)
-    restarts = check_int("restarts", restarts, 1)
-    loss = check_loss(loss)
-    for name, flag in (("random_start", random_start), ("early_stop", early_stop)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
     eps = threat.radius
-    alpha = check_step_size(step_size, 2.5 * eps / max(steps, 1))
+    alpha = step_size if step_size is not None else 2.5 * eps / max(steps, 1)
     n = x.shape[0]
     if n == 0:
         return finish(clf, x, y_true, x, threat, definition, dist, 0)

@@ -30,7 +30,7 @@ from ..classifiers import Classifier, TorchClassifier, as_classifier
 from ..constraints import check_int
 from ..definitions import check_definition, get_definition, is_adversarial, needs_distribution
 from ..threats import L2, ThreatModel
-from .base import AttackResult
+from .result import AttackResult
 
 __all__ = [
     "LOSSES",

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 
 from ..threats import L2, ThreatModel
-from .base import AttackResult
-from .gradient import pgd_core
-from .losses import check_inputs, check_int, check_threat
+from .base import SUPPORTED, AttackResult, Support
+from .gradient import PGD
+from .losses import check_int
 
 __all__ = ["projection_attack", "on_manifold_attack", "label_region_projection", "sphere_projection"]
 
@@ -125,76 +125,80 @@ def _repair(
     return torch.where(bad[:, None], along(prev, z, lo), z)
 
 
-def projection_attack(
-    clf: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    dist: Any = None,
-    steps: int = 100,
-    step_size: float | None = None,
-    restarts: int = 1,
-    random_start: bool = True,
-    loss: str = "margin",
-    targeted: bool = False,
-    early_stop: bool = True,
-    definition: str = "projection",
-    generator: Any = None,
-    alternations: int = 25,
-    bisection_steps: int = 20,
-) -> AttackResult:
+class ProjectionAttack(PGD):
     """PGD restricted to the label-preserving part of the ball, for the projection definition.
 
-    Maximises the loss of :func:`~toyrobust.attacks.gradient.pgd` over ``B(x, eps) ∩ R_y`` with
+    Maximises the loss of :class:`~toyrobust.attacks.gradient.PGD` over ``B(x, eps) ∩ R_y`` with
     ``R_y = {z : Bayes(proj(z)) = y}``: after every step, ``alternations`` rounds of Dykstra's algorithm
     with the exact projections onto the ball and onto ``R_y`` (see :func:`label_region_projection`) give the
     projection onto the intersection; where ``R_y`` is a half-space (Gaussian mixture, point masses) the
     projection onto ``B ∩ R_y`` is exact (``Proj_B(z + mu a)`` with the multiplier ``mu`` found by bisection). A
     bisection towards the previous iterate then repairs any row still outside ``R_y``. Every iterate thus stays
     where the true label is ``y``, so a found point is adversarial under the projection definition, not a label
-    change.
+    change. It needs the distribution.
 
     Args:
-        clf: classifier or torch module.
-        x: (N, d) clean points; y: (N,) labels in {-1, +1} (target labels with ``targeted``).
-        threat: the ball.
-        dist: the distribution (required: it defines projection and Bayes label).
-        steps, step_size, restarts, random_start, loss, targeted, early_stop, generator: as in
-            :func:`~toyrobust.attacks.gradient.pgd`, but 100 steps of ``4 eps / steps`` by default: sliding
+        steps, step_size, restarts, random_start, loss, targeted, early_stop: as in
+            :class:`~toyrobust.attacks.gradient.PGD`, but 100 steps of ``4 eps / steps`` by default: sliding
             along the boundary of ``R_y`` needs a longer path than plain PGD.
-        definition: the definition for the success mask (default ``"projection"``).
         alternations: Dykstra rounds per step (>= 0).
         bisection_steps: bisection steps of the feasibility repair (>= 0).
-
-    Returns:
-        :class:`AttackResult` (success under ``definition`` on the returned points).
 
     References:
         Stutz (seed 000); Madry et al. 2018.
     """
+
+    name = "projection_attack"
+    aliases = ("projection",)
+    step_scale = 4.0
+
+    def __init__(self, *, steps: int = 100, step_size: float | None = None, restarts: int = 1,
+                 random_start: bool = True, loss: str = "margin", targeted: bool = False, early_stop: bool = True,
+                 alternations: int = 25, bisection_steps: int = 20) -> None:
+        self._set_options(**self._pgd_options(steps, step_size, restarts, random_start, loss, targeted, early_stop),
+                          alternations=check_int("alternations", alternations, 0),
+                          bisection_steps=check_int("bisection_steps", bisection_steps, 0))
+
+    def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
+        if dist is None:
+            return Support(False, "projection_attack needs the distribution: pass dist=")
+        return SUPPORTED
+
+    def crosscheck_settings(self, definition: str, quick: bool) -> tuple[int | None, dict[str, Any] | None]:
+        n, _ = super().crosscheck_settings(definition, quick)
+        # Dykstra alternations inside every step dominate its time: fewer rounds keep a quick run fast
+        quick_options = {"steps": 30, "alternations": 6, "bisection_steps": 10}
+        return n, (quick_options if quick and definition == "projection" else None)
+
+    def _constraint(self, clf: Any, y: torch.Tensor, threat: ThreatModel, dist: Any):
+        alternations, bisection_steps = self.alternations, self.bisection_steps
+
+        def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            yy = y[rows]
+            half = dist.label_halfspace(z, yy)
+            if half is not None:
+                z = _ball_halfspace_projection(threat, z, x0, *half)
+            else:
+                z = _dykstra(lambda v: label_region_projection(dist, v, yy), lambda v: threat.project(v, x0), z,
+                             alternations)
+            return _repair(lambda v: _in_region(dist, v, yy), z, prev, _in_region(dist, prev, yy), bisection_steps)
+
+        return constrain
+
+
+def projection_attack(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, dist: Any = None,
+                      steps: int = 100, step_size: float | None = None, restarts: int = 1, random_start: bool = True,
+                      loss: str = "margin", targeted: bool = False, early_stop: bool = True,
+                      definition: str = "projection", generator: Any = None, alternations: int = 25,
+                      bisection_steps: int = 20) -> AttackResult:
+    """The projection attack as a function: ``ProjectionAttack(**options).run(...)`` (see
+    :class:`ProjectionAttack`); ``definition`` defaults to ``"projection"`` and ``dist`` is required."""
     if dist is None:
         raise ValueError("projection_attack needs the distribution: pass dist=")
-    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
-    threat = check_threat(threat)
-    alternations = check_int("alternations", alternations, 0)
-    bisection_steps = check_int("bisection_steps", bisection_steps, 0)
-    if step_size is None and isinstance(steps, int) and steps > 0:
-        step_size = 4 * threat.radius / steps or None
-
-    def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        yy = y_true[rows]
-        half = dist.label_halfspace(z, yy)
-        if half is not None:
-            z = _ball_halfspace_projection(threat, z, x0, *half)
-        else:
-            z = _dykstra(lambda v: label_region_projection(dist, v, yy), lambda v: threat.project(v, x0), z,
-                         alternations)
-        return _repair(lambda v: _in_region(dist, v, yy), z, prev, _in_region(dist, prev, yy), bisection_steps)
-
-    return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
-                    random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,
-                    dist=dist, generator=generator, constrain=constrain)
+    attack = ProjectionAttack(steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
+                              loss=loss, targeted=targeted, early_stop=early_stop, alternations=alternations,
+                              bisection_steps=bisection_steps)
+    return attack.run(clf, x, y, threat, definition=definition, dist=dist, generator=generator)
 
 
 def sphere_projection(z: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -236,65 +240,63 @@ def _cap_projection(z: torch.Tensor, x0: torch.Tensor, eps: float, mask: torch.T
     return torch.where(outside, rim, u)
 
 
-def on_manifold_attack(
-    clf: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    steps: int = 40,
-    step_size: float | None = None,
-    restarts: int = 1,
-    random_start: bool = True,
-    loss: str = "margin",
-    targeted: bool = False,
-    early_stop: bool = True,
-    definition: str = "ball",
-    dist: Any = None,
-    generator: Any = None,
-    alternations: int = 3,
-    bisection_steps: int = 20,
-) -> AttackResult:
+class OnManifoldPGD(PGD):
     """PGD on the sphere through each clean point: every iterate keeps the radius ``||x_i||`` (PITFALLS 8).
 
     For data on concentric spheres the true label depends only on the radius, so these points keep their label.
     L2: exact projection onto the cap ``sphere ∩ ball``. Linf, L1: ``alternations`` rounds of
     ``Proj_sphere ∘ Proj_B`` ending on the sphere, then a bisection along the great circle towards the
-    previous iterate for rows outside the ball. With a restricted threat only the free coordinates move.
+    previous iterate for rows outside the ball. With a restricted threat only the free coordinates move;
+    ``||x_adv_i|| = ||x_i||`` up to rounding.
 
     Args:
-        clf: classifier or torch module.
-        x: (N, d) clean points (on their spheres); y: (N,) labels in {-1, +1}.
-        threat: the ball.
-        steps, step_size, restarts, random_start, loss, targeted, early_stop, definition, dist, generator: as in
-            :func:`~toyrobust.attacks.gradient.pgd`.
+        steps, step_size, restarts, random_start, loss, targeted, early_stop: as in
+            :class:`~toyrobust.attacks.gradient.PGD`.
         alternations: rounds of alternating projections per step for Linf and L1 (>= 0).
         bisection_steps: bisection steps of the ball repair (>= 0).
-
-    Returns:
-        :class:`AttackResult`; ``||x_adv_i|| = ||x_i||`` up to rounding.
 
     References:
         Gilmer et al. 2018; seed 003 (the concentric spheres, D = 500, radii 1 and 1.3).
     """
-    clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
-    threat = check_threat(threat)
-    alternations = check_int("alternations", alternations, 0)
-    bisection_steps = check_int("bisection_steps", bisection_steps, 0)
-    eps = threat.radius
-    mask = threat.mask(x.shape[1], device=x.device, dtype=torch.bool) if x.shape[0] else None
 
-    def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        if isinstance(threat, L2):
-            z = _cap_projection(z, x0, eps, mask)
-        else:
-            for _ in range(alternations):
-                z = threat.project(sphere_projection(z, x0, mask), x0)
-            z = sphere_projection(z, x0, mask)
-        prev = sphere_projection(prev, x0, mask)
-        return _repair(lambda v: threat.contains(v, x0), z, prev, threat.contains(prev, x0), bisection_steps,
-                       along=lambda a, b, s: sphere_projection(a + s[:, None] * (b - a), x0, mask))
+    name = "on_manifold_attack"
+    aliases = ("on-manifold",)
 
-    return pgd_core(clf, x, y_true, threat, steps=steps, step_size=step_size, restarts=restarts,
-                    random_start=random_start, loss=loss, early_stop=early_stop, definition=definition,
-                    dist=dist, generator=generator, constrain=constrain)
+    def __init__(self, *, steps: int = 40, step_size: float | None = None, restarts: int = 1,
+                 random_start: bool = True, loss: str = "margin", targeted: bool = False, early_stop: bool = True,
+                 alternations: int = 3, bisection_steps: int = 20) -> None:
+        self._set_options(**self._pgd_options(steps, step_size, restarts, random_start, loss, targeted, early_stop),
+                          alternations=check_int("alternations", alternations, 0),
+                          bisection_steps=check_int("bisection_steps", bisection_steps, 0))
+
+    def _constraint(self, clf: Any, y: torch.Tensor, threat: ThreatModel, dist: Any):
+        alternations, bisection_steps, eps = self.alternations, self.bisection_steps, threat.radius
+        masks: dict[int, torch.Tensor] = {}
+
+        def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            mask = masks.get(z.shape[1])
+            if mask is None:
+                mask = masks[z.shape[1]] = threat.mask(z.shape[1], device=z.device, dtype=torch.bool)
+            if isinstance(threat, L2):
+                z = _cap_projection(z, x0, eps, mask)
+            else:
+                for _ in range(alternations):
+                    z = threat.project(sphere_projection(z, x0, mask), x0)
+                z = sphere_projection(z, x0, mask)
+            prev = sphere_projection(prev, x0, mask)
+            return _repair(lambda v: threat.contains(v, x0), z, prev, threat.contains(prev, x0), bisection_steps,
+                           along=lambda a, b, s: sphere_projection(a + s[:, None] * (b - a), x0, mask))
+
+        return constrain
+
+
+def on_manifold_attack(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, steps: int = 40,
+                       step_size: float | None = None, restarts: int = 1, random_start: bool = True,
+                       loss: str = "margin", targeted: bool = False, early_stop: bool = True,
+                       definition: str = "ball", dist: Any = None, generator: Any = None, alternations: int = 3,
+                       bisection_steps: int = 20) -> AttackResult:
+    """The on-manifold attack as a function: ``OnManifoldPGD(**options).run(...)`` (see :class:`OnManifoldPGD`)."""
+    attack = OnManifoldPGD(steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
+                           loss=loss, targeted=targeted, early_stop=early_stop, alternations=alternations,
+                           bisection_steps=bisection_steps)
+    return attack.run(clf, x, y, threat, definition=definition, dist=dist, generator=generator)

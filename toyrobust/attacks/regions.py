@@ -53,6 +53,7 @@ import torch
 from ..classifiers import Linear
 from ..constraints import is_symbolic
 from ..threats import L1, L2, Linf, ThreatModel
+from .minimal import supports_minimal
 
 __all__ = ["Row", "region_pieces", "supports_region", "solve_pieces"]
 
@@ -107,7 +108,7 @@ def _label_pieces(dist: Any, label: int, device: torch.device) -> list[list[Row]
     return out
 
 
-def _kind(dist: Any, threat: Any = None) -> str | None:
+def region_kind(dist: Any, threat: Any = None) -> str | None:
     """How the qualifying set is decided: ``"pieces"`` (the distribution's polyhedral label regions) or
     ``"fixed"`` (the projection of every ball point is the clean support point: the Bernoulli model below 1)."""
     if dist is None or getattr(dist, "is_symbolic", True):
@@ -128,11 +129,9 @@ def supports_region(dist: Any, clf: Any, threat: Any) -> bool:
     """
     if not isinstance(threat, ThreatModel) or is_symbolic(threat.eps):
         return False
-    kind = _kind(dist, threat)
+    kind = region_kind(dist, threat)
     if kind == "fixed":
-        from .exact import supports_exact
-
-        return supports_exact(clf, threat)
+        return supports_minimal(clf, threat)
     if kind != "pieces":
         return False
     return isinstance(clf, Linear) and clf.w.is_numeric and not is_symbolic(clf.b)

@@ -40,7 +40,6 @@ from typing import Any
 import torch
 
 from ..attacks.adaptive import bpda
-from ..attacks.blackbox import transfer_attack
 from ..attacks.gradient import pgd
 from ..bounds import optimal_risk
 from ..distributions import GaussianMixture, Tsipras
@@ -49,6 +48,7 @@ from ..montecarlo import clopper_pearson, derive_seed
 from ..rng import make_generator, resolve_device
 from ..threats import Linf, ThreatModel
 from ..training import train
+from ..transfer import transfer_attack
 from .detection import OddsAreOdd, detector_aware_pgd
 from .kwta import kwta_mlp
 

@@ -54,6 +54,9 @@ class KWTA(nn.Module):
         input (N, width) -> output (N, width).
     """
 
+    #: BPDA replaces this layer's backward pass by default (read by toyrobust.attacks.adaptive.BPDA)
+    bpda_target = True
+
     def __init__(self, ratio: float = 0.1):
         super().__init__()
         self.ratio = check_ratio(ratio)

@@ -128,8 +128,8 @@ def resolve_task(task: Any) -> SweepTask:
 # ---------------------------------------------------------------------------------------------------- specs
 #: grid keys that are not distribution parameters, per built-in task
 RISK_KEYS = frozenset({"dist", "classifier", "threat", "coords", "definition"})
-ESTIMATE_KEYS = RISK_KEYS | {"n", "shards", "seed", "attack", "level", "device", "dtype", "chunk_size", "shard",
-                             "n_total"}
+ESTIMATE_KEYS = RISK_KEYS | {"n", "shards", "seed", "attack", "attack_options", "level", "device", "dtype",
+                             "chunk_size", "shard", "n_total"}
 TRAIN_KEYS = frozenset({"dist", "model", "steps", "batch_size", "lr", "optimizer", "schedule", "adversarial",
                         "threat", "coords", "seed", "device", "eval_n", "eval_every", "checkpoint_every"})
 
@@ -269,7 +269,7 @@ def _estimate_common(params: Mapping[str, Any]) -> tuple[int, int, int]:
 
 def _check_estimate(params: dict[str, Any]) -> None:
     from ..constraints import is_symbolic
-    from ..montecarlo import _ATTACK_NAMES
+    from ..attacks import ATTACKS, make_attack
 
     _estimate_common(params)
     dist, _, threat = build(params, ESTIMATE_KEYS)
@@ -279,10 +279,15 @@ def _check_estimate(params: dict[str, Any]) -> None:
     if threat is not None and is_symbolic(threat.eps):
         raise ValueError(f"estimate needs a numeric eps, got threat {params.get('threat')!r}")
     attack = params.get("attack")
-    if attack is not None and str(attack).strip().lower() not in _ATTACK_NAMES:
-        raise ValueError(f"attack must be one of {', '.join(sorted(_ATTACK_NAMES))}, got {attack!r}")
+    if attack is not None and str(attack) not in ATTACKS:
+        raise ValueError(f"attack must be one of {ATTACKS.listing(aliases=True)}, got {attack!r}")
     if attack is not None and threat is None:
         raise ValueError(f"attack={attack!r} needs a threat")
+    options = params.get("attack_options")
+    if options is not None:
+        if attack is None:
+            raise ValueError(f"attack_options={options!r} needs attack= (the attack they configure)")
+        make_attack(str(attack), options)  # the attack's own constructor validates its options, before any task
 
 
 def _expand_estimate(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -317,6 +322,8 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         kwargs["dtype"] = {"float32": torch.float32, "float64": torch.float64}[str(params["dtype"])]
+    if params.get("attack_options") is not None:
+        kwargs["attack_options"] = dict(params["attack_options"])
     est = estimate_risk(dist, clf, threat, _definition(params), attack=params.get("attack"), n=n, seed=seed,
                         offset=offset, device=params.get("device"), level=float(params.get("level", 0.95)),
                         progress=False, **kwargs)

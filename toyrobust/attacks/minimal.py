@@ -1,0 +1,369 @@
+"""Exact attacks: the minimal adversarial perturbation of an analytic classifier, in closed form.
+
+For a point ``x`` correctly labelled ``y`` the minimal perturbation solves ``min ||delta||_p  s.t.
+f(x + delta) != y``; its size is the distance from ``x`` to the decision boundary in the Lp norm. With it
+the ball-definition adversarial risk is ``P[dist(x) <= eps]`` with no attack error.
+
+* ``Linear`` ``sign(<w, x> + b)``, any norm and coordinate subset: ``dist = |<w, x> + b| / ||w_S||_q`` (Hoelder;
+  seed 004), reached by the steepest-ascent step of the threat model.
+* ``Radial`` ``sign(||x||_2 - r)``: L2 moves radially; Linf and L1 are exact too (the extreme values of
+  ``||x + delta||_2`` over an Linf or L1 ball: ``x + t sign(x)`` and a soft-threshold / water-filling for Linf,
+  one coordinate and the L1 soft-threshold for L1).
+* ``Quadratic`` ``sign(sum_i alpha_i x_i^2 - c)``, L2: the nearest point of the quadric is
+  ``z = (I + lambda A)^-1 x`` with ``I + lambda A`` positive semi-definite and ``lambda`` the root of the
+  secular equation ``sum_i alpha_i x_i^2 / (1 + lambda alpha_i)^2 = c`` (More 1993, the trust-region
+  characterisation); the "hard case", where ``x`` has no component on the extreme eigenvector, is handled.
+
+A restricted threat (``coords``) keeps the other coordinates fixed; each formula then runs on the free
+coordinates with the fixed ones folded into the threshold.
+
+References:
+    J. J. More, "Generalizations of the trust region problem", Optimization Methods and Software 2, 1993.
+    J. J. More, D. C. Sorensen, "Computing a trust region step", SIAM J. Sci. Stat. Comput. 4, 1983.
+    J. Gilmer et al., "Adversarial spheres", 2018 (the quadratic classifier).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..classifiers import Classifier, Linear, Quadratic, Radial, as_classifier
+from ..constraints import is_symbolic
+from ..threats import L1, L2, Linf, ThreatModel, make_threat
+from .losses import check_inputs
+
+__all__ = ["minimal_perturbation", "supports_minimal"]
+
+_NORMS: dict[Any, type[ThreatModel]] = {
+    "linf": Linf, "inf": Linf, math.inf: Linf, "l2": L2, "2": L2, 2: L2, "l1": L1, "1": L1, 1: L1,
+}
+
+
+def _geometry(norm: Any) -> ThreatModel:
+    """A threat model giving the norm (and coordinates) of the minimal perturbation."""
+    if isinstance(norm, ThreatModel):
+        return norm
+    key = norm.lower().strip() if isinstance(norm, str) else norm
+    if isinstance(key, str) and ":" in key:
+        return make_threat(key)
+    if not isinstance(key, bool) and key in _NORMS:
+        return _NORMS[key](0.0)
+    raise ValueError(f"norm must be a ThreatModel or one of 'linf', 'l2', 'l1' (or inf, 2, 1), got {norm!r}")
+
+
+def supports_minimal(clf: Any, threat: Any) -> bool:
+    """Whether :func:`minimal_perturbation` has a closed form for this classifier and norm: Linear (any norm),
+    Radial (Linf, L2, L1), Quadratic (L2), with numeric parameters."""
+    clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
+    if isinstance(clf, Linear):
+        return clf.w.is_numeric and not is_symbolic(clf.b)
+    if isinstance(clf, Radial):
+        return not is_symbolic(clf.r)
+    if isinstance(clf, Quadratic):
+        return isinstance(threat, L2) and clf.alpha.is_numeric and not is_symbolic(clf.c)
+    return False
+
+
+def minimal_perturbation(
+    clf: Any, x: torch.Tensor, y: torch.Tensor, norm: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The smallest perturbation that makes an analytic classifier misclassify each point, and its size.
+
+    Solves ``min ||delta||_p  s.t.  f(x + delta) != y`` (zero margin predicts +1). For a point already
+    misclassified ``delta = 0`` and ``dist = 0``; where no perturbation works (e.g. a zero weight on every free
+    coordinate) ``dist = inf`` and ``delta`` is the perturbation that pushes the margin furthest towards the
+    boundary (unbounded in size; an attack projects it into its ball).
+
+    Args:
+        clf: a numeric ``Linear`` (any norm), ``Radial`` (Linf, L2, L1) or ``Quadratic`` (L2).
+        x: (N, d) points.
+        y: (N,) labels in {-1, +1}.
+        norm: a threat model (its norm and ``coords``; eps is ignored) or ``"linf"``, ``"l2"``, ``"l1"``.
+
+    Returns:
+        ``(delta, dist)``: ``delta`` (N, d) in the dtype of ``x``, lengthened by a few ulps where needed so that
+        ``f(x + delta) != y`` holds in floating point; ``dist`` (N,) the exact distance to the boundary
+        (computed in float64, returned in the dtype of ``x``).
+
+    Raises:
+        TypeError: another classifier type (named), or a norm the classifier has no exact solution for.
+
+    References:
+        Hoelder's inequality for the linear case (seed 004: the inner maximum is ``-eps ||w||_q``); More 1993 and
+        More & Sorensen 1983 for the quadratic (trust-region) case.
+    """
+    geo = _geometry(norm)
+    clf, x, y_true = check_inputs(clf, x, y, "ball", None)
+    return _minimal(clf, x, y_true, geo)
+
+
+def _minimal(clf: Classifier, x: torch.Tensor, y_eff: torch.Tensor, geo: ThreatModel):
+    if not supports_minimal(clf, geo):
+        kind = type(clf).__name__
+        if isinstance(clf, Quadratic):
+            raise TypeError(f"Quadratic classifiers have an exact attack for L2 only, got norm {geo.name}")
+        raise TypeError(
+            f"no exact attack for classifier type {kind}: supported are Linear (any norm), Radial (Linf, L2, L1) "
+            f"and Quadratic (L2) with numeric parameters; use pgd"
+        )
+    d = x.shape[1]
+    geo.coord_indices(d)  # validates coords against d
+    x64 = x.detach().to(torch.float64)
+    msk = geo.mask(d, device=x.device, dtype=torch.bool)
+    y1 = y_eff > 0
+    margin = clf.margin(x64)
+    correct = (margin >= 0) == y1
+    if isinstance(clf, Linear):
+        delta, dist = _linear(clf, x64, y1, margin, geo)
+    elif isinstance(clf, Radial):
+        delta, dist = _radial(float(clf.r), x64, y1, correct, geo, msk)
+    else:
+        alpha = clf.alpha.to_tensor(x.device, torch.float64)
+        delta, dist = _quadratic(alpha, float(clf.c), x64, msk)
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    dist = torch.where(correct, dist, zero)
+    delta = torch.where(correct[:, None], delta, zero)
+    delta = _nudge(clf, x, delta.to(x.dtype), dist, correct, y_eff, geo)
+    return delta, dist.to(x.dtype)
+
+
+def _linear(clf: Linear, x: torch.Tensor, y1: torch.Tensor, margin: torch.Tensor, geo: ThreatModel):
+    """``dist = |m| / ||w_S||_q``; ``delta = -y * steepest_ascent(w, dist)``, so ``<delta, w> = -y dist ||w_S||_q``."""
+    w0 = clf.w.to_tensor(x.device, torch.float64)
+    w = w0.expand_as(x)
+    wq = geo.dual_norm(w0[None])[0]
+    sgn = torch.where(y1, -1.0, 1.0).to(torch.float64)
+    u = sgn[:, None] * geo.steepest_ascent(w, 1.0)  # unit p-norm direction lowering y * margin fastest
+    if float(wq) == 0:
+        return torch.zeros_like(x), torch.full_like(margin, math.inf)
+    dist = margin.abs() / wq
+    return u * dist[:, None], dist
+
+
+def _radial(r: float, x: torch.Tensor, y1: torch.Tensor, correct: torch.Tensor, geo: ThreatModel, msk: torch.Tensor):
+    """Distance to the sphere ``||x||_2 = r`` moving only the free coordinates S, in the norm of ``geo``.
+
+    With ``R2 = r^2 - ||x_{not S}||^2`` the free part must reach squared norm ``R2``: inwards (label +1) it is
+    impossible when ``r <= 0`` or ``R2 <= 0``.
+    """
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    xs = torch.where(msk, x, zero)
+    a = xs.abs()
+    R2 = r * r - ((x - xs) ** 2).sum(1)
+    target = R2.clamp_min(0).sqrt()
+    inward = y1  # rows labelled +1 must get inside
+    feasible_in = (R2 > 0) & (r > 0)
+    k = int(msk.sum())
+    sgn = torch.where(xs >= 0, 1.0, -1.0).to(x.dtype) * msk
+    s1, s2 = a.sum(1), (a * a).sum(1)
+    first = msk.to(torch.int64).argmax()
+    e_first = torch.zeros_like(x[0]).index_fill(0, first, 1.0)
+    if isinstance(geo, L2):
+        ns = s2.sqrt()
+        d_in = ns - target
+        dir_in = -xs / torch.where(ns > 0, ns, 1.0)[:, None]
+        dir_out = torch.where((ns > 0)[:, None], xs / torch.where(ns > 0, ns, 1.0)[:, None], e_first)
+        d_out = target - ns
+        delta_in = torch.where(feasible_in[:, None], dir_in * d_in[:, None], -xs)
+        delta_out = dir_out * d_out[:, None]
+        dist_in, dist_out = d_in, d_out
+    elif isinstance(geo, Linf):
+        # inwards: z = sign(x) (|x| - t)_+ with sum (a_i - t)_+^2 = R2; on [a_(k+1), a_(k)] it is a quadratic
+        srt = a.sort(dim=1, descending=True).values
+        kk = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
+        c1, c2 = srt.cumsum(1), (srt * srt).cumsum(1)
+        disc = (c1 * c1 - kk * (c2 - R2[:, None])).clamp_min(0)
+        tk = (c1 - disc.sqrt()) / kk
+        nxt = torch.cat([srt[:, 1:], torch.zeros_like(srt[:, :1])], dim=1)
+        t_in = _pick(tk, srt, nxt)
+        delta_in = torch.where(feasible_in[:, None], -sgn * torch.minimum(a, t_in[:, None]), -xs)
+        dist_in = t_in
+        # outwards: z = x + t sgn(x) on S, k t^2 + 2 t s1 + s2 = R2
+        t_out = (-s1 + (s1 * s1 - k * (s2 - R2)).clamp_min(0).sqrt()) / k
+        delta_out = sgn * t_out[:, None]
+        dist_out = t_out
+    else:  # L1
+        # inwards: z = sign(x) min(|x|, lam) with sum min(a_i, lam)^2 = R2 (water-filling), dist = sum (a - lam)_+
+        srt = a.sort(dim=1, descending=True).values
+        kk = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
+        tail = s2[:, None] - (srt * srt).cumsum(1)
+        lam_k = ((R2[:, None] - tail).clamp_min(0) / kk).sqrt()
+        nxt = torch.cat([srt[:, 1:], torch.zeros_like(srt[:, :1])], dim=1)
+        lam = _pick(lam_k, srt, nxt)
+        cut = (a - lam[:, None]).clamp_min(0)
+        delta_in = torch.where(feasible_in[:, None], -sgn * cut, -xs)
+        dist_in = cut.sum(1)
+        # outwards: all the budget on the largest free coordinate
+        j = torch.where(msk, a, torch.full_like(a, -1.0)).argmax(dim=1, keepdim=True)
+        aj = a.gather(1, j)[:, 0]
+        t_out = (R2 - s2 + aj * aj).clamp_min(0).sqrt() - aj
+        delta_out = torch.zeros_like(x).scatter(1, j, (sgn.gather(1, j)[:, 0] * t_out)[:, None])
+        dist_out = t_out
+    dist_in = torch.where(feasible_in, dist_in.clamp_min(0), torch.full_like(dist_in, math.inf))
+    delta = torch.where(inward[:, None], delta_in, delta_out)
+    dist = torch.where(inward, dist_in, dist_out.clamp_min(0))
+    return delta, dist
+
+
+def _pick(cand: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+    """Per row, the candidate ``cand[:, k]`` lying in its piece ``[lo[:, k], hi[:, k]]`` (the first such k).
+
+    Falls back to the candidate with the smallest violation (rounding at a breakpoint).
+    """
+    viol = (cand - hi).clamp_min(0) + (lo - cand).clamp_min(0)
+    k = viol.argmin(dim=1, keepdim=True)  # argmin returns the first minimum
+    return cand.gather(1, k)[:, 0]
+
+
+def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor):
+    """Nearest point of the quadric ``sum_i alpha_i z_i^2 = c`` moving only S (L2): the secular equation.
+
+    ``z_i = x_i / (1 + lam alpha_i)`` with ``lam`` in the interval where every ``1 + lam alpha_i > 0``;
+    ``h(lam) = sum alpha_i x_i^2 / (1 + lam alpha_i)^2`` decreases there, so the root of ``h = c_S`` is found by
+    Newton's method safeguarded by bisection on a bounded reparametrisation of the interval. When the root would
+    lie at an end of the interval (no component of ``x`` on the extreme coefficient's coordinates: the hard
+    case) the missing length goes on that coordinate.
+    """
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    a = torch.where(msk, alpha, zero)  # fixed coordinates act like alpha = 0
+    c_s = c - (torch.where(msk, zero, alpha) * x * x).sum(1)  # (N,)
+    pos, neg = a > 0, a < 0
+    a_max = float(a.max()) if bool(pos.any()) else 0.0
+    a_min = float(a.min()) if bool(neg.any()) else 0.0
+    lam_lo = -1.0 / a_max if a_max > 0 else -math.inf
+    lam_hi = -1.0 / a_min if a_min < 0 else math.inf
+    n = x.shape[0]
+    if not (bool(pos.any()) or bool(neg.any())):
+        return -torch.zeros_like(x), torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
+
+    def lam_of(t: torch.Tensor) -> torch.Tensor:
+        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
+            return lam_lo + t * (lam_hi - lam_lo)
+        if math.isfinite(lam_lo):
+            return lam_lo + t / (1 - t)
+        if math.isfinite(lam_hi):
+            return lam_hi - (1 - t) / t
+        raise AssertionError  # unreachable: some alpha is non-zero
+
+    def t_of(lam: torch.Tensor) -> torch.Tensor:
+        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
+            return (lam - lam_lo) / (lam_hi - lam_lo)
+        if math.isfinite(lam_lo):
+            s = lam - lam_lo
+            return s / (1 + s)
+        return 1 / (1 + (lam_hi - lam))
+
+    x2 = x * x
+    ax2 = a * x2
+
+    def h(lam: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        den = 1 + lam[:, None] * a
+        terms = torch.where(x2 > 0, ax2 / torch.where(den != 0, den, 1.0) ** 2, zero)
+        if skip is not None:
+            terms = torch.where(skip, zero, terms)
+        return terms.sum(1)
+
+    def h_dh(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv = 1 / (1 + lam[:, None] * a)
+        nz = x2 > 0  # 0 * inf at a rounded end of the interval counts as 0
+        term = torch.where(nz, ax2 * inv * inv, zero)
+        return term.sum(1), -2 * torch.where(nz, term * a * inv, zero).sum(1)
+
+    # limits of h at both ends of the interval
+    top = (a == a_max) & pos
+    bot = (a == a_min) & neg
+    on_top = ((x2 > 0) & top).any(1)
+    on_bot = ((x2 > 0) & bot).any(1)
+    lo_lim = torch.where(on_top, torch.full_like(c_s, math.inf),
+                         h(torch.full_like(c_s, lam_lo), top) if math.isfinite(lam_lo) else torch.zeros_like(c_s))
+    hi_lim = torch.where(on_bot, torch.full_like(c_s, -math.inf),
+                         h(torch.full_like(c_s, lam_hi), bot) if math.isfinite(lam_hi) else torch.zeros_like(c_s))
+    interior = (lo_lim > c_s) & (c_s > hi_lim)
+    # safeguarded Newton on h(lam) = c_s: h decreases on the interval, the bracket [t_lo, t_hi] (in the bounded
+    # parametrisation t) always holds the root, and a Newton step leaving it is replaced by bisection
+    t_lo, t_hi = torch.zeros_like(c_s), torch.ones_like(c_s)
+    t = torch.full_like(c_s, 0.5)
+    tol = 8 * torch.finfo(x.dtype).eps
+    for _ in range(200):
+        lam = lam_of(t)
+        hv, dh = h_dh(lam)
+        above = hv > c_s
+        t_lo, t_hi = torch.where(above, t, t_lo), torch.where(above, t_hi, t)
+        t_new = t_of(lam - (hv - c_s) / torch.where(dh != 0, dh, -1.0))
+        ok = torch.isfinite(t_new) & (t_new > t_lo) & (t_new < t_hi)
+        t_next = torch.where(ok, t_new, (t_lo + t_hi) / 2)
+        done = ~interior | ((hv - c_s).abs() <= tol * (c_s.abs() + (ax2.abs()).sum(1) + 1)) | (t_next == t)
+        t = torch.where(done, t, t_next)
+        if bool(done.all()):
+            break
+    lam = lam_of(t)
+    z = x / (1 + lam[:, None] * a)
+    # hard cases: lam at an end, the rest of the constraint met along the extreme coefficient's first coordinate
+    hard_lo = ~interior & (c_s >= lo_lim) & math.isfinite(lam_lo)
+    hard_hi = ~interior & (c_s <= hi_lim) & math.isfinite(lam_hi)
+    for hard, lam_end, ext, a_end in ((hard_lo, lam_lo, top, a_max), (hard_hi, lam_hi, bot, a_min)):
+        if not bool(hard.any()):
+            continue
+        den = 1 + lam_end * a
+        z_end = torch.where(ext, zero, x / torch.where(ext, 1.0, den))
+        rest = (a * z_end * z_end).sum(1)
+        j = ext.to(torch.int64).argmax()
+        zj = ((c_s - rest) / a_end).clamp_min(0).sqrt()
+        z_end = z_end.index_copy(1, j.reshape(1), zj[:, None])
+        z = torch.where(hard[:, None], z_end, z)
+    possible = interior | hard_lo | hard_hi
+    delta = z - x
+    dist = torch.where(possible, torch.linalg.vector_norm(delta, dim=1), torch.full_like(c_s, math.inf))
+    return torch.where(possible[:, None], delta, torch.zeros_like(delta)), dist
+
+
+def _nudge(
+    clf: Classifier,
+    x: torch.Tensor,
+    delta: torch.Tensor,
+    dist: torch.Tensor,
+    correct: torch.Tensor,
+    y_eff: torch.Tensor,
+    geo: ThreatModel,
+) -> torch.Tensor:
+    """Lengthen ``delta`` by a few ulps where rounding left ``x + delta`` on the boundary or on y's side.
+
+    Tries ``delta`` itself, then ``delta (1 + tau) + tau s u`` for ``tau = ulp, 4 ulp, 16 ulp, ...``, where ``u``
+    is the unit steepest-descent direction of ``y * margin`` at ``x`` (it moves rows sitting on the boundary).
+    """
+    todo = correct & torch.isfinite(dist)
+    if not bool(todo.any()):
+        return delta
+    y_sign = torch.where(y_eff > 0, 1.0, -1.0).to(x.dtype)
+    with torch.no_grad():
+        todo = todo & (torch.where(clf.margin(x + delta) >= 0, 1, -1) == y_eff)
+    if not bool(todo.any()):  # rounding left every row across: the common case
+        return delta
+    rows = todo.nonzero().squeeze(1)
+    xr, dr = x[rows], delta[rows]
+    xg = xr.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (gm,) = torch.autograd.grad(clf.margin(xg).sum(), xg)
+    u = geo.steepest_ascent(-y_sign[rows, None] * gm, 1.0)
+    scale = xr.abs().amax(dim=1, keepdim=True).clamp_min(1.0)
+    ulp = torch.finfo(x.dtype).eps
+    fixed = dr
+    left = torch.ones(rows.numel(), dtype=torch.bool, device=x.device)
+    tau = ulp
+    for _ in range(30):
+        cand = dr * (1 + tau) + tau * scale * u
+        with torch.no_grad():
+            ok = torch.where(clf.margin(xr + cand) >= 0, 1, -1) != y_eff[rows]
+        fixed = torch.where(left[:, None], cand, fixed)
+        left = left & ~ok
+        if not bool(left.any()):
+            break
+        tau *= 4
+    out = delta.clone()
+    out[rows] = fixed
+    return out
+
+
