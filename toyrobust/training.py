@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attacks import ATTACKS, Attack, make_attack
 from .classifiers import TorchClassifier, margin_from_logits
 from .constraints import check_int
 from .models import LinearModel
@@ -46,6 +47,7 @@ from .threats import ThreatModel
 
 __all__ = ["TrainResult", "train", "logistic_loss", "robust_linear_loss"]
 
+#: the built-in settings of ``adversarial=`` (any registered attack name or Attack object works too)
 ADVERSARIAL = (None, "pgd", "closed-form")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -205,7 +207,7 @@ def _config(dist: Any, model: nn.Module, *, batch_size: int, lr: float, optimize
         "optimizer_options": repr(sorted(optimizer_options.items())),
         "adversarial": "none" if adversarial is None else adversarial,
         "threat": repr(threat),
-        "attack_options": repr(sorted(attack_options.items())) if adversarial == "pgd" else "",
+        "attack_options": repr(sorted(attack_options.items())) if adversarial not in (None, "closed-form") else "",
         "seed": seed,
         "schedule": schedule,
         "steps": steps if schedule != "constant" else -1,
@@ -215,7 +217,7 @@ def _config(dist: Any, model: nn.Module, *, batch_size: int, lr: float, optimize
 
 @torch.no_grad()
 def _evaluate(model: nn.Module, dist: Any, threat: Any, *, eval_n: int, seed: int, device: torch.device,
-              dtype: torch.dtype, chunk: int, attack_options: dict) -> tuple[float, float | None]:
+              dtype: torch.dtype, chunk: int, attack: Attack | None) -> tuple[float, float | None]:
     """Error rates on a fixed evaluation sample (same points every time: regenerated from ``seed``)."""
     gen = _new_generator(_derive_seed(seed, 2), device)
     attack_gen = _new_generator(_derive_seed(seed, 3), device)
@@ -236,21 +238,42 @@ def _evaluate(model: nn.Module, dist: Any, threat: Any, *, eval_n: int, seed: in
                 adv_errors += int((torch.where(worst >= 0, 1, -1) != y).sum())
             else:
                 with torch.enable_grad():
-                    x_adv = _attack(model, dist, x, y, threat, attack_gen, attack_options)
+                    x_adv = _attack(model, dist, x, y, threat, attack_gen, attack)
                 adv_errors += int((torch.where(_margin(model, x_adv) >= 0, 1, -1) != y).sum())
         done += n
     return errors / eval_n, (adv_errors / eval_n if threat is not None else None)
 
 
 def _attack(model: nn.Module, dist: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator, options: dict) -> torch.Tensor:
-    from . import attacks  # the attacks sit above training in the layering only by name; imported at call time
-
-    pgd = getattr(attacks, "pgd", None)
-    if pgd is None:
-        raise RuntimeError("adversarial='pgd' needs toyrobust.attacks.pgd, which is not available")
-    result = pgd(TorchClassifier(model), x, y, threat, dist=dist, generator=generator, **options)
+            generator: torch.Generator, attack: Attack) -> torch.Tensor:
+    result = attack.run(TorchClassifier(model), x, y, threat, dist=dist, generator=generator)
     return result.x_adv.detach()
+
+
+def _training_attack(adversarial: Any, attack_options: dict | None, threat: ThreatModel | None, model: nn.Module,
+                     dist: Any) -> tuple[Attack | None, dict, str | None]:
+    """The attack of adversarial training (and of the adversarial evaluation of non-linear models), its options and
+    its name: PGD with :data:`DEFAULT_ATTACK_OPTIONS` unless ``adversarial`` names or is another attack."""
+    if threat is None:
+        if attack_options:
+            raise ValueError("attack_options needs a threat model (nothing is attacked without one)")
+        return None, {}, adversarial
+    name = adversarial if isinstance(adversarial, str) and adversarial != "closed-form" else None
+    base = adversarial if isinstance(adversarial, Attack) else (name or "pgd")
+    if isinstance(base, str) and ATTACKS.canonical(base) not in ATTACKS:
+        raise ValueError(f"adversarial must be None, 'closed-form' or an attack name ({ATTACKS.listing()}), "
+                         f"got {adversarial!r}")
+    if isinstance(base, str) and ATTACKS.canonical(base) == "pgd":
+        options = {**DEFAULT_ATTACK_OPTIONS, **(attack_options or {})}
+    else:
+        options = dict(attack_options or {})
+    attack = make_attack(base, options)
+    support = attack.supports(TorchClassifier(model), threat, "ball", dist)
+    if not support:
+        raise ValueError(f"adversarial={attack.label!r} cannot be trained against: {support.reason}")
+    if adversarial is None or adversarial == "closed-form":
+        return attack, options, adversarial
+    return attack, options, attack.label
 
 
 def train(
@@ -304,7 +327,9 @@ def train(
         optimizer: ``"adam"``, ``"sgd"``, or a factory ``params -> torch.optim.Optimizer``.
         optimizer_options: extra keyword arguments of the optimizer (e.g. ``{"momentum": 0.9}``).
         schedule: ``"constant"`` or ``"cosine"`` (``lr_t = lr (1 + cos(pi t / steps)) / 2``, no state).
-        adversarial: None, ``"pgd"`` or ``"closed-form"``.
+        adversarial: None, ``"pgd"``, ``"closed-form"``, or any registered attack name or
+            :class:`~toyrobust.attacks.Attack` object (e.g. ``"apgd"``, ``tr.APGD(steps=20)``): the batches are
+            replaced by that attack's points.
         threat: the threat model for adversarial training and for the adversarial evaluation.
         attack_options: keyword options of :func:`toyrobust.attacks.pgd` (default ``steps=10,
             early_stop=False``), used in training and in evaluation.
@@ -351,6 +376,7 @@ class _Plan:
     adversarial: str | None
     threat: ThreatModel | None
     attack_options: dict
+    attack: Attack | None
     seed: int
     device: torch.device
     dtype: torch.dtype
@@ -381,8 +407,9 @@ def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, 
     eval_every = max(1, steps // 10) if eval_every is None else _check_int("eval_every", eval_every, 0)
     checkpoint_every = (max(1, steps // 20) if checkpoint_every is None
                         else _check_int("checkpoint_every", checkpoint_every, 1))
-    if adversarial not in ADVERSARIAL:
-        raise ValueError(f"adversarial must be None, 'pgd' or 'closed-form', got {adversarial!r}")
+    if adversarial is not None and adversarial != "closed-form" and not isinstance(adversarial, (str, Attack)):
+        raise TypeError(f"adversarial must be None, 'closed-form', an attack name ({ATTACKS.listing()}) or an "
+                        f"Attack, got {type(adversarial).__name__}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if threat is not None and not isinstance(threat, ThreatModel):
@@ -393,7 +420,7 @@ def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, 
         threat.radius  # noqa: B018  (a symbolic radius cannot be trained against: raises TypeError)
     if adversarial == "closed-form":
         _linear_params(model)
-    attack_options = {**DEFAULT_ATTACK_OPTIONS, **(attack_options or {})}
+    attack, attack_options, adversarial = _training_attack(adversarial, attack_options, threat, model, dist)
     optimizer_options = dict(optimizer_options or {})
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -415,7 +442,7 @@ def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, 
                      threat=threat, attack_options=attack_options, seed=seed, schedule=schedule, steps=steps,
                      dataset=dataset, optimizer_options=optimizer_options)
     return _Plan(steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, adversarial=adversarial,
-                 threat=threat, attack_options=attack_options, seed=seed, device=device, dtype=dtype,
+                 threat=threat, attack_options=attack_options, attack=attack, seed=seed, device=device, dtype=dtype,
                  dataset=dataset, eval_every=eval_every, eval_n=eval_n, checkpoint_every=checkpoint_every,
                  path=None if checkpoint is None else os.fspath(checkpoint), progress=bool(progress), optimizer=opt,
                  config=config)
@@ -480,7 +507,7 @@ class _Run:
         if plan.eval_n:
             risk, adv = _evaluate(model, self.dist, plan.threat, eval_n=plan.eval_n, seed=plan.seed,
                                   device=plan.device, dtype=plan.dtype, chunk=max(plan.batch_size, 4096),
-                                  attack_options=plan.attack_options)
+                                  attack=plan.attack)
         else:
             risk, adv = None, None
         model.train(was_training)
@@ -501,9 +528,9 @@ class _Run:
             idx = torch.randint(0, plan.dataset[0].shape[0], (plan.batch_size,), generator=self.data_gen,
                                 device=plan.device)
             x, y = plan.dataset[0][idx], plan.dataset[1][idx]
-        if plan.adversarial == "pgd":
+        if plan.adversarial not in (None, "closed-form"):
             self.model.eval()
-            x = _attack(self.model, self.dist, x, y, plan.threat, self.attack_gen, plan.attack_options)
+            x = _attack(self.model, self.dist, x, y, plan.threat, self.attack_gen, plan.attack)
             self.model.train()
         return x, y
 
