@@ -367,9 +367,7 @@ def _resolve_attack(attack: Any, attack_options: Any, clf: Classifier, threat: T
     if threat is None:
         if attack is not None:
             raise ValueError(f"attack={attack!r} needs a threat model; pass threat= (None means the standard risk)")
-        if attack_options:
-            raise ValueError("attack_options needs a threat model (the standard risk runs no attack)")
-        return None
+        return None  # attack_options are unused: a case list may give them to its standard-risk rows too
     if attack_options is not None and not isinstance(attack_options, dict):
         raise TypeError(f"attack_options must be a dict of keyword arguments, got {type(attack_options).__name__}")
     clash = set(attack_options or {}) & {"definition", "dist", "generator"}

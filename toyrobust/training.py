@@ -255,9 +255,7 @@ def _training_attack(adversarial: Any, attack_options: dict | None, threat: Thre
     """The attack of adversarial training (and of the adversarial evaluation of non-linear models), its options and
     its name: PGD with :data:`DEFAULT_ATTACK_OPTIONS` unless ``adversarial`` names or is another attack."""
     if threat is None:
-        if attack_options:
-            raise ValueError("attack_options needs a threat model (nothing is attacked without one)")
-        return None, {}, adversarial
+        return None, {**DEFAULT_ATTACK_OPTIONS, **(attack_options or {})}, adversarial
     name = adversarial if isinstance(adversarial, str) and adversarial != "closed-form" else None
     base = adversarial if isinstance(adversarial, Attack) else (name or "pgd")
     if isinstance(base, str) and ATTACKS.canonical(base) not in ATTACKS:

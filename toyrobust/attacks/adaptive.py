@@ -290,6 +290,9 @@ class BPDAAttack(PGD):
     def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
         if not (isinstance(clf, TorchClassifier) and isinstance(clf.module, nn.Module)):
             return Support(False, f"BPDA wraps a torch module, got {type(clf).__name__}")
+        if not any(getattr(type(m), "bpda_target", False) for m in clf.module.modules()):
+            return Support(False, f"{type(clf.module).__name__} has no layer BPDA replaces (a class attribute "
+                                  f"bpda_target = True marks one, e.g. toyrobust.KWTA); use pgd")
         return SUPPORTED
 
     def _attack(self, clf, x, y, threat, definition, dist, generator):

@@ -44,7 +44,8 @@ def checkpoints(steps: int) -> list[int]:
     p = [0.0, 0.22]
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(q * steps) for q in p if q <= 1} - {0})
+    # a tolerance keeps p_j N = 57.000000001 at 57 (the p_j are sums of decimals)
+    return sorted({math.ceil(q * steps - 1e-9) for q in p if q <= 1 + 1e-12} - {0})
 
 
 class APGD(Attack):
