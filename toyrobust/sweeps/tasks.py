@@ -268,8 +268,8 @@ def _estimate_common(params: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def _check_estimate(params: dict[str, Any]) -> None:
-    from ..constraints import is_symbolic
     from ..attacks import ATTACKS, make_attack
+    from ..constraints import is_symbolic
 
     _estimate_common(params)
     dist, _, threat = build(params, ESTIMATE_KEYS)
