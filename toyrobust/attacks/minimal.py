@@ -218,6 +218,71 @@ def _pick(cand: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tenso
     return cand.gather(1, k)[:, 0]
 
 
+class _Secular:
+    """The secular function ``h(lam) = sum_i alpha_i x_i^2 / (1 + lam alpha_i)^2`` of a batch, on the interval
+    ``(lam_lo, lam_hi)`` where every ``1 + lam alpha_i > 0``, and a bounded parametrisation ``t in (0, 1)`` of it."""
+
+    def __init__(self, a: torch.Tensor, x: torch.Tensor, lam_lo: float, lam_hi: float) -> None:
+        self.a, self.lam_lo, self.lam_hi = a, lam_lo, lam_hi
+        self.zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        self.x2 = x * x
+        self.ax2 = a * self.x2
+
+    def lam_of(self, t: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.lam_lo, self.lam_hi
+        if math.isfinite(lo) and math.isfinite(hi):
+            return lo + t * (hi - lo)
+        if math.isfinite(lo):
+            return lo + t / (1 - t)
+        if math.isfinite(hi):
+            return hi - (1 - t) / t
+        raise AssertionError  # unreachable: some alpha is non-zero
+
+    def t_of(self, lam: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.lam_lo, self.lam_hi
+        if math.isfinite(lo) and math.isfinite(hi):
+            return (lam - lo) / (hi - lo)
+        if math.isfinite(lo):
+            s = lam - lo
+            return s / (1 + s)
+        return 1 / (1 + (hi - lam))
+
+    def h(self, lam: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        den = 1 + lam[:, None] * self.a
+        terms = torch.where(self.x2 > 0, self.ax2 / torch.where(den != 0, den, 1.0) ** 2, self.zero)
+        if skip is not None:
+            terms = torch.where(skip, self.zero, terms)
+        return terms.sum(1)
+
+    def h_dh(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv = 1 / (1 + lam[:, None] * self.a)
+        nz = self.x2 > 0  # 0 * inf at a rounded end of the interval counts as 0
+        term = torch.where(nz, self.ax2 * inv * inv, self.zero)
+        return term.sum(1), -2 * torch.where(nz, term * self.a * inv, self.zero).sum(1)
+
+    def root(self, c_s: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
+        """``lam`` with ``h(lam) = c_s`` on the interior rows: safeguarded Newton. h decreases on the interval, the
+        bracket [t_lo, t_hi] (in the bounded parametrisation t) always holds the root, and a Newton step leaving
+        it is replaced by bisection."""
+        t_lo, t_hi = torch.zeros_like(c_s), torch.ones_like(c_s)
+        t = torch.full_like(c_s, 0.5)
+        tol = 8 * torch.finfo(c_s.dtype).eps
+        scale = c_s.abs() + self.ax2.abs().sum(1) + 1
+        for _ in range(200):
+            lam = self.lam_of(t)
+            hv, dh = self.h_dh(lam)
+            above = hv > c_s
+            t_lo, t_hi = torch.where(above, t, t_lo), torch.where(above, t_hi, t)
+            t_new = self.t_of(lam - (hv - c_s) / torch.where(dh != 0, dh, -1.0))
+            ok = torch.isfinite(t_new) & (t_new > t_lo) & (t_new < t_hi)
+            t_next = torch.where(ok, t_new, (t_lo + t_hi) / 2)
+            done = ~interior | ((hv - c_s).abs() <= tol * scale) | (t_next == t)
+            t = torch.where(done, t, t_next)
+            if bool(done.all()):
+                break
+        return self.lam_of(t)
+
+
 def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor):
     """Nearest point of the quadric ``sum_i alpha_i z_i^2 = c`` moving only S (L2): the secular equation.
 
@@ -231,80 +296,25 @@ def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor
     a = torch.where(msk, alpha, zero)  # fixed coordinates act like alpha = 0
     c_s = c - (torch.where(msk, zero, alpha) * x * x).sum(1)  # (N,)
     pos, neg = a > 0, a < 0
+    if not (bool(pos.any()) or bool(neg.any())):
+        return -torch.zeros_like(x), torch.full((x.shape[0],), math.inf, dtype=x.dtype, device=x.device)
     a_max = float(a.max()) if bool(pos.any()) else 0.0
     a_min = float(a.min()) if bool(neg.any()) else 0.0
-    lam_lo = -1.0 / a_max if a_max > 0 else -math.inf
-    lam_hi = -1.0 / a_min if a_min < 0 else math.inf
-    n = x.shape[0]
-    if not (bool(pos.any()) or bool(neg.any())):
-        return -torch.zeros_like(x), torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-
-    def lam_of(t: torch.Tensor) -> torch.Tensor:
-        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
-            return lam_lo + t * (lam_hi - lam_lo)
-        if math.isfinite(lam_lo):
-            return lam_lo + t / (1 - t)
-        if math.isfinite(lam_hi):
-            return lam_hi - (1 - t) / t
-        raise AssertionError  # unreachable: some alpha is non-zero
-
-    def t_of(lam: torch.Tensor) -> torch.Tensor:
-        if math.isfinite(lam_lo) and math.isfinite(lam_hi):
-            return (lam - lam_lo) / (lam_hi - lam_lo)
-        if math.isfinite(lam_lo):
-            s = lam - lam_lo
-            return s / (1 + s)
-        return 1 / (1 + (lam_hi - lam))
-
-    x2 = x * x
-    ax2 = a * x2
-
-    def h(lam: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        den = 1 + lam[:, None] * a
-        terms = torch.where(x2 > 0, ax2 / torch.where(den != 0, den, 1.0) ** 2, zero)
-        if skip is not None:
-            terms = torch.where(skip, zero, terms)
-        return terms.sum(1)
-
-    def h_dh(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inv = 1 / (1 + lam[:, None] * a)
-        nz = x2 > 0  # 0 * inf at a rounded end of the interval counts as 0
-        term = torch.where(nz, ax2 * inv * inv, zero)
-        return term.sum(1), -2 * torch.where(nz, term * a * inv, zero).sum(1)
-
+    sec = _Secular(a, x, -1.0 / a_max if a_max > 0 else -math.inf, -1.0 / a_min if a_min < 0 else math.inf)
     # limits of h at both ends of the interval
-    top = (a == a_max) & pos
-    bot = (a == a_min) & neg
-    on_top = ((x2 > 0) & top).any(1)
-    on_bot = ((x2 > 0) & bot).any(1)
-    lo_lim = torch.where(on_top, torch.full_like(c_s, math.inf),
-                         h(torch.full_like(c_s, lam_lo), top) if math.isfinite(lam_lo) else torch.zeros_like(c_s))
-    hi_lim = torch.where(on_bot, torch.full_like(c_s, -math.inf),
-                         h(torch.full_like(c_s, lam_hi), bot) if math.isfinite(lam_hi) else torch.zeros_like(c_s))
+    top, bot = (a == a_max) & pos, (a == a_min) & neg
+    on_top, on_bot = ((sec.x2 > 0) & top).any(1), ((sec.x2 > 0) & bot).any(1)
+    lo_lim = torch.where(on_top, torch.full_like(c_s, math.inf), sec.h(torch.full_like(c_s, sec.lam_lo), top)
+                         if math.isfinite(sec.lam_lo) else torch.zeros_like(c_s))
+    hi_lim = torch.where(on_bot, torch.full_like(c_s, -math.inf), sec.h(torch.full_like(c_s, sec.lam_hi), bot)
+                         if math.isfinite(sec.lam_hi) else torch.zeros_like(c_s))
     interior = (lo_lim > c_s) & (c_s > hi_lim)
-    # safeguarded Newton on h(lam) = c_s: h decreases on the interval, the bracket [t_lo, t_hi] (in the bounded
-    # parametrisation t) always holds the root, and a Newton step leaving it is replaced by bisection
-    t_lo, t_hi = torch.zeros_like(c_s), torch.ones_like(c_s)
-    t = torch.full_like(c_s, 0.5)
-    tol = 8 * torch.finfo(x.dtype).eps
-    for _ in range(200):
-        lam = lam_of(t)
-        hv, dh = h_dh(lam)
-        above = hv > c_s
-        t_lo, t_hi = torch.where(above, t, t_lo), torch.where(above, t_hi, t)
-        t_new = t_of(lam - (hv - c_s) / torch.where(dh != 0, dh, -1.0))
-        ok = torch.isfinite(t_new) & (t_new > t_lo) & (t_new < t_hi)
-        t_next = torch.where(ok, t_new, (t_lo + t_hi) / 2)
-        done = ~interior | ((hv - c_s).abs() <= tol * (c_s.abs() + (ax2.abs()).sum(1) + 1)) | (t_next == t)
-        t = torch.where(done, t, t_next)
-        if bool(done.all()):
-            break
-    lam = lam_of(t)
+    lam = sec.root(c_s, interior)
     z = x / (1 + lam[:, None] * a)
     # hard cases: lam at an end, the rest of the constraint met along the extreme coefficient's first coordinate
-    hard_lo = ~interior & (c_s >= lo_lim) & math.isfinite(lam_lo)
-    hard_hi = ~interior & (c_s <= hi_lim) & math.isfinite(lam_hi)
-    for hard, lam_end, ext, a_end in ((hard_lo, lam_lo, top, a_max), (hard_hi, lam_hi, bot, a_min)):
+    hard_lo = ~interior & (c_s >= lo_lim) & math.isfinite(sec.lam_lo)
+    hard_hi = ~interior & (c_s <= hi_lim) & math.isfinite(sec.lam_hi)
+    for hard, lam_end, ext, a_end in ((hard_lo, sec.lam_lo, top, a_max), (hard_hi, sec.lam_hi, bot, a_min)):
         if not bool(hard.any()):
             continue
         den = 1 + lam_end * a
