@@ -10,8 +10,8 @@ adversarial. With a label region ``R_l`` (closure of ``{z : Bayes(proj(z)) = l}`
 Pipeline per batch (every stage only sees what the earlier ones left open):
 
 1. forward pass at ``x' = x`` (a misclassified clean point is vulnerable with ``x_adv = x``);
-2. a quick PGD with the margin loss (:func:`toyrobust.attacks.pgd`), each candidate re-checked by our own forward
-   pass, ball membership and region test;
+2. a quick attack, by default PGD with the margin loss (:class:`toyrobust.attacks.PGD`; ``attack=`` picks another),
+   each candidate re-checked by our own forward pass, ball membership and region test;
 3. IBP then CROWN bounds (:mod:`.bounds`, batched, in float64 on the model's device): a sub-problem is robust when
    the lower bound of ``l * m`` over the ball exceeds ``tol``, or when every polyhedron of ``R`` misses the ball
    (one row ``a.x <= b`` with ``min_B a.x > b``);
@@ -70,8 +70,9 @@ class VerificationResult:
         lower_bound: float64 (N,): a proven lower bound on ``min l * m(x')`` over the ball (and region), the
             minimum over the point's sub-problems (+inf when the region misses the ball).
         status: ``"robust"``, ``"vulnerable"`` or ``"unknown"`` per point.
-        decided_by: the stage that decided (``"clean"``, ``"pgd"``, ``"ibp"``, ``"crown"``, ``"region"``,
-            ``"milp"``) or why not (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
+        decided_by: the stage that decided (``"clean"``, ``"pgd"`` -- or the ``label`` of the pre-pass attack
+            given to :func:`verify` --, ``"ibp"``, ``"crown"``, ``"region"``, ``"milp"``) or why not
+            (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
         stats: counts and seconds (see :func:`verify`).
     """
 
@@ -436,6 +437,7 @@ class _Verification:
         return self.result()
 
     def _vulnerable(self, i: int) -> bool:
+        """Whether point ``i`` has a counterexample in some sub-problem."""
         return any(isinstance(s, torch.Tensor) for s in self.state[i])
 
     def open_items(self) -> list[tuple[int, int]]:
@@ -717,6 +719,7 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
 
 
 def _threat_class(norm: str) -> type[ThreatModel]:
+    """The threat model class of ``norm`` (``"linf"`` or ``"l1"``)."""
     return Linf if norm == "linf" else L1
 
 
