@@ -127,6 +127,29 @@ def test_robust_points_survive_pgd_and_counterexamples_are_adversarial(net2d):
     assert bool((res.lower_bound[rob] > 0).all())
 
 
+@pytest.mark.parametrize("attack,label", [("apgd", "apgd"), (tr.attacks.PGD(steps=5), "pgd")])
+def test_pre_pass_takes_an_attack_name_or_object_and_its_counterexamples_are_genuine(net2d, attack, label):
+    net, x, y = net2d
+    threat = tr.Linf(0.3)
+    res = verify(net, x, y, threat, method="bounds", attack=attack)
+    default = verify(net, x, y, threat, method="bounds")
+    by_attack = torch.tensor([h == label for h in res.decided_by])
+    assert int(by_attack.sum()) >= 1, res.decided_by
+    assert set(res.decided_by) <= {"clean", label, "ibp", "crown", "incomplete"}
+    vul = res.vulnerable
+    assert bool(vul[by_attack].all())
+    with torch.no_grad():
+        m = net(res.x_adv[vul])[:, 0]
+    assert bool((torch.where(m >= 0, 1, -1) != y[vul]).all())
+    assert bool(threat.contains(res.x_adv[vul], x[vul]).all())
+    # sound either way: the proofs do not depend on the attack
+    assert not bool((res.robust & default.vulnerable).any()) and not bool((res.vulnerable & default.robust).any())
+    with pytest.raises(TypeError, match="pre-pass"):
+        verify(net, x[:2], y[:2], threat, attack="projection_attack")  # needs the distribution
+    with pytest.raises(ValueError):
+        verify(net, x[:2], y[:2], threat, attack="no-such-attack")
+
+
 def _linear_relu(w, b):
     """A ReLU network computing w.x + b exactly: relu(w.x + b) - relu(-w.x - b)."""
     w = torch.as_tensor(w, dtype=torch.float64)

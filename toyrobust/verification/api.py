@@ -10,8 +10,8 @@ adversarial. With a label region ``R_l`` (closure of ``{z : Bayes(proj(z)) = l}`
 Pipeline per batch (every stage only sees what the earlier ones left open):
 
 1. forward pass at ``x' = x`` (a misclassified clean point is vulnerable with ``x_adv = x``);
-2. a quick PGD with the margin loss (:func:`toyrobust.attacks.pgd`), each candidate re-checked by our own forward
-   pass, ball membership and region test;
+2. a quick attack, by default PGD with the margin loss (:class:`toyrobust.attacks.PGD`; ``attack=`` picks another),
+   each candidate re-checked by our own forward pass, ball membership and region test;
 3. IBP then CROWN bounds (:mod:`.bounds`, batched, in float64 on the model's device): a sub-problem is robust when
    the lower bound of ``l * m`` over the ball exceeds ``tol``, or when every polyhedron of ``R`` misses the ball
    (one row ``a.x <= b`` with ``min_B a.x > b``);
@@ -45,10 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..classifiers import margin_from_logits
+from ..attacks import PGD, Attack, make_attack
+from ..classifiers import as_classifier, margin_from_logits
 from ..threats import L1, L2, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
-from .milp import build_milp, solve_milp
+from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
 
 __all__ = ["VerificationResult", "DistanceResult", "verify", "minimal_distance"]
@@ -69,8 +70,9 @@ class VerificationResult:
         lower_bound: float64 (N,): a proven lower bound on ``min l * m(x')`` over the ball (and region), the
             minimum over the point's sub-problems (+inf when the region misses the ball).
         status: ``"robust"``, ``"vulnerable"`` or ``"unknown"`` per point.
-        decided_by: the stage that decided (``"clean"``, ``"pgd"``, ``"ibp"``, ``"crown"``, ``"region"``,
-            ``"milp"``) or why not (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
+        decided_by: the stage that decided (``"clean"``, ``"pgd"`` -- or the ``label`` of the pre-pass attack
+            given to :func:`verify` --, ``"ibp"``, ``"crown"``, ``"region"``, ``"milp"``) or why not
+            (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
         stats: counts and seconds (see :func:`verify`).
     """
 
@@ -237,55 +239,75 @@ def _into_ball(z: np.ndarray, x0: torch.Tensor, eps: float, p: float, mask: np.n
 # ------------------------------------------------------------------------------------------------------ verify
 
 
-def _pgd(model, x, labels, threat, steps, restarts, generator) -> torch.Tensor:
-    from ..attacks import pgd
+#: the verifier's default pre-pass label (``decided_by``) and the PGD that searches radii in minimal_distance
+DEFAULT_ATTACK_LABEL = "pgd"
+_RADIUS_SEARCH = PGD(steps=40, restarts=1, loss="margin")
 
+
+@dataclass(frozen=True)
+class _Ball:
+    """The threat's ball: radius ``eps``, norm ``p`` (inf, 1 or 2) and the perturbed coordinates ``mask`` (d,)."""
+
+    eps: float
+    p: float
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class _VerifyOptions:
+    """The checked settings of one :func:`verify` call.
+
+    Attributes:
+        method, time_limit, max_binaries, generator: as in :func:`verify`.
+        attack: the pre-pass attack (None: no pre-pass); attack_label: its ``decided_by`` label.
+        rel: the relative certification tolerance, ``tol = rel (1 + max|m|)`` (see the module docstring).
+    """
+
+    method: str
+    time_limit: float
+    max_binaries: int
+    attack: Attack | None
+    attack_label: str
+    generator: Any
+    rel: float
+
+
+def _attack_points(attack: Attack, model: Any, x: torch.Tensor, labels: np.ndarray, threat: ThreatModel,
+                   generator: Any) -> torch.Tensor:
+    """Candidates (N, d) of ``attack`` (ball definition) in the model's dtype and device, returned in x's.
+
+    Args:
+        attack: the attack; model: the network; x: (N, d) points; labels: (N,) labels in {-1, +1}.
+        threat: the ball; generator: seed or torch.Generator for the attack's randomness.
+    """
     p = _param(model)
     xm = x if p is None else x.to(device=p.device, dtype=p.dtype)
-    res = pgd(model, xm, torch.as_tensor(labels, device=xm.device), threat, steps=steps, restarts=restarts,
-              loss="margin", generator=generator)
+    res = attack.run(model, xm, torch.as_tensor(labels, device=xm.device), threat, generator=generator)
     return res.x_adv.to(device=x.device, dtype=x.dtype)
 
 
-def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
-           region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
-           pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-           atol: float | None = None) -> VerificationResult:
-    """Verify a ReLU network on N points: robust (proven), vulnerable (counterexample) or unknown.
+def _prepass_attack(attack: Any, pgd_steps: Any, pgd_restarts: Any, model: Any,
+                    threat: ThreatModel) -> tuple[Attack | None, str]:
+    """The pre-pass attack and its ``decided_by`` label.
 
-    Decides, per point, whether some ``x'`` in the ball ``{||x' - x||_p <= eps}`` (on ``threat.coords``) is
-    adversarial under ``definition`` -- see the module docstring for the sub-problems, the pipeline and the
-    tolerances. Complete for Linf and L1 (mixed-integer programming, Tjeng et al. 2019) up to the time limit;
-    for L2 a sound certificate only (IBP and CROWN) plus attacks.
-
-    Args:
-        model: a ReLU network (``nn.Sequential`` of Linear/ReLU/Flatten/Identity, eval-mode BatchNorm1d/Dropout,
-            toyrobust's ``MLP`` or ``LinearModel``), one logit or two (column 1 is label +1).
-        x: (N, d) points (any float dtype; ``x_adv`` keeps it).
-        y: (N,) labels in {-1, +1}.
-        threat: ``Linf``, ``L1`` or ``L2`` (numeric eps, optional coords).
-        definition: ``"ball"``, ``"projection"`` or ``"error-region"``.
-        region: for the latter two, ``region(label) -> [(A, b), ...]``: the closure of ``R_label`` as a union of
-            polyhedra ``{A z <= b}`` (see :mod:`toyrobust.verification.regions`).
-        time_limit: seconds of MILP per point (shared by its sub-problems).
-        method: ``"auto"`` (MILP for Linf/L1 when the point's unstable neurons are at most ``max_binaries``),
-            ``"milp"`` (always for Linf/L1; L2 raises) or ``"bounds"`` (no MILP: sound, incomplete).
-        max_binaries: the cap on unstable neurons for ``"auto"``.
-        pgd_steps, pgd_restarts: the PGD pre-pass (``pgd_steps=0`` skips it).
-        generator: seed or torch.Generator for PGD's random starts.
-        atol: the certification margin ``tol`` (None: see the module docstring).
-
-    Returns:
-        :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
-        number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
-        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), and ``seconds`` per
-        stage.
+    None: ``PGD(steps=pgd_steps, restarts=pgd_restarts, loss="margin")`` labelled ``"pgd"`` (no pre-pass when
+    ``pgd_steps <= 0``); otherwise ``make_attack(attack)`` labelled with its ``label``, checked to apply to the
+    model under the threat with the ball definition.
     """
-    net = extract_network(model)
-    x = _check_x(x, net)
-    n, d = x.shape
-    yl = _check_y(y, n)
-    eps, p, mask = _check_threat(threat, d)
+    if attack is None:
+        if pgd_steps > 0:
+            return PGD(steps=pgd_steps, restarts=pgd_restarts, loss="margin"), DEFAULT_ATTACK_LABEL
+        return None, DEFAULT_ATTACK_LABEL
+    resolved = make_attack(attack)
+    support = resolved.supports(as_classifier(model), threat, "ball")
+    if not support:
+        raise TypeError(f"attack {resolved.label!r} cannot be the verifier's pre-pass: {support.reason}")
+    return resolved, resolved.label
+
+
+def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, atol: Any,
+                    max_binaries: Any) -> tuple[float, float | None]:
+    """Validate verify's settings (in this order); returns ``(time_limit, atol)`` as floats."""
     if definition not in DEFINITIONS:
         raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
     if method not in METHODS:
@@ -298,209 +320,347 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         atol = _check_positive("atol", atol)
     if isinstance(max_binaries, bool) or not isinstance(max_binaries, int) or max_binaries < 0:
         raise ValueError(f"max_binaries must be an int >= 0, got {max_binaries!r}")
-    regs = _regions(region, definition, d)
-    # sub-problems: (label, polys) per point
-    if definition == "ball":
-        subs = [[(int(yl[i]), None)] for i in range(n)]
-    elif definition == "projection":
-        subs = [[(int(yl[i]), regs[int(yl[i])])] for i in range(n)]
-    else:
-        subs = [[(1, regs[1]), (-1, regs[-1])] for _ in range(n)]
-    # per sub-problem state: None (open), True (robust), or a counterexample tensor
-    state: list[list[Any]] = [[None] * len(s) for s in subs]
-    how: list[list[str]] = [[""] * len(s) for s in subs]
-    lower = np.full((n, 2), -math.inf)
-    seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "milp": 0.0}
+    return time_limit, atol
+
+
+def _relative_tolerance(model: Any, atol: float | None) -> float:
+    """``atol``, or ``max(1e-6, 64 eps_mach)`` of the model's dtype (float64 without parameters)."""
+    if atol is not None:
+        return atol
     p_model = _param(model)
     mdtype = p_model.dtype if p_model is not None else torch.float64
-    rel = atol if atol is not None else max(1e-6, 64 * torch.finfo(mdtype).eps)
+    return max(1e-6, 64 * torch.finfo(mdtype).eps)
 
-    def open_items() -> list[tuple[int, int]]:
-        return [(i, k) for i in range(n) for k in range(len(subs[i])) if state[i][k] is None
-                and not any(isinstance(s, torch.Tensor) for s in state[i])]
 
-    def confirm_batch(items, zs) -> None:
+def _sub_problems(definition: str, yl: np.ndarray, regs: dict[int, Polys] | None) -> list[list[tuple[int, Any]]]:
+    """Per point the sub-problems ``(l, R)`` of the definition (``R`` None for the whole space).
+
+    ``"ball"``: ``(y, R^d)``; ``"projection"``: ``(y, R_y)``; ``"error-region"``: ``(+1, R_+1)``, ``(-1, R_-1)``.
+    """
+    n = yl.shape[0]
+    if definition == "ball":
+        return [[(int(yl[i]), None)] for i in range(n)]
+    if definition == "projection":
+        return [[(int(yl[i]), regs[int(yl[i])])] for i in range(n)]
+    return [[(1, regs[1]), (-1, regs[-1])] for _ in range(n)]
+
+
+def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
+           region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
+           pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
+           atol: float | None = None, attack: Any = None) -> VerificationResult:
+    """Verify a ReLU network on N points: robust (proven), vulnerable (counterexample) or unknown.
+
+    Decides, per point, whether some ``x'`` in the ball ``{||x' - x||_p <= eps}`` (on ``threat.coords``) is
+    adversarial under ``definition``: for every sub-problem ``(l, R)``, is ``min {l * m(x') : x' in B(x) ∩ R}``
+    ``> tol`` (robust) or is there ``x'`` with ``predict(x') != l`` (vulnerable)? See the module docstring for
+    the sub-problems, the pipeline and the tolerances. Complete for Linf and L1 (mixed-integer programming,
+    Tjeng et al. 2019) up to the time limit; for L2 a sound certificate only (IBP and CROWN) plus the attack.
+
+    Args:
+        model: a ReLU network (``nn.Sequential`` of Linear/ReLU/Flatten/Identity, eval-mode BatchNorm1d/Dropout,
+            toyrobust's ``MLP`` or ``LinearModel``), one logit or two (column 1 is label +1).
+        x: (N, d) points (any float dtype; ``x_adv`` keeps it).
+        y: (N,) labels in {-1, +1}.
+        threat: ``Linf``, ``L1`` or ``L2`` (numeric eps, optional coords).
+        definition: ``"ball"``, ``"projection"`` or ``"error-region"``.
+        region: for the latter two, ``region(label) -> [(A, b), ...]``: the closure of ``R_label`` as a union of
+            polyhedra ``{A z <= b}``, A (m, d), b (m,) (see :mod:`toyrobust.verification.regions`).
+        time_limit: seconds of MILP per point (shared by its sub-problems).
+        method: ``"auto"`` (MILP for Linf/L1 when the point's unstable neurons are at most ``max_binaries``),
+            ``"milp"`` (always for Linf/L1; L2 raises) or ``"bounds"`` (no MILP: sound, incomplete).
+        max_binaries: the cap on unstable neurons for ``"auto"``.
+        pgd_steps, pgd_restarts: the default PGD pre-pass (margin loss; ``pgd_steps=0`` skips it); ignored when
+            ``attack`` is given.
+        generator: seed or torch.Generator for the pre-pass attack's randomness (PGD's random starts).
+        atol: the certification margin ``tol`` (None: see the module docstring).
+        attack: the pre-pass attack: None (PGD as above, its counterexamples labelled ``"pgd"`` in
+            ``decided_by``), or an attack name (``toyrobust.attacks.ATTACKS``) or :class:`toyrobust.attacks.Attack`
+            (resolved by :func:`~toyrobust.attacks.make_attack`), run with the ball definition on each
+            sub-problem's label, its counterexamples labelled with the attack's ``label`` (e.g. ``"apgd"``). Its
+            candidates are re-checked like PGD's, so any attack keeps the verdicts sound.
+
+    Returns:
+        :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
+        number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
+        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``tol_rel`` and
+        ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
+        ``milp``).
+    """
+    net = extract_network(model)
+    x = _check_x(x, net)
+    n, d = x.shape
+    yl = _check_y(y, n)
+    eps, p, mask = _check_threat(threat, d)
+    time_limit, atol = _check_settings(definition, method, p, time_limit, atol, max_binaries)
+    regs = _regions(region, definition, d)
+    prepass, label = _prepass_attack(attack, pgd_steps, pgd_restarts, model, threat)
+    options = _VerifyOptions(method=method, time_limit=time_limit, max_binaries=max_binaries, attack=prepass,
+                             attack_label=label, generator=generator, rel=_relative_tolerance(model, atol))
+    run = _Verification(model, net, x, threat, _Ball(eps, p, mask), _sub_problems(definition, yl, regs), options)
+    return run.run()
+
+
+class _Verification:
+    """The state of one :func:`verify` call, advanced stage by stage (clean, attack, bounds, MILP).
+
+    Per point ``i`` and sub-problem ``k`` (``subs[i][k] = (l, R)``): ``state[i][k]`` is None (open), True
+    (robust) or a counterexample (d,); ``how[i][k]`` what decided it (or why not); ``lower[i, k]`` a proven lower
+    bound on ``min l * m`` over ``B(x_i) ∩ R``. A point with a counterexample in any sub-problem is closed.
+    """
+
+    def __init__(self, model: Any, net: ReluNetwork, x: torch.Tensor, threat: ThreatModel, ball: _Ball,
+                 subs: list[list[tuple[int, Any]]], options: _VerifyOptions) -> None:
+        n = x.shape[0]
+        self.model, self.net, self.x, self.threat, self.ball, self.subs = model, net, x, threat, ball, subs
+        self.options = options
+        self.state: list[list[Any]] = [[None] * len(s) for s in subs]
+        self.how: list[list[str]] = [[""] * len(s) for s in subs]
+        self.lower = np.full((n, 2), -math.inf)
+        self.tols = np.zeros(n)
+        self.crown: LayerBounds | None = None
+        self.row_pos: dict[int, int] = {}
+        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "milp": 0.0}
+        self.stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
+                                      "binaries": 0, "binaries_naive": 0, "unstable_ibp_mean": float("nan"),
+                                      "unstable_crown_mean": float("nan"), "tol_rel": options.rel}
+
+    def run(self) -> VerificationResult:
+        """Run the four stages (timed) and combine the sub-problems' verdicts."""
+        stages = (("forward", self.clean_stage), ("pgd", self.attack_stage), ("bounds", self.bounds_stage),
+                  ("milp", self.milp_stage))
+        for key, stage in stages:
+            t0 = time.perf_counter()
+            stage()
+            self.seconds[key] = time.perf_counter() - t0
+        self.stats["seconds"] = self.seconds
+        return self.result()
+
+    def _vulnerable(self, i: int) -> bool:
+        """Whether point ``i`` has a counterexample in some sub-problem."""
+        return any(isinstance(s, torch.Tensor) for s in self.state[i])
+
+    def open_items(self) -> list[tuple[int, int]]:
+        """The open ``(point, sub-problem)`` pairs of points without a counterexample."""
+        return [(i, k) for i in range(len(self.subs)) for k in range(len(self.subs[i]))
+                if self.state[i][k] is None and not self._vulnerable(i)]
+
+    def confirm_batch(self, items: list[tuple[int, int]], zs: torch.Tensor, how: str) -> None:
+        """Record the candidates ``zs`` (len(items), d) that :func:`_confirm` accepts, decided by ``how``."""
         # group by sub-problem kind so the region test is vectorised
         groups: dict[tuple[int, int], list[int]] = {}
         for j, (i, k) in enumerate(items):
-            groups.setdefault((k, subs[i][k][0]), []).append(j)
+            groups.setdefault((k, self.subs[i][k][0]), []).append(j)
         for (k, lab), js in groups.items():
             rows = [items[j][0] for j in js]
-            polys = subs[rows[0]][k][1]
-            ok = _confirm(model, threat, zs[js], x[rows], np.full(len(rows), lab), polys)
+            polys = self.subs[rows[0]][k][1]
+            ok = _confirm(self.model, self.threat, zs[js], self.x[rows], np.full(len(rows), lab), polys)
             for j, good in zip(js, ok):
                 if good:
                     i, kk = items[j]
-                    state[i][kk] = zs[j]
+                    self.state[i][kk], self.how[i][kk] = zs[j], how
 
-    # 1. clean points
-    t0 = time.perf_counter()
-    items = open_items()
-    if items:
-        confirm_batch(items, x[[i for i, _ in items]])
-        for i, k in items:
-            if isinstance(state[i][k], torch.Tensor):
-                how[i][k] = "clean"
-    seconds["forward"] = time.perf_counter() - t0
-    # 2. PGD
-    t0 = time.perf_counter()
-    if pgd_steps > 0 and eps > 0:
-        items = open_items()
+    def clean_stage(self) -> None:
+        """1. A misclassified clean point is its own counterexample."""
+        items = self.open_items()
+        if items:
+            self.confirm_batch(items, self.x[[i for i, _ in items]], "clean")
+
+    def attack_stage(self) -> None:
+        """2. The pre-pass attack on the open sub-problems, one batch per label ``l``."""
+        attack = self.options.attack
+        if attack is None or not self.ball.eps > 0:
+            return
         by_label: dict[int, list[tuple[int, int]]] = {}
-        for i, k in items:
-            by_label.setdefault(subs[i][k][0], []).append((i, k))
+        for i, k in self.open_items():
+            by_label.setdefault(self.subs[i][k][0], []).append((i, k))
         for lab, its in by_label.items():
             rows = [i for i, _ in its]
-            z = _pgd(model, x[rows], np.full(len(rows), lab), threat, pgd_steps, pgd_restarts, generator)
-            confirm_batch(its, z.to(dtype=x.dtype, device=x.device))
-            for i, k in its:
-                if isinstance(state[i][k], torch.Tensor):
-                    how[i][k] = "pgd"
-    seconds["pgd"] = time.perf_counter() - t0
-    # 3. bounds on all points still open
-    t0 = time.perf_counter()
-    items = open_items()
-    rows_open = sorted({i for i, _ in items})
-    stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
-                             "binaries": 0, "binaries_naive": 0, "unstable_ibp_mean": float("nan"),
-                             "unstable_crown_mean": float("nan"), "tol_rel": rel}
-    crown: LayerBounds | None = None
-    row_pos: dict[int, int] = {}
-    tols = np.zeros(n)
-    if rows_open:
-        row_pos = {i: j for j, i in enumerate(rows_open)}
-        xb = x[rows_open].to(device=net.device, dtype=torch.float64)
-        ball = InputBall(xb, eps, p, torch.as_tensor(mask, device=net.device))
-        ibp = ibp_bounds(net, ball)
-        crown = crown_bounds(net, ball, ibp=ibp)
+            z = _attack_points(attack, self.model, self.x[rows], np.full(len(rows), lab), self.threat,
+                               self.options.generator)
+            self.confirm_batch(its, z.to(dtype=self.x.dtype, device=self.x.device), self.options.attack_label)
+
+    def bounds_stage(self) -> None:
+        """3. IBP and CROWN on the points still open: robust when ``l * m > tol`` on the ball, or when the region
+        misses the ball; sets each point's ``tol = rel (1 + max|m|)``."""
+        items = self.open_items()
+        rows_open = sorted({i for i, _ in items})
+        if not rows_open:
+            return
+        net, ball = self.net, self.ball
+        self.row_pos = {i: j for j, i in enumerate(rows_open)}
+        xb = self.x[rows_open].to(device=net.device, dtype=torch.float64)
+        input_ball = InputBall(xb, ball.eps, ball.p, torch.as_tensor(ball.mask, device=net.device))
+        ibp = ibp_bounds(net, input_ball)
+        self.crown = crown = crown_bounds(net, input_ball, ibp=ibp)
         if net.hidden_sizes:
-            stats["unstable_ibp_mean"] = float(sum(u.sum(1) for u in ibp.unstable()).double().mean())
-            stats["unstable_crown_mean"] = float(sum(u.sum(1) for u in crown.unstable()).double().mean())
+            self.stats["unstable_ibp_mean"] = float(sum(u.sum(1) for u in ibp.unstable()).double().mean())
+            self.stats["unstable_crown_mean"] = float(sum(u.sum(1) for u in crown.unstable()).double().mean())
         ml, mu = (t.cpu().numpy() for t in crown.margin())
         il, iu = (t.cpu().numpy() for t in ibp.margin())
         scale = 1 + np.maximum(np.abs(ml), np.abs(mu))
         for i, k in items:
-            j = row_pos[i]
-            tols[i] = rel * scale[j]
-            lab, polys = subs[i][k]
+            j = self.row_pos[i]
+            self.tols[i] = tol = self.options.rel * scale[j]
+            lab, polys = self.subs[i][k]
             lb_c = ml[j] if lab > 0 else -mu[j]
             lb_i = il[j] if lab > 0 else -iu[j]
-            lower[i, k] = lb_c
-            if polys is not None and _region_misses(polys, xb[j].cpu().numpy(), eps, p, mask):
-                state[i][k], how[i][k], lower[i, k] = True, "region", math.inf
-            elif lb_c > tols[i]:
-                state[i][k], how[i][k] = True, "ibp" if lb_i > tols[i] else "crown"
-    seconds["bounds"] = time.perf_counter() - t0
-    # 4. MILP
-    t0 = time.perf_counter()
-    items = open_items()
-    if items and p != 2 and method != "bounds":
-        weights = [w.cpu().numpy() for w in net.weights]
-        biases = [b.cpu().numpy() for b in net.biases]
+            self.lower[i, k] = lb_c
+            if polys is not None and _region_misses(polys, xb[j].cpu().numpy(), ball):
+                self.state[i][k], self.how[i][k], self.lower[i, k] = True, "region", math.inf
+            elif lb_c > tol:
+                self.state[i][k], self.how[i][k] = True, "ibp" if lb_i > tol else "crown"
+
+    def milp_stage(self) -> None:
+        """4. The MILP per open sub-problem (Linf and L1, unless ``method="bounds"``), with a per-point deadline."""
+        items = self.open_items()
+        if not items or self.ball.p == 2 or self.options.method == "bounds":
+            return
+        weights = [w.cpu().numpy() for w in self.net.weights]
+        biases = [b.cpu().numpy() for b in self.net.biases]
         deadline: dict[int, float] = {}
         for i, k in items:
-            if any(isinstance(s, torch.Tensor) for s in state[i]):
-                continue  # already vulnerable through another sub-problem
-            j = row_pos[i]
-            lo = [t[j].cpu().numpy() for t in crown.lower[:-1]]
-            up = [t[j].cpu().numpy() for t in crown.upper[:-1]]
-            n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
-            if method == "auto" and n_unst > max_binaries:
-                how[i][k] = "too-large"
-                continue
-            deadline.setdefault(i, time.perf_counter() + time_limit)
-            lab, polys = subs[i][k]
-            x0 = x[i].detach().to("cpu", torch.float64).numpy()
-            verdict, lb, z = _milp_subproblem(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tols[i],
-                                              deadline[i], stats)
-            lower[i, k] = max(lower[i, k], lb)
-            if verdict == "robust":
-                state[i][k], how[i][k] = True, "milp"
-            elif z is not None:
-                zt = _into_ball(z, x[i], eps, p, mask)[None, :]
-                if _confirm(model, threat, zt, x[i:i + 1], np.array([lab]), polys)[0]:
-                    state[i][k], how[i][k] = zt[0], "milp"
-                else:
-                    z2 = _milp_counterexample(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tols[i],
-                                              deadline[i], stats)
-                    if z2 is not None:
-                        zt = _into_ball(z2, x[i], eps, p, mask)[None, :]
-                        if _confirm(model, threat, zt, x[i:i + 1], np.array([lab]), polys)[0]:
-                            state[i][k], how[i][k] = zt[0], "milp"
-                    if state[i][k] is None:
-                        how[i][k] = "boundary"
-            else:
-                how[i][k] = verdict
-    seconds["milp"] = time.perf_counter() - t0
-    stats["seconds"] = seconds
-    # combine
-    robust = np.zeros(n, dtype=bool)
-    vulnerable = np.zeros(n, dtype=bool)
-    x_adv = x.clone()
-    status, decided = [], []
-    for i in range(n):
-        adv = [(s, h) for s, h in zip(state[i], how[i]) if isinstance(s, torch.Tensor)]
+            if not self._vulnerable(i):  # else already vulnerable through another sub-problem
+                self._milp_item(i, k, weights, biases, deadline)
+
+    def _milp_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray],
+                   deadline: dict[int, float]) -> None:
+        """Sub-problem ``k`` of point ``i`` by MILP with the CROWN pre-activation bounds of its ball."""
+        j = self.row_pos[i]
+        lo = [t[j].cpu().numpy() for t in self.crown.lower[:-1]]
+        up = [t[j].cpu().numpy() for t in self.crown.upper[:-1]]
+        n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
+        if self.options.method == "auto" and n_unst > self.options.max_binaries:
+            self.how[i][k] = "too-large"
+            return
+        deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
+        lab, polys = self.subs[i][k]
+        x0 = self.x[i].detach().to("cpu", torch.float64).numpy()
+        task = _MilpTask(weights, biases, x0, self.ball, lo, up, lab, polys, float(self.tols[i]), deadline[i])
+        verdict, lb, z = _milp_subproblem(task, self.stats)
+        self.lower[i, k] = max(self.lower[i, k], lb)
+        if verdict == "robust":
+            self.state[i][k], self.how[i][k] = True, "milp"
+        elif z is None:
+            self.how[i][k] = verdict
+        elif not self._accept_solver_point(i, k, z):
+            z2 = _milp_counterexample(task, self.stats)
+            if z2 is None or not self._accept_solver_point(i, k, z2):
+                self.how[i][k] = "boundary"
+
+    def _accept_solver_point(self, i: int, k: int, z: np.ndarray) -> bool:
+        """Pull a solver point (d,) into the ball and keep it when :func:`_confirm` accepts it."""
+        lab, polys = self.subs[i][k]
+        x = self.x
+        zt = _into_ball(z, x[i], self.ball.eps, self.ball.p, self.ball.mask)[None, :]
+        if _confirm(self.model, self.threat, zt, x[i:i + 1], np.array([lab]), polys)[0]:
+            self.state[i][k], self.how[i][k] = zt[0], "milp"
+            return True
+        return False
+
+    def _verdict(self, i: int) -> tuple[str, str, torch.Tensor | None]:
+        """``(status, decided_by, counterexample or None)`` of point ``i`` from its sub-problems."""
+        adv = [(s, h) for s, h in zip(self.state[i], self.how[i]) if isinstance(s, torch.Tensor)]
         if adv:
-            vulnerable[i] = True
-            x_adv[i] = adv[0][0].to(dtype=x.dtype, device=x.device)
-            status.append("vulnerable")
-            decided.append(adv[0][1])
-        elif all(s is True for s in state[i]):
-            robust[i] = True
-            status.append("robust")
+            return "vulnerable", adv[0][1], adv[0][0]
+        if all(s is True for s in self.state[i]):
             order = ["milp", "crown", "ibp", "region"]
-            decided.append(min((h for h in how[i]), key=lambda h: order.index(h) if h in order else 9))
-        else:
-            status.append("unknown")
-            reasons = [h for s, h in zip(state[i], how[i]) if s is None]
-            decided.append(reasons[0] if reasons and reasons[0] else "incomplete")
-    lb = np.array([min(lower[i, : len(subs[i])]) for i in range(n)]) if n else np.zeros(0)
-    return VerificationResult(
-        robust=torch.as_tensor(robust, device=x.device), vulnerable=torch.as_tensor(vulnerable, device=x.device),
-        x_adv=x_adv, lower_bound=torch.as_tensor(lb, dtype=torch.float64), status=status, decided_by=decided,
-        stats=stats)
+            return "robust", min(self.how[i], key=lambda h: order.index(h) if h in order else 9), None
+        reasons = [h for s, h in zip(self.state[i], self.how[i]) if s is None]
+        return "unknown", (reasons[0] if reasons and reasons[0] else "incomplete"), None
+
+    def result(self) -> VerificationResult:
+        """Combine: vulnerable when a sub-problem has a counterexample, robust when all are proven."""
+        x, n = self.x, self.x.shape[0]
+        robust = np.zeros(n, dtype=bool)
+        vulnerable = np.zeros(n, dtype=bool)
+        x_adv = x.clone()
+        status, decided = [], []
+        for i in range(n):
+            s, h, z = self._verdict(i)
+            status.append(s)
+            decided.append(h)
+            robust[i] = s == "robust"
+            if z is not None:
+                vulnerable[i] = True
+                x_adv[i] = z.to(dtype=x.dtype, device=x.device)
+        lb = np.array([min(self.lower[i, : len(self.subs[i])]) for i in range(n)]) if n else np.zeros(0)
+        return VerificationResult(
+            robust=torch.as_tensor(robust, device=x.device), vulnerable=torch.as_tensor(vulnerable, device=x.device),
+            x_adv=x_adv, lower_bound=torch.as_tensor(lb, dtype=torch.float64), status=status, decided_by=decided,
+            stats=self.stats)
 
 
-def _region_misses(polys: Polys, x0: np.ndarray, eps: float, p: float, mask: np.ndarray) -> bool:
-    """True when every polyhedron has a row ``a.z <= b`` violated on the whole ball (``min_B a.z > b``)."""
-    q = {math.inf: 1, 1: math.inf, 2: 2}[p]
+def _region_misses(polys: Polys, x0: np.ndarray, ball: _Ball) -> bool:
+    """True when every polyhedron has a row ``a.z <= b`` violated on the whole ball (``min_B a.z > b``).
+
+    ``min_B a.z = a.x0 - eps ||a * mask||_q`` with ``q`` the dual norm of ``p``; x0 (d,).
+    """
+    q = {math.inf: 1, 1: math.inf, 2: 2}[ball.p]
     for A, b in polys:
-        dual = np.linalg.norm(A * mask[None, :], ord=q, axis=1)
-        if not np.any(A @ x0 - eps * dual > b + 1e-12 * (1 + np.abs(b))):
+        dual = np.linalg.norm(A * ball.mask[None, :], ord=q, axis=1)
+        if not np.any(A @ x0 - ball.eps * dual > b + 1e-12 * (1 + np.abs(b))):
             return False
     return True
 
 
-def _milp_subproblem(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tol, deadline, stats):
-    """``min lab * m`` over ball ∩ region with the cut ``lab * m <= tol``: (verdict, lower bound, point)."""
-    prob = build_milp(weights, biases, x0, eps, p, mask, lo, up, label=lab, cut=tol, region=polys)
+@dataclass(frozen=True)
+class _MilpTask:
+    """One sub-problem's MILP: the network's layers, the ball around ``x0`` (d,), the CROWN pre-activation bounds
+    ``lo``/``up`` of its hidden layers, the label ``l`` and region, the tolerance ``tol`` and the point's
+    deadline (``time.perf_counter()`` seconds)."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    x0: np.ndarray
+    ball: _Ball
+    lo: list[np.ndarray]
+    up: list[np.ndarray]
+    label: int
+    polys: Polys | None
+    tol: float
+    deadline: float
+
+    def build(self, cut: float, shrink: float = 0.0) -> MilpProblem | None:
+        """The program ``min l * m`` over ball ∩ region with ``l * m <= cut`` (:func:`.milp.build_milp`)."""
+        options = MilpOptions(label=self.label, cut=cut, region=self.polys, shrink=shrink)
+        return build_milp_program(self.weights, self.biases, self.x0, self.ball.eps, self.ball.p, self.ball.mask,
+                                  self.lo, self.up, options)
+
+
+def _milp_subproblem(task: _MilpTask, stats: dict[str, Any]) -> tuple[str, float, np.ndarray | None]:
+    """``min l * m`` over ball ∩ region with the cut ``l * m <= tol``: (verdict, lower bound, point (d,) or None).
+
+    The verdict is ``"robust"`` (infeasible, or dual bound > tol), ``"candidate"`` (a point to confirm),
+    ``"timeout"`` or ``"error"``; ``stats`` counts the call and its binaries.
+    """
+    prob = task.build(cut=task.tol)
     if prob is None:
         return "robust", math.inf, None
     stats["milp_calls"] += 1
     stats["binaries"] += prob.n_binary
-    stats["binaries_naive"] += sum(w.shape[0] for w in weights[:-1])
-    remaining = deadline - time.perf_counter()
+    stats["binaries_naive"] += sum(w.shape[0] for w in task.weights[:-1])
+    remaining = task.deadline - time.perf_counter()
     if remaining <= 0:
         return "timeout", -math.inf, None
     out = solve_milp(prob, remaining)
     if out.status == "infeasible":
-        return "robust", tol, None
-    if out.dual_bound > tol:
+        return "robust", task.tol, None
+    if out.dual_bound > task.tol:
         return "robust", out.dual_bound, None
     if out.x is not None:
         return "candidate", out.dual_bound, out.x
     return ("timeout" if out.status == "time_limit" else "error"), out.dual_bound, None
 
 
-def _milp_counterexample(weights, biases, x0, eps, p, mask, lo, up, lab, polys, tol, deadline, stats):
-    """A point with ``lab * m <= -tol`` strictly inside the region, or None."""
-    prob = build_milp(weights, biases, x0, eps, p, mask, lo, up, label=lab, cut=-2 * tol, region=polys,
-                      shrink=1e-6)
+def _milp_counterexample(task: _MilpTask, stats: dict[str, Any]) -> np.ndarray | None:
+    """A point (d,) with ``l * m <= -2 tol`` at least ``1e-6`` (relative) inside the region, or None."""
+    prob = task.build(cut=-2 * task.tol, shrink=1e-6)
     if prob is None:
         return None
     stats["milp_calls"] += 1
     stats["binaries"] += prob.n_binary
-    remaining = deadline - time.perf_counter()
+    remaining = task.deadline - time.perf_counter()
     if remaining <= 0:
         return None
     out = solve_milp(prob, remaining)
@@ -538,70 +698,93 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
     yl = _check_y(y, n)
     if norm not in ("linf", "l1"):
         raise ValueError(f"norm must be 'linf' or 'l1', got {norm!r}")
-    cls = Linf if norm == "linf" else L1
     time_limit = _check_positive("time_limit", time_limit)
     if max_eps is not None:
         max_eps = _check_positive("max_eps", max_eps)
-    dist = np.full(n, math.nan)
-    lo_d, up_d = np.zeros(n), np.full(n, math.inf)
-    x_adv = x.clone()
-    status = ["timeout"] * n
+    res = DistanceResult(np.full(n, math.nan), np.zeros(n), np.full(n, math.inf), x.clone(), ["timeout"] * n)
     m0 = _model_margin(model, x).cpu().numpy()
     pred = np.where(m0 >= 0, 1, -1)
     radius = np.full(n, math.nan)
     for i in np.flatnonzero(pred != yl):
-        dist[i], lo_d[i], up_d[i], status[i] = 0.0, 0.0, 0.0, "misclassified"
-    todo = [i for i in range(n) if status[i] != "misclassified"]
+        res.distance[i], res.lower[i], res.upper[i], res.status[i] = 0.0, 0.0, 0.0, "misclassified"
+    todo = [i for i in range(n) if res.status[i] != "misclassified"]
     if max_eps is not None:
         radius[todo] = max_eps
     else:
-        left = list(todo)
-        for k in range(25):
-            if not left:
-                break
-            threat = cls(2.0 ** k / 16, coords=coords)
-            z = _pgd(model, x[left], yl[left], threat, 40, 1, generator).to(dtype=x.dtype, device=x.device)
-            ok = _confirm(model, threat, z, x[left], yl[left], None)
-            delta = (z - x[left]).detach().to("cpu", torch.float64)
-            nrm = delta.abs().amax(1) if norm == "linf" else delta.abs().sum(1)
-            for j in np.flatnonzero(ok):
-                i = left[j]
-                # shorten along the segment x -> z: the last sign change found by bisection
-                t = _segment_crossing(model, x[i], z[j], int(yl[i]))
-                radius[i] = float(nrm[j]) * t * (1 + 1e-9) + 1e-12
-            left = [i for j, i in enumerate(left) if not ok[j]]
-        for i in left:
-            status[i] = "beyond-max-eps"
-            dist[i], lo_d[i] = math.inf, 2.0 ** 24 / 16
+        _search_radius(model, x, yl, todo, norm, coords, generator, radius, res)
     todo = [i for i in todo if math.isfinite(radius[i])]
     if todo:
-        mask = np.zeros(d, dtype=bool)
-        mask[cls(1.0, coords=coords).coord_indices(d)] = True
-        p = math.inf if norm == "linf" else 1.0
-        xb = x[todo].to(device=net.device, dtype=torch.float64)
-        weights = [w.cpu().numpy() for w in net.weights]
-        biases = [b.cpu().numpy() for b in net.biases]
-        tmask = torch.as_tensor(mask, device=net.device)
-        r_lo = _certified_radius(net, xb, yl[todo], radius[todo], p, tmask)
-        for j, i in enumerate(todo):
-            ball = InputBall(xb[j:j + 1], float(radius[i]), p, tmask)
-            cb = crown_bounds(net, ball)
-            lo = [t[0].cpu().numpy() for t in cb.lower[:-1]]
-            up = [t[0].cpu().numpy() for t in cb.upper[:-1]]
-            x0 = xb[j].cpu().numpy()
-            prob = build_milp(weights, biases, x0, float(radius[i]), p, mask, lo, up, label=int(yl[i]),
-                              objective="distance", min_distance=float(r_lo[j]))
-            out = solve_milp(prob, time_limit)
-            if out.status == "infeasible":
-                status[i], dist[i], lo_d[i] = "beyond-max-eps", math.inf, float(radius[i])
-                continue
-            lo_d[i] = max(out.dual_bound, 0.0)
-            if out.x is not None:
-                up_d[i] = out.value
-                x_adv[i] = torch.as_tensor(out.x, dtype=x.dtype, device=x.device)
-            if out.status == "optimal":
-                status[i], dist[i] = "optimal", out.value
-    return DistanceResult(dist, lo_d, up_d, x_adv, status)
+        _milp_distances(net, x, yl, todo, radius, norm, coords, time_limit, res)
+    return res
+
+
+def _threat_class(norm: str) -> type[ThreatModel]:
+    """The threat model class of ``norm`` (``"linf"`` or ``"l1"``)."""
+    return Linf if norm == "linf" else L1
+
+
+def _search_radius(model: Any, x: torch.Tensor, yl: np.ndarray, todo: list[int], norm: str, coords: Any,
+                   generator: Any, radius: np.ndarray, res: DistanceResult) -> None:
+    """Set ``radius[i]`` (N,) for the points ``todo`` to the norm of a counterexample that PGD finds with radii
+    ``2^k / 16`` (k = 0..24), shortened along the segment from ``x_i``; points with none are marked
+    ``"beyond-max-eps"`` in ``res`` (distance inf, lower bound ``2^24 / 16``)."""
+    cls = _threat_class(norm)
+    left = list(todo)
+    for k in range(25):
+        if not left:
+            break
+        threat = cls(2.0 ** k / 16, coords=coords)
+        z = _attack_points(_RADIUS_SEARCH, model, x[left], yl[left], threat, generator)
+        z = z.to(dtype=x.dtype, device=x.device)
+        ok = _confirm(model, threat, z, x[left], yl[left], None)
+        delta = (z - x[left]).detach().to("cpu", torch.float64)
+        nrm = delta.abs().amax(1) if norm == "linf" else delta.abs().sum(1)
+        for j in np.flatnonzero(ok):
+            i = left[j]
+            # shorten along the segment x -> z: the last sign change found by bisection
+            t = _segment_crossing(model, x[i], z[j], int(yl[i]))
+            radius[i] = float(nrm[j]) * t * (1 + 1e-9) + 1e-12
+        left = [i for j, i in enumerate(left) if not ok[j]]
+    for i in left:
+        res.status[i] = "beyond-max-eps"
+        res.distance[i], res.lower[i] = math.inf, 2.0 ** 24 / 16
+
+
+def _milp_distances(net: ReluNetwork, x: torch.Tensor, yl: np.ndarray, todo: list[int], radius: np.ndarray,
+                    norm: str, coords: Any, time_limit: float, res: DistanceResult) -> None:
+    """Solve the distance MILP of each point in ``todo`` within its box of radius ``radius[i]``, into ``res``.
+
+    The radius variable starts at the CROWN-certified radius (:func:`_certified_radius`); pre-activation bounds
+    are CROWN's over the box. ``x`` (N, d), ``yl`` (N,) labels, ``radius`` (N,).
+    """
+    d = x.shape[1]
+    cls = _threat_class(norm)
+    mask = np.zeros(d, dtype=bool)
+    mask[cls(1.0, coords=coords).coord_indices(d)] = True
+    p = math.inf if norm == "linf" else 1.0
+    xb = x[todo].to(device=net.device, dtype=torch.float64)
+    weights = [w.cpu().numpy() for w in net.weights]
+    biases = [b.cpu().numpy() for b in net.biases]
+    tmask = torch.as_tensor(mask, device=net.device)
+    r_lo = _certified_radius(net, xb, yl[todo], radius[todo], p, tmask)
+    for j, i in enumerate(todo):
+        ball = InputBall(xb[j:j + 1], float(radius[i]), p, tmask)
+        cb = crown_bounds(net, ball)
+        lo = [t[0].cpu().numpy() for t in cb.lower[:-1]]
+        up = [t[0].cpu().numpy() for t in cb.upper[:-1]]
+        x0 = xb[j].cpu().numpy()
+        prob = build_milp(weights, biases, x0, float(radius[i]), p, mask, lo, up, label=int(yl[i]),
+                          objective="distance", min_distance=float(r_lo[j]))
+        out = solve_milp(prob, time_limit)
+        if out.status == "infeasible":
+            res.status[i], res.distance[i], res.lower[i] = "beyond-max-eps", math.inf, float(radius[i])
+            continue
+        res.lower[i] = max(out.dual_bound, 0.0)
+        if out.x is not None:
+            res.upper[i] = out.value
+            res.x_adv[i] = torch.as_tensor(out.x, dtype=x.dtype, device=x.device)
+        if out.status == "optimal":
+            res.status[i], res.distance[i] = "optimal", out.value
 
 
 def _segment_crossing(model: Any, x0: torch.Tensor, z: torch.Tensor, label: int, iters: int = 40) -> float:
