@@ -9,6 +9,7 @@ import pkgutil
 
 from .numeric import risk_function
 from .registry import (
+    AmbiguousRiskError,
     OptimalRisk,
     RiskResult,
     find_optimal_risk,
@@ -25,6 +26,6 @@ for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["RiskResult", "OptimalRisk", "register_risk", "find_risk", "registered", "risk", "risk_function",
-           "register_optimal_risk", "find_optimal_risk", "robust_logistic_loss", "robust_logistic_loss_expr",
-           "worst_case_perturbation", "Q", "Qinv", "logQ"]
+__all__ = ["RiskResult", "OptimalRisk", "AmbiguousRiskError", "register_risk", "find_risk", "registered", "risk",
+           "risk_function", "register_optimal_risk", "find_optimal_risk", "robust_logistic_loss",
+           "robust_logistic_loss_expr", "worst_case_perturbation", "Q", "Qinv", "logQ"]

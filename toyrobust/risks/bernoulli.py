@@ -330,6 +330,6 @@ def bernoulli_linear_risk(dist: BernoulliModel, clf: Linear, threat: ThreatModel
     return RiskResult(expr, math.exp(log_value), log_value, method, key, {"pieces": pieces})
 
 
-for _definition in _EVENTS:
-    register_risk(BernoulliModel, Linear, None, _definition)(bernoulli_linear_risk)
-    register_risk(BernoulliModel, Linear, ThreatModel, _definition)(bernoulli_linear_risk)
+# exactly the definitions with an event list above (projection and error-region raise NotImplementedError for eps >= 1)
+register_risk(BernoulliModel, Linear, None, tuple(_EVENTS))(bernoulli_linear_risk)
+register_risk(BernoulliModel, Linear, ThreatModel, tuple(_EVENTS))(bernoulli_linear_risk)

@@ -109,6 +109,7 @@ def point_masses_risk(dist: PointMasses, clf: Linear, threat: ThreatModel | None
     return form_result(form, [dist.gap, w, clf.b, eps], key, "exact (indicator events, ties included)")
 
 
+# every definition is its own indicator event (_point_masses_form), with or without an adversary
 for _threat in (None, Linf, L2, L1):
     register_risk(PointMasses, Linear, _threat, ("ball", "projection", "error-region", "prediction-change"))(
         point_masses_risk)

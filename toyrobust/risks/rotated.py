@@ -1,22 +1,28 @@
 """Closed forms of :class:`~toyrobust.classifiers.RotatedQuadratic` (the analytic twin of a trained
-:class:`~toyrobust.models.QuadraticNet`) by rotation invariance: its risks are those of its Quadratic."""
+:class:`~toyrobust.models.QuadraticNet`) by rotation invariance: its risks are those of its Quadratic.
+
+Registered on :class:`~toyrobust.distributions.ConcentricSpheres` only. The same argument holds on a
+:class:`~toyrobust.distributions.GaussianMixture` (``U^T x ~ N(y U^T mu, sigma^2 I)``, so the twin's risk is its
+Quadratic's on the mixture with mean ``U^T mu``), but no closed form of a Quadratic on a Gaussian mixture is
+registered, so such a delegation would answer nothing: register it beside that closed form when one exists.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-import torch
-
-from ..blocks import as_blocks
 from ..classifiers import RotatedQuadratic
-from ..distributions import ConcentricSpheres, GaussianMixture
+from ..distributions import ConcentricSpheres
 from ..threats import L2
 from .registry import find_risk, register_risk
 
 __all__: list[str] = []
 
-
+#: every definition the Quadratic's closed form answers (see risks/spheres.py): the uniform laws on the spheres,
+#: the projection onto them (radial), their Bayes labels (radial), the L2 ball and the clean prediction are all
+#: invariant under x -> U^T x, so each definition's event for the twin at x is the Quadratic's event at U^T x
+_DEFINITIONS = ("ball", "projection", "error-region", "prediction-change")
 
 
 def _rotation_invariant_threat(threat: Any) -> None:
@@ -26,24 +32,12 @@ def _rotation_invariant_threat(threat: Any) -> None:
             "not rotation invariant; use tr.estimate_risk")
 
 
-@register_risk(ConcentricSpheres, RotatedQuadratic, None)
-@register_risk(ConcentricSpheres, RotatedQuadratic, L2)
+@register_risk(ConcentricSpheres, RotatedQuadratic, None, _DEFINITIONS)
+@register_risk(ConcentricSpheres, RotatedQuadratic, L2, _DEFINITIONS)
 def _spheres_rotated_quadratic(dist, clf, threat, definition):
     # uniform laws on spheres, their projection and the L2 ball are invariant under x -> U^T x
     _rotation_invariant_threat(threat)
     return _delegate(dist, dist, clf, threat, definition, "uniform law on spheres")
-
-
-@register_risk(GaussianMixture, RotatedQuadratic, None)
-@register_risk(GaussianMixture, RotatedQuadratic, L2)
-def _mixture_rotated_quadratic(dist, clf, threat, definition):
-    # U^T x ~ N(y U^T mu, sigma^2 I); the L2 ball and the (identity) projection commute with the rotation
-    _rotation_invariant_threat(threat)
-    if not dist.mean.is_numeric:
-        raise NotImplementedError("a RotatedQuadratic needs a numeric mean to rotate")
-    mean = clf.rotation.T @ torch.as_tensor(dist.mean.to_numpy(), dtype=torch.float64)
-    rotated = GaussianMixture(as_blocks(mean, "mean"), dist.sigma)
-    return _delegate(dist, rotated, clf, threat, definition, "Gaussian mixture with rotated mean U^T mu")
 
 
 def _delegate(dist, rotated, clf, threat, definition, why):

@@ -31,6 +31,8 @@ import numpy as np
 import sympy
 from scipy import special as sc
 
+from ..registry import Registry
+
 __all__ = [
     "Q",
     "logQ",
@@ -561,22 +563,25 @@ def prec_to_dps(prec: int) -> int:
 
 
 #: the one lambdify namespace: every special function of the package mapped to its vectorised numpy/scipy
-#: evaluation (modules add theirs with :func:`register_numeric`)
-NUMERIC_FUNCS: dict[str, Any] = {
-    "Q": normal_sf,
-    "logQ": log_normal_sf,
-    "Qinv": normal_isf,
-    "NormalSetProb": normal_set_prob,
-    "UnitRatio": unit_ratio,
-    "SqrtGap": sqrt_gap,
-    "PreciseMax": _reduce(np.maximum),
-    "PreciseMin": _reduce(np.minimum),
-    "erfc": sc.erfc,
-    "erf": sc.erf,
-}
+#: evaluation (modules add theirs with :func:`register_numeric`); a :class:`toyrobust.registry.Registry` with
+#: case-sensitive names (``Q`` and ``q`` are different sympy functions), refusing a second evaluation for a name
+NUMERIC_FUNCS: Registry[Callable[..., Any]] = Registry("numeric function", normalize=lambda s: s)
+for _name, _fn in (
+    ("Q", normal_sf),
+    ("logQ", log_normal_sf),
+    ("Qinv", normal_isf),
+    ("NormalSetProb", normal_set_prob),
+    ("UnitRatio", unit_ratio),
+    ("SqrtGap", sqrt_gap),
+    ("PreciseMax", _reduce(np.maximum)),
+    ("PreciseMin", _reduce(np.minimum)),
+    ("erfc", sc.erfc),
+    ("erf", sc.erf),
+):
+    NUMERIC_FUNCS.register(_name, _fn)
 
 
-#: the former name of :data:`NUMERIC_FUNCS` (the same dict)
+#: the former name of :data:`NUMERIC_FUNCS` (the same registry)
 SCIPY_FUNCS = NUMERIC_FUNCS
 
 
@@ -585,16 +590,9 @@ def register_numeric(name: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
     Every symbolic-to-numeric conversion of the package (:func:`lambdify`, the closed-form grids of
     :func:`~toyrobust.risks.numeric.risk_function`) reads this one table, so a special function is registered
-    once, beside its definition.
+    once, beside its definition; a second, different evaluation for a name is refused (ValueError).
     """
-
-    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in NUMERIC_FUNCS and NUMERIC_FUNCS[name] is not fn:
-            raise ValueError(f"a numeric evaluation of {name!r} is already registered")
-        NUMERIC_FUNCS[name] = fn
-        return fn
-
-    return decorator
+    return NUMERIC_FUNCS.decorator(name)
 
 
 @functools.lru_cache(maxsize=512)

@@ -195,7 +195,22 @@ def _linear_band(dist, clf, threat, definition, t, s, numeric) -> RiskResult:
                       _key(dist, clf, threat, definition))
 
 
-@register_risk(ConcentricSpheres, Linear, None)
+# The definitions each registration below is valid for, and why.
+#: no adversary (x' = x): the point lies on its sphere, the projection is the point itself and the Bayes label of
+#: a sphere is its label, so "projection" and "error-region" ask f(x) != y like "ball"; "prediction-change" is 0
+_STANDARD_DEFS = ("ball", "projection", "error-region", "prediction-change")
+#: a linear classifier against a ball: ball (two shifted caps) and prediction-change (a band) for every radius;
+#: projection and error-region equal the ball risk while the ball cannot reach the middle sphere (then every point
+#: of the ball projects onto the clean point's sphere, whose Bayes label is y), and raise NotImplementedError beyond
+_LINEAR_DEFS = ("ball", "projection", "error-region", "prediction-change")
+#: a radial classifier: each definition is its own event on the interval of reachable norms (_radial_clauses)
+_RADIAL_DEFS = ("ball", "projection", "error-region", "prediction-change")
+#: a quadratic classifier against a ball: only eps = 0 is answered, where the ball is the point (as without an
+#: adversary); every eps > 0 raises NotImplementedError
+_QUADRATIC_DEFS = ("ball", "projection", "error-region", "prediction-change")
+
+
+@register_risk(ConcentricSpheres, Linear, None, _STANDARD_DEFS)
 def _spheres_linear_standard(dist, clf, threat, definition) -> RiskResult:
     """Standard risk of ``sign(<w, x> + b)``: ``1/2 cap(t/r1) + 1/2 cap(-t/r2)``, ``t = -b/||w||`` (exact)."""
     if _is_zero(clf.w.norm(2)):
@@ -207,7 +222,7 @@ def _spheres_linear_standard(dist, clf, threat, definition) -> RiskResult:
     return _linear_ball(dist, clf, threat, definition, t, s, numeric)
 
 
-@register_risk(ConcentricSpheres, Linear, ThreatModel)
+@register_risk(ConcentricSpheres, Linear, ThreatModel, _LINEAR_DEFS)
 def _spheres_linear_threat(dist, clf, threat, definition) -> RiskResult:
     """Adversarial risk of ``sign(<w, x> + b)`` over an Lp ball: two caps shifted by ``eps ||w_S||_q/||w||_2``."""
     if _is_zero(clf.w.norm(2)):
@@ -349,13 +364,13 @@ def _radial_decided(clauses, ranges) -> bool | None:
     return False if all(r is False for r in results) else None
 
 
-@register_risk(ConcentricSpheres, Radial, None)
+@register_risk(ConcentricSpheres, Radial, None, _STANDARD_DEFS)
 def _spheres_radial_standard(dist, clf, threat, definition) -> RiskResult:
     """Standard risk of ``sign(||x|| - r)``: ``1/2 [r <= r1] + 1/2 [r > r2]`` (exact)."""
     return _spheres_radial(dist, clf, None, definition)
 
 
-@register_risk(ConcentricSpheres, Radial, ThreatModel)
+@register_risk(ConcentricSpheres, Radial, ThreatModel, _RADIAL_DEFS)
 def _spheres_radial_threat(dist, clf, threat, definition) -> RiskResult:
     """Adversarial risk of ``sign(||x|| - r)``: does the interval of reachable norms meet the critical radii?"""
     return _spheres_radial(dist, clf, threat, definition)
@@ -575,13 +590,13 @@ def _chi2_sign_expr(blocks: list[tuple[Any, Any]]) -> sympy.Expr:
     return WeightedChi2Sign(*[v for pair in blocks for v in pair])
 
 
-@register_risk(ConcentricSpheres, Quadratic, None)
+@register_risk(ConcentricSpheres, Quadratic, None, _STANDARD_DEFS)
 def _spheres_quadratic_standard(dist, clf, threat, definition) -> RiskResult:
     """Standard risk of ``sign(sum alpha_i x_i^2 - c)``: weighted chi-square sign probabilities (exact)."""
     return _spheres_quadratic(dist, clf, threat, definition)
 
 
-@register_risk(ConcentricSpheres, Quadratic, ThreatModel)
+@register_risk(ConcentricSpheres, Quadratic, ThreatModel, _QUADRATIC_DEFS)
 def _spheres_quadratic_threat(dist, clf, threat, definition) -> RiskResult:
     """Only ``eps = 0`` (the standard risk): the worst case over a ball is a trust-region problem per point."""
     if not _is_zero(threat.eps):
