@@ -62,7 +62,8 @@ class ConcentricSpheres(Distribution):
         if isinstance(y, torch.Tensor) and y.ndim:
             return torch.where(y == 1, self._log_likelihood(x, 1), self._log_likelihood(x, -1))
         r = float(self._radius(int(y)))
-        return torch.where(self._on_sphere(x, r), -log_sphere_area(self.dim, r), -torch.inf).to(x.dtype)
+        # the area as a tensor of x's dtype: a Python float here would make torch.where compute in float32
+        return torch.where(self._on_sphere(x, r), x.new_tensor(-log_sphere_area(self.dim, r)), -torch.inf)
 
     def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """+inf on the outer sphere, -inf on the inner one, NaN elsewhere (no data there)."""
