@@ -477,6 +477,16 @@ def _to_params(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(gaps, 0.05 * np.pi / (x.size + 1)))
 
 
+def _start_points(init: str | Any, m: int) -> np.ndarray:
+    """The starting training points of :func:`optimise_training_points`: a named grid or ``m`` distinct points."""
+    if isinstance(init, str):
+        return grid(_choice("init", init, ("chebyshev", "uniform", "chebyshev_extrema")), m)
+    start = np.sort(_points("init", init, distinct=True))
+    if start.size != m:
+        raise ValueError(f"init must hold m = {m} points, got {start.size}")
+    return start
+
+
 def optimise_training_points(m: int, *, degree: int | None = None, prior: ChebyshevPrior,
                              criterion: str = "max", init: str | Any = "chebyshev", grid_size: int = 600,
                              maxiter: int | None = None) -> np.ndarray:
@@ -511,12 +521,7 @@ def optimise_training_points(m: int, *, degree: int | None = None, prior: Chebys
         raise TypeError(f"prior must be a ChebyshevPrior, got {type(prior).__name__}")
     grid_size = check_int("grid_size", grid_size, 10)
     maxiter = 200 * (m + 1) if maxiter is None else check_int("maxiter", maxiter, 1)
-    if isinstance(init, str):
-        start = grid(_choice("init", init, ("chebyshev", "uniform", "chebyshev_extrema")), m)
-    else:
-        start = np.sort(_points("init", init, distinct=True))
-        if start.size != m:
-            raise ValueError(f"init must hold m = {m} points, got {start.size}")
+    start = _start_points(init, m)
     u0 = _to_params(start)
     big_n = prior.degree
     if degree >= big_n:  # the learner reproduces every hypothesis: any distinct points are optimal
