@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import sympy
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 import toyrobust as tr
+from toyrobust.constraints import integer_at_least, positive
 from toyrobust.distributions import REGISTRY
 from toyrobust.testing import distributions
 
@@ -80,7 +81,9 @@ def test_every_registered_distribution_owns_its_facts(cls):
 
 def test_a_distribution_lacking_its_facts_fails_the_check():
     class Incomplete(tr.PointMasses):  # no cli_name: not registered, so the registry stays clean
-        strategy = classmethod(lambda cls, **kw: tr.Distribution.strategy.__func__(cls))
+        # a constructor parameter that no constraint describes: the default strategy cannot draw it
+        def __init__(self, offset, gap=1.0):
+            super().__init__(gap)
 
     with pytest.raises(NotImplementedError, match="strategy"):
         _check_facts(Incomplete)
@@ -111,6 +114,58 @@ def test_robust_nonrobust_rejects_bad_dimension():
     for bad in (1, 0, 2.5, -3):
         with pytest.raises(ValueError, match="D"):
             tr.GaussianMixture.robust_nonrobust(bad)
+
+
+class _Drawn(tr.Distribution):  # no cli_name: not registered
+    arg_constraints = {"a": positive, "k": integer_at_least(2, typical_high=7)}
+
+    def __init__(self, a=1.0, k=2):
+        self._init_params(a=a, k=k)
+
+
+@settings(max_examples=30, derandomize=True)
+@given(st.data())
+def test_default_strategy_draws_every_parameter_from_its_constraint(data):
+    dist = data.draw(_Drawn.strategy())
+    assert 0.05 <= dist.a <= 5.0 and 2 <= dist.k <= 7
+    assert data.draw(_Drawn.strategy(max_k=3)).k <= 3
+    assert data.draw(_Drawn.strategy(k=4, a=st.just(0.5))).params == {"a": 0.5, "k": 4}
+
+
+def test_default_strategy_refuses_unknown_or_impossible_arguments():
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['b'\]; allowed: a, max_a, k, max_k"):
+        _Drawn.strategy(b=1)
+    with pytest.raises(ValueError, match="max_k must be >= 2"):
+        _Drawn.strategy(max_k=1)
+    with pytest.raises(TypeError, match="give k or max_k"):
+        _Drawn.strategy(k=3, max_k=4)
+
+
+def test_symbolic_parameters_are_refused_only_where_the_maths_reads_them():
+    x = torch.tensor([[0.3, 1.0]], dtype=torch.float64)
+    sym = tr.Tsipras(p=P, eta=ETA)  # its support and projection read no parameter (symbolic_ok)
+    assert sym.project(x).tolist() == [[1.0, 1.0]] and sym.support.contains(x).tolist() == [False]
+    for method in (sym.log_odds, sym.posterior, lambda v: sym.log_likelihood(v, 1)):
+        with pytest.raises(TypeError, match="needs numeric parameters"):
+            method(x)
+    g = tr.PointMasses(gap=sympy.Symbol("g", positive=True))
+    with pytest.raises(TypeError, match="project needs numeric parameters"):
+        g.project(x[:, :1])
+    with pytest.raises(TypeError, match="support.contains needs numeric parameters"):
+        g.support.contains(x[:, :1])
+    assert sym.label_region_pieces(1) is None
+
+
+def test_label_region_methods_validate_their_arguments():
+    ts = tr.Tsipras(0.9, 3.0, 1)
+    z = torch.zeros(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"y must be a tensor of labels -1/\+1 of shape \(4,\), got \(3,\)"):
+        ts.label_region_projection(z, torch.ones(3))
+    with pytest.raises(ValueError, match=r"z must have shape \(N, 2\)"):
+        tr.GaussianMixture([1.0, 2.0]).label_halfspace(torch.zeros(4, 3), torch.ones(4))
+    with pytest.raises(ValueError, match="y must be -1 or \\+1, got 0"):
+        ts.label_region_pieces(0)
+    assert tr.BernoulliModel(3).label_region_projection(torch.zeros(2, 3), torch.ones(2)) is None
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -19,6 +19,9 @@ from sympy.core.logic import fuzzy_and
 
 __all__ = [
     "check_int",
+    "check_number",
+    "check_positive_float",
+    "check_open_unit_float",
     "Constraint",
     "real",
     "positive",
@@ -160,14 +163,39 @@ def check(name: str, value: Any, constraint: Constraint) -> Any:
     return value
 
 
-def check_int(name: str, value: Any, low: int) -> int:
+def check_int(name: str, value: Any, low: int, *, what: str = "") -> int:
     """An integer ``>= low`` (Python or numpy; not a bool): the package's one integer validator for counts,
-    sizes and seeds. TypeError for a non-integer, ValueError below ``low``; both name ``name`` and the value."""
+    sizes and seeds. TypeError for a non-integer, ValueError below ``low``; both name ``name`` and the value
+    (and ``what`` it counts, e.g. ``"number of noise draws"``, when given)."""
+    allowed = f"an int >= {low}" + (f" ({what})" if what else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
     if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return int(value)
+
+
+def check_number(name: str, value: Any, constraint: Constraint) -> float:
+    """A plain number (Python or numpy, not a bool or a sympy symbol) inside ``constraint``, as a float: the one
+    validator for numeric-only settings (radii, noise levels, confidence levels), where :func:`check` would also
+    let symbols through. TypeError for a non-number, ValueError outside the set (NaN and infinities included);
+    both name ``name``, the value and the allowed set."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {constraint.name}, got {value!r} of type {_kind(value)}")
+    if not constraint.check(value):
+        raise ValueError(f"{name} must be {constraint.name}, got {value!r}")
+    return float(value)
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """A finite number ``> 0`` as a float (:func:`check_number` with :data:`positive`)."""
+    return check_number(name, value, positive)
+
+
+def check_open_unit_float(name: str, value: Any) -> float:
+    """A number in the open interval (0, 1) as a float, e.g. a confidence level alpha (:func:`check_number`
+    with :data:`unit_interval_open`)."""
+    return check_number(name, value, unit_interval_open)
 
 
 def check_less(name_low: str, low: Any, name_high: str, high: Any) -> None:

@@ -51,6 +51,8 @@ import numpy as np
 from numpy.polynomial import chebyshev as C
 from scipy import optimize
 
+from .constraints import check_int, check_positive_float
+
 __all__ = [
     "GRIDS",
     "CRITERIA",
@@ -89,29 +91,6 @@ CRITERIA = ("max", "mean")
 
 
 # ------------------------------------------------------------------------------------------------ validation
-def _degree(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative int, got {value!r} of type {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return int(value)
-
-
-def _count(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r} of type {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
@@ -142,7 +121,7 @@ def _points(name: str, x: Any, *, distinct: bool = False, min_size: int = 1) -> 
 
 
 def _training(x_train: Any, degree: Any) -> tuple[np.ndarray, int]:
-    n = _degree("degree", degree)
+    n = check_int("degree", degree, 0)
     x = _points("x_train", x_train, distinct=True)
     if x.size < n + 1:
         raise ValueError(f"x_train must hold m >= degree + 1 = {n + 1} distinct points for a degree-{n} fit "
@@ -180,8 +159,8 @@ class ChebyshevPrior:
     @classmethod
     def flat(cls, degree: int, *, low: int = 0) -> ChebyshevPrior:
         """``std_k = 1`` for ``low <= k <= degree``, 0 below ``low``."""
-        degree = _degree("degree", degree)
-        low = _degree("low", low)
+        degree = check_int("degree", degree, 0)
+        low = check_int("low", low, 0)
         if low > degree:
             raise ValueError(f"low must be <= degree = {degree}, got {low!r}")
         return cls(tuple(1.0 if k >= low else 0.0 for k in range(degree + 1)))
@@ -189,8 +168,8 @@ class ChebyshevPrior:
     @classmethod
     def geometric(cls, degree: int, ratio: float) -> ChebyshevPrior:
         """``std_k = ratio^k``: a random function analytic inside the Bernstein ellipse of parameter ``1/ratio``."""
-        degree = _degree("degree", degree)
-        ratio = _positive("ratio", ratio)
+        degree = check_int("degree", degree, 0)
+        ratio = check_positive_float("ratio", ratio)
         return cls(tuple(ratio ** k for k in range(degree + 1)))
 
     @property
@@ -205,26 +184,26 @@ class ChebyshevPrior:
             size: number of hypotheses.
             rng: a ``numpy.random.Generator``, an int seed, or None (fresh entropy).
         """
-        size = _count("size", size)
+        size = check_int("size", size, 1)
         return _rng(rng).standard_normal((size, self.degree + 1)) * np.asarray(self.std)
 
 
 # ------------------------------------------------------------------------------------------------ grids
 def uniform_points(m: int) -> np.ndarray:
     """``m`` equispaced points ``-1 + 2k/(m-1)``, k = 0..m-1, end points included (``[0]`` for m = 1)."""
-    m = _count("m", m)
+    m = check_int("m", m, 1)
     return np.array([0.0]) if m == 1 else np.linspace(-1.0, 1.0, m)
 
 
 def chebyshev_nodes(m: int) -> np.ndarray:
     """The ``m`` Chebyshev nodes of the first kind ``cos((2k - 1) pi / (2m))``, k = 1..m (roots of T_m), ascending."""
-    m = _count("m", m)
+    m = check_int("m", m, 1)
     return np.sort(np.cos((2 * np.arange(1, m + 1) - 1) * np.pi / (2 * m)))
 
 
 def chebyshev_extrema(m: int) -> np.ndarray:
     """The ``m`` Chebyshev extrema ``cos(k pi / (m - 1))``, k = 0..m-1 (extrema of T_{m-1}), ascending."""
-    m = _count("m", m)
+    m = check_int("m", m, 1)
     return np.array([0.0]) if m == 1 else np.sort(np.cos(np.arange(m) * np.pi / (m - 1)))
 
 
@@ -275,7 +254,7 @@ def error_matrix(x_train: Any, degree: int, true_degree: int) -> np.ndarray:
         true_degree: degree ``N`` of the hypotheses.
     """
     x, n = _training(x_train, degree)
-    big_n = _degree("true_degree", true_degree)
+    big_n = check_int("true_degree", true_degree, 0)
     size = max(n, big_n) + 1
     learned, *_ = np.linalg.lstsq(C.chebvander(x, n), C.chebvander(x, big_n), rcond=None)
     out = np.zeros((size, big_n + 1))
@@ -387,7 +366,7 @@ def gram_matrix(degree: int) -> np.ndarray:
 
     ``T_j T_k = (T_{j+k} + T_{|j-k|}) / 2`` and ``int T_n = 2 / (1 - n^2)`` for even n, 0 for odd n.
     """
-    d = _degree("degree", degree)
+    d = check_int("degree", degree, 0)
     j, k = np.meshgrid(np.arange(d + 1), np.arange(d + 1), indexing="ij")
 
     def integral(n: np.ndarray) -> np.ndarray:
@@ -477,7 +456,7 @@ def expected_max_error(x_train: Any, degree: int, prior: ChebyshevPrior, *, samp
 
     Each maximum is exact (:func:`max_abs`); the randomness comes only from ``rng`` (Generator or int seed).
     """
-    samples = _count("samples", samples, 2)
+    samples = check_int("samples", samples, 2)
     ecoef = error_coefficients(prior.sample(samples, rng), x_train, degree)
     maxima = np.array([max_abs(row)[1] for row in ecoef])
     return float(maxima.mean()), float(maxima.std(ddof=1) / math.sqrt(samples))
@@ -496,6 +475,16 @@ def _to_params(x: np.ndarray) -> np.ndarray:
     gaps = np.diff(np.concatenate([[0.0], theta, [np.pi]]))
     # points on the boundary (the uniform grid's end points) would give gap 0, i.e. u = -inf and no gradient
     return np.log(np.maximum(gaps, 0.05 * np.pi / (x.size + 1)))
+
+
+def _start_points(init: str | Any, m: int) -> np.ndarray:
+    """The starting training points of :func:`optimise_training_points`: a named grid or ``m`` distinct points."""
+    if isinstance(init, str):
+        return grid(_choice("init", init, ("chebyshev", "uniform", "chebyshev_extrema")), m)
+    start = np.sort(_points("init", init, distinct=True))
+    if start.size != m:
+        raise ValueError(f"init must hold m = {m} points, got {start.size}")
+    return start
 
 
 def optimise_training_points(m: int, *, degree: int | None = None, prior: ChebyshevPrior,
@@ -523,21 +512,16 @@ def optimise_training_points(m: int, *, degree: int | None = None, prior: Chebys
     Returns:
         ``(m,)`` sorted points.
     """
-    m = _count("m", m)
-    degree = m - 1 if degree is None else _degree("degree", degree)
+    m = check_int("m", m, 1)
+    degree = m - 1 if degree is None else check_int("degree", degree, 0)
     if m < degree + 1:
         raise ValueError(f"m must be >= degree + 1 = {degree + 1}, got m = {m}")
     criterion = _choice("criterion", criterion, CRITERIA)
     if not isinstance(prior, ChebyshevPrior):
         raise TypeError(f"prior must be a ChebyshevPrior, got {type(prior).__name__}")
-    grid_size = _count("grid_size", grid_size, 10)
-    maxiter = 200 * (m + 1) if maxiter is None else _count("maxiter", maxiter)
-    if isinstance(init, str):
-        start = grid(_choice("init", init, ("chebyshev", "uniform", "chebyshev_extrema")), m)
-    else:
-        start = np.sort(_points("init", init, distinct=True))
-        if start.size != m:
-            raise ValueError(f"init must hold m = {m} points, got {start.size}")
+    grid_size = check_int("grid_size", grid_size, 10)
+    maxiter = 200 * (m + 1) if maxiter is None else check_int("maxiter", maxiter, 1)
+    start = _start_points(init, m)
     u0 = _to_params(start)
     big_n = prior.degree
     if degree >= big_n:  # the learner reproduces every hypothesis: any distinct points are optimal
@@ -595,8 +579,8 @@ def compare_grids(m: int, *, degree: int | None = None, prior: ChebyshevPrior, c
     the Chebyshev grid's worst-case expected squared error is 1.59x the optimum's for every m from 4 to 16
     (1.26x in RMS); the Chebyshev extrema's 2.2-2.25x, the uniform grid's 15x at m = 8 and 5000x at m = 16.
     """
-    m = _count("m", m)
-    degree = m - 1 if degree is None else _degree("degree", degree)
+    m = check_int("m", m, 1)
+    degree = m - 1 if degree is None else check_int("degree", degree, 0)
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         _choice("kinds", kind, GRIDS)
@@ -615,8 +599,8 @@ def chebyshev_error_bound(degree: int, derivative_bound: float) -> float:
 
     From ``f(x) - p(x) = f^(n+1)(xi) / (n+1)! * prod (x - x_i)`` and ``prod (x - x_i) = T_{n+1}(x) / 2^n``.
     """
-    n = _degree("degree", degree)
-    bound = _positive("derivative_bound", derivative_bound)
+    n = check_int("degree", degree, 0)
+    bound = check_positive_float("derivative_bound", derivative_bound)
     return bound / (2.0 ** n * math.factorial(n + 1))
 
 
@@ -639,7 +623,7 @@ def _refined_max(g: Callable[[np.ndarray], np.ndarray], grid_size: int, candidat
 def lebesgue_constant(x_train: Any, *, grid_size: int = 20001) -> float:
     """``Lambda = max_x sum_i |l_i(x)|`` of interpolation at the distinct points ``x_train`` (Lagrange basis l_i)."""
     x = _points("x_train", x_train, distinct=True)
-    grid_size = _count("grid_size", grid_size, 10)
+    grid_size = check_int("grid_size", grid_size, 10)
     coef = fit(x, np.eye(x.size), x.size - 1)  # column i: Chebyshev coefficients of l_i
 
     def total(t: np.ndarray) -> np.ndarray:
@@ -667,7 +651,7 @@ def interpolation_max_error(f: Callable[[np.ndarray], np.ndarray], x_train: Any,
     x = _points("x_train", x_train, distinct=True)
     degree = x.size - 1 if degree is None else degree
     coef = fit(x, f(x), degree)
-    grid_size = _count("grid_size", grid_size, 10)
+    grid_size = check_int("grid_size", grid_size, 10)
     return _refined_max(lambda t: np.abs(C.chebval(t, coef) - f(t)), grid_size)
 
 
@@ -684,10 +668,10 @@ def sample_complexity(prior: ChebyshevPrior, target: float, *, kinds: Sequence[s
     Returns:
         ``{kind: {"m": [...], "objective": [...], "needed": int or None}}`` (``None``: not reached by ``m_max``).
     """
-    target = _positive("target", target)
+    target = check_positive_float("target", target)
     criterion = _choice("criterion", criterion, CRITERIA)
-    m_max = prior.degree + 1 if m_max is None else _count("m_max", m_max)
-    oversampling = _positive("oversampling", oversampling)
+    m_max = prior.degree + 1 if m_max is None else check_int("m_max", m_max, 1)
+    oversampling = check_positive_float("oversampling", oversampling)
     if oversampling < 1:
         raise ValueError(f"oversampling must be >= 1 (m >= degree + 1), got {oversampling!r}")
     for kind in kinds:

@@ -43,7 +43,7 @@ from torch import nn
 from ..attacks.losses import eval_mode
 from ..bounds import optimal_risk
 from ..classifiers import Classifier, Linear, TorchClassifier, as_classifier, margin_from_logits
-from ..constraints import is_symbolic
+from ..constraints import check_int, check_open_unit_float, check_positive_float, is_symbolic
 from ..risks import risk
 from ..rng import make_generator
 from ..threats import L2
@@ -57,33 +57,6 @@ DEFAULT_BATCH_SIZE = 8192
 
 #: an atom of the margin smaller than this is treated as absent by :func:`linear_certified_accuracy`
 _ATOM_TOL = 1e-9
-
-
-# ---------------------------------------------------------------------------------------------------- checks
-def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)):
-        raise TypeError(f"sigma must be a finite number > 0, got {sigma!r}")
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-    return sigma
-
-
-def _check_count(name: str, value: Any, what: str = "number of noise draws") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int ({what}), got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int ({what}), got {value!r}")
-    return int(value)
-
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
-        raise TypeError(f"alpha must be a number in the open interval (0, 1), got {alpha!r}")
-    alpha = float(alpha)
-    if not (0.0 < alpha < 1.0):  # NaN fails too
-        raise ValueError(f"alpha must be a number in the open interval (0, 1), got {alpha!r}")
-    return alpha
 
 
 # ---------------------------------------------------------------------------------------------------- statistics
@@ -151,7 +124,7 @@ class RandomizedSmoothing:
     """
 
     def __init__(self, base: Any, sigma: float):
-        self.sigma = _check_sigma(sigma)
+        self.sigma = check_positive_float("sigma", sigma)
         if isinstance(base, RandomizedSmoothing):
             raise TypeError("base must be a base classifier, got a RandomizedSmoothing (smoothing twice is not "
                             "supported)")
@@ -204,7 +177,7 @@ class RandomizedSmoothing:
             raise TypeError(f"x must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, d) (one point per row), got shape {tuple(x.shape)}")
-        batch_size = _check_count("batch_size", batch_size, "noisy rows per base-model call")
+        batch_size = check_int("batch_size", batch_size, 1, what="noisy rows per base-model call")
         device, dtype = self._placement(x)
         dim = self._clf.dim if self._clf.dim is not None else getattr(self._module, "dim", None)
         if isinstance(dim, int) and not is_symbolic(dim) and x.shape[1] != dim:
@@ -287,7 +260,7 @@ class RandomizedSmoothing:
         Returns:
             int64 tensor (N,) on ``x``'s device.
         """
-        n = _check_count("n", n)
+        n = check_int("n", n, 1, what="number of noise draws")
         x_dev = x.device if isinstance(x, torch.Tensor) else None
         x, batch_size = self._prepare(x, batch_size)
         gen = self._generator(generator, x.device)
@@ -314,8 +287,8 @@ class RandomizedSmoothing:
         Returns:
             int64 tensor (N,) on ``x``'s device with values -1, +1 and 0 (abstain).
         """
-        n = _check_count("n", n)
-        alpha = _check_alpha(alpha)
+        n = check_int("n", n, 1, what="number of noise draws")
+        alpha = check_open_unit_float("alpha", alpha)
         x_dev = x.device if isinstance(x, torch.Tensor) else None
         x, batch_size = self._prepare(x, batch_size)
         gen = self._generator(generator, x.device)
@@ -353,11 +326,11 @@ class RandomizedSmoothing:
             ``(labels, radii)``: int64 (N,) with -1, +1 and 0 (abstain), and float64 (N,) radii (0 where
             abstaining), both on ``x``'s device.
         """
-        n0 = _check_count("n0", n0)
-        n = _check_count("n", n)
+        n0 = check_int("n0", n0, 1, what="number of noise draws")
+        n = check_int("n", n, 1, what="number of noise draws")
         if n0 > n:
             raise ValueError(f"n0 (selection draws) must be <= n (estimation draws), got n0={n0}, n={n}")
-        alpha = _check_alpha(alpha)
+        alpha = check_open_unit_float("alpha", alpha)
         x_dev = x.device if isinstance(x, torch.Tensor) else None
         x, batch_size = self._prepare(x, batch_size)
         gen = self._generator(generator, x.device)
@@ -595,7 +568,7 @@ def train_with_noise(model: nn.Module, dist: Any, sigma: float, *, steps: int, b
     Returns:
         The :class:`~toyrobust.training.TrainResult` of the run.
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_positive_float("sigma", sigma)
     if options.get("adversarial") is not None or options.get("threat") is not None:
         raise ValueError("train_with_noise does Gaussian data augmentation only; adversarial and threat are not "
                          f"accepted, got adversarial={options.get('adversarial')!r}, threat={options.get('threat')!r}")

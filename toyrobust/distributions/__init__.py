@@ -8,7 +8,15 @@ closed forms in ``toyrobust/risks/``), with no list to edit.
 import importlib
 import pkgutil
 
-from .base import LABELS, Distribution, ExampleSet, Support, cli_constructors, registered_distributions
+from .base import (
+    LABELS,
+    Distribution,
+    ExampleSet,
+    Support,
+    cli_constructors,
+    registered_distributions,
+    unregister_distribution,
+)
 from .gaussian_mixture import GaussianMixture
 from .point_masses import PointMasses
 from .spheres import ConcentricSpheres
@@ -22,6 +30,6 @@ for _info in pkgutil.iter_modules(__path__):
 REGISTRY = registered_distributions()
 
 __all__ = ["LABELS", "Distribution", "ExampleSet", "Support", "PointMasses", "Tsipras", "GaussianMixture",
-           "ConcentricSpheres", "REGISTRY", "registered_distributions", "cli_constructors"]
+           "ConcentricSpheres", "REGISTRY", "registered_distributions", "unregister_distribution", "cli_constructors"]
 __all__ += [cls.__name__ for cls in REGISTRY.values() if cls.__name__ not in __all__]
 globals().update({cls.__name__: cls for cls in REGISTRY.values()})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import sympy
@@ -13,10 +14,11 @@ import torch
 from ..blocks import point_symbols
 from ..classifiers import Classifier
 from ..constraints import Constraint, check, is_symbolic
+from ..registry import Registry
 from ..rng import Draws, GeneratorDraws, make_generator, resolve_device, resolve_dtype
 
 __all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "LinearBayesRegions", "registered_distributions",
-           "cli_constructors"]
+           "unregister_distribution", "cli_constructors"]
 
 #: the two labels, in the order used for class-indexed results
 LABELS = (-1, 1)
@@ -70,14 +72,33 @@ class ExampleSet:
     every_definition: bool = False
 
 
+class _DistributionRegistry(Registry):
+    """The package's :class:`~toyrobust.registry.Registry`, plus the removal a test needs after registering a
+    throwaway distribution (the generic helper has no removal yet)."""
+
+    def unregister(self, name: str) -> Any:
+        key = self.canonical(name)
+        if key is None:
+            raise ValueError(f"{self.kind}={name!r} is not registered; registered: {self.listing()}")
+        for alias in [a for a, owner in self._aliases.items() if owner == key]:
+            del self._aliases[alias]
+        return dict.pop(self, key)
+
+
 #: every distribution class with a command-line name, in the order the classes were defined and imported
-_REGISTRY: dict[str, type[Distribution]] = {}
+_REGISTRY: Registry = _DistributionRegistry("distribution")
 
 
 def registered_distributions() -> dict[str, type[Distribution]]:
     """Every registered distribution class by command-line name, in ``cli_order`` (registration happens when a
     subclass with a ``cli_name`` is defined, so a new distribution is its module and nothing else)."""
     return dict(sorted(_REGISTRY.items(), key=lambda item: (item[1].cli_order, item[0])))
+
+
+def unregister_distribution(name: str) -> type[Distribution]:
+    """Remove the distribution registered as ``name`` and return its class (for tests that define a throwaway
+    distribution with a ``cli_name``; the package's own classes stay registered)."""
+    return _REGISTRY.unregister(name)
 
 
 def cli_constructors() -> dict[str, tuple[Callable[..., Any], dict[str, Constraint | None]]]:
@@ -95,9 +116,12 @@ class Distribution:
     """A binary toy distribution with labels -1/+1 and equal priors.
 
     Subclasses declare ``arg_constraints`` (parameter name -> :class:`~toyrobust.constraints.Constraint`) and
-    implement ``_sample``, ``log_likelihood``, ``log_odds``, their ``*_expr`` twins, ``support``, ``project``
-    and ``bayes_classifier``. Parameters may be numbers or sympy expressions; numeric methods (sampling, torch
-    maths) need numbers.
+    implement private hooks that hold only the maths: ``_sample``, ``_log_likelihood`` (``_log_odds`` when the
+    difference of the class log-likelihoods is not the best formula), ``_log_likelihood_expr``/``_log_odds_expr``,
+    ``_support``, ``_project`` and ``bayes_classifier``. The public methods (``sample``, ``log_likelihood``,
+    ``log_odds``, ``posterior``, ``project``, ``support.contains``, ``bayes_label``, ``label_region_projection``,
+    ...) validate their inputs here, once, like scipy.stats: ``x`` a floating-point (N, dim) tensor, labels -1/+1,
+    and numeric parameters for the torch maths (sympy parameters are fine for the ``*_expr`` methods).
 
     A distribution also owns the facts that other layers ask about it, so that nothing above keeps a list of
     distributions: its label regions (:meth:`label_region_projection`, :meth:`label_halfspace`), its
@@ -115,14 +139,15 @@ class Distribution:
     cli_order: ClassVar[int] = 100
     #: extra command-line names built by a classmethod: ``{name: (method name, {parameter: constraint})}``
     cli_presets: ClassVar[dict[str, tuple[str, dict[str, Constraint | None]]]] = {}
+    #: public torch methods whose maths reads no parameter, so they also run with sympy parameters
+    #: (e.g. ``{"project", "support.contains"}`` when the support does not depend on the parameters)
+    symbolic_ok: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("cli_name", "")
         if name:
-            if name in _REGISTRY and _REGISTRY[name].__qualname__ != cls.__qualname__:
-                raise ValueError(f"distribution name {name!r} is already registered by {_REGISTRY[name].__name__}")
-            _REGISTRY[name] = cls
+            _REGISTRY.register(name, cls)  # a second class under a taken name is refused (a re-import is not)
 
     @classmethod
     def cli_params(cls) -> dict[str, Constraint | None]:
@@ -161,6 +186,35 @@ class Distribution:
         return hash(repr(self))
 
     dim: Any
+
+    # ------------------------------------------------------------------ validation (the one place)
+    def _check_x(self, x: Any, name: str = "x") -> None:
+        """Refuse anything but a floating-point tensor of shape (N, dim); the message names ``name``, what was
+        received and what is allowed."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (N, {self.dim}), "
+                            f"got {type(x).__name__}")
+        if x.ndim != 2 or (not is_symbolic(self.dim) and x.shape[1] != self.dim):
+            raise ValueError(f"{name} must have shape (N, {self.dim}) for {self!r}, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+
+    def _require_numeric(self, what: str) -> None:
+        if self.is_symbolic:
+            raise TypeError(f"{what} needs numeric parameters, got {self!r}; substitute numbers first")
+
+    def _validate(self, x: Any, what: str, name: str = "x") -> None:
+        """The checks of a public method taking points: ``x`` a float (N, dim) tensor, and numeric parameters
+        unless ``what`` is in :attr:`symbolic_ok`."""
+        self._check_x(x, name)
+        if what not in self.symbolic_ok:
+            self._require_numeric(what)
+
+    def _check_labels(self, y: Any, n: int) -> None:
+        """``y`` a tensor of shape (n,) (its values, -1/+1, are not read here: that would synchronise a GPU)."""
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != (n,):
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be a tensor of labels -1/+1 of shape ({n},), got {got}")
 
     # ------------------------------------------------------------------ sampling
     def sample(
@@ -210,21 +264,32 @@ class Distribution:
         return self._sample(y, draws, dtype), y
 
     def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
-        """Points (len(y), dim) given their labels ``y`` (on ``draws.device``)."""
-        raise NotImplementedError
-
-    def _require_numeric(self, what: str) -> None:
-        if self.is_symbolic:
-            raise TypeError(f"{what} needs numeric parameters, got {self!r}; substitute numbers first")
+        """Hook: points (len(y), dim) given their labels ``y`` (on ``draws.device``); numeric parameters."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sample: implement _sample")
 
     # ------------------------------------------------------------------ densities
     def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
-        """``log p(x | y)`` of shape (N,) (density w.r.t. the support's natural measure; -inf off it)."""
-        raise NotImplementedError
+        """``log p(x | y)`` of shape (N,) (density w.r.t. the support's natural measure; -inf off it).
+
+        Args:
+            x: (N, dim) floating-point points.
+            y: a label -1/+1, or a tensor of labels (one per row).
+        """
+        self._validate(x, "log_likelihood")
+        return self._log_likelihood(x, _check_label(y))
+
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        """Hook: ``log p(x | y)`` for a validated ``x`` and label(s) ``y``."""
+        raise NotImplementedError(f"{type(self).__name__} has no log-likelihood: implement _log_likelihood")
 
     def log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(y=+1 | x) - log p(y=-1 | x)`` of shape (N,); NaN where both likelihoods vanish."""
-        return self.log_likelihood(x, 1) - self.log_likelihood(x, -1)
+        self._validate(x, "log_odds")
+        return self._log_odds(x)
+
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """Hook: the log-odds of a validated ``x`` (default: the difference of the class log-likelihoods)."""
+        return self._log_likelihood(x, 1) - self._log_likelihood(x, -1)
 
     def posterior(self, x: torch.Tensor) -> torch.Tensor:
         """``p(y=+1 | x)`` of shape (N,) (equal priors): ``sigmoid(log_odds)``; NaN off the support."""
@@ -232,12 +297,19 @@ class Distribution:
 
     def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
         """``log p(x | y)`` as a sympy expression of a symbolic point (default: :func:`point_symbols`)."""
-        raise NotImplementedError
+        return self._log_likelihood_expr(_check_label(y), self._point(x))
+
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
+        """Hook: ``log p(x | y)`` for a checked label ``y`` and a symbolic point ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} has no symbolic log-likelihood")
 
     def log_odds_expr(self, x: Any = None) -> sympy.Expr:
         """The log-odds as a sympy expression of a symbolic point."""
-        x = self._point(x)
-        return self.log_likelihood_expr(1, x) - self.log_likelihood_expr(-1, x)
+        return self._log_odds_expr(self._point(x))
+
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        """Hook: the symbolic log-odds (default: the difference of the class log-likelihoods)."""
+        return self._log_likelihood_expr(1, x) - self._log_likelihood_expr(-1, x)
 
     def posterior_expr(self, x: Any = None) -> sympy.Expr:
         """``p(y=+1 | x) = 1 / (1 + exp(-log_odds))`` as a sympy expression."""
@@ -249,17 +321,33 @@ class Distribution:
     # ------------------------------------------------------------------ geometry
     @property
     def support(self) -> Support:
-        """The support of the data (both classes)."""
-        raise NotImplementedError
+        """The support of the data (both classes); its ``contains`` validates its points like :meth:`project`."""
+        raw = self._support()
+
+        def contains(x: torch.Tensor) -> torch.Tensor:
+            self._validate(x, "support.contains")
+            return raw.contains(x)
+
+        return Support(raw.description, contains)
+
+    def _support(self) -> Support:
+        """Hook: the support, whose ``contains`` receives validated points."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its support: implement _support")
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """The orthogonal (Euclidean) projection of each row of ``x`` (N, d) onto the support."""
-        raise NotImplementedError
+        """The orthogonal (Euclidean) projection of each row of ``x`` (N, d) onto the support (see
+        :attr:`projection_rule` for ties; NaN stays NaN)."""
+        self._validate(x, "project")
+        return self._project(x)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """Hook: the projection of a validated ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} has no projection onto its support: implement _project")
 
     def bayes_classifier(self) -> Classifier:
         """The Bayes-optimal classifier (sign of the log-odds; on degenerate supports, the label of the
         projection)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no Bayes classifier: implement bayes_classifier")
 
     def bayes_label(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """Labels -1/+1 of the Bayes classifier at the rows of ``x``.
@@ -272,6 +360,7 @@ class Distribution:
         Raises:
             ValueError: a row of ``x`` contains NaN (it has no label; ``project`` keeps NaN as NaN).
         """
+        self._check_x(x)
         if check:
             check_no_nan(x)
         return self.bayes_classifier().predict(x)
@@ -283,19 +372,37 @@ class Distribution:
         Points already in ``R_y`` are returned unchanged; the others land a few ulps inside. None when the
         distribution does not know its label regions (attacks then fall back to bisection).
         """
+        self._validate(z, "label_region_projection", "z")
+        self._check_labels(y, z.shape[0])
+        return self._label_region_projection(z, y)
+
+    def _label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Hook: :meth:`label_region_projection` of validated ``z`` and ``y`` (None: unknown)."""
         return None
 
     def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``R_y`` as half-spaces ``{<a_i, z> >= beta_i}`` (``a`` (N, d), ``beta`` (N,)) when it is one, else None."""
+        self._validate(z, "label_halfspace", "z")
+        self._check_labels(y, z.shape[0])
+        return self._label_halfspace(z, y)
+
+    def _label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Hook: :meth:`label_halfspace` of validated ``z`` and ``y`` (None: not a half-space)."""
         return None
 
     def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
-        """``R_label = {z : Bayes(proj(z)) = label}`` as a union of polyhedra, or None when it is not one.
+        """``R_label = {z : Bayes(proj(z)) = label}`` as a union of polyhedra, or None when it is not one (or the
+        parameters are symbolic).
 
         Each piece is a list of rows ``(a, c, strict)`` meaning ``<a, z> <= c`` (``< c`` when ``strict``), with
         ``a`` a float64 numpy array of shape (d,). The exact projection/error-region attacks and the verifier read
         these, so a distribution with polyhedral label regions gets both without another edit.
         """
+        label = _check_label(label)
+        return None if self.is_symbolic else self._label_region_pieces(int(label))
+
+    def _label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+        """Hook: :meth:`label_region_pieces` for a checked label and numeric parameters (None: not polyhedral)."""
         return None
 
     #: radius below which the projection of every point of a ball around a support point is that support point
@@ -311,10 +418,67 @@ class Distribution:
         """Classifiers with a name on the command line (``bayes`` always; e.g. ``robust``, ``maxmargin``)."""
         return {"bayes": self.bayes_classifier()}
 
+    # ------------------------------------------------------------------ hypothesis strategies
     @classmethod
-    def strategy(cls, **kwargs: Any) -> Any:
-        """A hypothesis strategy drawing valid instances (parameters from each constraint's typical range)."""
-        raise NotImplementedError(f"{cls.__name__} has no hypothesis strategy")
+    def param_strategies(cls, **overrides: Any) -> dict[str, Any]:
+        """One hypothesis strategy per parameter of ``arg_constraints``, from its constraint's ``typical`` range
+        (end points included).
+
+        Args:
+            overrides: ``name=strategy`` replaces a parameter's strategy, ``name=value`` fixes it, and
+                ``max_<name>=k`` lowers the top of its typical range to ``k`` (e.g. ``max_d=5``).
+        """
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        overrides, out = dict(overrides), {}
+        for name, constraint in cls.arg_constraints.items():
+            cap = overrides.pop(f"max_{name}", None)
+            if name in overrides:
+                if cap is not None:
+                    raise TypeError(f"{cls.__name__}.strategy: give {name} or max_{name}, not both")
+                value = overrides.pop(name)
+                out[name] = value if isinstance(value, st.SearchStrategy) else st.just(value)
+            elif cap is not None:
+                low = constraint.typical[0]
+                if not cap >= low:
+                    raise ValueError(f"max_{name} must be >= {low} (the low end of {name}'s typical range), "
+                                     f"got {cap!r}")
+                out[name] = replace(constraint, typical=(low, cap)).strategy()
+            else:
+                out[name] = constraint.strategy()
+        if overrides:
+            allowed = [f"{n}, max_{n}" for n in cls.arg_constraints]
+            raise TypeError(f"{cls.__name__}.strategy got unknown argument(s) {sorted(overrides)}; allowed: "
+                            f"{', '.join(allowed) or '(none)'}")
+        return out
+
+    @classmethod
+    def strategy(cls, **overrides: Any) -> Any:
+        """A hypothesis strategy drawing valid instances: ``cls(**params)`` with every parameter of
+        ``arg_constraints`` drawn by :meth:`param_strategies` (which takes the same keyword arguments).
+
+        A distribution overrides this only where its constraints do not say enough: a vector parameter (the mean
+        of a Gaussian mixture), or parameters that depend on each other (``r_inner < r_outer``).
+
+        Raises:
+            NotImplementedError: the constructor needs a parameter that ``arg_constraints`` does not describe.
+        """
+        missing = cls._unconstrained_params()
+        if missing:
+            raise NotImplementedError(
+                f"{cls.__name__} has no hypothesis strategy: its constructor needs {', '.join(missing)}, which "
+                f"arg_constraints does not describe; override {cls.__name__}.strategy to draw it")
+        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        return st.builds(cls, **cls.param_strategies(**overrides))
+
+    @classmethod
+    def _unconstrained_params(cls) -> list[str]:
+        """Constructor parameters without a default that ``arg_constraints`` does not describe."""
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+        return [p.name for p in params
+                if p.kind in kinds and p.default is p.empty and p.name not in cls.arg_constraints]
 
     @classmethod
     def examples(cls, quick: bool = True) -> list[ExampleSet]:
@@ -336,12 +500,6 @@ class Distribution:
             "log-odds": log_odds,
             "bayes rule": f"predict +1 iff {clf.rule()}",
         }
-
-    def _check_x(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor of shape (N, {self.dim}), got {type(x).__name__}")
-        if x.ndim != 2 or (not is_symbolic(self.dim) and x.shape[1] != self.dim):
-            raise ValueError(f"x must have shape (N, {self.dim}), got {tuple(x.shape)}")
 
 
 def _fits_float(value: int) -> bool:
@@ -419,13 +577,14 @@ def linear_region_pieces(bayes: Any, label: int) -> list[list[tuple[Any, float, 
 class LinearBayesRegions:
     """Label regions of a distribution whose Bayes label of the projection is its linear Bayes rule itself
     (``Bayes(proj(z)) = Bayes(z)``: point masses, whose projection keeps the Bayes label; Gaussian mixtures, whose
-    support is everything): one half-space per label. Mixed in before :class:`Distribution`."""
+    support is everything): one half-space per label. Mixed in before :class:`Distribution`, whose public methods
+    validate the inputs and call these hooks."""
 
-    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return linear_region_projection(self.bayes_classifier(), z, y)
 
-    def label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_halfspace(self.bayes_classifier(), z, y)
 
-    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
-        return None if self.is_symbolic else linear_region_pieces(self.bayes_classifier(), label)
+    def _label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]]:
+        return linear_region_pieces(self.bayes_classifier(), label)

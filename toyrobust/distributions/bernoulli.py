@@ -20,7 +20,7 @@ from ..classifiers import Linear
 from ..constraints import Constraint, integer_at_least, is_symbolic
 from ..rng import Draws
 from ..threats import L1, L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, on_value
+from .base import Distribution, ExampleSet, Support, on_value
 
 __all__ = ["BernoulliModel"]
 
@@ -58,6 +58,8 @@ class BernoulliModel(Distribution):
     projection_rule = "x_i -> sign(x_i) for every coordinate, with 0 -> +1"
     # a vertex coordinate keeps its sign until it has moved by 1: below that the projection is the clean vertex
     projection_fixed_below = 1
+    # the vertices {-1, 1}^d and the coordinatewise sign read no parameter
+    symbolic_ok = frozenset({"project", "support.contains"})
 
     def __init__(self, d: Any = 101, tau: Any = 0.2, theta: Any = None):
         self._init_params(d=d, tau=tau)
@@ -86,12 +88,10 @@ class BernoulliModel(Distribution):
     def _on_support(self, x: torch.Tensor) -> torch.Tensor:
         return (on_value(x, 1.0) | on_value(x, -1.0)).all(dim=1)
 
-    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """``k log q + (d - k) log(1 - q)`` with ``k`` the coordinates equal to ``y theta_i`` (counting measure);
         -inf off the vertices."""
-        self._check_x(x)
-        self._require_numeric("log_likelihood")
-        y = torch.as_tensor(_check_label(y), device=x.device, dtype=x.dtype)
+        y = torch.as_tensor(y, device=x.device, dtype=x.dtype)
         theta = self.theta.to_tensor(x.device, x.dtype)
         target = (y.reshape(-1, 1) if y.ndim else y) * theta
         agree = (torch.sign(x) == target).sum(dim=1).to(x.dtype)
@@ -101,10 +101,8 @@ class BernoulliModel(Distribution):
                             agree * math.log(q) + (self.d - agree) * log_1mq)
         return torch.where(self._on_support(x), value, -torch.inf)
 
-    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """``log((1 + tau)/(1 - tau)) <theta, x>`` on the vertices (+-inf for tau = 1), NaN elsewhere."""
-        self._check_x(x)
-        self._require_numeric("log_odds")
         s = x @ self.theta.to_tensor(x.device, x.dtype)
         if float(self.tau) == 1:
             value = torch.where(s > 0, torch.inf, torch.where(s < 0, -torch.inf, torch.nan)).to(x.dtype)
@@ -112,23 +110,19 @@ class BernoulliModel(Distribution):
             value = s * math.log(float(self.q) / (1 - float(self.q)))
         return torch.where(self._on_support(x), value, torch.nan)
 
-    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
         """``sum_i [(1 + y theta_i x_i)/2 log q + (1 - y theta_i x_i)/2 log(1 - q)]`` for ``x`` in {-1, 1}^d."""
-        x = self._point(x)
-        y = _check_label(y)
         agreement = y * self.theta.dot_expr(x)  # sum_i y theta_i x_i = 2 k - d on the vertices
         return (self.d + agreement) / 2 * sympy.log(self.q) + (self.d - agreement) / 2 * sympy.log(1 - self.q)
 
-    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
-        return self.bayes_classifier().margin_expr(self._point(x))
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        return self.bayes_classifier().margin_expr(x)
 
-    @property
-    def support(self) -> Support:
+    def _support(self) -> Support:
         return Support(f"{{-1, 1}}^{self.d}", self._on_support)
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinatewise sign, 0 -> +1 (NaN stays NaN)."""
-        self._check_x(x)
         return torch.where(x >= 0, 1.0, torch.where(x < 0, -1.0, x)).to(x.dtype)
 
     def bayes_classifier(self) -> Linear:
@@ -146,14 +140,20 @@ class BernoulliModel(Distribution):
         return math.inf if sympy.Eq(k, 0) is sympy.true else 1
 
     @classmethod
-    def strategy(cls, max_d: int = 40, **kwargs: Any) -> Any:
-        """Bernoulli models with 1 <= d <= max_d, tau in [0.05, 0.95] and theta all ones or a random sign vector."""
+    def strategy(cls, **overrides: Any) -> Any:
+        """Bernoulli models with d and tau from their constraints (1 <= d <= 40, tau in [0.05, 0.95]; ``max_d=k``
+        and the other :meth:`param_strategies` arguments change them) and theta all ones or a random sign vector.
+
+        Refines the default only by theta, a vector whose length depends on d.
+        """
         from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        params = cls.param_strategies(**overrides)
 
         @st.composite
         def build(draw):
-            d = draw(st.integers(1, max_d))
-            tau = draw(unit_interval_left_open.strategy())
+            d = draw(params["d"])
+            tau = draw(params["tau"])
             theta = draw(st.one_of(st.none(), st.lists(st.sampled_from([-1, 1]), min_size=d, max_size=d)))
             return cls(d, tau, theta)
 

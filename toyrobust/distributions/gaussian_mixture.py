@@ -18,7 +18,6 @@ from .base import (
     ExampleSet,
     LinearBayesRegions,
     Support,
-    _check_label,
 )
 
 __all__ = ["GaussianMixture"]
@@ -41,6 +40,8 @@ class GaussianMixture(LinearBayesRegions, Distribution):
     cli_order = 2
     projection_rule = "identity (the support is all of R^D)"
     cli_presets = {"robust-nonrobust": ("robust_nonrobust", {"D": integer_at_least(2)})}
+    # the support R^D and its projection (the identity) read no parameter
+    symbolic_ok = frozenset({"project", "support.contains"})
 
     @classmethod
     def cli_params(cls) -> dict[str, Any]:
@@ -82,24 +83,19 @@ class GaussianMixture(LinearBayesRegions, Distribution):
         # in place: no second (n, D) temporary for y * mean
         return x.mul_(float(self.sigma)).addcmul_(y.to(dtype)[:, None], self.mean.to_tensor(y.device, dtype)[None, :])
 
-    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """``-||x - y mean||^2 / (2 sigma^2) - D/2 log(2 pi sigma^2)``."""
-        self._check_x(x)
-        self._require_numeric("log_likelihood")
-        y = torch.as_tensor(_check_label(y), device=x.device, dtype=x.dtype)
+        y = torch.as_tensor(y, device=x.device, dtype=x.dtype)
         mean = self.mean.to_tensor(x.device, x.dtype)
         z = x - (y.reshape(-1, 1) if y.ndim else y) * mean
         s2 = float(self.sigma) ** 2
         return -(z * z).sum(dim=1) / (2 * s2) - 0.5 * self.dim * math.log(2 * math.pi * s2)
 
-    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """``2 <mean, x> / sigma^2``."""
-        self._check_x(x)
         return self.bayes_classifier().margin(x)
 
-    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
-        x = self._point(x)
-        y = _check_label(y)
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
         s2 = sympy.sympify(self.sigma) ** 2
         if isinstance(x, sympy.IndexedBase):
             i = sympy.Dummy("i", integer=True)
@@ -109,16 +105,14 @@ class GaussianMixture(LinearBayesRegions, Distribution):
             sq = sympy.Add(*[(xi - y * v) ** 2 for xi, v in zip(x, self.mean.to_list())])
         return -sq / (2 * s2) - self.dim / 2 * sympy.log(2 * sympy.pi * s2)
 
-    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
-        return self.bayes_classifier().margin_expr(self._point(x))
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        return self.bayes_classifier().margin_expr(x)
 
-    @property
-    def support(self) -> Support:
+    def _support(self) -> Support:
         return Support(f"R^{self.dim}", lambda x: torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """The identity: every point is in the support."""
-        self._check_x(x)
         return x
 
     def bayes_classifier(self) -> Linear:
@@ -139,12 +133,18 @@ class GaussianMixture(LinearBayesRegions, Distribution):
         return {"bayes": self.bayes_classifier(), "robust": Linear(Blocks([(1, 1), (0, self.dim - 1)]), 0)}
 
     @classmethod
-    def strategy(cls, max_dim: int = 5, **kwargs: Any) -> Any:
-        """Gaussian mixtures with a non-zero mean of dimension 1..max_dim, or the robust/non-robust preset."""
+    def strategy(cls, max_dim: int = 5, **overrides: Any) -> Any:
+        """Gaussian mixtures with a non-zero mean of dimension 1..max_dim, or the robust/non-robust preset.
+
+        Refines the default: the mean is a vector that ``arg_constraints`` does not describe, and sigma stays in
+        [0.2, 3] (``sigma=...`` or ``max_sigma=...`` choose otherwise).
+        """
         from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
 
         entry = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 1e-3)
-        free = st.builds(cls, mean=st.lists(entry, min_size=1, max_size=max_dim), sigma=st.floats(0.2, 3.0))
+        if "sigma" not in overrides and "max_sigma" not in overrides:
+            overrides["sigma"] = st.floats(0.2, 3.0)
+        free = st.builds(cls, mean=st.lists(entry, min_size=1, max_size=max_dim), **cls.param_strategies(**overrides))
         preset = st.integers(2, 200).map(cls.robust_nonrobust)
         return st.one_of(free, preset)
 

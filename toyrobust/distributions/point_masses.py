@@ -17,7 +17,6 @@ from .base import (
     ExampleSet,
     LinearBayesRegions,
     Support,
-    _check_label,
     keep_nan,
     on_value,
 )
@@ -49,47 +48,36 @@ class PointMasses(LinearBayesRegions, Distribution):
         gap = torch.tensor(float(self.gap), dtype=dtype, device=y.device)
         return torch.where(y == 1, torch.zeros_like(gap), gap).unsqueeze(1)
 
-    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """0 at the point of class ``y`` (counting measure), -inf elsewhere."""
-        self._check_x(x)
-        self._require_numeric("log_likelihood")
-        y = _check_label(y)
         gap = x.new_tensor(float(self.gap))
         point = torch.where(torch.as_tensor(y, device=x.device) == 1, torch.zeros_like(gap), gap)
         at = on_value(x[:, 0] - point, 0.0)
         return torch.where(at, 0.0, -torch.inf).to(x.dtype)
 
-    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """+inf at 0, -inf at ``gap``, NaN elsewhere (no data there)."""
-        self._check_x(x)
-        self._require_numeric("log_odds")
         out = torch.full_like(x[:, 0], torch.nan)
         out = torch.where(on_value(x[:, 0], 0.0), torch.inf, out)
         return torch.where(on_value(x[:, 0], float(self.gap)), -torch.inf, out)
 
-    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
-        x = self._point(x)[0]
-        point = 0 if _check_label(y) == 1 else self.gap
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
+        x = x[0]
+        point = 0 if y == 1 else self.gap
         return sympy.Piecewise((0, sympy.Eq(x, point)), (-sympy.oo, True))
 
-    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
-        x = self._point(x)[0]
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        x = x[0]
         return sympy.Piecewise((sympy.oo, sympy.Eq(x, 0)), (-sympy.oo, sympy.Eq(x, self.gap)), (sympy.nan, True))
 
-    @property
-    def support(self) -> Support:
-        gap = None if self.is_symbolic else float(self.gap)
-
+    def _support(self) -> Support:
         def contains(x: torch.Tensor) -> torch.Tensor:
-            self._require_numeric("support.contains")
-            return on_value(x[:, 0], 0.0) | on_value(x[:, 0], gap)
+            return on_value(x[:, 0], 0.0) | on_value(x[:, 0], float(self.gap))
 
         return Support(f"{{0, {self.gap}}}", contains)
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Nearest of the two points; the midpoint goes to 0 (NaN stays NaN)."""
-        self._check_x(x)
-        self._require_numeric("project")
         gap = float(self.gap)
         gap_t = x.new_tensor(gap)
         return keep_nan(x, torch.where((x - gap).abs() < x.abs(), gap_t, torch.zeros_like(gap_t)))  # NaN stays NaN
@@ -105,13 +93,6 @@ class PointMasses(LinearBayesRegions, Distribution):
     def named_classifiers(self) -> dict[str, Linear]:
         """``bayes`` and ``maxmargin``: both the threshold ``x <= gap/2 -> +1``."""
         return {"bayes": self.bayes_classifier(), "maxmargin": Linear([-1], self.gap / 2)}
-
-    @classmethod
-    def strategy(cls, **kwargs: Any) -> Any:
-        """Point masses with a gap in the typical positive range."""
-        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
-
-        return st.builds(cls, gap=positive.strategy())
 
     @classmethod
     def examples(cls, quick: bool = True) -> list[ExampleSet]:

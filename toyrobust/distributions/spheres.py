@@ -8,12 +8,11 @@ from typing import Any
 import sympy
 import torch
 
-from ..blocks import point_symbols
 from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
 from ..rng import Draws
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, log_sphere_area, rounding_margin
+from .base import Distribution, ExampleSet, Support, keep_nan, log_sphere_area, rounding_margin
 
 __all__ = ["ConcentricSpheres"]
 
@@ -58,20 +57,16 @@ class ConcentricSpheres(Distribution):
         tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
         return (torch.linalg.vector_norm(x, dim=1) - r).abs() <= tol
 
-    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """``-log(area of the sphere of class y)`` on that sphere (surface measure), -inf elsewhere."""
-        self._check_x(x)
-        self._require_numeric("log_likelihood")
-        y = _check_label(y)
         if isinstance(y, torch.Tensor) and y.ndim:
-            return torch.where(y == 1, self.log_likelihood(x, 1), self.log_likelihood(x, -1))
+            return torch.where(y == 1, self._log_likelihood(x, 1), self._log_likelihood(x, -1))
         r = float(self._radius(int(y)))
-        return torch.where(self._on_sphere(x, r), -log_sphere_area(self.dim, r), -torch.inf).to(x.dtype)
+        # the area as a tensor of x's dtype: a Python float here would make torch.where compute in float32
+        return torch.where(self._on_sphere(x, r), x.new_tensor(-log_sphere_area(self.dim, r)), -torch.inf)
 
-    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """+inf on the outer sphere, -inf on the inner one, NaN elsewhere (no data there)."""
-        self._check_x(x)
-        self._require_numeric("log_odds")
         out = torch.full_like(x[:, 0], torch.nan)
         out = torch.where(self._on_sphere(x, float(self.r_outer)), torch.inf, out)
         return torch.where(self._on_sphere(x, float(self.r_inner)), -torch.inf, out)
@@ -82,35 +77,25 @@ class ConcentricSpheres(Distribution):
             return sympy.sqrt(sympy.Sum(x[i] ** 2, (i, 1, self.dim)))
         return sympy.sqrt(sum(xi**2 for xi in x))
 
-    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
-        x = self._point(x)
-        r = self._radius(_check_label(y))
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
+        r = self._radius(y)
         area = log_sphere_area(sympy.sympify(self.dim), sympy.sympify(r))
         return sympy.Piecewise((-area, sympy.Eq(self._norm_expr(x), r)), (-sympy.oo, True))
 
-    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
-        norm = self._norm_expr(self._point(x))
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        norm = self._norm_expr(x)
         return sympy.Piecewise((sympy.oo, sympy.Eq(norm, self.r_outer)), (-sympy.oo, sympy.Eq(norm, self.r_inner)),
                                (sympy.nan, True))
 
-    def _point(self, x: Any) -> Any:
-        if x is None:
-            return point_symbols(self.dim)
-        return x
-
-    @property
-    def support(self) -> Support:
+    def _support(self) -> Support:
         def contains(x: torch.Tensor) -> torch.Tensor:
-            self._require_numeric("support.contains")
             return self._on_sphere(x, float(self.r_inner)) | self._on_sphere(x, float(self.r_outer))
 
         return Support(f"{{||x|| = {self.r_inner}}} u {{||x|| = {self.r_outer}}} in R^{self.dim}", contains)
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Radial projection onto the nearer sphere (middle shell to the outer one, origin to ``r_inner e_1``;
         a row with NaN stays NaN)."""
-        self._check_x(x)
-        self._require_numeric("project")
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         r = torch.where(norm >= float(self.r_mid), x.new_tensor(float(self.r_outer)), x.new_tensor(float(self.r_inner)))
         e1 = torch.zeros_like(x)
@@ -124,7 +109,7 @@ class ConcentricSpheres(Distribution):
         """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""
         return Radial(self.r_mid, dim=self.dim)
 
-    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``R_+1 = {||z|| >= r_mid}``, ``R_-1 = {||z|| < r_mid}``: radial scaling (the origin moves along e_1)."""
         ys = torch.where(y > 0, 1.0, -1.0).to(z.dtype)
         r_mid = float(self.r_mid)
@@ -154,15 +139,21 @@ class ConcentricSpheres(Distribution):
         return {"bayes": self.bayes_classifier(), "maxmargin": Radial(self.r_mid, dim=self.dim)}
 
     @classmethod
-    def strategy(cls, max_dim: int = 50, **kwargs: Any) -> Any:
-        """Concentric spheres with 2 <= dim <= max_dim and 0 < r_inner < r_outer."""
+    def strategy(cls, max_dim: int = 50) -> Any:
+        """Concentric spheres with 2 <= dim <= max_dim and 0 < r_inner < r_outer.
+
+        Refines the default, which would draw the radii independently: ``r_outer = ratio * r_inner`` with the
+        ratio in [1.05, 3] keeps the shells apart; ``dim`` comes from its constraint (``max_dim`` caps it).
+        """
         from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
+
+        dim = cls.param_strategies(max_dim=max_dim)["dim"]
 
         @st.composite
         def build(draw):
             r_inner = draw(st.floats(0.1, 3.0))
             ratio = draw(st.floats(1.05, 3.0))
-            return cls(draw(st.integers(2, max_dim)), r_inner, r_inner * ratio)
+            return cls(draw(dim), r_inner, r_inner * ratio)
 
         return build()
 

@@ -13,7 +13,7 @@ from ..classifiers import Linear
 from ..constraints import integer_at_least, is_symbolic, positive, unit_interval_open
 from ..rng import Draws
 from ..threats import L1, L2, Linf, ThreatModel
-from .base import Distribution, ExampleSet, Support, _check_label, keep_nan, on_value, rounding_margin
+from .base import Distribution, ExampleSet, Support, keep_nan, on_value, rounding_margin
 
 __all__ = ["Tsipras"]
 
@@ -35,10 +35,13 @@ class Tsipras(Distribution):
         d: number of Gaussian features (integer >= 1; may be a sympy symbol).
     """
 
-    arg_constraints = {"p": unit_interval_open, "eta": positive, "d": integer_at_least(1)}
+    # d's typical range (1..5) is what the hypothesis strategy draws: Tsipras.strategy(max_d=k) widens it
+    arg_constraints = {"p": unit_interval_open, "eta": positive, "d": integer_at_least(1, typical_high=5)}
     cli_name = "tsipras"
     cli_order = 1
     projection_rule = "x_1 -> sign(x_1) with x_1 = 0 -> +1; x_2..x_{d+1} unchanged"
+    # the support {-1, 1} x R^d and its projection read no parameter
+    symbolic_ok = frozenset({"project", "support.contains"})
 
     def __init__(self, p: Any = 0.9, eta: Any = 3.0, d: Any = 1):
         self._init_params(p=p, eta=eta, d=d)
@@ -51,11 +54,8 @@ class Tsipras(Distribution):
         rest.add_(float(self.eta) * y.to(dtype)[:, None])
         return torch.cat([x1[:, None], rest], dim=1)
 
-    def log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+    def _log_likelihood(self, x: torch.Tensor, y: Any) -> torch.Tensor:
         """``log P(x_1 | y) + sum_j log N(x_j; eta y, 1)``; -inf when ``x_1`` is not in {-1, 1}."""
-        self._check_x(x)
-        self._require_numeric("log_likelihood")
-        y = _check_label(y)
         y = torch.as_tensor(y, device=x.device, dtype=x.dtype)
         x1 = x[:, 0]
         on = on_value(x1, 1.0) | on_value(x1, -1.0)
@@ -65,37 +65,31 @@ class Tsipras(Distribution):
         gauss = -0.5 * (z * z).sum(dim=1) - 0.5 * self.d * math.log(2 * math.pi)
         return lp1 + gauss
 
-    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_odds(self, x: torch.Tensor) -> torch.Tensor:
         """``x_1 log(p/(1-p)) + 2 eta sum_j x_j`` on the support, NaN when ``x_1`` is not in {-1, 1}."""
-        self._check_x(x)
-        self._require_numeric("log_odds")
         x1 = x[:, 0]
         on = on_value(x1, 1.0) | on_value(x1, -1.0)
         value = self.bayes_classifier().margin(x)
         return torch.where(on, value, torch.nan)
 
-    def log_likelihood_expr(self, y: int, x: Any = None) -> sympy.Expr:
+    def _log_likelihood_expr(self, y: int, x: Any) -> sympy.Expr:
         """The same with ``x_1`` in {-1, 1} encoded as ``(1 + x_1 y)/2 log p + (1 - x_1 y)/2 log(1 - p)``."""
-        x = self._point(x)
-        y = _check_label(y)
         x1 = x[1] if isinstance(x, sympy.IndexedBase) else x[0]
         lp1 = (1 + x1 * y) / 2 * sympy.log(self.p) + (1 - x1 * y) / 2 * sympy.log(1 - self.p)
         sq = Blocks([(1, self.d)]).square_dot_expr(_shifted(x, self.d, -self.eta * y))
         return lp1 - sq / 2 - self.d / 2 * sympy.log(2 * sympy.pi)
 
-    def log_odds_expr(self, x: Any = None) -> sympy.Expr:
-        return self.bayes_classifier().margin_expr(self._point(x))
+    def _log_odds_expr(self, x: Any) -> sympy.Expr:
+        return self.bayes_classifier().margin_expr(x)
 
-    @property
-    def support(self) -> Support:
+    def _support(self) -> Support:
         def contains(x: torch.Tensor) -> torch.Tensor:
             return on_value(x[:, 0], 1.0) | on_value(x[:, 0], -1.0)
 
         return Support(f"{{-1, 1}} x R^{self.d}", contains)
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Round ``x_1`` to the nearer of -1 and +1 (0 goes to +1; NaN stays NaN); the Gaussian features are kept."""
-        self._check_x(x)
         x1 = keep_nan(x[:, :1], torch.where(x[:, :1] >= 0, 1.0, -1.0).to(x.dtype))  # NaN stays NaN
         return torch.cat([x1, x[:, 1:]], dim=1)
 
@@ -118,7 +112,7 @@ class Tsipras(Distribution):
         idx = threat.coord_indices(self.d + 1)
         return 0 in idx, sum(1 for i in idx if i >= 1)
 
-    def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``proj`` rounds ``z_1`` to ``s = ±1`` (0 to +1), so ``R_y`` is the union over ``s`` of ``{z_1 on s's
         side} x {y (s log(p/(1-p)) + 2 eta sum_j z_j) >= 0}``; each piece is a product, its projection a product
         of projections, and the nearer piece wins."""
@@ -140,11 +134,9 @@ class Tsipras(Distribution):
             best_d2 = torch.where(take, d2, best_d2)
         return best
 
-    def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:
+    def _label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]]:
         """Two pieces, one per rounded sign ``s`` of ``z_1``: ``{s z_1 >= 0}`` (``z_1 < 0`` strictly for ``s = -1``)
         and the Bayes rule ``s log(p/(1-p)) + 2 eta sum_{j>=2} z_j >= 0`` (label +1) or ``< 0`` (label -1)."""
-        if self.is_symbolic:
-            return None
         import numpy as np
 
         d = int(self.d)
@@ -169,13 +161,6 @@ class Tsipras(Distribution):
     def named_classifiers(self) -> dict[str, Linear]:
         """``bayes`` and ``robust`` (``sign(x_1)``, Tsipras et al.'s robust feature)."""
         return {"bayes": self.bayes_classifier(), "robust": Linear(Blocks([(1, 1), (0, self.d)]), 0)}
-
-    @classmethod
-    def strategy(cls, max_d: int = 5, **kwargs: Any) -> Any:
-        """Tsipras distributions with p in (0.51, 0.99), eta in (0.05, 5) and 1 <= d <= max_d."""
-        from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
-
-        return st.builds(cls, p=unit_interval_open.strategy(), eta=positive.strategy(), d=st.integers(1, max_d))
 
     @classmethod
     def examples(cls, quick: bool = True) -> list[ExampleSet]:
