@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
-import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..classifiers import Classifier, TorchClassifier, as_classifier, margin_from_logits
+from ..constraints import check_int, check_number, nonnegative
 from ..rng import make_generator
 from .base import SUPPORTED, Support
 from .gradient import PGD
@@ -165,22 +164,6 @@ def bpda(model: nn.Module, substitute: Any = "identity", layers: Any = None) -> 
     return BPDA(model, substitute, layers)
 
 
-def _check_pos_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_nonneg(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise TypeError(f"{name} must be a finite number >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return float(value)
-
-
 def _accepts_generator(fn: Any) -> bool:
     target = fn.forward if isinstance(fn, nn.Module) else fn
     try:
@@ -226,8 +209,8 @@ class EOT(nn.Module):
             self._clf = as_classifier(model)
             self.model = self._clf.module if isinstance(self._clf, TorchClassifier) and isinstance(
                 self._clf.module, nn.Module) else None
-        self.samples = _check_pos_int("samples", samples)
-        self.noise = _check_nonneg("noise", noise)
+        self.samples = check_int("samples", samples, 1)
+        self.noise = check_number("noise", noise, nonnegative)
         self._gen_spec = generator
         self._gens: dict[str, torch.Generator] = {}
         if isinstance(generator, torch.Generator):
@@ -321,7 +304,7 @@ class EOTAttack(PGD):
     def __init__(self, *, samples: int = 16, noise: float = 0.0, steps: int = 40, step_size: float | None = None,
                  restarts: int = 1, random_start: bool = True, loss: str = "margin", targeted: bool = False,
                  early_stop: bool = False) -> None:
-        self._set_options(samples=_check_pos_int("samples", samples), noise=_check_nonneg("noise", noise),
+        self._set_options(samples=check_int("samples", samples, 1), noise=check_number("noise", noise, nonnegative),
                           **self._pgd_options(steps, step_size, restarts, random_start, loss, targeted, early_stop))
 
     def _attack(self, clf, x, y, threat, definition, dist, generator):

@@ -24,14 +24,13 @@ References:
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ..classifiers import labels_from_margin
+from ..constraints import check_positive_float
 from ..rng import make_generator
 from ..threats import ThreatModel
 from .base import SUPPORTED, Attack, AttackResult, Support
@@ -41,14 +40,6 @@ __all__ = ["finite_difference_gradient", "BlackBoxPGD", "blackbox_pgd", "DIRECTI
 
 #: direction families of the finite-difference estimator
 DIRECTIONS: tuple[str, ...] = ("gaussian", "coordinate")
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(float(value)) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_directions(directions: Any) -> str:
@@ -90,7 +81,7 @@ def finite_difference_gradient(
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.dtype.is_floating_point:
         raise ValueError(f"x must be a floating tensor of shape (N, d), got {getattr(x, 'shape', type(x).__name__)}")
     n_dir = check_int("n_directions", n_directions, 1)
-    h = _check_positive("step", step)
+    h = check_positive_float("step", step)
     directions = _check_directions(directions)
     N, d = x.shape
     if directions == "coordinate" and n_dir > d:
@@ -144,7 +135,7 @@ class BlackBoxPGD(Attack):
             raise TypeError(f"random_start must be a bool, got {random_start!r}")
         self._set_options(queries=check_int("queries", queries, 0),
                           n_directions=check_int("n_directions", n_directions, 1),
-                          fd_step=_check_positive("fd_step", fd_step), directions=_check_directions(directions),
+                          fd_step=check_positive_float("fd_step", fd_step), directions=_check_directions(directions),
                           step_size=None if step_size is None else check_step_size(step_size, 0.0),
                           random_start=random_start)
 

@@ -14,23 +14,16 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import torch
 
+from ..constraints import check_number, check_positive_float, nonnegative
 from ..threats import ThreatModel
 from .base import Attack, AttackResult
 from .losses import check_int, finish, loss_labels, success_from_margin
 
 __all__ = ["CarliniWagnerL2", "carlini_wagner_l2"]
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(float(value)) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_bounds(bounds: Any) -> tuple[float, float] | None:
@@ -75,13 +68,11 @@ class CarliniWagnerL2(Attack):
     def __init__(self, *, steps: int = 200, search_steps: int = 9, c_init: float = 1.0, lr: float = 0.05,
                  confidence: float = 0.0, bounds: tuple[float, float] | None = None, targeted: bool = False,
                  refine_steps: int = 30) -> None:
-        if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not (
-                math.isfinite(float(confidence)) and confidence >= 0):
-            raise ValueError(f"confidence must be a finite number >= 0, got {confidence!r}")
         if not isinstance(targeted, bool):
             raise TypeError(f"targeted must be a bool, got {targeted!r}")
         self._set_options(steps=check_int("steps", steps, 1), search_steps=check_int("search_steps", search_steps, 1),
-                          c_init=_positive("c_init", c_init), lr=_positive("lr", lr), confidence=float(confidence),
+                          c_init=check_positive_float("c_init", c_init), lr=check_positive_float("lr", lr),
+                          confidence=check_number("confidence", confidence, nonnegative),
                           bounds=_check_bounds(bounds), targeted=targeted,
                           refine_steps=check_int("refine_steps", refine_steps, 0))
 
