@@ -31,11 +31,13 @@ def main() -> None:
     args = ap.parse_args()
     n, steps = (1000, 20) if args.quick else (5000, 40)
     device = None if args.device == "auto" else args.device
-    rows = []
+    rows, seen = [], set()
     for case in _bracketed_cases(True, 0, device, False):
-        if case.threat is None:
+        key = f"{case.group} | {case.name} | {case.threat!r}"
+        if case.threat is None or key in seen:  # one row per network and ball (the attacks use the ball definition)
             continue
-        row = {"case": f"{case.group} | {case.name} | {case.threat!r}"}
+        seen.add(key)
+        row = {"case": key}
         for label, attack in (("pgd", tr.attacks.PGD(steps=steps)), ("apgd", tr.APGD(steps=steps))):
             t = time.perf_counter()
             e = tr.estimate_risk(case.dist, case.clf, case.threat, attack=attack, n=n, seed=1, device=device)
