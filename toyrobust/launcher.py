@@ -1,5 +1,9 @@
 """The ``toyrobust`` console script: ``--help`` and ``--version`` answered without loading the toolkit (no sympy,
-scipy or torch: a few milliseconds), every command handed to :mod:`toyrobust.cli`."""
+scipy or torch: a few milliseconds), every command handed to :mod:`toyrobust.cli`.
+
+The top of the command line: it imports :mod:`toyrobust.cli` (when a command runs) and :mod:`toyrobust.clibase`
+(the table of commands), and nothing imports it.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,9 @@ import argparse
 import sys
 
 from . import __version__
+from .clibase import COMMANDS, DESCRIPTION  # standard library only: --help stays a few milliseconds
 
 __all__ = ["COMMANDS", "DESCRIPTION", "main", "top_parser"]
-
-DESCRIPTION = "Analytic and Monte Carlo adversarial robustness on toy distributions."
-
-#: every command and its one-line help (``cli.build_parser`` uses the same lines; a test keeps them equal)
-COMMANDS: dict[str, str] = {
-    "describe": "print a distribution, its support, its projection rule and its Bayes rule",
-    "risk": "print the closed-form risk of a classifier (value, formula, method)",
-    "bounds": "print the analytic bounds for a distribution and threat",
-    "reproduce": "rebuild the figures from the analyses/ scripts",
-    "crosscheck": "analytic risks next to Monte Carlo estimates from real attacks, with verdicts",
-    "defend": "defenses under naive and adaptive attacks, next to the optimal adversarial risk",
-    "sweep": "run a parameter grid (risks, Monte Carlo shards, trainings) into a crash-safe store",
-}
 
 
 def top_parser() -> argparse.ArgumentParser:
@@ -43,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             top_parser().parse_args(argv[:1])  # prints the help or the version
         except SystemExit as done:
             return int(done.code or 0)
-    from .cli import main as cli_main  # the toolkit itself, loaded only for a command
+    # imported here, not at the top, to keep --help and --version fast: cli loads the toolkit (sympy, torch; seconds)
+    from .cli import main as cli_main
 
     return cli_main(argv)
 

@@ -18,7 +18,10 @@ matplotlib.use("Agg")  # batch scripts never open windows
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["STYLE", "COLORS", "repo_root", "figures_dir", "use_style", "save_figure", "write_csv", "step_path"]
+from .sweeps import Store, sweep  # noqa: E402  (the sweep machinery sits below the figures' plumbing)
+
+__all__ = ["STYLE", "COLORS", "repo_root", "figures_dir", "use_style", "save_figure", "write_csv", "step_path",
+           "sweep_rows"]
 
 #: the shared matplotlib style file
 STYLE = Path(__file__).with_name("style.mplstyle")
@@ -120,8 +123,6 @@ def sweep_rows(name: str, quick: bool, grid: dict, task: Any, *, executor: Any =
     Returns:
         the rows (parameters and results), every one with status "ok", in the store's order.
     """
-    from .sweeps import Store, sweep  # the sweep machinery is needed only by the figures that use it
-
     store = repo_root() / ".scratch" / "sweeps" / f"{name}{'-quick' if quick else ''}"
     if not resume and store.exists():
         shutil.rmtree(store)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -42,9 +43,11 @@ import torch
 from ..attacks.adaptive import bpda
 from ..attacks.gradient import pgd
 from ..bounds import optimal_risk
+from ..clibase import COMMANDS, UsageError
 from ..distributions import GaussianMixture, Tsipras
 from ..models import MLP
 from ..montecarlo import clopper_pearson, derive_seed
+from ..registry import Registry
 from ..rng import make_generator, resolve_device
 from ..threats import Linf, ThreatModel
 from ..training import train
@@ -130,29 +133,31 @@ class Setting:
     make: Callable[[bool], tuple[Any, ThreatModel]]
 
 
-#: registered defenses and settings, by name (insertion order is the table's order)
-DEFENSES: dict[str, Defense] = {}
-SETTINGS: dict[str, Setting] = {}
+#: registered defenses and settings, by name (insertion order is the table's order); a name is the row's label,
+#: so it is kept as written (looked up with surrounding spaces stripped, case-sensitively)
+DEFENSES: Registry[Defense] = Registry("defense", normalize=str.strip)
+SETTINGS: Registry[Setting] = Registry("setting", normalize=str.strip)
+
+
+def _register(registry: Registry, item: Any, cls: type, replace: bool) -> Any:
+    """Add ``item`` (a ``cls``) to ``registry`` under ``item.name``; a taken name is refused unless ``replace``
+    (even for the very same object: registering a row twice is a mistake, not a module being reloaded)."""
+    if not isinstance(item, cls):
+        raise TypeError(f"{registry.kind} must be a {cls.__name__}, got {type(item).__name__}")
+    if not replace and item.name in registry:
+        raise ValueError(f"a {registry.kind} named {item.name!r} is already registered; pass replace=True to "
+                         "replace it")
+    return registry.register(item.name, item, replace=replace)
 
 
 def register_defense(defense: Defense, *, replace: bool = False) -> Defense:
     """Add a defense to the table; ValueError if the name is taken (unless ``replace``)."""
-    if not isinstance(defense, Defense):
-        raise TypeError(f"defense must be a Defense, got {type(defense).__name__}")
-    if defense.name in DEFENSES and not replace:
-        raise ValueError(f"a defense named {defense.name!r} is already registered")
-    DEFENSES[defense.name] = defense
-    return defense
+    return _register(DEFENSES, defense, Defense, replace)
 
 
 def register_setting(setting: Setting, *, replace: bool = False) -> Setting:
     """Add a (distribution, threat) setting; ValueError if the name is taken (unless ``replace``)."""
-    if not isinstance(setting, Setting):
-        raise TypeError(f"setting must be a Setting, got {type(setting).__name__}")
-    if setting.name in SETTINGS and not replace:
-        raise ValueError(f"a setting named {setting.name!r} is already registered")
-    SETTINGS[setting.name] = setting
-    return setting
+    return _register(SETTINGS, setting, Setting, replace)
 
 
 @dataclass
@@ -216,50 +221,49 @@ def evaluate_defenses(
         the rows, in registry order.
     """
     config = config or EvalConfig()
-    names_d = list(DEFENSES) if defenses is None else defenses
-    names_s = list(SETTINGS) if settings is None else settings
-    for name in names_d:
-        if name not in DEFENSES:
-            raise ValueError(f"unknown defense {name!r}; registered: {', '.join(DEFENSES)}")
-    for name in names_s:
-        if name not in SETTINGS:
-            raise ValueError(f"unknown setting {name!r}; registered: {', '.join(SETTINGS)}")
+    chosen_d = list(DEFENSES.values()) if defenses is None else [DEFENSES.lookup(n, param="defenses")
+                                                                  for n in defenses]
+    chosen_s = list(SETTINGS.values()) if settings is None else [SETTINGS.lookup(n, param="settings")
+                                                                  for n in settings]
     rows = []
-    for sname in names_s:
-        dist, threat = SETTINGS[sname].make(config.quick)
+    for setting in chosen_s:
+        dist, threat = setting.make(config.quick)
         opt = float(optimal_risk(dist, threat))
-        for dname in names_d:
-            d = DEFENSES[dname]
-            if not d.applies(dist):
+        for defense in chosen_d:
+            if not defense.applies(dist):
                 continue
-            start = time.perf_counter()
-            # streams named by the row (not its position), so a row is the same whether run alone or in the table
-            row_seed = derive_seed(config.seed, zlib.crc32(sname.encode()), zlib.crc32(dname.encode()))
-            sub = EvalConfig(quick=config.quick, n=config.n, seed=row_seed,
-                             device=config.device, level=config.level)
-            defended = d.build(dist, threat, sub)
-            x, y = dist.sample(config.n, generator=sub.generator(101), device=config.device)
-            floor, reason = d.floor(dist, threat, defended) if d.floor else (opt, "optimal adversarial risk")
-            clean = d.clean(defended, x, y, sub) if d.clean else _clean_errors(defended, x, y, sub)
-            risks = []
-            for spec in (d.naive, d.adaptive):
-                errors = spec.run(defended, x, y, threat, sub)
-                k = int(errors.sum())
-                lo, hi = clopper_pearson(k, config.n, config.level)
-                risks.append((spec.name, k / config.n, float(lo), float(hi)))
-            extras = d.extras(defended, dist, threat, x, y, sub) if d.extras else {}
-            (na, nr, nl, nh), (aa, ar, al, ah) = risks
-            row = DefenseRow(defense=d.name, setting=sname, threat=repr(threat), n=config.n,
-                             clean_risk=float(clean.to(torch.float64).mean()), naive_attack=na, naive_risk=nr,
-                             naive_low=nl, naive_high=nh, naive_verdict=_verdict(nh, floor), adaptive_attack=aa,
-                             adaptive_risk=ar, adaptive_low=al, adaptive_high=ah,
-                             adaptive_verdict=_verdict(ah, floor), optimal=opt, floor=float(floor),
-                             floor_reason=reason, level=config.level, seconds=time.perf_counter() - start,
-                             extras=dict(extras))
+            row = _evaluate_row(defense, setting, dist, threat, opt, config)
             rows.append(row)
             if report is not None:
                 report(row)
     return rows
+
+
+def _evaluate_row(d: Defense, setting: Setting, dist: Any, threat: ThreatModel, opt: float,
+                  config: EvalConfig) -> DefenseRow:
+    """One defense on one setting: build it, attack ``config.n`` fresh points naively and adaptively."""
+    start = time.perf_counter()
+    # streams named by the row (not its position), so a row is the same whether run alone or in the table
+    row_seed = derive_seed(config.seed, zlib.crc32(setting.name.encode()), zlib.crc32(d.name.encode()))
+    sub = EvalConfig(quick=config.quick, n=config.n, seed=row_seed, device=config.device, level=config.level)
+    defended = d.build(dist, threat, sub)
+    x, y = dist.sample(config.n, generator=sub.generator(101), device=config.device)
+    floor, reason = d.floor(dist, threat, defended) if d.floor else (opt, "optimal adversarial risk")
+    clean = d.clean(defended, x, y, sub) if d.clean else _clean_errors(defended, x, y, sub)
+    risks = []
+    for spec in (d.naive, d.adaptive):
+        errors = spec.run(defended, x, y, threat, sub)
+        k = int(errors.sum())
+        lo, hi = clopper_pearson(k, config.n, config.level)
+        risks.append((spec.name, k / config.n, float(lo), float(hi)))
+    extras = d.extras(defended, dist, threat, x, y, sub) if d.extras else {}
+    (na, nr, nl, nh), (aa, ar, al, ah) = risks
+    return DefenseRow(defense=d.name, setting=setting.name, threat=repr(threat), n=config.n,
+                      clean_risk=float(clean.to(torch.float64).mean()), naive_attack=na, naive_risk=nr,
+                      naive_low=nl, naive_high=nh, naive_verdict=_verdict(nh, floor), adaptive_attack=aa,
+                      adaptive_risk=ar, adaptive_low=al, adaptive_high=ah, adaptive_verdict=_verdict(ah, floor),
+                      optimal=opt, floor=float(floor), floor_reason=reason, level=config.level,
+                      seconds=time.perf_counter() - start, extras=dict(extras))
 
 
 def _clean_errors(defended: Any, x: torch.Tensor, y: torch.Tensor, config: EvalConfig) -> torch.Tensor:
@@ -455,7 +459,7 @@ def to_json(rows: list[DefenseRow]) -> str:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``defend`` subcommand to ``toyrobust``'s subparsers; returns its parser."""
     p = subparsers.add_parser(
-        "defend", help="defenses under naive and adaptive attacks, next to the optimal adversarial risk",
+        "defend", help=COMMANDS["defend"],
         description="For each defense (k-WTA, odds-are-odd detection, and any registered one) on each "
                     "distribution where it applies: the adversarial risk under the naive attack and under the "
                     "adaptive one (BPDA, EOT, detector-aware) with exact Clopper-Pearson intervals, next to the "
@@ -472,10 +476,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def command(args: argparse.Namespace) -> int:
     """Run ``toyrobust defend``: print the table (or JSON); bad input raises the CLI's one-line UsageError."""
-    import sys
-
-    from ..cli import UsageError  # the command line sits above this module; imported only when run from it
-
     n = args.n if args.n is not None else (1000 if args.quick else 10_000)
     if n < 1:
         raise UsageError(f"--n must be >= 1, got {n}")

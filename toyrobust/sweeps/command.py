@@ -28,6 +28,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..clibase import COMMANDS, UsageError, UsageParser
+from .grid import stable_hash
+from .runner import RECORD_COLUMNS, plan, sweep
+from .store import FORMAT, Store
+from .tasks import merge_shards
+
 __all__ = ["ConfigError", "add_parser", "cmd_sweep", "load_config", "main", "format_summary"]
 
 _TOP_KEYS = {"task", "store", "grid", "retry_errors", "max_attempts", "description"}
@@ -38,14 +45,9 @@ class ConfigError(ValueError):
 
 
 def _usage_error(args: argparse.Namespace | None = None) -> type[Exception]:
-    # the hook passes the command line's own class: run as ``python -m toyrobust.cli`` that module is __main__,
-    # whose UsageError is not toyrobust.cli.UsageError
-    cls = getattr(args, "usage_error", None)
-    if cls is not None:
-        return cls
-    from ..cli import UsageError
-
-    return UsageError
+    """The exception class the command line prints as one line: the one given to :func:`add_parser`, else
+    :class:`toyrobust.clibase.UsageError`."""
+    return getattr(args, "usage_error", None) or UsageError
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -86,10 +88,10 @@ def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> a
     Args:
         subparsers: what ``ArgumentParser.add_subparsers`` returned.
         usage_error: the exception class the command line prints as one line with exit status 2 (default:
-            ``toyrobust.cli.UsageError``).
+            :class:`toyrobust.clibase.UsageError`, which ``toyrobust.cli`` re-exports).
     """
     parser = subparsers.add_parser(
-        "sweep", help="run a parameter grid (risks, Monte Carlo shards, trainings) into a crash-safe store",
+        "sweep", help=COMMANDS["sweep"],
         description="Run the sweep described in CONFIG (TOML: task and [grid]) on a local process pool, or on a "
                     "Dask cluster with --scheduler, writing one row per finished task to the store (atomic files; "
                     "a killed sweep resumed with --resume runs only the missing tasks). Prints a progress bar on "
@@ -115,10 +117,6 @@ def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> a
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """The ``toyrobust sweep`` command (argparse namespace from :func:`add_parser`); returns the exit status."""
-    from .grid import stable_hash
-    from .runner import plan, sweep
-    from .store import FORMAT, Store
-
     usage = _usage_error(args)
     try:
         config = load_config(args.config)
@@ -132,11 +130,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         spec, norm, tasks = plan(config["grid"], config["task"])
         st = Store(store)
-        import toyrobust
-
         probe = {"format": FORMAT, "task": spec.name, "grid": norm,
                  "grid_hash": stable_hash({"task": spec.name, "grid": norm}, 64),
-                 "toyrobust_version": toyrobust.__version__}
+                 "toyrobust_version": __version__}
         old = st.check_compatible(probe)
         have = len(st.row_ids()) if old is not None else 0
     except (ValueError, TypeError) as err:
@@ -172,8 +168,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _store_errors(result: Any) -> int:
-    from .store import Store
-
     return sum(status != "ok" for status in Store(result.store).row_ids().values())
 
 
@@ -192,9 +186,6 @@ def _fmt(value: Any) -> str:
 
 def format_summary(result: Any, max_rows: int = 40) -> str:
     """The end-of-sweep report: counts, then a table of the rows (shards merged for ``estimate``)."""
-    from .store import Store
-    from .tasks import merge_shards
-
     lines = [f"sweep {result.task!r} in {result.store}: {result.total} tasks; this run: {result.ok} ok, "
              f"{result.errors} failed, {result.lost} not run; {result.skipped} already done; "
              f"{result.seconds:.1f} s"]
@@ -214,8 +205,6 @@ def format_summary(result: Any, max_rows: int = 40) -> str:
     elif result.task == "train":
         shown = [c for c in ("risk", "adv_risk", "steps_done", "train_time") if c in df.columns]
     else:
-        from .runner import RECORD_COLUMNS
-
         shown = [c for c in df.columns if c not in RECORD_COLUMNS and c not in grid and c not in ("seed",)][:4]
     cols = [c for c in varying if c in df.columns] + ["status"] + [c for c in shown if c in df.columns]
     if "error" in df.columns and (df["status"] != "ok").any():
@@ -232,18 +221,12 @@ def format_summary(result: Any, max_rows: int = 40) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m toyrobust.sweeps CONFIG [options]``: the sweep command without the main command line."""
-    usage = _usage_error()
-
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:
-            raise usage(message)
-
-    parser = _Parser(prog="toyrobust")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    add_parser(sub, usage)
+    parser = UsageParser(prog="toyrobust")
+    sub = parser.add_subparsers(dest="command", parser_class=UsageParser)
+    add_parser(sub)
     try:
         args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
         return args.func(args)
-    except usage as err:
+    except UsageError as err:
         sys.stderr.write(f"toyrobust: error: {err}\n")
         return 2

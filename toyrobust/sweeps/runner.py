@@ -17,6 +17,7 @@ Failure handling:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import queue
 import socket
@@ -30,9 +31,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import torch
+
+from .. import __version__
+from ..rng import resolve_device
 from .grid import TaskSpec, expand_grid, normalise_grid, stable_hash
-from .store import FORMAT, Store
-from .tasks import SweepTask, TaskContext, resolve_task
+from .store import FORMAT, Store, load_results
+from .tasks import TASKS, SweepTask, TaskContext, resolve_task
 
 __all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor"]
 
@@ -44,11 +49,7 @@ RECORD_COLUMNS = ("task_id", "task", "status", "error", "toyrobust_version", "to
 
 
 def _versions() -> tuple[str, str]:
-    import torch
-
-    import toyrobust
-
-    return toyrobust.__version__, torch.__version__
+    return __version__, torch.__version__
 
 
 @dataclass
@@ -78,8 +79,6 @@ class SweepResult:
 
     def frame(self, *, explode: bool = False) -> Any:
         """The store's rows as a pandas DataFrame (see :func:`toyrobust.sweeps.load_results`)."""
-        from .store import load_results
-
         return load_results(self.store, explode=explode)
 
     @property
@@ -90,8 +89,6 @@ class SweepResult:
 
 # ---------------------------------------------------------------------------------------------------- worker side
 def _init_worker(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -126,8 +123,6 @@ def execute_task(task_ref: Any, task_id: str, params: dict[str, Any], store: str
         where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
         row.update(status="error", error=f"{type(err).__name__}: {err}{where}")
     if device is None:
-        from ..rng import resolve_device
-
         try:
             device = str(resolve_device(params.get("device")))
         except ValueError:
@@ -177,11 +172,9 @@ def plan(grid: Mapping[str, Any], task: Any) -> tuple[SweepTask, dict[str, Any],
 
 def _task_ref(spec: SweepTask, task: Any) -> Any:
     """What is sent to workers: the registered name when the task is registered, else the function."""
-    from .tasks import TASKS
-
     if isinstance(task, str):
         return task
-    if spec.name in TASKS and TASKS[spec.name] is spec:
+    if spec.name in TASKS and TASKS.lookup(spec.name) is spec:
         return spec.name
     return spec.fn
 
@@ -194,8 +187,6 @@ def default_executor(max_workers: int | None = None, threads_per_worker: int | N
             a time (:class:`InProcessExecutor`).
         threads_per_worker: torch threads in each (default: CPUs // workers, at least 1).
     """
-    import multiprocessing
-
     cpus = os.cpu_count() or 1
     workers = cpus if max_workers is None else max_workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -233,6 +224,17 @@ def _capacity(executor: Any, default_workers: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- driver
+@dataclass(frozen=True)
+class _RunOptions:
+    """The options of :func:`sweep` that shape how the missing tasks run (see its arguments)."""
+
+    progress: bool = True
+    max_workers: int | None = None
+    max_attempts: int = 3
+    in_flight: int | None = None
+    report: Callable[[dict[str, Any]], None] | None = None
+
+
 def sweep(
     grid: Mapping[str, Any],
     task: Any,
@@ -282,13 +284,11 @@ def sweep(
     start = time.perf_counter()
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    options = _RunOptions(progress=progress, max_workers=max_workers, max_attempts=max_attempts,
+                          in_flight=in_flight, report=report)
     spec, norm, tasks = plan(grid, task)
-    toyrobust_version, torch_version = _versions()
-    manifest = {"format": FORMAT, "task": spec.name, "grid": norm, "grid_hash": stable_hash({"task": spec.name,
-                "grid": norm}, 64), "toyrobust_version": toyrobust_version, "torch_version_at_creation":
-                torch_version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "tasks": len(tasks), "task_ids": [t.id for t in tasks]}
     st = Store(store)
+    manifest = _manifest(spec, norm, tasks)
     old = st.check_compatible(manifest)
     st.lock()
     try:
@@ -301,135 +301,182 @@ def sweep(
         todo = [t for t in tasks if t.id not in done or (retry_errors and done[t.id] != "ok")]
         result = SweepResult(str(st.path), len(tasks), skipped=len(tasks) - len(todo), task=spec.name)
         if todo:
-            _run(spec, _task_ref(spec, task), todo, st, executor, result, progress=progress,
-                 max_workers=max_workers, max_attempts=max_attempts, in_flight=in_flight, report=report)
+            _Driver(spec, _task_ref(spec, task), st, executor, result, options).run(todo)
     finally:
         st.unlock()
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _run(spec: SweepTask, ref: Any, todo: list[TaskSpec], st: Store, executor: Any, result: SweepResult, *,
-         progress: bool, max_workers: int | None, max_attempts: int, in_flight: int | None,
-         report: Callable[[dict[str, Any]], None] | None) -> None:
-    own = executor is None
-    if own:
-        executor = default_executor(max_workers)
-    elif not (isinstance(executor, Executor) or _is_dask_client(executor) or hasattr(executor, "submit")):
+def _manifest(spec: SweepTask, norm: dict[str, Any], tasks: list[TaskSpec]) -> dict[str, Any]:
+    """The store's manifest of a sweep: its task, grid and tasks, and the versions that created it."""
+    toyrobust_version, torch_version = _versions()
+    return {"format": FORMAT, "task": spec.name, "grid": norm,
+            "grid_hash": stable_hash({"task": spec.name, "grid": norm}, 64), "toyrobust_version": toyrobust_version,
+            "torch_version_at_creation": torch_version,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": len(tasks),
+            "task_ids": [t.id for t in tasks]}
+
+
+def _checked_executor(executor: Any) -> Any:
+    if not (isinstance(executor, Executor) or _is_dask_client(executor) or hasattr(executor, "submit")):
         raise TypeError(f"executor must be a concurrent.futures.Executor or a dask distributed.Client, got "
                         f"{type(executor).__name__}")
-    dask = _is_dask_client(executor)
-    window = in_flight or max(4, 2 * _capacity(executor, max_workers or os.cpu_count() or 1))
-    if isinstance(executor, InProcessExecutor):
-        window = 1  # submit() runs the task at once: one at a time
-    store_path = str(st.path.resolve())
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    return executor
 
-        bar = tqdm(total=result.total, initial=result.skipped, unit="task", desc=f"sweep[{spec.name}]",
-                   file=sys.stderr, dynamic_ncols=True)
-    done_q: queue.Queue = queue.Queue()  # ("task", future) and ("written", future, row), from callbacks
-    pending: dict[Any, TaskSpec] = {}
-    attempts: dict[str, int] = {}
-    waiting = list(reversed(todo))  # pop() from the end keeps the grid order
-    finished = breaks = writing = 0
-    # rows are written by a few threads: concurrent fsyncs share the file system's journal commits (one thread
-    # waits ~10 ms per fsync on a busy disk; four together reach ~1 ms per row)
-    writer = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="toyrobust-sweep-store")
 
-    def submit(t: TaskSpec) -> None:
-        attempts[t.id] = attempts.get(t.id, 0) + 1
-        if dask:
-            fut = executor.submit(execute_task, ref, t.id, t.params, store_path, pure=False,
-                                  key=f"toyrobust-{spec.name}-{t.id}-{attempts[t.id]}-{os.getpid()}")
+class _Driver:
+    """Runs the missing tasks of one :func:`sweep` call: submits them to the executor (at most ``window`` in
+    flight), hands each finished row to a few writer threads, counts the rows once they are durable, and rebuilds
+    its own process pool when a worker process dies.
+
+    Every event arrives on one queue, from the futures' callbacks: ``("task", future, None)`` when a task's future
+    is done, ``("written", future, row)`` when a row's write is done.
+    """
+
+    def __init__(self, spec: SweepTask, ref: Any, st: Store, executor: Any, result: SweepResult,
+                 options: _RunOptions) -> None:
+        self.spec, self.ref, self.st, self.result, self.options = spec, ref, st, result, options
+        self.own = executor is None  # a pool made here is rebuilt when it breaks and shut down at the end
+        self.executor = default_executor(options.max_workers) if self.own else _checked_executor(executor)
+        self.dask = _is_dask_client(self.executor)
+        self.window = self._window()
+        self.store_path = str(st.path.resolve())
+        self.bar = self._progress_bar() if options.progress else None
+        self.done_q: queue.Queue = queue.Queue()
+        self.pending: dict[Any, TaskSpec] = {}
+        self.attempts: dict[str, int] = {}
+        self.waiting: list[TaskSpec] = []
+        self.finished = self.breaks = self.writing = 0
+        # rows are written by a few threads: concurrent fsyncs share the file system's journal commits (one thread
+        # waits ~10 ms per fsync on a busy disk; four together reach ~1 ms per row)
+        self.writer = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="toyrobust-sweep-store")
+
+    def _window(self) -> int:
+        if isinstance(self.executor, InProcessExecutor):
+            return 1  # submit() runs the task at once: one at a time
+        workers = self.options.max_workers or os.cpu_count() or 1
+        return self.options.in_flight or max(4, 2 * _capacity(self.executor, workers))
+
+    def _progress_bar(self) -> Any:
+        from tqdm.auto import tqdm  # an optional nicety, loaded only when a bar is shown
+
+        return tqdm(total=self.result.total, initial=self.result.skipped, unit="task",
+                    desc=f"sweep[{self.spec.name}]", file=sys.stderr, dynamic_ncols=True)
+
+    # -------------------------------------------------------------------------------------------- the event loop
+    def run(self, todo: list[TaskSpec]) -> None:
+        """Run ``todo`` (in grid order) until every task has a durable row or could not run."""
+        self.waiting = list(reversed(todo))  # pop() from the end keeps the grid order
+        try:
+            while self.waiting or self.pending or self.writing:
+                self._fill_window()
+                kind, fut, row = self.done_q.get()
+                if kind == "written":
+                    self._on_written(fut, row)
+                else:
+                    self._on_task_done(fut)
+        except BaseException:
+            for f in self.pending:
+                f.cancel()
+            if self.own:
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                self.own = False
+            raise
+        finally:
+            self.writer.shutdown(wait=True)  # rows already computed are complete: let them reach the disk
+            if self.bar is not None:
+                self.bar.close()
+            if self.own:
+                self.executor.shutdown(wait=True)
+
+    def _fill_window(self) -> None:
+        while self.waiting and len(self.pending) < self.window:
+            t = self.waiting.pop()
+            try:
+                self._submit(t)
+            except BrokenProcessPool:
+                self.waiting.append(t)
+                self.attempts[t.id] -= 1
+                self.executor = _rebuild(self.executor, self.own, self.options.max_workers)
+
+    def _submit(self, t: TaskSpec) -> None:
+        self.attempts[t.id] = self.attempts.get(t.id, 0) + 1
+        if self.dask:
+            fut = self.executor.submit(execute_task, self.ref, t.id, t.params, self.store_path, pure=False,
+                                       key=f"toyrobust-{self.spec.name}-{t.id}-{self.attempts[t.id]}-{os.getpid()}")
         else:
-            fut = executor.submit(execute_task, ref, t.id, t.params, store_path)
-        pending[fut] = t
-        fut.add_done_callback(lambda f: done_q.put(("task", f, None)))
+            fut = self.executor.submit(execute_task, self.ref, t.id, t.params, self.store_path)
+        self.pending[fut] = t
+        fut.add_done_callback(lambda f: self.done_q.put(("task", f, None)))
 
-    def record(row: dict[str, Any]) -> None:
-        nonlocal finished, writing
-        finished += 1
-        writing += 1
-        row["attempts"] = attempts.get(row["task_id"], 1)
-        w = writer.submit(st.write_row, row)
-        w.add_done_callback(lambda f: done_q.put(("written", f, row)))
+    # -------------------------------------------------------------------------------------------- task events
+    def _on_task_done(self, fut: Any) -> None:
+        t = self.pending.pop(fut, None)
+        if t is None:  # a stale callback of a future already handled
+            return
+        try:
+            row = fut.result()
+        except BrokenProcessPool:
+            self._on_broken_pool(t)
+            return
+        except Exception as err:  # noqa: BLE001 (infrastructure failure: Dask's KilledWorker, pickling, ...)
+            self._on_not_run(t, err)
+            return
+        self._record(row)
 
-    def written(row: dict[str, Any]) -> None:
+    def _on_broken_pool(self, t: TaskSpec) -> None:
+        """A worker process died: every future of the pool fails; resubmit those tasks on a new pool."""
+        lost = [t] + [self.pending.pop(f) for f in list(self.pending)]
+        self.breaks += 1
+        max_attempts = self.options.max_attempts
+        if self.finished == 0 and self.breaks >= max_attempts:
+            raise RuntimeError(f"the worker processes died {self.breaks} times before any task finished: they "
+                               f"cannot start or import the task (is the calling script guarded by "
+                               f"`if __name__ == '__main__':`?); nothing was recorded") from None
+        self.executor = _rebuild(self.executor, self.own, self.options.max_workers)
+        for lt in lost:
+            if self.attempts[lt.id] >= max_attempts:
+                self._record(_lost_row(self.spec, lt, f"the worker process died {self.attempts[lt.id]} times "
+                                                      f"while this task was in flight (BrokenProcessPool)"))
+            else:
+                self.waiting.append(lt)
+
+    def _on_not_run(self, t: TaskSpec, err: Exception) -> None:
+        """The task's future failed outside the task (the task's own errors come back as rows)."""
+        if self.dask and type(err).__name__ == "KilledWorker":
+            self._record(_lost_row(self.spec, t, f"{type(err).__name__}: {err}"))
+            return
+        self.result.lost += 1
+        if len(self.result.error_messages) < 20:
+            self.result.error_messages.append(f"{t.id}: not run: {type(err).__name__}: {err}")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    # -------------------------------------------------------------------------------------------- rows
+    def _record(self, row: dict[str, Any]) -> None:
+        """Hand a finished row to the writer threads."""
+        self.finished += 1
+        self.writing += 1
+        row["attempts"] = self.attempts.get(row["task_id"], 1)
+        w = self.writer.submit(self.st.write_row, row)
+        w.add_done_callback(lambda f: self.done_q.put(("written", f, row)))
+
+    def _on_written(self, fut: Future, row: dict[str, Any]) -> None:
+        self.writing -= 1
+        fut.result()  # a failed write (disk full, permissions) stops the sweep: nothing is half-written
+        result = self.result
         if row["status"] == "ok":
             result.ok += 1
         else:
             result.errors += 1
             if len(result.error_messages) < 20:
                 result.error_messages.append(f"{row['task_id']}: {row['error']}")
-        if report is not None:
-            report(row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(errors=result.errors, refresh=False)
-
-    try:
-        while waiting or pending or writing:
-            while waiting and len(pending) < window:
-                t = waiting.pop()
-                try:
-                    submit(t)
-                except BrokenProcessPool:
-                    waiting.append(t)
-                    attempts[t.id] -= 1
-                    executor = _rebuild(executor, own, max_workers)
-            kind, fut, row = done_q.get()
-            if kind == "written":
-                writing -= 1
-                fut.result()  # a failed write (disk full, permissions) stops the sweep: nothing is half-written
-                written(row)
-                continue
-            t = pending.pop(fut, None)
-            if t is None:  # a stale callback of a future already handled
-                continue
-            try:
-                row = fut.result()
-            except BrokenProcessPool:
-                # a worker process died: every future of the pool fails; resubmit those tasks on a new pool
-                lost = [t] + [pending.pop(f) for f in list(pending)]
-                breaks += 1
-                if finished == 0 and breaks >= max_attempts:
-                    raise RuntimeError(f"the worker processes died {breaks} times before any task finished: they "
-                                       f"cannot start or import the task (is the calling script guarded by "
-                                       f"`if __name__ == '__main__':`?); nothing was recorded") from None
-                executor = _rebuild(executor, own, max_workers)
-                for lt in lost:
-                    if attempts[lt.id] >= max_attempts:
-                        record(_lost_row(spec, lt, f"the worker process died {attempts[lt.id]} times while "
-                                                   f"this task was in flight (BrokenProcessPool)"))
-                    else:
-                        waiting.append(lt)
-                continue
-            except Exception as err:  # noqa: BLE001 (infrastructure failure: Dask's KilledWorker, pickling, ...)
-                if dask and type(err).__name__ == "KilledWorker":
-                    record(_lost_row(spec, t, f"{type(err).__name__}: {err}"))
-                else:
-                    result.lost += 1
-                    if len(result.error_messages) < 20:
-                        result.error_messages.append(f"{t.id}: not run: {type(err).__name__}: {err}")
-                    if bar is not None:
-                        bar.update(1)
-                continue
-            record(row)
-    except BaseException:
-        for f in pending:
-            f.cancel()
-        if own:
-            executor.shutdown(wait=False, cancel_futures=True)
-            own = False
-        raise
-    finally:
-        writer.shutdown(wait=True)  # rows already computed are complete: let them reach the disk
-        if bar is not None:
-            bar.close()
-        if own:
-            executor.shutdown(wait=True)
+        if self.options.report is not None:
+            self.options.report(row)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(errors=result.errors, refresh=False)
 
 
 def _rebuild(executor: Any, own: bool, max_workers: int | None) -> Any:

@@ -7,9 +7,9 @@ optional ``check(params)`` run on the driver before any task starts (raise Value
 and an optional ``expand(params) -> list of params`` that splits one grid point into several tasks (the
 Monte Carlo shards).
 
-Distributions, classifiers and threat models are given as the command line's specs and parsed by its helpers
-(:func:`toyrobust.cli.make_distribution`, :func:`~toyrobust.cli.make_classifier`,
-:func:`~toyrobust.cli.make_threat_spec`): ``dist = "tsipras"`` with the distribution's parameters as further
+Distributions, classifiers and threat models are given as the command line's specs and parsed by its spec parsers
+(:func:`toyrobust.clispecs.make_distribution`, :func:`~toyrobust.clispecs.make_classifier`,
+:func:`~toyrobust.clispecs.make_threat_spec`): ``dist = "tsipras"`` with the distribution's parameters as further
 grid keys (``p = 0.9``, ``eta = [1, 2, 3]``), ``classifier = "bayes"`` / ``"robust"`` / ``"linear:1,0:0.5"``,
 ``threat = "linf:0.3"``.
 
@@ -27,7 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..attacks import ATTACKS, make_attack
+from ..clibase import UsageError
+from ..clispecs import DISTRIBUTIONS, make_classifier, make_distribution, make_threat_spec
+from ..constraints import is_symbolic
+from ..definitions import check_definition
+from ..models import MLP, LinearModel, QuadraticNet
+from ..montecarlo import RiskEstimate, clopper_pearson, estimate_risk
+from ..registry import Registry
+from ..risks import find_risk, risk, risk_function
+from ..training import train
 from .grid import is_array_spec, materialise, stable_hash
 
 __all__ = ["SweepTask", "TaskContext", "TASKS", "register_task", "resolve_task", "merge_estimates", "merge_shards",
@@ -75,12 +86,12 @@ def _takes_context(fn: Callable) -> bool:
         return False
 
 
-#: the registered tasks by name
-TASKS: dict[str, SweepTask] = {}
+#: the registered tasks by name (looked up case-insensitively)
+TASKS: Registry[SweepTask] = Registry("sweep task")
 
 
 def register_task(name: str, fn: Callable | None = None, *, check: Callable | None = None,
-                  expand: Callable | None = None, description: str = "") -> Any:
+                  expand: Callable | None = None, description: str = "", replace: bool = False) -> Any:
     """Register ``fn`` as the sweep task ``name`` (usable as a decorator).
 
     A task registered in a script's ``__main__`` is unknown to spawned worker processes; register it in an
@@ -92,15 +103,27 @@ def register_task(name: str, fn: Callable | None = None, *, check: Callable | No
         check: ``check(params)`` raising ValueError for a bad grid point, run on the driver before any task.
         expand: ``expand(params) -> list of params``: several tasks for one grid point.
         description: one line for listings.
+        replace: replace a task registered under ``name`` by another function (without it: ValueError; the same
+            function registered again, e.g. by a reloaded module, replaces its old entry).
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"name must be a non-empty string without ':', got {name!r}")
 
     def decorator(f: Callable) -> Callable:
-        TASKS[name] = SweepTask(name, f, check, expand, description or (f.__doc__ or "").strip().split("\n")[0])
+        task = SweepTask(name, f, check, expand, description or (f.__doc__ or "").strip().split("\n")[0])
+        old = TASKS.get(TASKS.canonical(name))
+        TASKS.register(name, task, replace=replace or (old is not None and _same_function(old.fn, f)))
         return f
 
     return decorator if fn is None else decorator(fn)
+
+
+def _same_function(a: Callable, b: Callable) -> bool:
+    """The same function, or the same one defined again (its module re-imported)."""
+    def key(f: Callable) -> tuple[Any, Any]:
+        return getattr(f, "__module__", None), getattr(f, "__qualname__", None)
+
+    return a is b or (None not in key(a) and key(a) == key(b))
 
 
 def resolve_task(task: Any) -> SweepTask:
@@ -109,7 +132,7 @@ def resolve_task(task: Any) -> SweepTask:
         return task
     if isinstance(task, str):
         if task in TASKS:
-            return TASKS[task]
+            return TASKS.lookup(task)
         if ":" in task:
             module, _, attr = task.partition(":")
             try:
@@ -149,8 +172,6 @@ def build(params: Mapping[str, Any], task_keys: Iterable[str], symbols: Iterable
     Keys outside ``task_keys`` are the distribution's parameters; names in ``symbols`` (array axes) become
     sympy symbols where they are distribution parameters.
     """
-    from ..cli import DISTRIBUTIONS, UsageError, make_classifier, make_distribution, make_threat_spec
-
     keys, symbols = set(task_keys), set(symbols)
     name = params.get("dist")
     if not isinstance(name, str):
@@ -174,8 +195,6 @@ def build(params: Mapping[str, Any], task_keys: Iterable[str], symbols: Iterable
 
 
 def _definition(params: Mapping[str, Any]) -> str:
-    from ..definitions import check_definition
-
     return check_definition(params.get("definition", "ball"))
 
 
@@ -188,8 +207,6 @@ def _int_param(params: Mapping[str, Any], name: str, default: int, minimum: int)
 
 # ---------------------------------------------------------------------------------------------------- risk
 def _check_risk(params: dict[str, Any]) -> None:
-    from ..risks import find_risk
-
     arrays = [k for k, v in params.items() if is_array_spec(v)]
     dist, clf, threat = build(params, RISK_KEYS, arrays)
     definition = _definition(params)
@@ -207,8 +224,6 @@ def risk_task(params: dict[str, Any]) -> dict[str, Any]:
     evaluated on their cartesian product in one vectorised call, and the row holds the flattened coordinates
     under each axis's name, ``value`` and ``log_value`` as lists, and ``points``.
     """
-    from ..risks import risk, risk_function
-
     arrays = {k: materialise(v) for k, v in params.items() if is_array_spec(v)}
     dist, clf, threat = build(params, RISK_KEYS, arrays)
     definition = _definition(params)
@@ -268,9 +283,6 @@ def _estimate_common(params: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def _check_estimate(params: dict[str, Any]) -> None:
-    from ..attacks import ATTACKS, make_attack
-    from ..constraints import is_symbolic
-
     _estimate_common(params)
     dist, _, threat = build(params, ESTIMATE_KEYS)
     _definition(params)
@@ -308,8 +320,6 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
     interval, its ``offset`` in the seed's stream, and ``estimate_id`` (shared by the shards that
     :func:`merge_estimates` adds up into one exact interval).
     """
-    from ..montecarlo import estimate_risk
-
     n_total, shards, seed = _estimate_common(params)
     shard = _int_param(params, "shard", 0, 0)
     n = _int_param(params, "n", n_total, 1)
@@ -319,8 +329,6 @@ def estimate_task(params: dict[str, Any]) -> dict[str, Any]:
     if "chunk_size" in params:
         kwargs["chunk_size"] = _int_param(params, "chunk_size", 0, 1)
     if "dtype" in params:
-        import torch
-
         kwargs["dtype"] = {"float32": torch.float32, "float64": torch.float64}[str(params["dtype"])]
     if params.get("attack_options") is not None:
         kwargs["attack_options"] = dict(params["attack_options"])
@@ -363,8 +371,6 @@ def merge_estimates(rows: Any) -> Any:
     Returns:
         a :class:`~toyrobust.RiskEstimate` (``seed`` is the master seed; ``seconds`` the summed shard times).
     """
-    from ..montecarlo import RiskEstimate, clopper_pearson
-
     recs = _records(rows)
     if not recs:
         raise ValueError("rows must hold at least one shard, got none")
@@ -432,8 +438,6 @@ MODEL_SPECS = "linear | mlp:H1,H2,... | quadratic:H"
 
 
 def _make_model(spec: str, dim: Any, seed: int) -> Any:
-    from ..models import MLP, LinearModel, QuadraticNet
-
     head, _, rest = str(spec).strip().partition(":")
     try:
         if head == "linear" and not rest:
@@ -467,8 +471,6 @@ def train_task(params: dict[str, Any], *, context: TaskContext | None = None) ->
     A task interrupted by a crash resumes from its checkpoint when the sweep is resumed. The row holds the final
     evaluation record (``risk``, ``adv_risk``; ``w`` and ``b`` for a linear model), the steps and the times.
     """
-    from ..training import train
-
     dist, _, threat = build(params, TRAIN_KEYS, need_classifier=False)
     seed = _int_param(params, "seed", 0, 0)
     model = _make_model(params.get("model", "linear"), dist.dim, seed)
