@@ -64,6 +64,34 @@ class Registry(dict, Generic[T]):
     def __setitem__(self, name: str, obj: T) -> None:  # plain assignment follows the same rule
         self.register(name, obj)
 
+    def __delitem__(self, name: str) -> None:
+        key = self.canonical(name)
+        if key is None:
+            raise KeyError(name)
+        dict.__delitem__(self, key)
+        self._aliases = {alias: k for alias, k in self._aliases.items() if k != key}
+
+    _MISSING = object()
+
+    def pop(self, name: str, default: Any = _MISSING) -> Any:
+        """Remove ``name`` (and its aliases) and return its object."""
+        key = self.canonical(name)
+        if key is None:
+            if default is Registry._MISSING:
+                raise KeyError(name)
+            return default
+        obj = dict.__getitem__(self, key)
+        del self[key]
+        return obj
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._aliases.clear()
+
+    def update(self, *args: Any, **kw: Any) -> None:  # every entry through register: duplicates refused
+        for name, obj in dict(*args, **kw).items():
+            self.register(name, obj)
+
     def decorator(self, name: str, **kw: Any) -> Callable[[T], T]:
         """``@registry.decorator("name")`` registers the decorated object under ``name``."""
         return lambda obj: self.register(name, obj, **kw)
