@@ -47,6 +47,8 @@ from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
 from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
 from .threats import ThreatModel, make_threat
+from .verification import verify
+from .verification.regions import label_regions
 
 __all__ = [
     "RiskEstimate",
@@ -440,15 +442,8 @@ def _upper_setup(upper: Any, clf: Classifier, threat: ThreatModel | None, defini
                          f"got {definition!r}")
     if verify_options is not None and not isinstance(verify_options, dict):
         raise TypeError(f"verify_options must be a dict of keyword arguments, got {type(verify_options).__name__}")
-    try:
-        from .verification import verify
-    except ImportError as err:  # the verifier is an optional part of the package
-        raise NotImplementedError("upper='verify' needs toyrobust.verification (complete verification of ReLU "
-                                  "networks), which is not installed in this copy of toyrobust") from err
     options = dict(verify_options or {})
     if definition != "ball" and "region" not in options:
-        from .verification.regions import label_regions
-
         options["region"] = label_regions(dist)
     module = clf.module
 
