@@ -40,7 +40,7 @@ from torch import nn
 
 from .attacks import ATTACKS, Attack, make_attack
 from .classifiers import TorchClassifier, margin_from_logits
-from .constraints import check_int
+from .constraints import check_int, check_positive_float
 from .models import LinearModel
 from .risks.robust_loss import robust_logistic_loss
 from .threats import ThreatModel
@@ -150,12 +150,6 @@ def _check_int(name: str, value: Any, low: int) -> int:
         return check_int(name, value, low)
     except TypeError as err:
         raise ValueError(str(err)) from None
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _make_optimizer(optimizer: Any, params: list[torch.Tensor], lr: float, options: dict) -> torch.optim.Optimizer:
@@ -399,7 +393,7 @@ def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, 
         raise TypeError(f"dist must be a toyrobust distribution with numeric parameters, got {dist!r}")
     steps = _check_int("steps", steps, 0)
     batch_size = _check_int("batch_size", batch_size, 1)
-    lr = _check_positive("lr", lr)
+    lr = check_positive_float("lr", lr)
     seed = _check_int("seed", seed, 0)
     eval_n = _check_int("eval_n", eval_n, 0)
     eval_every = max(1, steps // 10) if eval_every is None else _check_int("eval_every", eval_every, 0)

@@ -33,14 +33,15 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import torch
 
 from ..attacks.base import AttackResult
-from ..attacks.losses import check_inputs, check_int, check_step_size, check_threat, eval_mode
+from ..attacks.detector import DetectorAwarePGD
+from ..attacks.losses import check_int, eval_mode
 from ..classifiers import Classifier, as_classifier, labels_from_margin
+from ..constraints import check_open_unit_float, check_positive_float
 from ..montecarlo import clopper_pearson
 from ..rng import make_generator
 from ..threats import ThreatModel
@@ -49,21 +50,13 @@ __all__ = ["OddsAreOdd", "detector_aware_pgd"]
 
 
 def check_sigma(sigma: Any, name: str = "sigma") -> float:
-    """A finite number > 0; TypeError/ValueError naming ``name`` otherwise."""
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-        raise TypeError(f"{name} must be a number > 0, got {sigma!r}")
-    if not (math.isfinite(float(sigma)) and sigma > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {sigma!r}")
-    return float(sigma)
+    """A finite number > 0 (:func:`toyrobust.constraints.check_positive_float`)."""
+    return check_positive_float(name, sigma)
 
 
 def check_fpr(fpr: Any) -> float:
-    """The false-positive rate as a float in (0, 1)."""
-    if isinstance(fpr, bool) or not isinstance(fpr, numbers.Real):
-        raise TypeError(f"fpr must be a number in (0, 1), got {fpr!r}")
-    if not 0 < fpr < 1:
-        raise ValueError(f"fpr must be in (0, 1) (the false-positive rate on clean points), got {fpr!r}")
-    return float(fpr)
+    """The false-positive rate as a float in (0, 1) (:func:`toyrobust.constraints.check_open_unit_float`)."""
+    return check_open_unit_float("fpr", fpr)
 
 
 class OddsAreOdd:
@@ -210,81 +203,25 @@ def _rate(k: int, n: int, level: float) -> tuple[float, float, float]:
     return k / n, float(lo), float(hi)
 
 
-def detector_aware_pgd(
-    detector: OddsAreOdd,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    lam: float = 10.0,
-    eot_samples: int | None = None,
-    steps: int = 40,
-    step_size: float | None = None,
-    random_start: bool = True,
-    generator: Any = None,
-) -> AttackResult:
-    """PGD against the detector-plus-classifier: fool the classifier while keeping the statistic below tau.
-
-    Maximises ``L(x') = -y m(x') - lam * relu(g(x') - tau)`` over the ball by steepest-ascent steps and exact
-    projections (the toolkit's :class:`~toyrobust.threats.ThreatModel` methods), with ``g`` estimated from
-    ``eot_samples`` fresh noise draws at every step (EOT over the detector's noise: the gradient is the average of
-    the per-draw gradients). Each row keeps its best iterate: one that is wrong and not flagged (on that step's
-    draw) over any other, then the larger ``L``.
+def detector_aware_pgd(detector: OddsAreOdd, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+                       lam: float = 10.0, eot_samples: int | None = None, steps: int = 40,
+                       step_size: float | None = None, random_start: bool = True,
+                       generator: Any = None) -> AttackResult:
+    """PGD against the detector-plus-classifier, as a function: ``DetectorAwarePGD(detector=detector, ...)`` run on
+    ``detector.clf`` (see :class:`toyrobust.attacks.detector.DetectorAwarePGD`).
 
     Args:
         detector: a fitted :class:`OddsAreOdd`.
         x: (N, d) clean points; y: (N,) labels in {-1, +1}.
         threat: the ball.
-        lam: weight of the detection penalty (>= 0; 0 is the naive, detector-unaware margin attack).
-        eot_samples: noise draws per step for ``g`` (default: the detector's ``n_noise``).
-        steps: gradient steps (>= 0); step_size: alpha (default ``2.5 eps / steps``).
-        random_start: start uniformly in the ball.
-        generator: seed or generator for the random start and the attack's noise draws (the detector's own
-            generator is not advanced).
+        lam, eot_samples, steps, step_size, random_start: see :class:`~toyrobust.attacks.detector.DetectorAwarePGD`.
+        generator: seed or generator for the random start and the attack's noise draws.
 
     Returns:
-        :class:`~toyrobust.attacks.AttackResult` whose ``success`` is "wrong and not flagged" at the returned
-        point, with one fresh draw of the detector's noise from ``generator``; ``grad_evals`` counts one per row
-        per step (each with ``1 + eot_samples`` forward passes).
-
-    References:
-        Athalye, Carlini and Wagner 2018 (adaptive attacks on detectors); Roth et al. 2019.
+        :class:`~toyrobust.attacks.AttackResult` whose ``success`` is "wrong and not flagged" at the returned point.
     """
     if not isinstance(detector, OddsAreOdd):
         raise TypeError(f"detector must be an OddsAreOdd, got {type(detector).__name__}")
-    tau = detector._tau()
-    clf, x, y = check_inputs(detector.clf, x, y, "ball", None)
-    threat = check_threat(threat)
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not math.isfinite(float(lam)) or lam < 0:
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    k = detector.n_noise if eot_samples is None else check_int("eot_samples", eot_samples, 1)
-    steps = check_int("steps", steps, 0)
-    eps = threat.radius
-    alpha = check_step_size(step_size, 2.5 * eps / max(steps, 1))
-    gen = make_generator(generator, x.device)
-    yf = y.to(x.dtype)
-    n = x.shape[0]
-    with eval_mode(clf):
-        xc = threat.random_start(x, gen) if (random_start and eps > 0) else x.clone()
-        best_x = xc.clone()
-        best_loss = torch.full((n,), -torch.inf, dtype=x.dtype, device=x.device)
-        best_succ = torch.zeros(n, dtype=torch.bool, device=x.device)
-        for t in range(steps + 1):
-            xg = xc.detach().requires_grad_(True)
-            with torch.enable_grad():
-                g_stat = detector.statistic(xg, generator=gen, n_noise=k)
-                m = clf.margin(xg)
-                loss = -yf * m - lam * torch.relu(g_stat - tau)
-                grad = torch.autograd.grad(loss.sum(), xg)[0] if t < steps else None
-            succ = (labels_from_margin(m.detach()) != y) & (g_stat.detach() <= tau)
-            lv = loss.detach()
-            better = (succ & ~best_succ) | ((succ == best_succ) & (lv > best_loss))
-            best_x = torch.where(better[:, None], xc, best_x)
-            best_loss = torch.where(better, lv, best_loss)
-            best_succ = best_succ | succ
-            if grad is not None:
-                xc = threat.project(xc + threat.steepest_ascent(grad, alpha), x)
-        x_adv = threat.project(best_x.detach(), x)
-        with torch.no_grad():
-            success = detector.errors(x_adv, y, generator=gen)
-    return AttackResult(x_adv=x_adv, success=success, norms=threat.norm(x_adv - x), grad_evals=n * steps)
+    attack = DetectorAwarePGD(detector=detector, lam=lam, eot_samples=eot_samples, steps=steps, step_size=step_size,
+                              random_start=random_start)
+    return attack.run(detector.clf, x, y, threat, generator=generator)

@@ -47,6 +47,7 @@ import torch
 
 from ..attacks import PGD, Attack, make_attack
 from ..classifiers import as_classifier, margin_from_logits
+from ..constraints import check_positive_float
 from ..threats import L1, L2, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
@@ -149,12 +150,6 @@ def _check_threat(threat: Any, d: int) -> tuple[float, float, np.ndarray]:
     mask = np.zeros(d, dtype=bool)
     mask[threat.coord_indices(d)] = True
     return eps, float(threat.p), mask
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _regions(region: Any, definition: str, d: int) -> dict[int, Polys] | None:
@@ -315,9 +310,9 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
     if method == "milp" and p == 2:
         raise ValueError("method='milp' needs an Linf or L1 threat (the L2 ball is not polyhedral); got L2: use "
                          "method='auto' or 'bounds' for the certificate")
-    time_limit = _check_positive("time_limit", time_limit)
+    time_limit = check_positive_float("time_limit", time_limit)
     if atol is not None:
-        atol = _check_positive("atol", atol)
+        atol = check_positive_float("atol", atol)
     if isinstance(max_binaries, bool) or not isinstance(max_binaries, int) or max_binaries < 0:
         raise ValueError(f"max_binaries must be an int >= 0, got {max_binaries!r}")
     return time_limit, atol
@@ -698,9 +693,9 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
     yl = _check_y(y, n)
     if norm not in ("linf", "l1"):
         raise ValueError(f"norm must be 'linf' or 'l1', got {norm!r}")
-    time_limit = _check_positive("time_limit", time_limit)
+    time_limit = check_positive_float("time_limit", time_limit)
     if max_eps is not None:
-        max_eps = _check_positive("max_eps", max_eps)
+        max_eps = check_positive_float("max_eps", max_eps)
     res = DistanceResult(np.full(n, math.nan), np.zeros(n), np.full(n, math.inf), x.clone(), ["timeout"] * n)
     m0 = _model_margin(model, x).cpu().numpy()
     pred = np.where(m0 >= 0, 1, -1)
