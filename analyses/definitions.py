@@ -116,7 +116,7 @@ def _panel(params: dict) -> dict:
             if e > 0 and len(rows):
                 threat = setup.threat(float(e))
                 attack = default_attack(clf, threat, definition)
-                method = getattr(attack, "__name__", "attack")
+                method = attack.label
                 res = attack(clf, x[rows], y[rows], threat, definition=definition, dist=setup.dist,
                              generator=gen, **(options.get(definition) or {}))
                 with torch.no_grad():
