@@ -135,3 +135,24 @@ def test_training_takes_an_attack_object():
     assert res is not None
     with pytest.raises(ValueError, match="adversarial must be None, 'closed-form' or an attack name"):
         tr.train(net, dist, steps=1, adversarial="nope", threat=tr.Linf(0.1), progress=False)
+
+
+def test_defend_takes_attack_names_and_objects():
+    from toyrobust.defenses.evaluate import EvalConfig, evaluate_defenses
+
+    rows = evaluate_defenses(defenses=["odds-are-odd + MLP"], settings=["Tsipras 2-D (p=0.9, eta=3)"],
+                             config=EvalConfig(quick=True, n=100), attacks=["fgsm", ("pgd", {"steps": 3}), "exact"])
+    (row,) = rows
+    for label in ("fgsm", "pgd"):
+        assert 0.0 <= row.extras[f"{label} risk"] <= row.extras[f"{label} high"] <= 1.0
+    assert math.isnan(row.extras["exact_attack risk"])  # no exact attack on a network: NaN, not a crash
+
+
+def test_cli_attack_spec_errors_are_one_line(capsys):
+    from toyrobust.cli import main
+
+    for spec, text in (("nope", "not a known attack"), ("pgd:stepz=3", "has no option 'stepz'"),
+                       ("pgd:steps", "OPTION=VALUE")):
+        assert main(["defend", "--quick", "--attack", spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert text in err and "\n" not in err, err

@@ -8,6 +8,7 @@ grid) sit above this module.
 
 from __future__ import annotations
 
+import ast
 import decimal
 import functools
 import inspect
@@ -18,6 +19,7 @@ from typing import Any
 import sympy
 import torch
 
+from .attacks import make_attack
 from .blocks import Blocks
 from .classifiers import Linear, Quadratic, Radial
 from .clibase import UsageError, one_line
@@ -27,7 +29,7 @@ from .rng import resolve_device
 from .threats import parse_threat
 
 __all__ = ["DISTRIBUTIONS", "CLASSIFIER_SPECS", "dim_alias", "parse_params", "make_distribution", "make_classifier",
-           "parse_vector", "make_threat_spec", "check_device"]
+           "parse_vector", "make_threat_spec", "check_device", "parse_attack_spec"]
 
 #: distribution names accepted on the command line (read from the registry of distributions), with their
 #: constructors and parameter constraints (None: a comma-separated list)
@@ -281,3 +283,22 @@ def check_device(text: str) -> Any:
     elif device.type != "cpu":
         raise UsageError(f"--device must be cpu, cuda, cuda:N or auto, got {text!r}")
     return device
+
+
+def parse_attack_spec(text: str, flag: str = "--attack") -> Any:
+    """``NAME[:OPTION=VALUE,...]`` -> a :class:`toyrobust.attacks.Attack` (its constructor validates the options;
+    values are Python literals, e.g. ``apgd:steps=50,loss='ce'``; a bare word is a string)."""
+    name, _, rest = text.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise UsageError(f"{flag} options must be OPTION=VALUE separated by commas, got {item!r} in {text!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    try:
+        return make_attack(name.strip(), options)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{flag} {text!r}: {one_line(err)}") from None

@@ -40,10 +40,13 @@ from typing import Any
 
 import torch
 
+from ..attacks import ATTACKS, Attack, make_attack
 from ..attacks.adaptive import bpda
 from ..attacks.gradient import pgd
 from ..bounds import optimal_risk
+from ..classifiers import as_classifier
 from ..clibase import COMMANDS, UsageError
+from ..clispecs import parse_attack_spec
 from ..distributions import GaussianMixture, Tsipras
 from ..models import MLP
 from ..montecarlo import clopper_pearson, derive_seed
@@ -113,6 +116,10 @@ class Defense:
         extras: ``extras(defended, dist, threat, x, y, config) -> {column: value}`` (e.g. a certified risk).
         clean: ``clean(defended, x, y, config) -> errors`` (bool (N,)) on the clean points; default: the
             detector's errors or the model's wrong predictions.
+        target: ``target(defended) -> model``: what an extra attack of :func:`evaluate_defenses` attacks
+            (default: the defended model itself).
+        judge: ``judge(defended, x, y, x_adv, config) -> errors`` (bool (N,)): whether the defended system errs at
+            an extra attack's points (default: the model's wrong predictions there or at the clean point).
     """
 
     name: str
@@ -123,6 +130,8 @@ class Defense:
     floor: Callable[[Any, ThreatModel, Any], tuple[float, str]] | None = None
     extras: Callable[..., dict[str, float]] | None = None
     clean: Callable[[Any, torch.Tensor, torch.Tensor, EvalConfig], torch.Tensor] | None = None
+    target: Callable[[Any], Any] | None = None
+    judge: Callable[..., torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,7 @@ def evaluate_defenses(
     settings: list[str] | None = None,
     config: EvalConfig | None = None,
     report: Callable[[DefenseRow], Any] | None = None,
+    attacks: list[Any] | tuple[Any, ...] = (),
 ) -> list[DefenseRow]:
     """Run every registered defense on every registered setting where it applies.
 
@@ -216,11 +226,16 @@ def evaluate_defenses(
         settings: names to run (default: all registered).
         config: sizes, seed, device, level.
         report: called with each row as it is finished (progress).
+        attacks: extra attacks run against every defense beside its naive and adaptive ones: attack names,
+            :class:`toyrobust.attacks.Attack` objects or ``(name, options)`` pairs. Each adds the columns
+            ``"<label> risk"`` and ``"<label> high"`` (its Clopper-Pearson upper end, so a value below the floor is
+            visibly impossible); an attack that does not apply to a defense's model gives NaN there.
 
     Returns:
         the rows, in registry order.
     """
     config = config or EvalConfig()
+    extra = [make_attack(*a) if isinstance(a, tuple) else make_attack(a) for a in attacks]
     chosen_d = list(DEFENSES.values()) if defenses is None else [DEFENSES.lookup(n, param="defenses")
                                                                   for n in defenses]
     chosen_s = list(SETTINGS.values()) if settings is None else [SETTINGS.lookup(n, param="settings")
@@ -232,7 +247,7 @@ def evaluate_defenses(
         for defense in chosen_d:
             if not defense.applies(dist):
                 continue
-            row = _evaluate_row(defense, setting, dist, threat, opt, config)
+            row = _evaluate_row(defense, setting, dist, threat, opt, config, extra)
             rows.append(row)
             if report is not None:
                 report(row)
@@ -240,7 +255,7 @@ def evaluate_defenses(
 
 
 def _evaluate_row(d: Defense, setting: Setting, dist: Any, threat: ThreatModel, opt: float,
-                  config: EvalConfig) -> DefenseRow:
+                  config: EvalConfig, extra: list[Attack] = ()) -> DefenseRow:
     """One defense on one setting: build it, attack ``config.n`` fresh points naively and adaptively."""
     start = time.perf_counter()
     # streams named by the row (not its position), so a row is the same whether run alone or in the table
@@ -257,6 +272,8 @@ def _evaluate_row(d: Defense, setting: Setting, dist: Any, threat: ThreatModel, 
         lo, hi = clopper_pearson(k, config.n, config.level)
         risks.append((spec.name, k / config.n, float(lo), float(hi)))
     extras = d.extras(defended, dist, threat, x, y, sub) if d.extras else {}
+    for i, attack in enumerate(extra):
+        extras.update(_extra_attack(d, attack, defended, dist, threat, x, y, sub, 501 + i))
     (na, nr, nl, nh), (aa, ar, al, ah) = risks
     return DefenseRow(defense=d.name, setting=setting.name, threat=repr(threat), n=config.n,
                       clean_risk=float(clean.to(torch.float64).mean()), naive_attack=na, naive_risk=nr,
@@ -264,6 +281,20 @@ def _evaluate_row(d: Defense, setting: Setting, dist: Any, threat: ThreatModel, 
                       adaptive_risk=ar, adaptive_low=al, adaptive_high=ah, adaptive_verdict=_verdict(ah, floor),
                       optimal=opt, floor=float(floor), floor_reason=reason, level=config.level,
                       seconds=time.perf_counter() - start, extras=dict(extras))
+
+
+def _extra_attack(d: Defense, attack: Attack, defended: Any, dist: Any, threat: ThreatModel, x: torch.Tensor,
+                  y: torch.Tensor, config: EvalConfig, stream: int) -> dict[str, float]:
+    """One extra attack against a defended system: its risk and the upper end of its interval (NaN where it does
+    not apply to the defense's model)."""
+    target = d.target(defended) if d.target else defended
+    if not attack.supports(as_classifier(target), threat, "ball", dist):
+        return {f"{attack.label} risk": math.nan, f"{attack.label} high": math.nan}
+    res = attack.run(target, x, y, threat, dist=dist, generator=config.generator(stream))
+    errors = d.judge(defended, x, y, res.x_adv, config) if d.judge else _model_errors(defended, x, y, res.x_adv)
+    k = int(errors.sum())
+    _, hi = clopper_pearson(k, config.n, config.level)
+    return {f"{attack.label} risk": k / config.n, f"{attack.label} high": float(hi)}
 
 
 def _clean_errors(defended: Any, x: torch.Tensor, y: torch.Tensor, config: EvalConfig) -> torch.Tensor:
@@ -398,6 +429,8 @@ register_defense(Defense(
     adaptive=AttackSpec("detector-aware EOT PGD (+ naive)", _detector_adaptive),
     floor=_detector_floor,
     extras=_detector_extras,
+    target=lambda det: det.clf,
+    judge=lambda det, x, y, x_adv, config: det.errors(x_adv, y, generator=config.generator(402)),
 ))
 
 
@@ -470,6 +503,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--attack", action="append", default=[], metavar="NAME[:OPTION=VALUE,...]",
+                   help="an extra attack run against every defense (repeatable), e.g. apgd or apgd:steps=50; "
+                        f"registered: {ATTACKS.listing()}")
     p.set_defaults(func=command)
     return p
 
@@ -489,6 +525,7 @@ def command(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, AssertionError) as err:  # torch without CUDA raises AssertionError
         raise UsageError(f"--device {args.device!r}: {str(err).splitlines()[0]}") from None
     config = EvalConfig(quick=args.quick, n=n, seed=args.seed, device=device, level=args.level)
+    attacks = [parse_attack_spec(spec) for spec in args.attack]
 
     def report(row: DefenseRow) -> None:
         if not args.json:
@@ -496,6 +533,6 @@ def command(args: argparse.Namespace) -> int:
                    f"({row.seconds:.1f} s)")
             print(msg, file=sys.stderr, flush=True)  # noqa: T201 (command-line output)
 
-    rows = evaluate_defenses(config=config, report=report)
+    rows = evaluate_defenses(config=config, report=report, attacks=attacks)
     print(to_json(rows) if args.json else format_table(rows))  # noqa: T201 (command-line output)
     return 0

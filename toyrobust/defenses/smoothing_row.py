@@ -88,6 +88,8 @@ register_defense(Defense(
     adaptive=AttackSpec("EOT PGD over the noise (+ naive)", _adaptive),
     extras=_certified,
     clean=_clean,
+    target=lambda smooth: smooth.base,  # extra attacks see the base network; the smoothed classifier judges
+    judge=_errors,
 ))
 
 # smoothing certifies L2 balls: a setting where its certificate is not vacuous
