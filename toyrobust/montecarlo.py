@@ -228,7 +228,7 @@ def iter_samples(
     chunk_size = check_int("chunk_size", chunk_size, 1)
     offset = check_int("offset", offset, 0)
     _check_stream_end(offset, n)
-    dist._require_numeric("iter_samples")
+    dist.require_numeric("iter_samples")
     stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype), offset)
     done = 0
     while done < n:
