@@ -294,8 +294,7 @@ def train(
 ) -> TrainResult:
     """Train a one-logit model on fresh samples of ``dist`` with the (optionally adversarial) logistic loss.
 
-    Each step ``t`` draws ``batch_size`` new points from ``dist`` (or, with ``dataset``, a batch drawn with
-    replacement from it) and takes one optimizer step on
+    Each step draws ``batch_size`` new points (or a batch of ``dataset``, with replacement); one optimizer step on
 
     * ``adversarial=None``: ``mean softplus(-y m(x))``;
     * an attack (``"pgd"``, any name or Attack): ``mean softplus(-y m(x_adv))``, ``x_adv`` found in eval mode;
