@@ -130,6 +130,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         spec, norm, tasks = plan(config["grid"], config["task"])
         st = Store(store)
+        st.check_writable()  # before any task, and for --dry-run too
         probe = {"format": FORMAT, "task": spec.name, "grid": norm,
                  "grid_hash": stable_hash({"task": spec.name, "grid": norm}, 64),
                  "toyrobust_version": __version__}

@@ -288,6 +288,7 @@ def sweep(
                           in_flight=in_flight, report=report)
     spec, norm, tasks = plan(grid, task)
     st = Store(store)
+    st.check_writable()  # before any task: a store that cannot be written would lose every row
     manifest = _manifest(spec, norm, tasks)
     old = st.check_compatible(manifest)
     st.lock()
