@@ -43,7 +43,10 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=20), suppress_
 
 # ----------------------------------------------------------------------------------------------- command lines
 NUMBERS = ["0.9", "3", "1", "2", "0", "-1", "0.5", "1e-300", "1e300", "1" + "0" * 300, "nan", "NaN", "inf", "-inf",
-           "1.5", "abc", "p", "D", "1,2", "", " ", "0x10", "1e", "é", "2.0000000001", "100000", "20000"]
+           "1.5", "abc", "p", "D", "1,2", "", " ", "0x10", "1e", "é", "2.0000000001", "100000", "20000",
+           # integer expressions (exact, parsed with ast: never eval'ed), and things that only look like them
+           "10**300", "2**64", "2**64+1", "3*10**6", "-2**3", "10**-3", "10**10**10", "9**9**9**9", "(2)*(3+4)",
+           "1**", "__import__('os').getpid()", "2**0.5", "1_000"]
 THREATS = ["linf:0.3", "l2:0.5", "l1:1", "linf:eps", "l2:0", "linf:1e300", "linf:-1", "linf:nan", "linf:inf",
            "l3:1", "linf", ":", "", "linf:1:2", "L2:1e-12", "linf:0.000001", "l2:e"]
 CLASSIFIERS = ["bayes", "robust", "maxmargin", "e1", "linear:e1", "linear:e2", "linear:e0", "linear:1,0*",
@@ -169,6 +172,35 @@ def test_fuzzed_command_lines_answer_or_refuse_in_one_line(argv):
 def test_fixed_bad_command_lines_get_one_line(argv):
     rc, out, err = run_cli(argv)
     assert rc == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("toyrobust: error: "), err
+
+
+@pytest.mark.parametrize(("text", "written_out"), [("10**300", "1" + "0" * 300), ("2**64", str(2**64)),
+                                                   ("2**64 + 1", str(2**64 + 1)), ("3*10**6", "3000000")])
+def test_integer_expressions_are_exact_dimensions(text, written_out):
+    """Issue 22 item 4: ``--param D=10**300`` was refused ("expected a number or a symbol name") while the README
+    says any numeric dimension works up to 10**300; now it is that exact integer, as if written out."""
+    argv = ["risk", "robust-nonrobust", "--threat", "linf:0.01", "--json"]
+    rc, out, err = run_cli(argv[:2] + ["--param", f"D={text}"] + argv[2:])
+    assert (rc, err) == (0, ""), err
+    assert run_cli(argv[:2] + ["--param", f"D={written_out}"] + argv[2:]) == (rc, out, err)
+    rc, out, err = run_cli(["describe", "robust-nonrobust", "--param", f"dim={text}"])
+    assert rc == 0 and written_out in out.replace(" ", ""), out  # the exact integer, not a float's
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10**10**10", "too large"), ("9**9**9**9", "too large"), ("10**-3", "negative exponent"),
+    ("__import__('os').getpid()", "expected a number"), ("1**", "expected a number"), ("0x10", "expected a number"),
+])
+def test_integer_expressions_refuse_in_one_line_without_eval(text, message):
+    rc, out, err = run_cli(["risk", "robust-nonrobust", "--param", f"D={text}", "--threat", "linf:0.01"])
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_integer_expression_for_a_real_parameter_must_be_a_finite_float():
+    rc, out, err = run_cli(["risk", "tsipras", "--param", "eta=10**400", "--threat", "linf:0.01"])
+    assert rc == 2 and "must be finite" in err and len(err.splitlines()) == 1, err
+    assert run_cli(["risk", "tsipras", "--param", "eta=3**2", "--json"])[1] == \
+        run_cli(["risk", "tsipras", "--param", "eta=9", "--json"])[1]
 
 
 class _Started(Exception):

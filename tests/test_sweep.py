@@ -312,6 +312,45 @@ def test_summary_merges_shards(tmp_path):
     assert len(lines) == 4 and all(" ok " in line and "3000" in line for line in lines[2:])
 
 
+UNWRITABLE = {
+    "virtual file system": ("/proc/nope/s", "cannot create a folder in '/proc'"),
+    "below a file": ("{tmp}/c.toml/s", "is a file, not a folder"),
+    "a file": ("{tmp}/c.toml", "is a file, not a folder"),
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", sorted(UNWRITABLE))
+def test_unwritable_store_is_refused_in_one_line_before_any_task(tmp_path, capsys, case, dry_run):
+    """Issue 22 item 1: ``--store /proc/nope/s`` was a 38-line FileNotFoundError traceback (exit 1), and --dry-run
+    pretended all was well; now one line, exit 2, and nothing runs or is created."""
+    store, message = UNWRITABLE[case]
+    store = store.format(tmp=tmp_path)
+    if store.startswith("/proc/") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    log = tmp_path / "log"
+    config = _write(tmp_path / "c.toml", f'task = "{__name__}:counting_task"\n[grid]\nx = [1, 2]\nlog = "{log}"\n')
+    argv = [str(config), "--store", store, "--workers", "0", "--no-progress"] + (["--dry-run"] if dry_run else [])
+    status = sweep_command.main(argv)
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == "", captured
+    assert captured.err.count("\n") == 1 and captured.err.startswith("toyrobust: error:")
+    assert "cannot be" in captured.err or "is a file" in captured.err
+    assert message in captured.err and store in captured.err
+    assert not log.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]  # nothing ran or was made
+    with pytest.raises(ValueError, match="cannot be|is a file"):
+        sweep({"x": [1], "log": str(log)}, counting_task, store=store, executor=ThreadPoolExecutor(1), progress=False)
+    assert not log.exists()
+
+
+def test_writable_store_probe_leaves_nothing_behind(tmp_path):
+    Store(tmp_path / "a" / "b").check_writable()  # to be created: probed in tmp_path, not created
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "s" / "rows").mkdir(parents=True)
+    Store(tmp_path / "s").check_writable()  # existing: probed in it and in rows/
+    assert [p.name for p in (tmp_path / "s").rglob("*")] == ["rows"]
+
+
 # ---------------------------------------------------------------------------------------------------- shards
 def test_sharded_estimate_merges_to_the_counts_of_direct_runs(tmp_path):
     """Shards are disjoint ranges of the seed's stream: their k add up to the k of ONE direct tr.estimate_risk run

@@ -37,18 +37,69 @@ DISTRIBUTIONS: dict[str, tuple[Any, dict[str, Constraint | None]]] = cli_constru
 
 
 def _number_or_symbol(name: str, text: str, constraint: Constraint | None) -> Any:
-    """A number, or a sympy symbol (assumptions: positive; integer for integer parameters) for a bare name."""
+    """A number, or a sympy symbol (assumptions: positive; integer for integer parameters) for a bare name.
+
+    Integer parameters are exact: ``10**300``, ``2**64`` (see :func:`_integer_expression`), or 10**300 written out,
+    or ``1e300``, are that integer, not the nearest float's."""
     integer = constraint is not None and constraint.integer
     value = _spec_value(f"--param {name}", text, positive=True, **({"integer": True} if integer else {}))
     if isinstance(value, sympy.Symbol):
         return value
     if integer:
-        # exact: 10**300 written out (or as 1e300) is that integer, not the nearest float's
-        exact = decimal.Decimal(text.strip())
+        try:
+            exact = decimal.Decimal(text.strip())  # a literal: 10**300 written out, or 1e300
+        except decimal.InvalidOperation:
+            return value  # an integer expression (10**300), evaluated exactly
         if exact != exact.to_integral_value():
             raise UsageError(f"--param {name}: must be an integer, got {text.strip()!r}")
         return int(exact)
     return float(value)
+
+
+#: what an integer expression may contain (digits, + - * **, parentheses, spaces): no names, no calls, no floats
+_INTEGER_EXPRESSION = re.compile(r"[0-9+\-*() ]{1,100}")
+#: the largest integer an expression may build (2**4000 ~ 1.3e1204; the toolkit's dimensions go to 10**300)
+MAX_INTEGER_BITS = 4000
+
+
+def _integer_expression(what: str, text: str) -> int | None:
+    """The exact value of an integer expression such as ``10**300``, ``2**64`` or ``3*10**6 + 1``; None when ``text``
+    is not one. Parsed with :mod:`ast` and evaluated node by node (integer literals, unary -, +, binary + - * and
+    ** with an exponent >= 0): never ``eval``; a result above 2**MAX_INTEGER_BITS is refused before it is computed."""
+    if not _INTEGER_EXPRESSION.fullmatch(text):
+        return None
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    too_big = UsageError(f"{what}: {text!r} is too large (at most 2**{MAX_INTEGER_BITS})")
+
+    def value(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = value(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
+            a, b = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Pow):
+                if b < 0:
+                    raise UsageError(f"{what}: {text!r} has a negative exponent; write the number instead")
+                if abs(a) > 1 and b * (abs(a).bit_length() - 1) > MAX_INTEGER_BITS:
+                    raise too_big
+                return a**b
+            if isinstance(node.op, ast.Mult):
+                if a.bit_length() + b.bit_length() > MAX_INTEGER_BITS + 1:
+                    raise too_big
+                return a * b
+            return a + b if isinstance(node.op, ast.Add) else a - b
+        raise UsageError(f"{what}: expected a number or a symbol name (or an integer expression such as 10**300), "
+                         f"got {text!r}")
+
+    out = value(tree)
+    if out.bit_length() > MAX_INTEGER_BITS:
+        raise too_big
+    return out
 
 
 @functools.cache
@@ -144,13 +195,23 @@ def _required_params(ctor: Any) -> list[str]:
 
 
 def _spec_value(what: str, text: str, **assumptions: Any) -> Any:
-    """A finite number, or a sympy symbol for a bare name (real unless ``assumptions`` say otherwise)."""
+    """A finite number, an exact int for an integer expression such as ``10**300`` (:func:`_integer_expression`), or
+    a sympy symbol for a bare name (real unless ``assumptions`` say otherwise)."""
     text = text.strip()
     try:
         value = float(text)
     except ValueError:
+        exact = _integer_expression(what, text)
+        if exact is not None:
+            if not assumptions.get("integer"):  # a real parameter: its float must exist
+                try:
+                    float(exact)
+                except OverflowError:
+                    raise UsageError(f"{what}: must be finite (below about 1.8e308), got {text!r}") from None
+            return exact
         if not text.isidentifier():
-            raise UsageError(f"{what}: expected a number or a symbol name, got {text!r}") from None
+            raise UsageError(f"{what}: expected a number or a symbol name (or an integer expression such as 10**300), "
+                             f"got {text!r}") from None
         return sympy.Symbol(text, **(assumptions or {"real": True}))
     if not math.isfinite(value):
         raise UsageError(f"{what}: must be finite, got {text!r}")

@@ -54,6 +54,7 @@ from .classifiers import Classifier, TorchClassifier, as_classifier, check_input
 from .constraints import check_int, is_symbolic
 from .definitions import check_definition, is_adversarial
 from .distributions import Distribution
+from .distributions.base import check_draw_size
 from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
 from .threats import ThreatModel, make_threat
 from .verification import verify
@@ -651,6 +652,9 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, request: _Request) 
     if chunk_size is None:
         chunk_size = device_chunk_size(dev, int(dist.dim) if not is_symbolic(dist.dim) else 1,
                                        torch.finfo(dt).bits // 8, attacked=threat is not None)
+    check_draw_size(min(chunk_size, n_max), dist.dim, dev, dt, what="estimate_risk", advice=(
+        f"pass a smaller chunk_size (now {chunk_size}; the points drawn do not depend on it), or use the closed "
+        f"form tr.risk(dist, clf, threat), which draws nothing"))  # before any sampling, not from the allocator
     verify_run = _upper_setup(request.upper, clf, threat, definition, dist, request.verify_options)
     attack = _resolve_attack(request.attack, request.attack_options, clf, threat, definition, dist)
     method = "none (standard risk)" if attack is None else attack.label

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -18,10 +20,117 @@ from ..registry import Registry
 from ..rng import Draws, GeneratorDraws, make_generator, resolve_device, resolve_dtype
 
 __all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "LinearBayesRegions", "registered_distributions",
-           "unregister_distribution", "cli_constructors"]
+           "unregister_distribution", "cli_constructors", "SampleTooLargeError", "check_draw_size",
+           "available_memory"]
 
 #: the two labels, in the order used for class-indexed results
 LABELS = (-1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------- draw sizes
+#: draws whose points take fewer bytes than this are never checked against the free memory (reading it costs ~0.1 ms)
+DRAW_CHECK_BYTES = 1 << 28
+
+
+class SampleTooLargeError(ValueError):
+    """A draw of (n, dim) points that cannot fit in the memory available on its device (see :func:`check_draw_size`)."""
+
+
+def available_memory(device: Any) -> tuple[int, str] | None:
+    """``(bytes, where the figure comes from)`` a new tensor on ``device`` may take, or None when unknown.
+
+    CUDA: the device's free memory plus what torch's caching allocator holds unused. CPU: the smallest of the
+    available physical memory (psutil's ``available``, else ``MemAvailable`` of /proc/meminfo, else
+    ``os.sysconf``), the room left under the address-space limit (``RLIMIT_AS``) and under a cgroup v2 memory limit.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        except (RuntimeError, AssertionError):
+            return None
+        return int(free + max(cached, 0)), f"free memory of {device}"
+    if device.type != "cpu":
+        return None
+    found: list[tuple[int, str]] = []
+    try:
+        import psutil
+
+        found.append((int(psutil.virtual_memory().available), "available memory"))
+    except ImportError:
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            with open("/proc/meminfo", encoding="ascii") as fh:
+                line = next(t for t in fh if t.startswith("MemAvailable:"))
+            found.append((int(line.split()[1]) * 1024, "available memory"))
+        if not found and hasattr(os, "sysconf"):
+            with contextlib.suppress(OSError, ValueError):
+                found.append((os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free memory"))
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm", encoding="ascii") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            found.append((max(soft - used, 0), "room under the address-space limit (RLIMIT_AS)"))
+    with contextlib.suppress(OSError, ValueError):
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current", encoding="ascii") as fh:
+                used = int(fh.read().strip())
+            found.append((max(int(limit) - used, 0), "room under the cgroup memory limit"))
+    return min(found) if found else None
+
+
+def _size(b: int) -> str:
+    """A byte count for people: 37.3 GiB."""
+    if b >= 2**80:
+        return f"about 2**{b.bit_length() - 1} bytes"
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if b < 1024 or unit == "PiB":
+            return f"{b:.3g} {unit}" if unit != "bytes" else f"{b} bytes"
+        b /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_draw_size(n: int, dim: Any, device: Any, dtype: torch.dtype, *, what: str = "sample",
+                    advice: str | None = None) -> None:
+    """Raise :class:`SampleTooLargeError` (a ValueError) before allocating when ``n`` points of dimension ``dim``
+    (``n * dim * itemsize`` bytes for the points alone) exceed the memory :func:`available_memory` finds on
+    ``device``; the message says what was asked, the bytes it needs and what to do instead. Draws below
+    :data:`DRAW_CHECK_BYTES`, a symbolic ``dim``, or a device whose free memory is unknown are not checked; a draw
+    that passes may still fail (drawing briefly holds about twice the points), one that is refused cannot fit.
+
+    Args:
+        n: points drawn at once; dim: their dimension; device, dtype: where and how they are drawn.
+        what: the caller, named in the message; advice: what to do (default: fewer points, or the closed form).
+    """
+    if is_symbolic(dim):
+        return
+    itemsize = torch.finfo(dtype).bits // 8
+    per_point = int(dim) * itemsize
+    need = int(n) * per_point
+    if need < DRAW_CHECK_BYTES:
+        return
+    found = available_memory(device)
+    if found is None or need <= found[0]:
+        return
+    avail, source = found
+    if advice is None:
+        advice = ("draw fewer points at once (n here; chunk_size for tr.estimate_risk and "
+                  "toyrobust.montecarlo.iter_samples), or use the closed form tr.risk(dist, clf, threat), which draws "
+                  "nothing")
+    if per_point > avail:
+        advice = "even one point does not fit: use the closed form tr.risk(dist, clf, threat), which draws nothing"
+    exact = f"{need:,} bytes ({_size(need)})" if need < 2**80 else f"{_size(need)}"
+    shown_dim = dim if int(dim) < 10**15 else f"{int(dim):.4g}"
+    points = "1 point needs" if n == 1 else f"{n} points need"
+    raise SampleTooLargeError(
+        f"{what}: {points} {exact} for the points alone, at dimension {shown_dim} in "
+        f"{str(dtype).replace('torch.', '')} ({_size(per_point)} per point): more than the {_size(avail)} of "
+        f"{source} on {torch.device(device)}; {advice}")
 
 
 @dataclass(frozen=True)
@@ -250,6 +359,7 @@ class Distribution:
             raise TypeError(f"draws must be a toyrobust.rng.Draws, got {type(draws).__name__}")
         self.require_numeric("draw")
         dtype = resolve_dtype(dtype)
+        check_draw_size(draws.n, self.dim, draws.device, dtype, what=f"{type(self).__name__}.sample")  # before any
         y = draws.signs()
         return self._sample(y, draws, dtype), y
 

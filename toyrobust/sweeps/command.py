@@ -16,15 +16,20 @@ A config file::
     seed = 0
 
 Bad configurations (an unknown distribution or task, a parameter outside its domain, a spec that does not
-parse, a store of another sweep) are reported in one line with exit status 2 before any task runs. The exit
-status is 0 when every task has an "ok" row, 1 when some task failed or could not run.
+parse, a store of another sweep, a store that cannot be written) are reported in one line with exit status 2
+before any task runs. The exit status is 0 when every task has an "ok" row, 1 when some task failed or could not
+run; a sweep stopped by Ctrl-C (SIGINT) or SIGTERM prints one line (the rows stored, and that ``--resume``
+continues it) and exits with 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +101,8 @@ def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> a
                     "Dask cluster with --scheduler, writing one row per finished task to the store (atomic files; "
                     "a killed sweep resumed with --resume runs only the missing tasks). Prints a progress bar on "
                     "stderr and a summary table at the end. Exit status: 0 all tasks ok, 1 some task failed, "
-                    "2 bad configuration (nothing run).",
+                    "2 bad configuration or unwritable store (nothing run), 130/143 stopped by Ctrl-C/SIGTERM "
+                    "(--resume continues).",
         epilog="example: toyrobust sweep examples/sweeps/tsipras_estimate.toml --workers 2; read the rows with "
                "toyrobust.sweeps.load_results(STORE)")
     parser.add_argument("config", metavar="CONFIG", help="a TOML file: task = ..., store = ..., [grid]")
@@ -116,7 +122,26 @@ def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> a
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """The ``toyrobust sweep`` command (argparse namespace from :func:`add_parser`); returns the exit status."""
+    """The ``toyrobust sweep`` command (argparse namespace from :func:`add_parser`); returns the exit status.
+
+    Ctrl-C (SIGINT) or SIGTERM stop the sweep: the workers are stopped, the rows being written reach the disk, and
+    one line says how many rows the store holds and that ``--resume`` continues; exit status 128 + the signal's
+    number (130, 143), as a shell reports a process ended by it.
+    """
+    seen: dict[str, Any] = {}
+    try:
+        with _terminate_as_interrupt():
+            return _run(args, seen)
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        with _signals_ignored():  # a second Ctrl-C while the line is written must not print a traceback
+            sys.stderr.write(_interrupted_line(signal.Signals(signum).name, seen) + "\n")
+            sys.stderr.flush()
+        return 128 + int(signum)
+
+
+def _run(args: argparse.Namespace, seen: dict[str, Any]) -> int:
+    """:func:`cmd_sweep` without its signal handling; ``seen`` receives the store and the task count."""
     usage = _usage_error(args)
     try:
         config = load_config(args.config)
@@ -130,6 +155,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         spec, norm, tasks = plan(config["grid"], config["task"])
         st = Store(store)
+        seen["store"] = store
+        st.check_writable()  # before any task, and for --dry-run too
+        seen["tasks"] = len(tasks)
         probe = {"format": FORMAT, "task": spec.name, "grid": norm,
                  "grid_hash": stable_hash({"task": spec.name, "grid": norm}, 64),
                  "toyrobust_version": __version__}
@@ -160,11 +188,69 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                        max_attempts=int(config.get("max_attempts", 3)))
     except (ValueError, TypeError) as err:
         raise usage(" ".join(str(err).split())) from None
+    except OSError as err:  # a row that could not be written (disk full, store removed): the sweep stops there
+        sys.stderr.write(f"toyrobust: error: the sweep stopped: {' '.join(str(err).split())}; the rows written so "
+                         f"far are kept: fix the cause and run the same command with --resume\n")
+        return 1
     finally:
         if client is not None:
             client.close()
     sys.stdout.write(format_summary(result) + "\n")
     return 0 if result.complete and result.errors == 0 and _store_errors(result) == 0 else 1
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (or another stop signal) turned into an interrupt, so the sweep stops as it does on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM raises :class:`_Terminated` (a KeyboardInterrupt) in the main thread for the duration (elsewhere,
+    e.g. in a thread, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Any:
+    """SIGINT and SIGTERM ignored for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _interrupted_line(name: str, seen: dict[str, Any]) -> str:
+    """The one line printed when a sweep is interrupted: the rows stored, and how to continue."""
+    store = seen.get("store")
+    if store is None:
+        return f"toyrobust: sweep interrupted ({name}) before it started; nothing was stored"
+    try:
+        rows = len(Store(store).row_ids())
+    except (OSError, ValueError):
+        rows = 0
+    of = f" of {seen['tasks']}" if "tasks" in seen else ""
+    return (f"toyrobust: sweep interrupted ({name}): {rows}{of} rows are stored in {store}; run the same command "
+            f"with --resume to continue")
 
 
 def _store_errors(result: Any) -> int:

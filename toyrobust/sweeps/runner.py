@@ -13,15 +13,24 @@ Failure handling:
   times before being recorded as an error;
 * the driver killed (``kill -9``): the rows written so far are complete and durable (see
   :mod:`toyrobust.sweeps.store`); running the same sweep again on the same store runs only the missing tasks.
+  The default pool's workers notice that their driver died (a watchdog thread in each compares ``os.getppid()``
+  with the driver's pid every :data:`WATCHDOG_INTERVAL` seconds) and exit: no orphan keeps computing;
+* Ctrl-C: the default pool's workers ignore SIGINT (they start with it blocked, then set it to ignored), so a
+  Ctrl-C sent to the whole terminal's process group reaches only the driver, which stops its workers
+  (``terminate``), lets the rows being written reach the disk, and re-raises KeyboardInterrupt
+  (``toyrobust sweep`` turns it into one line and exit status 130, SIGTERM into 143).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -39,13 +48,17 @@ from .grid import TaskSpec, expand_grid, normalise_grid, stable_hash
 from .store import FORMAT, Store, load_results
 from .tasks import TASKS, SweepTask, TaskContext, resolve_task
 
-__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor"]
+__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor", "WorkerPool"]
 
 #: threads writing rows (fsync'ed files) concurrently
 WRITER_THREADS = 4
 #: row columns written by the runner (a grid parameter or a task result may not use these names)
 RECORD_COLUMNS = ("task_id", "task", "status", "error", "toyrobust_version", "torch_version", "device",
                   "wall_time", "host", "pid", "finished", "attempts")
+#: seconds between two checks of a default-pool worker's watchdog that its driver is still alive
+WATCHDOG_INTERVAL = 0.5
+#: exit status of a worker whose driver died
+ORPHAN_EXIT_STATUS = 70
 
 
 def _versions() -> tuple[str, str]:
@@ -88,8 +101,27 @@ class SweepResult:
 
 
 # ---------------------------------------------------------------------------------------------------- worker side
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, driver_pid: int | None = None) -> None:
+    """A default-pool worker's start: its torch threads, Ctrl-C ignored (the driver stops its workers), and a
+    watchdog that ends the worker when the driver process ``driver_pid`` dies (``kill -9`` included)."""
     torch.set_num_threads(threads)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # also drops a Ctrl-C that arrived while it was blocked
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by WorkerPool.submit, see there
+    if driver_pid is not None:
+        threading.Thread(target=_watch_driver, args=(driver_pid,), name="toyrobust-sweep-watchdog",
+                         daemon=True).start()
+
+
+def _watch_driver(driver_pid: int, interval: float | None = None) -> None:
+    """Exit this worker process (``os._exit``, status :data:`ORPHAN_EXIT_STATUS`) as soon as its parent is no longer
+    ``driver_pid``: a dead parent's children are re-parented (to init or a subreaper), which changes getppid.
+    A worker started just before the driver died finds it gone at the first check."""
+    while True:
+        if os.getppid() != driver_pid:
+            os._exit(ORPHAN_EXIT_STATUS)  # the driver is gone: nobody will read this worker's results
+        time.sleep(WATCHDOG_INTERVAL if interval is None else interval)
 
 
 def execute_task(task_ref: Any, task_id: str, params: dict[str, Any], store: str) -> dict[str, Any]:
@@ -194,8 +226,44 @@ def default_executor(max_workers: int | None = None, threads_per_worker: int | N
     if workers == 0:
         return InProcessExecutor()
     threads = threads_per_worker or max(1, cpus // workers)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+    return WorkerPool(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                      initializer=_init_worker, initargs=(threads, os.getpid()))
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Any:
+    """SIGINT blocked in this thread for the duration (POSIX; elsewhere nothing): a process started meanwhile
+    inherits the blocked mask, and a Ctrl-C arriving meanwhile is delivered when it ends, not lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """The default pool (see :func:`default_executor`): a spawn process pool whose workers ignore Ctrl-C, exit when
+    the driver dies, and can be stopped at once (:meth:`terminate_workers`).
+
+    A Ctrl-C at a terminal goes to every process of the foreground group, workers included. Their initializer
+    ignores SIGINT, but it runs only after the worker has imported torch (seconds); workers are therefore started
+    (the pool starts them in :meth:`submit`) with SIGINT blocked, a mask they inherit, until the initializer
+    ignores it.
+    """
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        with _sigint_blocked():
+            return super().submit(fn, *args, **kwargs)
+
+    def terminate_workers(self) -> None:
+        """Stop every worker process now (SIGTERM), the tasks they run lost; then shut the pool down."""
+        for proc in list((getattr(self, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.terminate()
+        self.shutdown(wait=False, cancel_futures=True)
 
 
 class InProcessExecutor(Executor):
@@ -288,6 +356,7 @@ def sweep(
                           in_flight=in_flight, report=report)
     spec, norm, tasks = plan(grid, task)
     st = Store(store)
+    st.check_writable()  # before any task: a store that cannot be written would lose every row
     manifest = _manifest(spec, norm, tasks)
     old = st.check_compatible(manifest)
     st.lock()
@@ -376,11 +445,14 @@ class _Driver:
                     self._on_written(fut, row)
                 else:
                     self._on_task_done(fut)
-        except BaseException:
+        except BaseException:  # Ctrl-C (KeyboardInterrupt), a failed write, ...: stop the work in flight
             for f in self.pending:
                 f.cancel()
             if self.own:
-                self.executor.shutdown(wait=False, cancel_futures=True)
+                if isinstance(self.executor, WorkerPool):
+                    self.executor.terminate_workers()  # their tasks' results could no longer be recorded
+                else:
+                    self.executor.shutdown(wait=False, cancel_futures=True)
                 self.own = False
             raise
         finally:

@@ -124,6 +124,41 @@ class Store:
                              f"mix results: choose another store, or delete it to start over")
         return old
 
+    def check_writable(self) -> None:
+        """ValueError (naming the store and the reason) unless the store can be created and written, checked by
+        creating and removing a probe file (an existing store) or folder (in its nearest existing parent folder):
+        permission bits do not say it for root, nor for read-only or virtual file systems like ``/proc``.
+        Leaves nothing behind, creates no folder, runs no task."""
+        path = self.path
+        try:
+            exists = path.exists()
+        except OSError as err:
+            raise ValueError(f"store {str(path)!r} cannot be read ({err.strerror or err}); choose another "
+                             f"--store") from None
+        if exists and not path.is_dir():
+            raise ValueError(f"store {str(path)!r} is a file, not a folder; choose another --store")
+        if exists:
+            folders = [f for f in (path, self.rows_dir) if f.is_dir()]
+        else:
+            base = path.parent
+            while not base.exists() and base != base.parent:
+                base = base.parent
+            if not base.is_dir():
+                raise ValueError(f"store {str(path)!r} cannot be created: {str(base)!r} is a file, not a folder")
+            folders = [base]
+        for folder in folders:
+            try:
+                if exists:
+                    fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=folder)
+                    os.close(fd)
+                    os.unlink(probe)
+                else:
+                    os.rmdir(tempfile.mkdtemp(prefix=".tmp-probe-", dir=folder))
+            except OSError as err:
+                what = "a file" if exists else "a folder"
+                raise ValueError(f"store {str(path)!r} cannot be written: cannot create {what} in {str(folder)!r} "
+                                 f"({err.strerror or err}); choose another --store") from None
+
     def create(self, manifest: dict[str, Any]) -> None:
         """Create the folders and write the manifest (once; an existing compatible manifest is kept)."""
         self.rows_dir.mkdir(parents=True, exist_ok=True)
