@@ -1,0 +1,139 @@
+"""Issue 22, items 8-13 (a researcher's first hour, second pass): the defense table flags every attacked risk and
+fits 120 columns, closed forms print collected, the docs' examples run, the figures keep their data, and the main
+job reports its per-stage times."""
+
+import json
+import math
+
+import torch
+
+import toyrobust as tr
+from toyrobust.defenses import (
+    DEFENSES,
+    IMPOSSIBLE,
+    SETTINGS,
+    AttackSpec,
+    Defense,
+    DefenseRow,
+    Setting,
+    evaluate_defenses,
+    format_table,
+    register_defense,
+    register_setting,
+    smoothing_row,
+    to_json,
+)
+from toyrobust.defenses import evaluate as ev
+from toyrobust.montecarlo import clopper_pearson
+from toyrobust.rng import make_generator
+
+# ------------------------------------------------------------------------------------------------ item 8: defend
+
+
+def _no_errors(defended, x, y, threat, config):
+    return torch.zeros(x.shape[0], dtype=torch.bool)
+
+
+def _clean_errors(defended, x, y, threat, config):
+    return defended.classifier().predict(x) != y
+
+
+def test_an_attacked_extra_below_the_floor_is_flagged_with_its_interval():
+    """An extra attacked risk (like k-WTA's black-box transfer, 0.176 < 0.207) gets its Clopper-Pearson interval
+    and the IMPOSSIBLE verdict of the naive and adaptive columns, in the table and in the JSON."""
+    dist, threat = tr.GaussianMixture([1.0, 1.0]), tr.L2(0.5)
+
+    def transfer_like(defended, d, t, x, y, config):  # an attack that never succeeds: its risk is the clean one
+        return ev._risk_columns("transfer (black-box)", defended.classifier().predict(x) != y, config)
+
+    register_setting(Setting("fh-2d", lambda quick: (dist, threat)))
+    register_defense(Defense("fh-linear", lambda d, t, c: tr.LinearModel.from_weights([1.0, 1.0], 0.0),
+                             naive=AttackSpec("clean only", _clean_errors),
+                             adaptive=AttackSpec("clean only too", _clean_errors), extras=transfer_like))
+    try:
+        (row,) = evaluate_defenses(defenses=["fh-linear"], settings=["fh-2d"], config=ev.EvalConfig(n=2000, seed=0),
+                                   attacks=["pgd"])
+    finally:
+        DEFENSES.pop("fh-linear")
+        SETTINGS.pop("fh-2d")
+    k = round(row.extras["transfer (black-box) risk"] * 2000)
+    lo, hi = clopper_pearson(k, 2000, 0.95)
+    assert (row.extras["transfer (black-box) low"], row.extras["transfer (black-box) high"]) == (float(lo), float(hi))
+    assert hi < row.floor  # the clean risk (~0.079) is far below the optimal adversarial risk (~0.19)
+    assert row.extra_verdicts == {"transfer (black-box)": IMPOSSIBLE, "pgd": "ok"}
+    assert f"transfer (black-box): {IMPOSSIBLE}" in row.verdicts
+    text = format_table([row])
+    line = next(ln for ln in text.splitlines() if "transfer (black-box)" in ln and "[" in ln)
+    assert f"{row.extras['transfer (black-box) risk']:.3f} [{lo:.3f}, {hi:.3f}]" in line and IMPOSSIBLE in line
+    pgd_line = next(ln for ln in text.splitlines() if ln.split()[:2] == ["extra", "pgd"])
+    assert pgd_line.rstrip().endswith("ok")  # extra attacks (--attack) keep their risk and verdict in the layout
+    data = json.loads(to_json([row]))[0]
+    assert data["extra_verdicts"]["transfer (black-box)"] == IMPOSSIBLE
+    assert set(data["extras"]) == {f"{n} {e}" for n in ("transfer (black-box)", "pgd") for e in ("risk", "low", "high")}
+    assert f"transfer (black-box): {IMPOSSIBLE}" in data["verdicts"]
+
+
+def test_kwta_transfer_column_is_an_attacked_risk_with_its_interval():
+    """The registered k-WTA transfer extra reports risk, low and high (exact, over all n points)."""
+    dist = tr.GaussianMixture.robust_nonrobust(20)
+    victim = tr.LinearModel.from_weights(dist.mean.to_tensor(), 0.0)
+    x, y = dist.sample(300, generator=make_generator(0))
+    out = ev._transfer_extras(victim, dist, tr.Linf(0.3), x, y, ev.EvalConfig(quick=True, n=300, seed=0))
+    k = round(out["transfer (black-box) risk"] * 300)
+    lo, hi = clopper_pearson(k, 300, 0.95)
+    assert out == {"transfer (black-box) risk": k / 300, "transfer (black-box) low": float(lo),
+                   "transfer (black-box) high": float(hi)}
+    assert ev.attacked_extras(out) == ["transfer (black-box)"]
+
+
+def test_smoothing_certificate_under_linf_says_why_it_is_not_applicable():
+    """An L2 certificate says nothing useful about an Linf ball: the column is n/a with a note; the honest
+    implication (the certificate at the enclosing L2 radius eps sqrt(k)) is kept under its own name."""
+    dist = tr.GaussianMixture.robust_nonrobust(20)
+    smooth = tr.RandomizedSmoothing(tr.Linear(dist.mean.to_tensor()), 0.5)
+    x, y = dist.sample(40, generator=make_generator(1))
+    config = ev.EvalConfig(quick=True, n=40, seed=0)
+    out = smoothing_row._certified(smooth, dist, tr.Linf(0.3), x, y, config)
+    assert math.isnan(out["certified risk (upper)"])
+    assert out["certified risk (enclosing L2 ball)"] == 1.0  # 0.3 sqrt(20) = 1.342 > 1.232, the largest radius
+    note = smoothing_row._notes(dist, tr.Linf(0.3), config)["certified risk (upper)"]
+    assert note.startswith("n/a (L2 certificate vs Linf ball)") and "1.342" in note and "1.232" in note
+    l2 = smoothing_row._certified(smooth, dist, tr.L2(0.5), x, y, config)
+    assert set(l2) == {"certified risk (upper)"} and 0 <= l2["certified risk (upper)"] <= 1
+    assert smoothing_row._notes(dist, tr.L2(0.5), config) == {}
+    assert "L1 ball lies inside" in smoothing_row._notes(dist, tr.L1(0.5), config)["certified risk (upper)"]
+    assert DEFENSES["randomized smoothing (sigma 0.5)"].notes is smoothing_row._notes
+
+
+def _row(**kw):
+    base = dict(defense="randomized smoothing (sigma 0.5) with a much longer registered name", setting="robust/non-"
+                "robust D=20 and a long setting name too", threat="Linf(eps=0.3)", n=1000, clean_risk=0.028,
+                naive_attack="PGD (autograd through k-WTA)", naive_risk=0.17, naive_low=0.147, naive_high=0.195,
+                naive_verdict=IMPOSSIBLE, adaptive_attack="detector-aware EOT PGD (+ naive)", adaptive_risk=0.256,
+                adaptive_low=0.229, adaptive_high=0.284, adaptive_verdict="ok", optimal=0.207, floor=0.207,
+                floor_reason="optimal adversarial risk", level=0.95, seconds=1.0,
+                extras={"transfer (black-box) risk": 0.176, "transfer (black-box) low": 0.153,
+                        "transfer (black-box) high": 0.201, "apgd risk": 0.25, "apgd high": 0.28,
+                        "certified risk (upper)": math.nan, "certified risk (enclosing L2 ball)": 1.0,
+                        "detected (naive adv.)": 0.041, "flagged (clean)": 0.049},
+                extra_verdicts={"transfer (black-box)": IMPOSSIBLE, "apgd": "ok"},
+                notes={"certified risk (upper)": "n/a (L2 certificate vs Linf ball): " + "why " * 60})
+    base.update(kw)
+    return DefenseRow(**base)
+
+
+def test_defend_table_fits_120_columns_and_json_stays_complete():
+    rows = [_row(), _row(defense="k-WTA MLP", extra_verdicts={}, notes={})]
+    text = format_table(rows)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    block = text.split("\n\n")[0]
+    for needle in ("0.176 [0.153, 0.201]", "0.250 [-, 0.280]", "certified risk (upper) n/a",
+                   "certified risk (enclosing L2 ball) 1.000", "detected (naive adv.) 0.041",
+                   "n/a (L2 certificate vs Linf ball)", f"naive: {IMPOSSIBLE}", f"transfer (black-box): {IMPOSSIBLE}",
+                   "naive attack overstates robustness", "floor 0.207"):
+        assert needle in " ".join(block.split()), needle  # wrapped lines joined back
+    data = json.loads(to_json(rows))
+    assert data[0]["extras"]["certified risk (upper)"] is None and data[0]["extras"]["apgd high"] == 0.28
+    assert set(data[0]) >= {"naive_verdict", "adaptive_verdict", "extra_verdicts", "notes", "verdicts",
+                            "false_security", "floor_reason"}
+    assert data[1]["verdicts"] == [f"naive: {IMPOSSIBLE}", "naive attack overstates robustness"]
