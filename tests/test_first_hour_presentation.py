@@ -5,6 +5,8 @@ job reports its per-stage times."""
 import json
 import math
 
+import pytest
+import sympy
 import torch
 
 import toyrobust as tr
@@ -137,3 +139,54 @@ def test_defend_table_fits_120_columns_and_json_stays_complete():
     assert set(data[0]) >= {"naive_verdict", "adaptive_verdict", "extra_verdicts", "notes", "verdicts",
                             "false_security", "floor_reason"}
     assert data[1]["verdicts"] == [f"naive: {IMPOSSIBLE}", "naive attack overstates robustness"]
+
+
+# ------------------------------------------------------------------------------------------------ item 9: closed forms
+
+
+def _terms(expr):
+    return [str(t) for t in sympy.Add.make_args(expr)]
+
+
+@pytest.mark.parametrize("dist, threat", [
+    (tr.Tsipras(p=0.9, eta=3.0), None), (tr.Tsipras(p=0.9, eta=3.0), tr.Linf(0.1)),
+    (tr.Tsipras(p=0.9, eta=3.0, d=5), tr.L2(0.5)), (tr.GaussianMixture.robust_nonrobust(20), tr.Linf(0.1)),
+    (tr.GaussianMixture([1.0, 1.0, 2.0, 1.0]), tr.L1(0.5)),
+])
+@pytest.mark.parametrize("definition", ["ball", "projection", "prediction-change"])
+def test_closed_forms_print_each_term_once(dist, threat, definition):
+    """Equal terms (the two classes of a symmetric model, an interval and its mirror image) are collected in
+    ``expr`` and ``latex()``; the value (computed in log space) is what the printed expression evaluates to."""
+    r = tr.risk(dist, dist.bayes_classifier(), threat, definition=definition)
+    terms = _terms(r.expr)
+    assert len(terms) == len(set(terms)), r.expr
+    latex_terms = r.latex().replace("- ", "+ ").split(" + ")
+    assert len(latex_terms) == len(set(latex_terms)), r.latex()
+    if r.value > 0:
+        assert float(r.expr.evalf(30)) == pytest.approx(r.value, rel=1e-9)
+
+
+def test_tsipras_risk_reads_as_the_two_classes_of_x1():
+    r = tr.risk(tr.Tsipras(p=0.9, eta=3.0), tr.Tsipras(p=0.9, eta=3.0).bayes_classifier())
+    assert len(_terms(r.expr)) == 2 and sorted(t.split("*")[0] for t in _terms(r.expr)) == ["0.1", "0.9"]
+    assert r.latex().count("Q") == 2
+    g = tr.GaussianMixture.robust_nonrobust(20)
+    assert str(tr.risk(g, g.bayes_classifier()).expr) == "Q(1.99893278365081)"  # was Q(...)/2 + Q(...)/2
+    pc = tr.risk(g, g.bayes_classifier(), tr.L2(0.5), definition="prediction-change").expr
+    assert len(_terms(pc)) == 2 and all("Q(-" not in t for t in _terms(pc))  # Q(a) - Q(b), its mirror merged
+    p, eta = sympy.Symbol("p", positive=True), sympy.Symbol("eta", positive=True)
+    sym = tr.risk(tr.Tsipras(p=p, eta=eta), tr.Tsipras(p=p, eta=eta).bayes_classifier()).expr
+    assert len(_terms(sym)) == 2 and "2*(1/2 - p/2)" not in str(sym) and "(1 - p)*Q(" in str(sym)
+
+
+@pytest.mark.parametrize("threat, says", [
+    (tr.Linf(0.1), "the whole Linf ball"), (tr.L1(0.1), "the whole L1 ball"),
+    (tr.L2(0.1, coords=slice(0, 3)), "L2 on part of the coordinates"),
+])
+def test_symbolic_spheres_error_names_the_ball_it_got(threat, says):
+    dist = tr.ConcentricSpheres(dim=sympy.Symbol("D", positive=True, integer=True))
+    with pytest.raises(NotImplementedError, match="numeric parameters only") as err:
+        tr.risk(dist, dist.bayes_classifier(), threat)
+    assert says in str(err.value)
+    if threat.coords is None:
+        assert "part of the coordinates" not in str(err.value)
