@@ -4,6 +4,7 @@ job reports its per-stage times."""
 
 import json
 import math
+import re
 
 import pytest
 import sympy
@@ -190,3 +191,46 @@ def test_symbolic_spheres_error_names_the_ball_it_got(threat, says):
     assert says in str(err.value)
     if threat.coords is None:
         assert "part of the coordinates" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------ item 10: docs
+
+
+def test_testing_module_docstring_example_runs_as_a_doctest():
+    """The property-test example in ``toyrobust.testing``'s docstring imports what it uses (``st``) and runs."""
+    import doctest
+
+    import toyrobust.testing
+
+    assert "from hypothesis import given, settings, strategies as st" in toyrobust.testing.__doc__
+    result = doctest.testmod(toyrobust.testing, verbose=False, report=False)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+def test_readme_names_to_parquet_in_the_sweeps_section():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "tr.sweep(" in b]
+    assert "to_parquet(" in block  # the sweep example writes a Parquet file (test_readme.py runs it)
+    assert "toyrobust.sweeps.to_parquet(" in text
+
+
+@pytest.mark.parametrize("cls", [tr.PointMasses, tr.Tsipras, tr.GaussianMixture, tr.ConcentricSpheres,
+                                 tr.BernoulliModel, tr.GaussianMixture.robust_nonrobust])
+def test_constructor_signatures_say_what_they_accept(cls):
+    """No ``Any`` in the distributions' constructors: a number or a sympy expression (a vector of them for means)."""
+    import inspect
+    import typing
+
+    from toyrobust.distributions.base import IntOrExpr, NumberOrExpr, VectorLike
+
+    fn = cls.__init__ if isinstance(cls, type) else cls
+    sig = inspect.signature(fn)
+    hints = typing.get_type_hints(fn)
+    for name in sig.parameters:
+        if name in ("self", "cls"):
+            continue
+        assert "Any" not in str(sig.parameters[name].annotation), (cls, name)
+        assert hints[name] in (NumberOrExpr, IntOrExpr, VectorLike, VectorLike | None), (cls, name, hints[name])
+    assert sympy.Expr in typing.get_args(NumberOrExpr) and float in typing.get_args(NumberOrExpr)
