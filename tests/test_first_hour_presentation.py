@@ -6,6 +6,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 import sympy
 import torch
@@ -234,3 +235,87 @@ def test_constructor_signatures_say_what_they_accept(cls):
         assert "Any" not in str(sig.parameters[name].annotation), (cls, name)
         assert hints[name] in (NumberOrExpr, IntOrExpr, VectorLike, VectorLike | None), (cls, name, hints[name])
     assert sympy.Expr in typing.get_args(NumberOrExpr) and float in typing.get_args(NumberOrExpr)
+
+
+# ------------------------------------------------------------------------------------------------ item 11: figures
+
+
+def _drawn(name, monkeypatch, tmp_path, rows=None):
+    """The matplotlib figure a quick run of ``analyses/<name>.py`` builds (captured at save time, then drawn);
+    ``rows`` replaces the script's sweep (its measured rows) where it has one."""
+    from toyrobust import reproduce
+
+    module = reproduce.load(name)
+    captured = {}
+    monkeypatch.setattr(module, "save_figure", lambda fig, stem, data, out=None: captured.update(fig=fig) or [])
+    if rows is not None:
+        monkeypatch.setattr(module, "sweep_rows", lambda *a, **k: [{"rows": rows}])
+    module.main(quick=True, out=tmp_path)
+    fig = captured["fig"]
+    fig.canvas.draw()
+    return fig
+
+
+def _close(fig):
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_hard_points_panel_d_legend_inside_the_axes_and_off_the_curves(monkeypatch, tmp_path):
+    fig = _drawn("hard_points", monkeypatch, tmp_path)
+    ax = next(a for a in fig.axes if a.get_title().startswith("(d)"))
+    box, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    for handle in ax.get_legend().legend_handles:  # no legend marker sticks out of the axes
+        hb = handle.get_window_extent(fig.canvas.get_renderer())
+        assert frame.x0 <= hb.x0 and hb.x1 <= frame.x1, handle
+    covered = 0
+    for line in ax.get_lines():
+        if line.get_label().startswith("_") and len(line.get_xdata()) == 2:
+            continue  # the Chebyshev nodes' vertical lines run behind the legend's frame
+        pts = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
+        covered += int(inside.sum())
+    assert covered == 0
+    _close(fig)
+
+
+def test_tsipras_tradeoff_scatter_is_whole_and_the_bayes_star_does_not_hide_sign_x2(monkeypatch, tmp_path):
+    fig = _drawn("tsipras_tradeoff", monkeypatch, tmp_path)
+    ax = fig.axes[0]
+    (cloud,) = [c for c in ax.collections if len(c.get_offsets()) > 1000]
+    xs = np.asarray(cloud.get_offsets())[:, 0]
+    assert xs.max() <= 0.5 + 1e-9 and ax.get_xlim()[1] > xs.max()  # nothing cut off at the right edge
+    marks = {ln.get_label(): ln for ln in ax.get_lines()}
+    square, star = marks["sign(x$_2$)"], marks["Bayes"]
+    assert square.get_markerfacecolor() == "none" and square.get_markersize() > 1.4 * star.get_markersize()
+    renderer = fig.canvas.get_renderer()
+    assert square.get_window_extent(renderer).contains(*star.get_window_extent(renderer).get_points().mean(axis=0))
+    _close(fig)
+
+
+def test_adversarial_spheres_labels_clear_of_markers_and_corner_marker_whole(monkeypatch, tmp_path):
+    from toyrobust import reproduce
+
+    cols = reproduce.load("adversarial_spheres").ROW_COLS
+    data = [("quadratic", 20, 0.08, 0.19, 0.02), ("quadratic", 60, 0.29, 0.09, 0.01),
+            ("quadratic", 150, 0.3, 0.08, 0.01), ("mlp", 20, 1.0, 0.0, 0.0), ("mlp", 60, 0.9, 0.01, 0.002),
+            ("mlp", 150, 0.65, 0.04, 0.01)]
+    rows = {c: [] for c in cols}
+    for net, step, mu, dist, se in data:
+        for c, v in zip(cols, (net, step, mu, mu, mu, "exact", dist, se, 30, 0, 0.1)):
+            rows[c].append(v)
+    fig = _drawn("adversarial_spheres", monkeypatch, tmp_path, rows=rows)
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    marker_lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "", " ")]
+    points = np.vstack([ax.transData.transform(np.column_stack([ln.get_xdata(), ln.get_ydata()]))
+                        for ln in marker_lines])
+    for text in ax.texts:  # any label on the axes stays clear of every marker
+        tb = text.get_window_extent(renderer).expanded(1.1, 1.3)
+        assert not any(tb.contains(x, y) for x, y in points), text.get_text()
+    at_corner = [ln for ln in marker_lines if ln.get_marker() in ("o", "s")  # the points (not the bars' caps)
+                 and any(x == 1.0 and y == 0.0 for x, y in zip(ln.get_xdata(), ln.get_ydata()))]
+    assert at_corner and all(not ln.get_clip_on() for ln in at_corner)  # drawn whole, over the axes' corner
+    _close(fig)
