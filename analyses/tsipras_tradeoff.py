@@ -6,13 +6,14 @@ alone). Every linear classifier ``sign(w_1 x_1 + w_2 x_2 + b)`` is, up to scale,
 bias b; its standard and ball-adversarial risks are closed forms of the analytic engine
 (``toyrobust.risks.risk_function`` on a grid of (phi, b)).
 
-Left, eps = 2 eta: the pairs of the grid's classifiers (dots; ``-region.csv`` lists the occupied cells of a 2-D
-histogram of them), their lower frontier (the smallest adversarial risk of a linear classifier with standard risk
-at most delta), the Bayes classifier, sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any
-classifier with standard risk delta has robust accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at
-least ``1 - p delta / (1 - p)``. Hatched: unreachable by any classifier, i.e. below the theorem's line, below the
-optimal adversarial risk ``1 - p`` of any classifier (which takes over from the line for delta > 1 - p; the line
-reaches 0 at (1 - p)/p ~ 0.11). sign(x_1) lies on both: the bound is tight.
+Left, eps = 2 eta: the pairs of the grid's classifiers (dots: those with standard risk at most 1/2, the others being
+their negations; ``-region.csv`` lists the occupied cells of a 2-D histogram of all of them), their lower frontier
+(the smallest adversarial risk of a linear classifier with standard risk at most delta), the Bayes classifier,
+sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any classifier with standard risk delta has robust
+accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at least ``1 - p delta / (1 - p)``. Hatched: unreachable
+by any classifier, i.e. below the theorem's line, below the optimal adversarial risk ``1 - p`` of any classifier
+(which takes over from the line for delta > 1 - p; the line reaches 0 at (1 - p)/p ~ 0.11). sign(x_1) lies on both:
+the bound is tight.
 Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
 
 Run: ``python analyses/tsipras_tradeoff.py [--quick]``.
