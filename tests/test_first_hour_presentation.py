@@ -4,6 +4,7 @@ job reports its per-stage times."""
 
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -319,3 +320,28 @@ def test_adversarial_spheres_labels_clear_of_markers_and_corner_marker_whole(mon
                  and any(x == 1.0 and y == 0.0 for x, y in zip(ln.get_xdata(), ln.get_ydata()))]
     assert at_corner and all(not ln.get_clip_on() for ln in at_corner)  # drawn whole, over the axes' corner
     _close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ item 12: peer tests
+
+
+def test_peer_tests_run_without_torchattacks_and_skip_nothing():
+    """The README's test command (no torchattacks: the test extra does not install it) still runs every peer
+    check, against the reference PGD written in tests/test_attacks_peer.py; nothing is skipped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.modules['torchattacks'] = None; import pytest; raise SystemExit(pytest.main("
+            "['-rs', '-p', 'no:cacheprovider', '-v', 'tests/test_attacks_peer.py']))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "skipped" not in out.stdout.lower() and "torchattacks]" not in out.stdout
+    assert "7 passed" in out.stdout
+    for check in ("test_linf_pgd_at_least_as_strong_as_an_independent_peer[reference]",
+                  "test_pgd_from_the_clean_point_at_least_as_strong_as_an_independent_peer[linf-reference]",
+                  "test_pgd_from_the_clean_point_at_least_as_strong_as_an_independent_peer[l2-reference]"):
+        assert f"{check} PASSED" in out.stdout, check
+    assert "importorskip" not in (root / "tests" / "test_attacks_peer.py").read_text()
