@@ -196,11 +196,13 @@ def main(quick: bool = False, out: str | Path | None = None, executor: Any = Non
         xerr = np.vstack([mu - cols["error_low"][sel].astype(float), cols["error_high"][sel].astype(float) - mu])
         yerr = 1.96 * cols["distance_se"][sel].astype(float)
         ax.plot(mu, dist_mean, color=color, lw=0.8, alpha=0.5)  # the training trajectory, in step order
-        ax.errorbar(mu, dist_mean, xerr=xerr, yerr=yerr, fmt=marker, color=color, mfc="white", ms=6, capsize=3,
-                    lw=1.2, label=f"{label}, steps {', '.join(str(v) for v in cols['step'][sel])}")
-        ax.annotate(f"step {cols['step'][sel][-1]}", (mu[-1], dist_mean[-1]), textcoords="offset points",
-                    xytext=(-8, 8), ha="right", fontsize=7.5, color=color)
-    ax.plot([], [], color="0.5", lw=0.8, label="thin lines: training order")
+        # markers unclipped: a network wrong on the whole inner sphere sits at (1, 0), on the axes' corner
+        bars = ax.errorbar(mu, dist_mean, xerr=xerr, yerr=yerr, fmt=marker, color=color, mfc="white", ms=6,
+                           capsize=3, lw=1.2, label=f"{label}, steps {', '.join(str(v) for v in cols['step'][sel])}")
+        bars[0].set_clip_on(False)
+        # the last step filled (no text label: labels collided with the markers)
+        ax.plot(mu[-1:], dist_mean[-1:], marker, color=color, ms=6, zorder=5, clip_on=False)
+    ax.plot([], [], color="0.5", lw=0.8, label="thin lines: training order; filled marker: last step")
     ax.set_xscale("log")
     ax.set_xlabel("error rate mu on the inner sphere")
     ax.set_ylabel("average L2 distance to the nearest error")

@@ -148,20 +148,22 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     ax.legend(fontsize=7)
 
     ax = axes[1, 0]
+    short = {"chebyshev": "Chebyshev nodes", "optimised": "optimised points"}
     for kind in ("chebyshev", "optimised"):
         st = STYLES[kind]
-        ax.semilogy(xs, np.maximum(objective[kind], 1e-30), color=st["color"], lw=1.4, label=f"E e^2, {st['label']}")
+        ax.semilogy(xs, np.maximum(objective[kind], 1e-30), color=st["color"], lw=1.4, label=f"E e^2, {short[kind]}")
         idx = [i for i, (g, r) in enumerate(zip(hard["grid"], hard["role"])) if g == kind and r == "hard_point"]
         ax.semilogy([hard["x"][i] for i in idx], [hard["value"][i] for i in idx], ls="none", marker=st["marker"],
-                    color=st["color"], ms=7, label=f"hard points ({st['label']})")
+                    color=st["color"], ms=7, label=f"hard points, {short[kind]}")
     for x in cheb_d:
         ax.axvline(x, color=COLORS["pos"], lw=0.6, alpha=0.5)
     top = max(max(objective["chebyshev"]), max(objective["optimised"]))
-    ax.set_ylim(top * 1e-7, top * 3)
+    # three decades of head room above the curves hold the legend, inside the axes and clear of every curve
+    ax.set_ylim(top * 1e-7, top * 1e3)
     ax.set_xlabel("x (vertical lines: Chebyshev nodes)")
     ax.set_ylabel("E_H (h_X(x) - h(x))^2")
     ax.set_title(f"(d) seed Fig. 4: objective (2) and hard points, m = {m_d}")
-    ax.legend(fontsize=7, loc="lower center", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", ncol=2, markerscale=0.8, frameon=True, framealpha=0.95, edgecolor="0.8")
 
     ax = axes[1, 1]
     pos_m = np.asarray(positions["m"])

@@ -6,13 +6,14 @@ alone). Every linear classifier ``sign(w_1 x_1 + w_2 x_2 + b)`` is, up to scale,
 bias b; its standard and ball-adversarial risks are closed forms of the analytic engine
 (``toyrobust.risks.risk_function`` on a grid of (phi, b)).
 
-Left, eps = 2 eta: the pairs of the grid's classifiers (dots; ``-region.csv`` lists the occupied cells of a 2-D
-histogram of them), their lower frontier (the smallest adversarial risk of a linear classifier with standard risk
-at most delta), the Bayes classifier, sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any
-classifier with standard risk delta has robust accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at
-least ``1 - p delta / (1 - p)``. Hatched: unreachable by any classifier, i.e. below the theorem's line, below the
-optimal adversarial risk ``1 - p`` of any classifier (which takes over from the line for delta > 1 - p; the line
-reaches 0 at (1 - p)/p ~ 0.11). sign(x_1) lies on both: the bound is tight.
+Left, eps = 2 eta: the pairs of the grid's classifiers (dots: those with standard risk at most 1/2, the others being
+their negations; ``-region.csv`` lists the occupied cells of a 2-D histogram of all of them), their lower frontier
+(the smallest adversarial risk of a linear classifier with standard risk at most delta), the Bayes classifier,
+sign(x_1) and sign(x_2), and Tsipras et al. 2019, Theorem 2.1: any classifier with standard risk delta has robust
+accuracy at most ``p/(1 - p) delta``, i.e. adversarial risk at least ``1 - p delta / (1 - p)``. Hatched: unreachable
+by any classifier, i.e. below the theorem's line, below the optimal adversarial risk ``1 - p`` of any classifier
+(which takes over from the line for delta > 1 - p; the line reaches 0 at (1 - p)/p ~ 0.11). sign(x_1) lies on both:
+the bound is tight.
 Right: the lower frontier for several eps; the theorem's bound holds from eps = 2 eta on.
 
 Run: ``python analyses/tsipras_tradeoff.py [--quick]``.
@@ -123,8 +124,12 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     optimal = float(tr.optimal_risk(dist, threat))
 
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.0, 6.0))
-    ax0.scatter(std, main_adv, s=1.5, color=COLORS["sky"], alpha=0.3, lw=0, rasterized=True)
-    ax0.scatter([], [], s=12, color=COLORS["sky"], label=f"linear classifiers ({len(std):,} on a grid)")
+    # classifiers with standard risk above 1/2 are the negations of those below (w, b -> -w, -b): the panel shows
+    # [0, 1/2] in full rather than a slice of the mirror half cut at the axis edge
+    better = std <= 0.5 + 1e-12
+    ax0.scatter(std[better], main_adv[better], s=1.5, color=COLORS["sky"], alpha=0.3, lw=0, rasterized=True)
+    ax0.scatter([], [], s=12, color=COLORS["sky"],
+                label=f"linear classifiers ({int(better.sum()):,} of {len(std):,} on a grid: standard risk <= 1/2)")
     fr = {k: np.asarray(v) for k, v in frontier.items()}
     sel = fr["eps_over_eta"] == MAIN_RATIO
     ax0.plot(fr["delta"][sel], fr["min_adversarial_risk"][sel], color=COLORS["pos"], lw=2.2, ls=(0, (4, 2)),
@@ -139,18 +144,27 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
                      label="unreachable by any classifier (below the bound or below 1 - p)")
     ax0.axhline(optimal, color=COLORS["black"], ls=":", lw=1.2,
                 label=f"smallest adversarial risk of any classifier (1 - p = {optimal:.2g})")
-    for name, marker, color, size in (("sign(x2)", "s", COLORS["pink"], 9), ("Bayes", "*", COLORS["neg"], 11),
-                                      ("sign(x1)", "D", COLORS["green"], 7), ("constant +1", "^", COLORS["orange"], 7)):
+    # Bayes and sign(x2) nearly coincide (both rely on x2): sign(x2) is an open square drawn around the Bayes star
+    for name, marker, color, size, fill in (("Bayes", "*", COLORS["neg"], 10, None),
+                                            ("sign(x2)", "s", COLORS["pink"], 16, "none"),
+                                            ("sign(x1)", "D", COLORS["green"], 7, None),
+                                            ("constant +1", "^", COLORS["orange"], 7, None)):
         i = marks["classifier"].index(name)
-        ax0.plot(marks["standard_risk"][i], marks["adversarial_risk"][i], marker, color=color, ms=size,
-                 mec="black", mew=0.6, zorder=5, clip_on=False,
-                 label=name.replace("x1", "x$_1$").replace("x2", "x$_2$"))
-    ax0.set_xlim(0, 0.55)
+        style = dict(mfc="none", mec=color, mew=1.8) if fill == "none" else dict(color=color, mec="black", mew=0.6)
+        ax0.plot(marks["standard_risk"][i], marks["adversarial_risk"][i], marker, ms=size, zorder=6, clip_on=False,
+                 label=name.replace("x1", "x$_1$").replace("x2", "x$_2$"), **style)
+    i, j = marks["classifier"].index("Bayes"), marks["classifier"].index("sign(x2)")
+    ax0.annotate(f"Bayes (star) inside sign(x$_2$) (square):\nstandard risks {marks['standard_risk'][i]:.4f} and "
+                 f"{marks['standard_risk'][j]:.4f},\nadversarial risks {marks['adversarial_risk'][i]:.3f} and "
+                 f"{marks['adversarial_risk'][j]:.3f}", (marks["standard_risk"][j], marks["adversarial_risk"][j]),
+                 xytext=(0.16, 0.36), textcoords="data", fontsize=7.5, va="center",
+                 arrowprops=dict(arrowstyle="->", color="0.3", lw=0.8, shrinkB=9))
+    ax0.set_xlim(0, 0.52)
     ax0.set_ylim(0, 1.02)
     ax0.set_xlabel("standard risk delta (probability)")
     ax0.set_ylabel("Linf-adversarial risk (probability)")
     ax0.set_title(f"(a) linear classifiers, p = {P}, eta = {ETA:g}, eps = 2 eta on x$_2$")
-    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5)
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5, markerscale=0.7)
 
     palette = [COLORS["sky"], COLORS["green"], COLORS["orange"], COLORS["pink"], COLORS["pos"], COLORS["neg"]]
     for ratio, color in zip(EPS_RATIOS, palette, strict=True):
@@ -163,7 +177,7 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     ax1.fill_between(d_line, 0, np.maximum(bound, optimal_from_2eta),
                      facecolor="none", edgecolor="0.4", hatch="///", lw=0,
                      label="unreachable by any classifier when eps >= 2 eta")
-    ax1.set_xlim(0, 0.55)
+    ax1.set_xlim(0, 0.52)
     ax1.set_ylim(0, 1.02)
     ax1.set_xlabel("standard risk delta (probability)")
     ax1.set_ylabel("smallest Linf-adversarial risk (probability)")

@@ -45,7 +45,7 @@ from .threats import L2, Linf, ThreatModel
 from .training import train
 
 __all__ = ["Case", "CaseResult", "default_cases", "run_case", "run", "format_table", "to_json", "to_csv",
-           "VERDICTS", "LEGEND", "PROBLEMS", "judge"]
+           "VERDICTS", "LEGEND", "PROBLEMS", "judge", "timing_lines", "BUILD_SECONDS"]
 
 VERDICTS = ("agree", "exact", "bracket", "attack weaker", "disagree", "bound holds", "vacuous", "bound violated",
             "estimate only")
@@ -383,6 +383,11 @@ def _bracketed_cases(quick: bool, seed: int, device: Any, progress: bool) -> lis
     return cases
 
 
+#: how long the last :func:`default_cases` of this process took (``seconds``; ``trained``: networks were trained
+#: then) -- the "building the cases" stage of :func:`format_table`'s closing times
+BUILD_SECONDS: dict[str, Any] = {}
+
+
 def default_cases(quick: bool = True, *, trained: bool = True, seed: int = 0, device: Any = "cpu",
                   progress: bool = False) -> list[Case]:
     """The default case list: all four distributions, all norms and definitions, analytic and trained models.
@@ -394,10 +399,14 @@ def default_cases(quick: bool = True, *, trained: bool = True, seed: int = 0, de
         device: where the trainings run.
         progress: show training progress bars.
     """
+    start = time.perf_counter()
     cases = _analytic_cases(quick)
     if trained:
         cases += _trained_cases(quick, seed, device, progress)
+    BUILD_SECONDS.clear()
+    BUILD_SECONDS.update(seconds=time.perf_counter() - start, trained=trained)
     return cases
+
 
 
 def run(cases: list[Case], *, n: int = 20_000, seed: int = 0, level: float = 0.999, device: Any = "cpu",
@@ -436,7 +445,8 @@ def format_table(results: list[CaseResult]) -> str:
 
     The interval column is the Clopper-Pearson interval of the estimate; ``>= [..]`` marks a lower-bound estimate
     (an attack that may miss), and a bracket shows ``[attack's lower end, verifier's upper end]``. An ``n`` marked
-    ``*`` is the case's own sample size (the run's ``n`` did not apply).
+    ``*`` is the case's own sample size (the run's ``n`` did not apply). The closing lines give the times
+    (:func:`timing_lines`).
     """
     rows = [list(_COLUMNS)] + [_row(r) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
@@ -461,7 +471,30 @@ def format_table(results: list[CaseResult]) -> str:
     lines += [f"  {v:<{width}}  {LEGEND[v]}" for v in VERDICTS]
     lines.append(f"  {'>= [a, b]':<{width}}  a lower-bound estimate (an attack that may miss); [a, b] alone: exact "
                  f"or a bracket")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + timing_lines(results))
+
+
+def timing_lines(results: list[CaseResult], build: dict[str, Any] | None = None) -> list[str]:
+    """The closing times of a cross-check: the total wall time, building the cases (from ``build``, default
+    :data:`BUILD_SECONDS`: where the networks are trained) and running them, then each group's running time."""
+    build = BUILD_SECONDS if build is None else build
+    ran = sum(r.seconds for r in results)
+    built = float(build.get("seconds", 0.0))
+    groups: dict[str, float] = {}
+    for r in results:
+        groups[r.group] = groups.get(r.group, 0.0) + r.seconds
+    if "seconds" in build:
+        what = "building the cases (training the networks)" if build.get("trained") else "building the cases"
+        head = (f"times: {len(results)} cases in {built + ran:.1f} s (wall clock): {what} {built:.1f} s, running "
+                f"them {ran:.1f} s; by group (running):")
+    else:
+        head = f"times: {len(results)} cases run in {ran:.1f} s (wall clock); by group:"
+    lines = [head]
+    width = max((len(g) for g in groups), default=0)
+    for group, sec in groups.items():
+        share = f"{100 * sec / ran:3.0f}%" if ran > 0 else "  -"
+        lines.append(f"  {group:<{width}}  {sec:7.1f} s  {share}")
+    return lines
 
 
 def to_json(results: list[CaseResult]) -> str:

@@ -1,13 +1,18 @@
 """Hypothesis strategies for property tests of toyrobust and of claims built on it.
 
 Parameters are drawn from each constraint's ``typical`` range, with edge values mixed in, so a claim such as
-"the Bayes classifier's risk is at most any classifier's risk" becomes::
+"the Bayes classifier's risk is at most any classifier's risk" becomes a test (this example runs as a doctest in
+``tests/test_first_hour_presentation.py``):
 
-    from hypothesis import given
-    from toyrobust.testing import distributions, linear_classifiers
-
-    @given(distributions(kinds=("tsipras",)), st.data())
-    def test_claim(dist, data): ...
+>>> import toyrobust as tr
+>>> from hypothesis import given, settings, strategies as st
+>>> from toyrobust.testing import distributions, linear_classifiers
+>>> @settings(max_examples=20, deadline=None)
+... @given(distributions(kinds=("tsipras",)), st.data())
+... def test_claim(dist, data):
+...     clf = data.draw(linear_classifiers(int(dist.dim)))
+...     assert float(tr.risk(dist, dist.bayes_classifier())) <= float(tr.risk(dist, clf)) + 1e-12
+>>> test_claim()  # hypothesis draws 20 (distribution, classifier) pairs; silence means the claim held
 
 Needs the ``hypothesis`` package (the ``test`` extra).
 """

@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 import zlib
 from collections.abc import Callable
@@ -60,7 +61,7 @@ from .kwta import kwta_mlp
 
 __all__ = ["EvalConfig", "AttackSpec", "Defense", "Setting", "DefenseRow", "DEFENSES", "SETTINGS",
            "register_defense", "register_setting", "evaluate_defenses", "format_table", "to_json", "add_parser",
-           "command", "IMPOSSIBLE"]
+           "command", "IMPOSSIBLE", "attacked_extras"]
 
 #: the flag of a risk whose whole confidence interval lies below the floor
 IMPOSSIBLE = "IMPOSSIBLE (broken evaluation)"
@@ -113,7 +114,13 @@ class Defense:
         adaptive: the attack built for it (BPDA, EOT, detector-aware).
         applies: ``applies(dist) -> bool``; default: every setting.
         floor: ``floor(dist, threat, defended) -> (value, reason)``; default: ``optimal_risk(dist, threat)``.
-        extras: ``extras(defended, dist, threat, x, y, config) -> {column: value}`` (e.g. a certified risk).
+        extras: ``extras(defended, dist, threat, x, y, config) -> {column: value}`` (e.g. a certified risk). An
+            attacked risk is given as ``"NAME risk"`` with ``"NAME low"`` and ``"NAME high"``, the ends of its
+            Clopper-Pearson interval (as the extra attacks of :func:`evaluate_defenses` do): the row then flags
+            ``NAME`` :data:`IMPOSSIBLE` when ``"NAME high"`` is below the floor, as it does the naive and adaptive
+            risks. NaN means "not applicable" (printed ``n/a``; say why in ``notes``).
+        notes: ``notes(dist, threat, config) -> {column: text}``: why a column reads as it does in this setting
+            (e.g. an L2 certificate against an Linf ball); printed under the row and kept in the JSON.
         clean: ``clean(defended, x, y, config) -> errors`` (bool (N,)) on the clean points; default: the
             detector's errors or the model's wrong predictions.
         target: ``target(defended) -> model``: what an extra attack of :func:`evaluate_defenses` attacks
@@ -132,6 +139,7 @@ class Defense:
     clean: Callable[[Any, torch.Tensor, torch.Tensor, EvalConfig], torch.Tensor] | None = None
     target: Callable[[Any], Any] | None = None
     judge: Callable[..., torch.Tensor] | None = None
+    notes: Callable[[Any, ThreatModel, EvalConfig], dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,9 @@ class DefenseRow:
     Risks are fractions of the ``n`` test points on which the defended system errs at the attack's point;
     ``*_low``/``*_high`` are exact Clopper-Pearson bounds at ``level``. ``floor`` is the smallest risk any
     system of this kind can have (``optimal`` for classifiers; see the module docstring for detectors), and a
-    verdict is :data:`IMPOSSIBLE` when the interval's upper end is below it.
+    verdict is :data:`IMPOSSIBLE` when the interval's upper end is below it. ``extra_verdicts`` holds the same
+    verdict for every attacked risk among the ``extras`` (``"NAME risk"`` with ``"NAME high"``: the black-box
+    transfer, the extra attacks), by ``NAME``; ``notes`` explains columns by name (see :class:`Defense`).
     """
 
     defense: str
@@ -200,14 +210,33 @@ class DefenseRow:
     level: float
     seconds: float
     extras: dict[str, float] = field(default_factory=dict)
+    extra_verdicts: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def false_security(self) -> bool:
         """The naive interval lies entirely below the adaptive one: the naive attack overstated robustness."""
         return self.naive_high < self.adaptive_low
 
+    @property
+    def verdicts(self) -> list[str]:
+        """Every flag of the row (``[]`` when all is well): impossible risks by attack, then false security."""
+        out = [f"{name}: {v}" for name, v in (("naive", self.naive_verdict), ("adaptive", self.adaptive_verdict),
+                                                 *self.extra_verdicts.items()) if v != "ok"]
+        if self.false_security:
+            out.append("naive attack overstates robustness")
+        return out
+
+
+def attacked_extras(extras: dict[str, float]) -> list[str]:
+    """The names ``NAME`` of the attacked risks among a row's extras (``"NAME risk"`` next to ``"NAME high"``)."""
+    return [k[:-len(" risk")] for k in extras if k.endswith(" risk") and f"{k[:-len(' risk')]} high" in extras]
+
 
 def _verdict(high: float, floor: float) -> str:
+    """:data:`IMPOSSIBLE` when the interval's upper end is below the floor; ``"n/a"`` for NaN (no risk); else ok."""
+    if math.isnan(high):
+        return "n/a"
     return IMPOSSIBLE if high < floor - 1e-12 else "ok"
 
 
@@ -275,12 +304,14 @@ def _evaluate_row(d: Defense, setting: Setting, dist: Any, threat: ThreatModel, 
     for i, attack in enumerate(extra):
         extras.update(_extra_attack(d, attack, defended, dist, threat, x, y, sub, 501 + i))
     (na, nr, nl, nh), (aa, ar, al, ah) = risks
+    verdicts = {name: _verdict(extras[f"{name} high"], floor) for name in attacked_extras(extras)}
     return DefenseRow(defense=d.name, setting=setting.name, threat=repr(threat), n=config.n,
                       clean_risk=float(clean.to(torch.float64).mean()), naive_attack=na, naive_risk=nr,
                       naive_low=nl, naive_high=nh, naive_verdict=_verdict(nh, floor), adaptive_attack=aa,
                       adaptive_risk=ar, adaptive_low=al, adaptive_high=ah, adaptive_verdict=_verdict(ah, floor),
                       optimal=opt, floor=float(floor), floor_reason=reason, level=config.level,
-                      seconds=time.perf_counter() - start, extras=dict(extras))
+                      seconds=time.perf_counter() - start, extras=dict(extras), extra_verdicts=verdicts,
+                      notes=dict(d.notes(dist, threat, sub)) if d.notes else {})
 
 
 def _extra_attack(d: Defense, attack: Attack, defended: Any, dist: Any, threat: ThreatModel, x: torch.Tensor,
@@ -289,12 +320,17 @@ def _extra_attack(d: Defense, attack: Attack, defended: Any, dist: Any, threat: 
     not apply to the defense's model)."""
     target = d.target(defended) if d.target else defended
     if not attack.supports(as_classifier(target), threat, "ball", dist):
-        return {f"{attack.label} risk": math.nan, f"{attack.label} high": math.nan}
+        return {f"{attack.label} risk": math.nan, f"{attack.label} low": math.nan, f"{attack.label} high": math.nan}
     res = attack.run(target, x, y, threat, dist=dist, generator=config.generator(stream))
     errors = d.judge(defended, x, y, res.x_adv, config) if d.judge else _model_errors(defended, x, y, res.x_adv)
+    return _risk_columns(attack.label, errors, config)
+
+
+def _risk_columns(name: str, errors: torch.Tensor, config: EvalConfig) -> dict[str, float]:
+    """An attacked risk as extras: ``"NAME risk"`` and its exact interval ``"NAME low"``, ``"NAME high"``."""
     k = int(errors.sum())
-    _, hi = clopper_pearson(k, config.n, config.level)
-    return {f"{attack.label} risk": k / config.n, f"{attack.label} high": float(hi)}
+    lo, hi = clopper_pearson(k, int(errors.numel()), config.level)
+    return {f"{name} risk": k / int(errors.numel()), f"{name} low": float(lo), f"{name} high": float(hi)}
 
 
 def _clean_errors(defended: Any, x: torch.Tensor, y: torch.Tensor, config: EvalConfig) -> torch.Tensor:
@@ -342,11 +378,13 @@ def _kwta_adaptive(model: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatM
 
 def _transfer_extras(model: Any, dist: Any, threat: ThreatModel, x: torch.Tensor, y: torch.Tensor,
                      config: EvalConfig) -> dict[str, float]:
-    """The black-box transfer attack's risk (a substitute MLP trained on 2000 label queries): when it beats the
-    naive white-box attack, the white-box gradient was masked (Athalye et al. 2018, section 3.1)."""
+    """The black-box transfer attack's risk (a substitute MLP trained on 2000 label queries) with its exact interval:
+    when it beats the naive white-box attack, the white-box gradient was masked (Athalye et al. 2018, section 3.1);
+    like any attacked risk it cannot lie below the optimal risk, so the row flags it when it does."""
     out = transfer_attack(model, dist, x, y, threat, label_queries=2000, train_steps=300 if config.quick else 1000,
                           seed=derive_seed(config.seed, 501))
-    return {"transfer (black-box)": out.adversarial_risk}
+    errors = out.result.success.to(y.device) | ~out.clean_correct.to(y.device)  # its adversarial_risk, per point
+    return _risk_columns("transfer (black-box)", errors, config)
 
 
 register_defense(Defense(
@@ -443,34 +481,65 @@ register_setting(Setting("Tsipras 2-D (p=0.9, eta=3)", lambda quick: (Tsipras(p=
 # ------------------------------------------------------------------------------------------------ output
 
 
-def format_table(rows: list[DefenseRow]) -> str:
-    """A plain-text table: one line per row, risks with their intervals, the optimal risk, the floor, verdicts."""
-    head = ["defense", "setting", "threat", "clean", "naive attack", "naive risk [CI]", "adaptive attack",
-            "adaptive risk [CI]", "optimal", "floor", "verdict"]
-    extra_cols = sorted({k for r in rows for k in r.extras})
-    head[9:9] = extra_cols
-    lines = []
+#: the widest line :func:`format_table` prints
+TABLE_WIDTH = 120
+
+
+def _interval(risk: float, low: float, high: float) -> str:
+    """``0.170 [0.147, 0.195]``; ``n/a`` for a risk that is not applicable (NaN)."""
+    if math.isnan(risk):
+        return "n/a"
+    return f"{risk:.3f} [{low:.3f}, {high:.3f}]" if not math.isnan(low) else f"{risk:.3f} [-, {high:.3f}]"
+
+
+def _attack_lines(r: DefenseRow) -> list[tuple[str, str, str, str]]:
+    """(role, attack, risk [interval], verdict) for the naive, the adaptive and every attacked extra risk."""
+    out = [("naive", r.naive_attack, _interval(r.naive_risk, r.naive_low, r.naive_high), r.naive_verdict),
+           ("adaptive", r.adaptive_attack, _interval(r.adaptive_risk, r.adaptive_low, r.adaptive_high),
+            r.adaptive_verdict)]
+    for name in attacked_extras(r.extras):
+        e = r.extras
+        out.append(("extra", name, _interval(e[f"{name} risk"], e.get(f"{name} low", math.nan), e[f"{name} high"]),
+                    r.extra_verdicts.get(name, "ok")))
+    return out
+
+
+def _other_extras(r: DefenseRow) -> list[str]:
+    """``column value`` for the extras that are not attacked risks (certified risk, detection rates)."""
+    attacked = {f"{name} {end}" for name in attacked_extras(r.extras) for end in ("risk", "low", "high")}
+    return [f"{k} {'n/a' if math.isnan(v) else f'{v:.3f}'}" for k, v in r.extras.items() if k not in attacked]
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """``line`` cut at spaces into lines of at most ``width`` characters, continuations indented under its text."""
+    body = line.lstrip(" ")
+    indent = " " * (len(line) - len(body))
+    return textwrap.wrap(body, width, initial_indent=indent, subsequent_indent=indent + "    ",
+                         break_long_words=True, break_on_hyphens=False) or [line]
+
+
+def format_table(rows: list[DefenseRow], width: int = TABLE_WIDTH) -> str:
+    """A plain-text report that fits ``width`` columns: one block per (defense, setting), one indented line per
+    attack (its risk with the interval and its verdict), then the clean, optimal and floor values, the other
+    extras, the notes and the row's verdict. ``--json`` (:func:`to_json`) carries the same data, complete."""
+    name_w = min(36, max((len(a[1]) for r in rows for a in _attack_lines(r)), default=0))
+    risk_w = max((len(a[2]) for r in rows for a in _attack_lines(r)), default=0)
+    out = []
     for r in rows:
-        verdicts = []
-        if r.naive_verdict != "ok":
-            verdicts.append(f"naive: {r.naive_verdict}")
-        if r.adaptive_verdict != "ok":
-            verdicts.append(f"adaptive: {r.adaptive_verdict}")
-        if r.false_security:
-            verdicts.append("naive attack overstates robustness")
-        cells = [r.defense, r.setting, r.threat, f"{r.clean_risk:.3f}", r.naive_attack,
-                 f"{r.naive_risk:.3f} [{r.naive_low:.3f}, {r.naive_high:.3f}]", r.adaptive_attack,
-                 f"{r.adaptive_risk:.3f} [{r.adaptive_low:.3f}, {r.adaptive_high:.3f}]", f"{r.optimal:.3f}",
-                 *(f"{r.extras[k]:.3f}" if k in r.extras else "-" for k in extra_cols), f"{r.floor:.3f}",
-                 "; ".join(verdicts) or "ok"]
-        lines.append(cells)
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
-    fmt = " | ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*head), "-+-".join("-" * w for w in widths)] + [fmt.format(*c) for c in lines]
+        block = [f"{r.defense} | {r.setting} | {r.threat} | n = {r.n}",
+                 f"    clean {r.clean_risk:.3f} | optimal {r.optimal:.3f} | floor {r.floor:.3f} = {r.floor_reason}"]
+        for role, name, risk, verdict in _attack_lines(r):
+            block.append(f"    {role:<8}  {name:<{name_w}}  {risk:<{risk_w}}  {verdict}".rstrip())
+        if _other_extras(r):
+            block.append("    also      " + " | ".join(_other_extras(r)))
+        block += [f"    note      {col}: {text}" for col, text in r.notes.items()]
+        block.append("    verdict   " + ("; ".join(r.verdicts) or "ok"))
+        out += [w for line in block for w in _wrap(line, width)] + [""]
     level = f"{rows[0].level:g}" if rows else "0.95"
-    out.append(f"risks: fraction of n test points the defended system gets wrong at the attack's point, "
-               f"[exact {level} Clopper-Pearson interval]; floor: the least risk possible ({IMPOSSIBLE} below it)")
-    return "\n".join(out)
+    foot = (f"risks: fraction of the n test points the defended system gets wrong at the attack's point, [exact "
+            f"{level} Clopper-Pearson interval]; floor: the least risk possible ({IMPOSSIBLE} when an interval lies "
+            "below it); n/a: not applicable")
+    return "\n".join(out + _wrap(foot, width))
 
 
 def to_json(rows: list[DefenseRow]) -> str:
@@ -482,7 +551,8 @@ def to_json(rows: list[DefenseRow]) -> str:
             return {k: clean(u) for k, u in v.items()}
         return v
 
-    return json.dumps([{**{k: clean(v) for k, v in asdict(r).items()}, "false_security": r.false_security}
+    return json.dumps([{**{k: clean(v) for k, v in asdict(r).items()}, "false_security": r.false_security,
+                        "verdicts": r.verdicts}
                        for r in rows], indent=2)
 
 

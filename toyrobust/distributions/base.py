@@ -6,14 +6,15 @@ import contextlib
 import inspect
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
+import numpy as np
 import sympy
 import torch
 
-from ..blocks import point_symbols
+from ..blocks import Blocks, point_symbols
 from ..classifiers import Classifier
 from ..constraints import Constraint, check, is_symbolic
 from ..registry import Registry
@@ -21,7 +22,15 @@ from ..rng import Draws, GeneratorDraws, make_generator, resolve_device, resolve
 
 __all__ = ["Distribution", "Support", "LABELS", "ExampleSet", "LinearBayesRegions", "registered_distributions",
            "unregister_distribution", "cli_constructors", "SampleTooLargeError", "check_draw_size",
-           "available_memory"]
+           "available_memory", "NumberOrExpr", "IntOrExpr", "VectorLike"]
+
+# what the distributions' constructors accept (annotations; the checks themselves are the parameters' constraints)
+#: a real parameter: a number (int, float, numpy scalar) or a sympy expression, e.g. ``Symbol("p", positive=True)``
+NumberOrExpr: TypeAlias = float | sympy.Expr
+#: an integer parameter (a dimension): an int, or a sympy expression such as ``Symbol("D", integer=True)``
+IntOrExpr: TypeAlias = int | sympy.Expr
+#: a vector parameter: a sequence of :data:`NumberOrExpr`, a 1-D tensor or array, or ``Blocks([(value, count), ...])``
+VectorLike: TypeAlias = Sequence[NumberOrExpr] | torch.Tensor | np.ndarray | Blocks
 
 #: the two labels, in the order used for class-indexed results
 LABELS = (-1, 1)

@@ -20,7 +20,7 @@ from ..classifiers import Linear
 from ..constraints import Constraint, integer_at_least, is_symbolic
 from ..rng import Draws
 from ..threats import L1, L2, Linf
-from .base import Distribution, ExampleSet, Support, on_value
+from .base import Distribution, ExampleSet, IntOrExpr, NumberOrExpr, Support, VectorLike, on_value
 
 __all__ = ["BernoulliModel"]
 
@@ -61,7 +61,7 @@ class BernoulliModel(Distribution):
     # the vertices {-1, 1}^d and the coordinatewise sign read no parameter
     symbolic_ok = frozenset({"project", "support.contains"})
 
-    def __init__(self, d: Any = 101, tau: Any = 0.2, theta: Any = None):
+    def __init__(self, d: IntOrExpr = 101, tau: NumberOrExpr = 0.2, theta: VectorLike | None = None):
         self._init_params(d=d, tau=tau)
         if theta is None:
             self.theta = Blocks([(1, self.d)])

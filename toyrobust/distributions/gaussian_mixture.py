@@ -16,8 +16,11 @@ from ..threats import L1, L2, Linf
 from .base import (
     Distribution,
     ExampleSet,
+    IntOrExpr,
     LinearBayesRegions,
+    NumberOrExpr,
     Support,
+    VectorLike,
 )
 
 __all__ = ["GaussianMixture"]
@@ -47,7 +50,7 @@ class GaussianMixture(LinearBayesRegions, Distribution):
     def cli_params(cls) -> dict[str, Any]:
         return {"mean": None, **cls.arg_constraints}
 
-    def __init__(self, mean: Any, sigma: Any = 1.0):
+    def __init__(self, mean: VectorLike, sigma: NumberOrExpr = 1.0):
         self.mean: Blocks = as_blocks(mean, "mean")
         self._init_params(sigma=sigma)
         if not is_symbolic(self.sigma) and self.mean.is_numeric:
@@ -64,7 +67,7 @@ class GaussianMixture(LinearBayesRegions, Distribution):
         return is_symbolic(self.sigma) or not self.mean.is_numeric
 
     @classmethod
-    def robust_nonrobust(cls, D: Any) -> GaussianMixture:
+    def robust_nonrobust(cls, D: IntOrExpr) -> GaussianMixture:
         """The robust/non-robust features model of seed 003 (after Tsipras et al. 2019).
 
         ``mean = (1, a, ..., a)`` with ``a = sqrt(log D / (D - 1))`` and unit noise on every coordinate: the

@@ -16,6 +16,7 @@ from .base import (
     Distribution,
     ExampleSet,
     LinearBayesRegions,
+    NumberOrExpr,
     Support,
     keep_nan,
     on_value,
@@ -40,7 +41,7 @@ class PointMasses(LinearBayesRegions, Distribution):
     cli_order = 0
     projection_rule = "x -> gap if |x - gap| < |x| else 0 (the midpoint x = gap/2 goes to 0, label +1)"
 
-    def __init__(self, gap: Any = 1.0):
+    def __init__(self, gap: NumberOrExpr = 1.0):
         self._init_params(gap=gap)
         self.dim = 1
 

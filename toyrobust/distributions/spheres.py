@@ -12,7 +12,7 @@ from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
 from ..rng import Draws
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, Support, keep_nan, log_sphere_area, rounding_margin
+from .base import Distribution, ExampleSet, IntOrExpr, NumberOrExpr, Support, keep_nan, log_sphere_area, rounding_margin
 
 __all__ = ["ConcentricSpheres"]
 
@@ -35,7 +35,7 @@ class ConcentricSpheres(Distribution):
     projection_rule = ("x -> r x/||x|| with r the nearer radius; the middle shell ||x|| = (r_inner + r_outer)/2 "
                        "goes to the outer sphere (label +1), the origin to r_inner e_1")
 
-    def __init__(self, dim: Any = 500, r_inner: Any = 1.0, r_outer: Any = 1.3):
+    def __init__(self, dim: IntOrExpr = 500, r_inner: NumberOrExpr = 1.0, r_outer: NumberOrExpr = 1.3):
         self._init_params(dim=dim, r_inner=r_inner, r_outer=r_outer)
         check_less("r_inner", self.r_inner, "r_outer", self.r_outer)
 

@@ -13,7 +13,7 @@ from ..classifiers import Linear
 from ..constraints import integer_at_least, is_symbolic, positive, unit_interval_open
 from ..rng import Draws
 from ..threats import L1, L2, Linf, ThreatModel
-from .base import Distribution, ExampleSet, Support, keep_nan, on_value, rounding_margin
+from .base import Distribution, ExampleSet, IntOrExpr, NumberOrExpr, Support, keep_nan, on_value, rounding_margin
 
 __all__ = ["Tsipras"]
 
@@ -43,7 +43,7 @@ class Tsipras(Distribution):
     # the support {-1, 1} x R^d and its projection read no parameter
     symbolic_ok = frozenset({"project", "support.contains"})
 
-    def __init__(self, p: Any = 0.9, eta: Any = 3.0, d: Any = 1):
+    def __init__(self, p: NumberOrExpr = 0.9, eta: NumberOrExpr = 3.0, d: IntOrExpr = 1):
         self._init_params(p=p, eta=eta, d=d)
         self.dim = self.d + 1
 

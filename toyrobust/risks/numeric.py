@@ -154,6 +154,18 @@ def _simplify_args(expr: sympy.Expr, max_ops: int = 40) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, Q), lambda e: Q(simp(e.args[0])))
 
 
+def _collect_terms(expr: sympy.Expr) -> sympy.Expr:
+    """A sum with its equal probabilities written once: ``c1*P + c2*P`` becomes ``(c1 + c2)*P``, so Tsipras' risk
+    reads ``p*Q(...) + (1 - p)*Q(...)``, not ``p*Q(...) + 2*(1/2 - p/2)*Q(...)`` (presentation only)."""
+    if not isinstance(expr, sympy.Add):
+        return expr
+    groups: dict[sympy.Expr, Any] = {}
+    for term in expr.args:
+        coef, prob = term.as_independent(Q, NormalSetProb, sympy.Piecewise, as_Add=False)
+        groups[prob] = groups.get(prob, sympy.S.Zero) + coef
+    return sympy.Add(*[coef * prob for prob, coef in groups.items()])
+
+
 @dataclass
 class Form:
     """A risk as ``sum_k coef_k P[Z in U_k]`` on placeholder symbols (see the module docstring).
@@ -268,9 +280,16 @@ class Form:
     def numeric_expr(self, raw: Sequence[np.ndarray]) -> sympy.Expr:
         """The risk at one numeric point written as a sum of ``Q`` values (from :meth:`raw`'s output).
 
-        Built unevaluated (``evaluate=False``): sympy's arithmetic on floats would cost milliseconds.
+        Built unevaluated (``evaluate=False``): sympy's arithmetic on floats would cost milliseconds. Equal terms
+        are collected first, in plain floats: an interval is written in the one of its two mirror forms
+        (``P[Z in [lo, hi]] = P[Z in [-hi, -lo]]``) whose midpoint is not negative, and intervals whose ends then print
+        alike (15 significant digits, as sympy prints a float) are one term whose coefficient is the sum of theirs,
+        so a symmetric model reads
+        ``0.9*Q(3.37) + 0.1*Q(2.63)``, not ``0.45*Q(3.37) + 0.45*Q(3.37) + ...`` (presentation only: the risk's
+        value comes from :meth:`raw`'s output in log space, not from this expression).
         """
-        pieces, pos = [], 0
+        collected: dict[tuple[str, str], list[float]] = {}  # printed ends -> [lo, hi, summed coefficient]
+        pos = 0
         for t in self.terms:
             coef = float(raw[pos])
             pos += 1
@@ -283,16 +302,21 @@ class Form:
             if coef == 0:
                 continue
             for lo, hi in merge_intervals(pairs):
-                if hi == math.inf:
-                    prob = Q(_num(lo)) if lo != -math.inf else sympy.S.One
-                elif lo == -math.inf:
-                    prob = Q(_num(-hi))
-                else:
-                    prob = sympy.Add(Q(_num(lo)), sympy.Mul(-1, Q(_num(hi)), evaluate=False), evaluate=False)
-                if prob == 1:
-                    pieces.append(_num(coef))
-                else:
-                    pieces.append(prob if coef == 1 else sympy.Mul(_num(coef), prob, evaluate=False))
+                if lo + hi < 0:  # P[Z in [lo, hi]] = P[Z in [-hi, -lo]]: one form per interval (tails included)
+                    lo, hi = -hi, -lo
+                collected.setdefault((f"{lo:.15g}", f"{hi:.15g}"), [lo, hi, 0.0])[2] += coef
+        pieces = []
+        for lo, hi, coef in collected.values():
+            if hi == math.inf:
+                prob = Q(_num(lo)) if lo != -math.inf else sympy.S.One
+            elif lo == -math.inf:
+                prob = Q(_num(-hi))
+            else:
+                prob = sympy.Add(Q(_num(lo)), sympy.Mul(-1, Q(_num(hi)), evaluate=False), evaluate=False)
+            if prob == 1:
+                pieces.append(_num(coef))
+            else:
+                pieces.append(prob if coef == 1 else sympy.Mul(_num(coef), prob, evaluate=False))
         numbers = [p for p in pieces if p.is_Number]
         pieces = [p for p in pieces if not p.is_Number]
         if numbers:
@@ -359,7 +383,7 @@ def form_result(form: Form, values: Sequence[Any], key: tuple[str, str, str, str
             raise ArithmeticError(f"the closed form {form.formula} evaluated to NaN at {details['scalars']}")
         return RiskResult(form.numeric_expr(raw), math.exp(log_value), log_value, method, key, details)
     subs = {s: _exact(v) for s, v in zip(form.symbols, values, strict=True)}
-    expr = _simplify_args(form.expr(subs))
+    expr = _collect_terms(_simplify_args(form.expr(subs)))
     return RiskResult(expr, None, None, method, key, details)
 
 

@@ -376,6 +376,19 @@ def _spheres_radial_threat(dist, clf, threat, definition) -> RiskResult:
     return _spheres_radial(dist, clf, threat, definition)
 
 
+def _symbolic_radial_message(threat: ThreatModel, full: bool) -> str:
+    """Why a radial risk with symbolic parameters has no closed form here: part of the coordinates (any norm), or the
+    whole Linf or L1 ball (the reachable norms depend on where the point lies on the sphere)."""
+    name = type(threat).__name__
+    if threat.coords is None or full:
+        where = (f"the whole {name} ball (the norms it reaches from a point depend on where the point lies on the "
+                 f"sphere, so the risk is decided numerically over their exact range, or has no closed form)")
+    else:
+        where = f"{name} on part of the coordinates (coords={threat.coords!r})"
+    return (f"the radial risk on the spheres under {where} is computed for numeric parameters only; substitute "
+            f"numbers (or use tr.estimate_risk)")
+
+
 def _spheres_radial(dist, clf, threat, definition) -> RiskResult:
     _check_dims(dist, clf)
     r, m, n = clf.r, dist.r_mid, dist.dim
@@ -398,9 +411,7 @@ def _spheres_radial(dist, clf, threat, definition) -> RiskResult:
         return RiskResult(expr, value, None if value is None else _log_or_neginf(value),
                           "exact (reachable norms [(|x| - eps)_+, |x| + eps], one indicator per sphere)", key)
     if not numeric:
-        raise NotImplementedError(
-            f"the radial risk on the spheres under {type(threat).__name__} on part of the coordinates is computed "
-            f"for numeric parameters only; substitute numbers (or use tr.estimate_risk)")
+        raise NotImplementedError(_symbolic_radial_message(threat, full))
     n, k, e = int(n), int(k), float(eps)
     probs, logs = [], []
     if l2_like:
