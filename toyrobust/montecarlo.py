@@ -57,8 +57,6 @@ from .distributions import Distribution
 from .distributions.base import check_draw_size
 from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
 from .threats import ThreatModel, make_threat
-from .verification import verify
-from .verification.regions import label_regions
 
 __all__ = [
     "RiskEstimate",
@@ -452,6 +450,12 @@ def _upper_setup(upper: Any, clf: Classifier, threat: ThreatModel | None, defini
                          f"got {definition!r}")
     if verify_options is not None and not isinstance(verify_options, dict):
         raise TypeError(f"verify_options must be a dict of keyword arguments, got {type(verify_options).__name__}")
+    try:  # imported here: a copy of toyrobust without the verifier still estimates (and says what upper needs)
+        from .verification import verify
+        from .verification.regions import label_regions
+    except ImportError as err:
+        raise NotImplementedError("upper='verify' needs toyrobust.verification (complete verification of ReLU "
+                                  "networks), which is not installed in this copy of toyrobust") from err
     options = dict(verify_options or {})
     if definition != "ball" and "region" not in options:
         options["region"] = label_regions(dist)
