@@ -22,6 +22,7 @@ import io
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def test_readme_outputs_are_checked_when_shown():
 
 if __name__ == "__main__":  # print what each block of a page prints, for writing the page
     for page in [Path(arg).resolve() for arg in sys.argv[1:]]:
-        os.chdir(os.environ.get("TMPDIR", "/tmp"))
+        os.chdir(tempfile.mkdtemp(prefix="toyrobust-docs-"))  # the pages write files (sweep stores)
         for block, printed in run_page(page, check=False):
             print(f"--- line {block.line}")
             print(printed, end="")
