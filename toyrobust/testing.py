@@ -4,6 +4,7 @@ Parameters are drawn from each constraint's ``typical`` range, with edge values 
 "the Bayes classifier's risk is at most any classifier's risk" becomes::
 
     from hypothesis import given
+    from hypothesis import strategies as st
     from toyrobust.testing import distributions, linear_classifiers
 
     @given(distributions(kinds=("tsipras",)), st.data())
