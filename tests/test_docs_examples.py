@@ -184,5 +184,4 @@ if __name__ == "__main__":  # print what each block of a page prints, for writin
     for page in [Path(arg).resolve() for arg in sys.argv[1:]]:
         os.chdir(tempfile.mkdtemp(prefix="toyrobust-docs-"))  # the pages write files (sweep stores)
         for block, printed in run_page(page, check=False):
-            print(f"--- line {block.line}")
-            print(printed, end="")
+            sys.stdout.write(f"--- line {block.line}\n{printed}")

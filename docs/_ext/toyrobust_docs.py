@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -63,6 +64,13 @@ def figure_docstring(name: str) -> tuple[str, str]:
     return summary.strip(), body.strip()
 
 
+def plain_text_rst(text: str) -> str:
+    """A docstring written as plain text with ````literals````, safe as reStructuredText: ``|`` outside literals
+    (absolute values such as ``|w_i|``) would start a substitution, so it is escaped."""
+    parts = re.split(r"(``.*?``)", text, flags=re.S)
+    return "".join(p if p.startswith("``") else p.replace("|", "\\|") for p in parts)
+
+
 def figure_rst(name: str, docs_dir: Path, content: list[str]) -> list[str]:
     """The reStructuredText of one gallery entry (paths relative to the page's folder ``docs_dir``)."""
     script = ROOT / "analyses" / f"{name}.py"
@@ -85,7 +93,7 @@ def figure_rst(name: str, docs_dir: Path, content: list[str]) -> list[str]:
         + [f":download:`{p.name} <{rel(p).as_posix()}>`" for p in csvs]
         + ([f":download:`{pdf.name} <{rel(pdf).as_posix()}>`"] if pdf.exists() else [])), ""]
     lines += [".. rubric:: What the script computes (its docstring)", ""]
-    lines += body.splitlines() + [""]
+    lines += plain_text_rst(body).splitlines() + [""]
     return lines
 
 
