@@ -10,7 +10,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the checkout's toyrobust, installed or not
 sys.path.insert(0, str(DOCS / "_ext"))
-os.environ.setdefault("COLUMNS", "100")  # argparse wraps --help at this width, the same on every machine
+os.environ["COLUMNS"] = "80"  # argparse wraps --help at this width (the page's code width), on every machine
 
 import toyrobust  # noqa: E402
 
@@ -33,7 +33,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
-autodoc_default_options = {"show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
@@ -44,7 +43,6 @@ napoleon_custom_sections = [("Class data a subclass sets", "params_style")]
 templates_path: list[str] = []
 exclude_patterns = ["_build"]
 default_role = "code"  # `x` in the hand-written pages is code, like `` x ``
-pygments_style = "sphinx"
 
 html_theme = "furo"
 html_title = f"toyrobust {release}"
