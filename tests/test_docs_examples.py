@@ -142,6 +142,8 @@ def run_page(path: Path, check: bool = True) -> list[tuple[Block, str]]:
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(DOCS).with_suffix("").as_posix() for p in PAGES])
 def test_page_examples_print_what_the_page_shows(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # a page that starts a process (sweeps.rst: the command line) runs this checkout's toyrobust there too
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     blocks = blocks_of(page)
     assert blocks, f"{page} has no Python example"
     import toyrobust as tr
