@@ -156,3 +156,10 @@ def test_cli_attack_spec_errors_are_one_line(capsys):
         assert main(["defend", "--quick", "--attack", spec]) == 2
         err = capsys.readouterr().err.strip()
         assert text in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd", "fgsm", "exact", "cw"])
+def test_attacks_refuse_non_finite_points(name):
+    x = torch.tensor([[0.0, 1.0], [math.nan, 0.0]])
+    with pytest.raises(ValueError, match="x must be finite.*row 1"):
+        make_attack(name).run(tr.Linear([1.0, 1.0]), x, torch.tensor([1, -1]), tr.Linf(0.1))

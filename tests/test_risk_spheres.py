@@ -281,6 +281,10 @@ def test_radial_l2_all_definitions_vs_monte_carlo_small(n, r1, ratio, r_frac, e,
     # margin), sampled points sit an ulp either side of it
     assume(min(abs(clf.r - float(r)) for r in (dist.r_inner, dist.r_outer)) > 1e-9)
     threat = tr.L2(e * r1, coords=slice(0, min(k, n)))
+    # and a ball whose edge reaches the classifier's or the middle radius exactly from a data sphere (e.g. r = 2,
+    # eps = 0.5, classifier radius 2.5): the exact answer decides the edge point, sampled points round either side
+    reach = [float(r) + sgn * e * r1 for r in (dist.r_inner, dist.r_outer) for sgn in (1, -1)]
+    assume(all(min(abs(v - clf.r), abs(v - float(dist.r_mid))) > 1e-9 for v in reach))
     closed = float(risk(dist, clf, threat, definition))
     nn = 4000
     kk = mc_count(dist, nn, seed=13, event=lambda x, y: _radial_event(dist, clf, threat, definition, x, y))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy
 from sympy.core.logic import fuzzy_and
 
@@ -90,6 +91,27 @@ class Constraint:
             return False
         return bool(self.numeric(float(value)))
 
+    def check_array(self, values: Any) -> np.ndarray:
+        """:meth:`check` for every entry of a float array at once (vectorised; the same answers as the scalar path).
+
+        The numeric predicate is applied to the whole array (the predicates are elementwise comparisons); a
+        predicate that cannot take an array (a chained comparison such as ``0 < v < 1`` raises on one) is applied
+        entry by entry instead.
+        """
+        arr = np.asarray(values, dtype=float)
+        ok = np.isfinite(arr)
+        if self.integer:
+            ok &= arr == np.round(arr)
+        safe = np.where(ok, arr, 0.0)
+        try:
+            res = np.asarray(self.numeric(safe), dtype=bool)
+            if res.shape != arr.shape:
+                res = np.broadcast_to(res, arr.shape)
+        except (ValueError, TypeError):
+            res = np.fromiter((bool(self.numeric(float(v))) for v in safe.ravel()), dtype=bool,
+                              count=safe.size).reshape(arr.shape)
+        return ok & res
+
     def strategy(self, edges: bool = True) -> Any:
         """A hypothesis strategy of valid values in the typical range (with its end points when ``edges``)."""
         from hypothesis import strategies as st  # hypothesis is an optional (test) dependency
@@ -108,7 +130,7 @@ nonnegative = Constraint(
 )
 unit_interval_open = Constraint(
     "a number in the open interval (0, 1)",
-    lambda v: 0 < v < 1,
+    lambda v: (0 < v) & (v < 1),  # elementwise, so arrays are checked at once (check_array)
     lambda e: fuzzy_and([e.is_positive, (1 - e).is_positive]),
     (0.51, 0.99),
 )

@@ -11,6 +11,15 @@ Its confidence interval is the exact binomial (Clopper-Pearson) one, and :attr:`
 the two it is (``"exact"`` or ``"lower bound"``). On a ReLU network, ``upper="verify"`` adds a verified upper
 count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
 
+Stopping on a width: with ``target_width``, chunks are drawn until ``ci_high - ci_low <= target_width`` (so "+-0.01"
+is ``target_width=0.02``) or ``max_n`` points were drawn, after at least ``n`` points; the chunk sizes are planned from
+the running estimate so the run stops near the smallest sufficient ``n``. Stopping on the width (not on the estimate)
+keeps the interval's coverage close to nominal.
+
+Models: a torch model is evaluated in eval mode (the deployed, deterministic model, as the attacks see it), and every
+submodule's mode is restored afterwards; it is never moved or converted, and its parameters' gradients are not
+touched. Nothing touches the global RNG; the same ``seed`` gives the same result on the same device type and dtype.
+
 Streaming: the points come from a counter-based stream (:class:`toyrobust.rng.CounterStream`, SplitMix64 of a
 counter): the random numbers of point ``i`` are a pure function of ``(seed, i)``, so any range of points is drawn
 directly, chunk by chunk, on the device that attacks it. The ``i``-th point depends only on ``(seed, i, device type,
@@ -229,7 +238,7 @@ def iter_samples(
     chunk_size = check_int("chunk_size", chunk_size, 1)
     offset = check_int("offset", offset, 0)
     _check_stream_end(offset, n)
-    dist._require_numeric("iter_samples")
+    dist.require_numeric("iter_samples")
     stream = _SampleStream(dist, seed, resolve_device(device), resolve_dtype(dtype), offset)
     done = 0
     while done < n:
@@ -505,15 +514,8 @@ def estimate_risk(
     here, or when the clean point itself is (it lies in its own ball). The interval is
     :func:`clopper_pearson` at ``level``.
 
-    With ``target_width``, chunks are drawn until ``ci_high - ci_low <= target_width`` (so "+-0.01" is
-    ``target_width=0.02``) or ``max_n`` points were drawn, after at least ``n`` points (default 0); the chunk
-    sizes are planned from the running estimate so the run stops near the smallest sufficient ``n``. Stopping
-    on the width (not on the estimate) keeps the interval's coverage close to nominal.
-
-    A torch model is evaluated in eval mode (the deployed, deterministic model, as the attacks see it), and
-    every submodule's mode is restored afterwards; it is never moved or converted, and its parameters'
-    gradients are not touched. Nothing touches the global RNG; the same ``seed`` gives the same result on the
-    same device type and dtype.
+    See the module docstring for stopping on ``target_width`` and for how torch models are treated (eval mode,
+    never moved, converted or given gradients; the global RNG untouched).
 
     Args:
         dist: the data distribution (numeric parameters).
@@ -553,9 +555,10 @@ def estimate_risk(
         Seed 003 (EPFL CS-433 notes): the adversarial risk ``R(f, eps)``; Clopper and Pearson, Biometrika 1934.
     """
     start_time = time.perf_counter()
-    plan = _plan(dist, clf, threat, definition, attack=attack, n=n, seed=seed, device=device, dtype=dtype,
-                 chunk_size=chunk_size, offset=offset, level=level, target_width=target_width, max_n=max_n,
-                 progress=progress, attack_options=attack_options, upper=upper, verify_options=verify_options)
+    request = _Request(attack=attack, n=n, seed=seed, device=device, dtype=dtype, chunk_size=chunk_size,
+                       offset=offset, level=level, target_width=target_width, max_n=max_n, progress=progress,
+                       attack_options=attack_options, upper=upper, verify_options=verify_options)
+    plan = _plan(dist, clf, threat, definition, request)
     counts = _count(plan)
     return _result(plan, counts, time.perf_counter() - start_time)
 
@@ -596,9 +599,43 @@ class _Counts:
     converged: bool | None = None
 
 
-def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: Any, seed: Any, device: Any,
-          dtype: Any, chunk_size: Any, offset: Any, level: Any, target_width: Any, max_n: Any, progress: Any,
-          attack_options: Any, upper: Any, verify_options: Any) -> _Plan:
+@dataclass(frozen=True)
+class _Request:
+    """The keyword options of one :func:`estimate_risk` call, as given (validated by :func:`_plan`)."""
+
+    attack: Any
+    n: Any
+    seed: Any
+    device: Any
+    dtype: Any
+    chunk_size: Any
+    offset: Any
+    level: Any
+    target_width: Any
+    max_n: Any
+    progress: Any
+    attack_options: Any
+    upper: Any
+    verify_options: Any
+
+
+def _sizes(request: _Request) -> tuple[int, int, float | None]:
+    """``(n_min, n_max, target_width)``: exactly ``n`` points, or between ``n`` and ``max_n`` with a target width."""
+    n, target_width = request.n, request.target_width
+    if target_width is None:
+        n = 100_000 if n is None else check_int("n", n, 1)
+        return n, n, None
+    if isinstance(target_width, bool) or not isinstance(target_width, (int, float)) \
+            or not 0.0 < float(target_width) <= 1.0:
+        raise ValueError(f"target_width must be a number in (0, 1], got {target_width!r}")
+    n_max = check_int("max_n", request.max_n, 1)
+    n_min = 0 if n is None else check_int("n", n, 0)
+    if n_min > n_max:
+        raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
+    return n_min, n_max, float(target_width)
+
+
+def _plan(dist: Any, clf: Any, threat: Any, definition: Any, request: _Request) -> _Plan:
     """Validate every argument (before any sampling) and resolve the placement, the attack and the verifier."""
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a toyrobust distribution, got {type(dist).__name__}")
@@ -611,39 +648,26 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, *, attack: Any, n: 
         threat = make_threat(threat)
         if is_symbolic(threat.eps):
             raise TypeError(f"threat must have a numeric eps to be attacked, got {threat!r}")
-    level = _check_level(level)
-    seed = _check_seed(seed)
-    if chunk_size is not None:
-        chunk_size = check_int("chunk_size", chunk_size, 1)
-    offset = check_int("offset", offset, 0)
-    if target_width is None:
-        n = 100_000 if n is None else check_int("n", n, 1)
-        n_min, n_max = n, n
-    else:
-        if isinstance(target_width, bool) or not isinstance(target_width, (int, float)) \
-                or not 0.0 < float(target_width) <= 1.0:
-            raise ValueError(f"target_width must be a number in (0, 1], got {target_width!r}")
-        target_width = float(target_width)
-        n_max = check_int("max_n", max_n, 1)
-        n_min = 0 if n is None else check_int("n", n, 0)
-        if n_min > n_max:
-            raise ValueError(f"n must be <= max_n with target_width, got n={n}, max_n={n_max}")
+    level = _check_level(request.level)
+    seed = _check_seed(request.seed)
+    chunk_size = None if request.chunk_size is None else check_int("chunk_size", request.chunk_size, 1)
+    offset = check_int("offset", request.offset, 0)
+    n_min, n_max, target_width = _sizes(request)
     _check_stream_end(offset, n_max)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
-
-    dev, dt = _resolve_placement(clf, device, dtype)
+    if request.progress is not None and not isinstance(request.progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {request.progress!r}")
+    dev, dt = _resolve_placement(clf, request.device, request.dtype)
     if chunk_size is None:
         chunk_size = device_chunk_size(dev, int(dist.dim) if not is_symbolic(dist.dim) else 1,
                                        torch.finfo(dt).bits // 8, attacked=threat is not None)
-    verify_run = _upper_setup(upper, clf, threat, definition, dist, verify_options)
-    attack_obj = _resolve_attack(attack, attack_options, clf, threat, definition, dist)
-    method = "none (standard risk)" if attack_obj is None else attack_obj.label
-    show = progress if progress is not None else (
-        sys.stderr.isatty() and (n_max >= 1_000_000 or (attack_obj is not None and n_max >= 100_000)))
+    verify_run = _upper_setup(request.upper, clf, threat, definition, dist, request.verify_options)
+    attack = _resolve_attack(request.attack, request.attack_options, clf, threat, definition, dist)
+    method = "none (standard risk)" if attack is None else attack.label
+    show = request.progress if request.progress is not None else (
+        sys.stderr.isatty() and (n_max >= 1_000_000 or (attack is not None and n_max >= 100_000)))
     return _Plan(dist=dist, clf=clf, threat=threat, definition=definition, seed=seed, device=dev, dtype=dt,
                  chunk_size=chunk_size, offset=offset, level=level, target_width=target_width, n_min=n_min,
-                 n_max=n_max, progress=bool(show), attack=attack_obj, method=method, verify_run=verify_run)
+                 n_max=n_max, progress=bool(show), attack=attack, method=method, verify_run=verify_run)
 
 
 def _next_chunk(plan: _Plan, c: _Counts) -> int:

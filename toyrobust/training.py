@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -294,20 +294,15 @@ def train(
 ) -> TrainResult:
     """Train a one-logit model on fresh samples of ``dist`` with the (optionally adversarial) logistic loss.
 
-    Each step ``t`` draws ``batch_size`` new points from ``dist`` (or, with ``dataset``, a batch drawn with
-    replacement from it) and takes one optimizer step on
+    Each step draws ``batch_size`` new points (or a batch of ``dataset``, with replacement); one optimizer step on
 
     * ``adversarial=None``: ``mean softplus(-y m(x))``;
-    * ``adversarial="pgd"``: ``mean softplus(-y m(x_adv))``, ``x_adv = pgd(model, x, y, threat, ...)`` found
-      with the model in eval mode (batch-norm statistics are not updated by the attack's iterates);
-    * ``adversarial="closed-form"``: ``mean softplus(-y (w.x + b) + eps ||w||_q)`` (linear models only; the
-      exact inner maximum over the threat ball).
+    * an attack (``"pgd"``, any name or Attack): ``mean softplus(-y m(x_adv))``, ``x_adv`` found in eval mode;
+    * ``adversarial="closed-form"``: ``mean softplus(-y (w.x + b) + eps ||w||_q)`` (linear models: the exact max).
 
-    Every ``eval_every`` steps (and at the start and the end) the standard error rate is measured on a fixed
-    evaluation sample of ``eval_n`` points (drawn from its own seeded stream, so evaluation never changes the
-    training batches), with the adversarial error rate when ``threat`` is given (exact for linear models, PGD
-    otherwise). The model is left in **eval mode** on return (ready to be attacked or evaluated; batch norm
-    then uses its running statistics); call ``model.train()`` to continue elsewhere.
+    Every ``eval_every`` steps (and at the start and the end) the standard error rate, and with ``threat`` the
+    adversarial one (exact for linear models, the attack otherwise), is measured on a fixed sample of ``eval_n``
+    points from its own seeded stream. The model is left in **eval mode** on return (``model.train()`` to continue).
 
     Args:
         model: a torch module mapping (N, d) to (N,), (N, 1) or (N, 2) logits (e.g. :class:`LinearModel`,
@@ -323,19 +318,16 @@ def train(
             :class:`~toyrobust.attacks.Attack` object (e.g. ``"apgd"``, ``tr.APGD(steps=20)``): the batches are
             replaced by that attack's points.
         threat: the threat model for adversarial training and for the adversarial evaluation.
-        attack_options: keyword options of :func:`toyrobust.attacks.pgd` (default ``steps=10,
-            early_stop=False``), used in training and in evaluation.
+        attack_options: options of the attack (for PGD, the default, ``steps=10, early_stop=False`` unless
+            overridden), used in training and in the adversarial evaluation.
         seed: int >= 0; the data, attack and evaluation streams are derived from it.
         device: where to train; None means the device of the model's parameters.
         dataset: optional fixed training set ``(x, y)`` of shapes (n, d) and (n,) instead of fresh samples.
-        eval_every: steps between evaluations; None means ``max(1, steps // 10)``, 0 disables the periodic
-            ones (the final evaluation still runs).
+        eval_every: steps between evaluations (None: ``max(1, steps // 10)``; 0: only the final one).
         eval_n: size of the evaluation sample (0 disables evaluation altogether).
-        checkpoint: file path; written atomically every ``checkpoint_every`` steps and at the end.
-        checkpoint_every: steps between checkpoints; None means ``max(1, steps // 20)``. An interrupted run
-            loses at most this many steps.
-        resume: when the checkpoint file exists, continue from it (its settings must match); with False an
-            existing file is overwritten.
+        checkpoint: file path, written atomically every ``checkpoint_every`` steps (None: ``max(1, steps // 20)``,
+            the most an interrupted run loses) and at the end; ``resume``: continue from an existing checkpoint
+            (its settings must match; False overwrites it).
         progress: show a tqdm bar; None means only when stderr is a terminal.
         callback: ``callback(step, model, record)`` after every step (``record`` is the new history entry at
             an evaluation, else None); returning True stops training (a checkpoint is written first).
@@ -347,10 +339,11 @@ def train(
         Madry et al. 2018 (PGD adversarial training); seeds 003 and 004 (closed-form adversarial training of
         linear models and its fixed point).
     """
-    plan = _plan(model, dist, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                 optimizer_options=optimizer_options, schedule=schedule, adversarial=adversarial, threat=threat,
-                 attack_options=attack_options, seed=seed, device=device, dataset=dataset, eval_every=eval_every,
-                 eval_n=eval_n, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress)
+    plan = _plan(model, dist, _TrainRequest(
+        steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, optimizer_options=optimizer_options,
+        schedule=schedule, adversarial=adversarial, threat=threat, attack_options=attack_options, seed=seed,
+        device=device, dataset=dataset, eval_every=eval_every, eval_n=eval_n, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, progress=progress))
     run = _Run(model, dist, plan)
     if plan.path is not None and resume and os.path.exists(plan.path):
         run.resume()
@@ -382,11 +375,34 @@ class _Plan:
     config: dict[str, Any]
 
 
-def _plan(model: nn.Module, dist: Any, *, steps: Any, batch_size: Any, lr: Any, optimizer: Any,
-          optimizer_options: dict | None, schedule: str, adversarial: Any, threat: Any, attack_options: dict | None,
-          seed: Any, device: Any, dataset: Any, eval_every: Any, eval_n: Any, checkpoint: Any,
-          checkpoint_every: Any, progress: Any) -> _Plan:
+@dataclass(frozen=True)
+class _TrainRequest:
+    """The keyword options of one :func:`train` call, as given (validated by :func:`_plan`)."""
+
+    steps: Any
+    batch_size: Any
+    lr: Any
+    optimizer: Any
+    optimizer_options: Any
+    schedule: Any
+    adversarial: Any
+    threat: Any
+    attack_options: Any
+    seed: Any
+    device: Any
+    dataset: Any
+    eval_every: Any
+    eval_n: Any
+    checkpoint: Any
+    checkpoint_every: Any
+    progress: Any
+
+
+def _plan(model: nn.Module, dist: Any, request: _TrainRequest) -> _Plan:
     """Validate every argument of :func:`train` (before any work) and place the model on its device."""
+    (steps, batch_size, lr, optimizer, optimizer_options, schedule, adversarial, threat, attack_options, seed, device,
+     dataset, eval_every, eval_n, checkpoint, checkpoint_every, progress) = (
+        getattr(request, f.name) for f in fields(_TrainRequest))
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if getattr(dist, "is_symbolic", True) or not hasattr(dist, "sample"):

@@ -139,6 +139,10 @@ def check_inputs(
         raise ValueError(f"x must have shape (N, d), got shape {tuple(x.shape)}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        row = int((~torch.isfinite(x)).any(1).nonzero()[0])
+        raise ValueError(f"x must be finite (an attack of a NaN or infinite point means nothing), got "
+                         f"{x[row].tolist()[:8]} in row {row}")
     y = torch.as_tensor(y, device=x.device)
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")

@@ -72,21 +72,8 @@ class ExampleSet:
     every_definition: bool = False
 
 
-class _DistributionRegistry(Registry):
-    """The package's :class:`~toyrobust.registry.Registry`, plus the removal a test needs after registering a
-    throwaway distribution (the generic helper has no removal yet)."""
-
-    def unregister(self, name: str) -> Any:
-        key = self.canonical(name)
-        if key is None:
-            raise ValueError(f"{self.kind}={name!r} is not registered; registered: {self.listing()}")
-        for alias in [a for a, owner in self._aliases.items() if owner == key]:
-            del self._aliases[alias]
-        return dict.pop(self, key)
-
-
 #: every distribution class with a command-line name, in the order the classes were defined and imported
-_REGISTRY: Registry = _DistributionRegistry("distribution")
+_REGISTRY: Registry = Registry("distribution")
 
 
 def registered_distributions() -> dict[str, type[Distribution]]:
@@ -98,7 +85,9 @@ def registered_distributions() -> dict[str, type[Distribution]]:
 def unregister_distribution(name: str) -> type[Distribution]:
     """Remove the distribution registered as ``name`` and return its class (for tests that define a throwaway
     distribution with a ``cli_name``; the package's own classes stay registered)."""
-    return _REGISTRY.unregister(name)
+    if name not in _REGISTRY:
+        raise ValueError(f"distribution={name!r} is not registered; registered: {_REGISTRY.listing()}")
+    return _REGISTRY.pop(name)
 
 
 def cli_constructors() -> dict[str, tuple[Callable[..., Any], dict[str, Constraint | None]]]:
@@ -199,7 +188,8 @@ class Distribution:
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
 
-    def _require_numeric(self, what: str) -> None:
+    def require_numeric(self, what: str) -> None:
+        """TypeError naming ``what`` when a parameter is symbolic (numeric methods and estimators need numbers)."""
         if self.is_symbolic:
             raise TypeError(f"{what} needs numeric parameters, got {self!r}; substitute numbers first")
 
@@ -208,7 +198,7 @@ class Distribution:
         unless ``what`` is in :attr:`symbolic_ok`."""
         self._check_x(x, name)
         if what not in self.symbolic_ok:
-            self._require_numeric(what)
+            self.require_numeric(what)
 
     def _check_labels(self, y: Any, n: int) -> None:
         """``y`` a tensor of shape (n,) (its values, -1/+1, are not read here: that would synchronise a GPU)."""
@@ -233,7 +223,7 @@ class Distribution:
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        self._require_numeric("sample")
+        self.require_numeric("sample")
         dtype = resolve_dtype(dtype)
         gen_device = generator.device if isinstance(generator, torch.Generator) else (
             resolve_device(device) if device is not None else torch.device("cpu"))
@@ -258,7 +248,7 @@ class Distribution:
         """
         if not isinstance(draws, Draws):
             raise TypeError(f"draws must be a toyrobust.rng.Draws, got {type(draws).__name__}")
-        self._require_numeric("draw")
+        self.require_numeric("draw")
         dtype = resolve_dtype(dtype)
         y = draws.signs()
         return self._sample(y, draws, dtype), y

@@ -27,7 +27,7 @@ __all__ = ["BernoulliModel"]
 #: tau in (0, 1]: tau = 1 is the noiseless model x = y theta
 unit_interval_left_open = Constraint(
     "a number in the half-open interval (0, 1]",
-    lambda v: 0 < v <= 1,
+    lambda v: (0 < v) & (v <= 1),  # elementwise: arrays are checked at once
     lambda e: fuzzy_and([e.is_positive, (1 - e).is_nonnegative]),
     (0.05, 0.95),
 )

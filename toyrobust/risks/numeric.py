@@ -483,11 +483,7 @@ def _grid_arrays(symbols: Sequence[sympy.Symbol], args: Sequence[Any],
             arr = np.asarray(arg, dtype=float)
         except (TypeError, ValueError):
             raise TypeError(f"{name} (symbol {sym}) must be numbers or an array of numbers, got {arg!r}") from None
-        bad = ~np.isfinite(arr)
-        if constraint is not None:
-            ok = np.vectorize(lambda v, c=constraint: bool(c.check(float(v))), otypes=[bool])(
-                np.where(bad, 0.0, arr)) if arr.size else np.ones(arr.shape, dtype=bool)
-            bad = bad | ~ok
+        bad = ~np.isfinite(arr) if constraint is None else ~constraint.check_array(arr)
         if bad.any():
             allowed = constraint.name if constraint is not None else "a finite real number"
             shown = np.unique(arr[bad])[:5].tolist()
