@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "toyrobust"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("registry", "constraints", "blocks", "rng", "_rng_triton", "clibase"),
+    ("registry", "constraints", "blocks", "rng", "_rng_triton", "clibase", "display"),
     ("threats", "classifiers", "definitions", "distributions"),
     ("risks", "bounds", "hardpoints", "testing"),
     ("attacks", "models"),

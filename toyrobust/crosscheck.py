@@ -408,11 +408,33 @@ def default_cases(quick: bool = True, *, trained: bool = True, seed: int = 0, de
     return cases
 
 
+class CrossCheckTable(list):
+    """The results of :func:`run`: a list of :class:`CaseResult` that prints as :func:`format_table` and shows as
+    an HTML table in Jupyter; :meth:`to_json` and :meth:`to_csv` serialise it."""
+
+    def __str__(self) -> str:
+        return format_table(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the rows as an HTML table, problem verdicts in bold red."""
+        from .display import crosscheck_html
+
+        return crosscheck_html(self)
+
+    def to_json(self) -> str:
+        """:func:`to_json` of the rows."""
+        return to_json(self)
+
+    def to_csv(self) -> str:
+        """:func:`to_csv` of the rows."""
+        return to_csv(self)
+
 
 def run(cases: list[Case], *, n: int = 20_000, seed: int = 0, level: float = 0.999, device: Any = "cpu",
-        report: Callable[[int, int, CaseResult], Any] | None = None) -> list[CaseResult]:
-    """Run every case; ``report(i, total, result)`` is called after each one."""
-    results = []
+        report: Callable[[int, int, CaseResult], Any] | None = None) -> CrossCheckTable:
+    """Run every case; ``report(i, total, result)`` is called after each one. The results come back as a
+    :class:`CrossCheckTable` (a list of :class:`CaseResult`)."""
+    results = CrossCheckTable()
     for i, case in enumerate(cases, 1):
         res = run_case(case, n=n, seed=seed + i, level=level, device=device)
         results.append(res)

@@ -53,6 +53,7 @@ from .attacks.losses import eval_mode
 from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim
 from .constraints import check_int, is_symbolic
 from .definitions import check_definition, is_adversarial
+from .display import estimate_html, estimate_latex
 from .distributions import Distribution
 from .distributions.base import check_draw_size
 from .rng import STREAM_ROWS, CounterStream, derive_seed, resolve_device, resolve_dtype
@@ -338,6 +339,14 @@ class RiskEstimate:
         return (f"RiskEstimate({self.kind}: {self.value:.6g} in [{self.ci_low:.6g}, {self.ci_high:.6g}] at "
                 f"{self.level:g}, k={self.k}, n={self.n}{upper}, method={self.method!r}, "
                 f"definition={self.definition!r})")
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the estimate, its interval and its kind, typeset."""
+        return estimate_latex(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: kind (and what it means), interval, counts, attack and run as a table."""
+        return estimate_html(self)
 
 
 # ---------------------------------------------------------------------------------------------------- estimation

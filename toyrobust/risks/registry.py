@@ -64,6 +64,18 @@ class RiskResult:
         shown = self.expr if self.value is None else f"{self.value:.6g}"
         return f"RiskResult({shown}, method={self.method!r})"
 
+    def _repr_latex_(self) -> str:
+        """Jupyter: the closed form and its value, typeset."""
+        from ..display import risk_latex
+
+        return risk_latex(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: value, closed form, method and registry key as a table."""
+        from ..display import risk_html
+
+        return risk_html(self)
+
 
 @dataclass(frozen=True, repr=False)
 class OptimalRisk(RiskResult):

@@ -48,6 +48,7 @@ import torch
 from ..attacks import PGD, Attack, make_attack
 from ..classifiers import as_classifier, margin_from_logits
 from ..constraints import check_positive_float
+from ..display import verification_html
 from ..threats import L1, L2, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
@@ -94,6 +95,10 @@ class VerificationResult:
         """``{"robust": ..., "vulnerable": ..., "unknown": ...}``."""
         return {"robust": int(self.robust.sum()), "vulnerable": int(self.vulnerable.sum()),
                 "unknown": int(self.unknown.sum())}
+
+    def _repr_html_(self) -> str:
+        """Jupyter: verdict counts, the deciding stages and the time as a table."""
+        return verification_html(self)
 
 
 @dataclass
