@@ -132,7 +132,7 @@ def test_quadratic_twin_exact_error_matches_network_monte_carlo():
         net.b.fill_(-1.3)
     twin = net.twin()
     lam = np.array(twin.quadratic.alpha.to_list(), dtype=float)
-    exact = _sphere_error(lam, float(net.b), 1.0, 1.3)
+    exact = _sphere_error(lam, float(net.b.detach()), 1.0, 1.3)
     assert 0.05 < exact < 0.45  # a rate Monte Carlo can pin down
     n = 200_000
     x, y = dist.sample(n, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
@@ -180,14 +180,14 @@ def test_linear_twin_equals_model(dim, bias, seed):
 
 def test_linear_model_init_and_bias_free():
     zero = LinearModel(4)
-    assert float(zero.weight.abs().max()) == 0 and float(zero.bias) == 0
+    assert float(zero.weight.detach().abs().max()) == 0 and float(zero.bias.detach()) == 0
     unif = LinearModel(400, init="uniform", seed=2, dtype=torch.float64)
     w = unif.weight.detach()
     assert float(w.abs().max()) <= 1 / math.sqrt(400)
     # U(-1/20, 1/20) has variance 1/1200: 400 draws within 25 %
     assert abs(float(w.var()) * 1200 - 1) < 0.25
     nb = LinearModel(3, bias=False, init="uniform")
-    assert float(nb.bias) == 0 and nb.linear.bias is None
+    assert float(nb.bias.detach()) == 0 and nb.linear.bias is None
     assert float(nb.twin().b) == 0.0
 
 
@@ -213,8 +213,8 @@ def test_mlp_architecture_and_init():
     bound = math.sqrt(6 / 500)
     assert float(w0.abs().max()) <= bound
     assert abs(float(w0.var()) / (bound**2 / 3) - 1) < 0.01  # He-uniform variance 2 / fan_in
-    assert all(float(m.bias.abs().max()) == 0 for m in linears)
-    assert float(linears[2].weight.abs().max()) <= 1 / math.sqrt(1000)
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in linears)
+    assert float(linears[2].weight.detach().abs().max()) <= 1 / math.sqrt(1000)
 
 
 def test_models_are_seeded_and_leave_the_global_rng_alone():
@@ -240,7 +240,7 @@ def test_rotated_quadratic_risk_by_rotation_invariance():
     got = tr.risks.risk(dist, twin)
     assert got.key[1] == "RotatedQuadratic"
     lam = np.array(twin.quadratic.alpha.to_list(), dtype=float)
-    assert float(got) == pytest.approx(_sphere_error(lam, float(net.b), 1.0, 1.3), abs=1e-6)
+    assert float(got) == pytest.approx(_sphere_error(lam, float(net.b.detach()), 1.0, 1.3), abs=1e-6)
     assert float(got) == pytest.approx(float(tr.risks.risk(dist, twin.quadratic)), rel=1e-12, abs=1e-15)
     with pytest.raises(NotImplementedError) as own:
         tr.risks.risk(dist, twin.quadratic, tr.L2(0.05))
@@ -259,7 +259,7 @@ def test_rotated_quadratic_margin_expr_and_checks():
     expr = twin.margin_expr()
     x = torch.tensor([[0.3, -1.2]], dtype=torch.float64)
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
-    assert float(expr.subs({syms[0]: 0.3, syms[1]: -1.2})) == pytest.approx(float(net(x)), abs=1e-12)
+    assert float(expr.subs({syms[0]: 0.3, syms[1]: -1.2})) == pytest.approx(float(net(x).detach()), abs=1e-12)
     with pytest.raises(ValueError, match="rotation"):
         RotatedQuadratic(Quadratic([1.0, 2.0], 1.0), torch.ones(2, 2))
     with pytest.raises(ValueError, match="rotation"):

@@ -748,7 +748,7 @@ def test_robust_logistic_loss_is_the_inner_maximum(threat):
     # the sympy form at one point agrees
     expr = tr.robust_logistic_loss_expr([0.7, -1.2, 0.4], 0.1, int(y[0]), threat)
     pt = dict(zip(sympy.symbols("x_1:4", real=True), x[0].tolist(), strict=True))
-    assert float(expr.subs(pt)) == pytest.approx(float(loss[0]), rel=1e-12)
+    assert float(expr.subs(pt)) == pytest.approx(float(loss[0].detach()), rel=1e-12)
 
 
 def test_robust_loss_does_not_saturate_for_huge_margins():

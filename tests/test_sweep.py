@@ -456,6 +456,8 @@ def test_driver_killed_with_sigkill_then_resumed(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything it started, if still alive
+        proc.stdout.close()  # its pipes, unread after the kill (else a ResourceWarning)
+        proc.stderr.close()
     before = row_files(store)
     assert 3 <= len(before) < 12
     done = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)

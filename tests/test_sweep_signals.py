@@ -98,6 +98,8 @@ def running_sweep(tmp_path: Path, workers: int, tasks: int = 24, seconds: float 
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()  # not read after a kill -9: closed here, not left to the garbage collector
+        proc.stderr.close()
 
 
 @pytest.mark.parametrize(("signame", "to_group", "workers"), [

@@ -66,7 +66,7 @@ def test_standard_training_reaches_bayes_risk_on_gaussian_mixture():
     model = LinearModel(5, dtype=torch.float64)
     res = train(model, dist, steps=800, batch_size=256, lr=0.05, seed=1, eval_every=0, eval_n=0,
                 schedule="cosine")
-    w, b = res.model.weight.detach().numpy(), float(res.model.bias)
+    w, b = res.model.weight.detach().numpy(), float(res.model.bias.detach())
     bayes = norm.sf(np.linalg.norm(mean))  # Q(||mu|| / sigma)
     got = _risk(mean, w, b)
     assert bayes - 1e-12 <= got <= bayes + 0.003
@@ -101,7 +101,7 @@ def test_seed003_standard_training_is_accurate_but_not_robust():
     model = LinearModel(D, dtype=torch.float64)
     res = train(model, dist, steps=500, batch_size=256, lr=0.02, seed=0, threat=tr.Linf(eps), eval_every=0,
                 eval_n=20_000)
-    w, b = model.weight.detach().numpy(), float(model.bias)
+    w, b = model.weight.detach().numpy(), float(model.bias.detach())
     bayes = norm.sf(math.sqrt(1 + math.log(D)))
     std = _risk(mean, w, b)
     adv = _risk(mean, w, b, eps * np.abs(w).sum())  # Linf: the margin drops by eps ||w||_1

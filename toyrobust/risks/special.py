@@ -597,7 +597,20 @@ def register_numeric(name: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 @functools.lru_cache(maxsize=512)
 def _lambdify_cached(args: tuple[sympy.Symbol, ...], expr: Any) -> Callable[..., Any]:
-    return sympy.lambdify(args, expr, modules=[NUMERIC_FUNCS, "numpy"])
+    fn = sympy.lambdify(args, expr, modules=[NUMERIC_FUNCS, "numpy"])
+    if not any(e.has(sympy.Piecewise) for e in (expr if isinstance(expr, tuple) else (expr,))):
+        return fn
+
+    @functools.wraps(fn)
+    def piecewise(*values: Any) -> Any:
+        # numpy.select computes every branch of a Piecewise, also where it is not chosen: a branch dividing by
+        # Max(0, eta - eps) divides by zero exactly where the condition selects another branch (Tsipras' optimal
+        # risk at eps >= eta). Those values are discarded, so their divide/invalid warnings say nothing; a chosen
+        # branch's inf or NaN still shows in the result
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn(*values)
+
+    return piecewise
 
 
 def lambdify(args: Any, expr: Any) -> Callable[..., Any]:
