@@ -36,6 +36,95 @@ STYLES = {"uniform": dict(color=COLORS["neg"], marker="s", label="uniform"),
           "optimised": dict(color=COLORS["black"], marker="*", label="optimised (min max_x E e^2)")}
 
 
+def _draw_top(row, v: dict) -> None:
+    """Panels (a)-(c) on the axes ``row`` from the quantities ``v`` computed by :func:`main`."""
+    (curves, points, xs, m, complexity, sc, ms, m_max, target, degree_h) = (
+        v["curves"], v["points"], v["xs"], v["m"], v["complexity"],
+        v["sc"], v["ms"], v["m_max"], v["target"], v["degree_h"])
+    ax = row[0]
+    for kind in ("uniform", "chebyshev"):
+        st = STYLES[kind]
+        ax.semilogy(xs, np.abs(curves[f"e_{kind}"]), color=st["color"], lw=1.4, label=f"|e|, {st['label']}")
+        idx = [i for i, (p, g, r) in enumerate(zip(points["panel"], points["grid"], points["role"]))
+               if p == "a" and g == kind and r == "adversarial"]
+        ax.semilogy([points["x"][i] for i in idx], [abs(points["value"][i]) for i in idx], ls="none",
+                    marker=st["marker"], color=st["color"], ms=6, label=f"adversarial points ({st['label']})")
+    floor = 1e-4 * float(np.max(np.abs(curves["e_uniform"])))
+    ax.set_ylim(floor, None)
+    ax.set_xlabel("x")
+    ax.set_ylabel("|e(x)| = |h_X(x) - h(x)|")
+    ax.set_title(f"(a) seed Fig. 2: one random h, interpolated on {m} points")
+    ax.legend(fontsize=7)
+
+    ax = row[1]
+    for kind in ("uniform", "chebyshev"):
+        st = STYLES[kind]
+        top = [v for p, g, r, v in zip(points["panel"], points["grid"], points["role"], points["value"])
+               if p == "b" and g == kind and r == "max_error"][0]
+        ax.semilogy(xs, np.maximum(np.abs(curves[f"runge_error_{kind}"]), 1e-8), color=st["color"], lw=1.4,
+                    label=f"{st['label']}: max {top:.4f}")
+    ax.set_ylim(1e-5, 10)
+    ax.set_xlabel("x")
+    ax.set_ylabel("|p(x) - f(x)|")
+    ax.set_title(f"(b) Runge: f = 1/(1 + 25 x^2) on {m} points")
+    ax.legend(fontsize=8)
+
+    ax = row[2]
+    for kind, st in STYLES.items():
+        y = np.asarray(complexity[kind], dtype=float)
+        reached = f"m = {sc[kind]['needed']}" if sc[kind]["needed"] else f"not reached by m = {m_max}"
+        ax.semilogy(ms, y, color=st["color"], marker=st["marker"], ms=4, lw=1.2, label=f"{st['label']}: {reached}")
+    ax.axhline(target, color="0.5", ls=":", label=f"target {target:g}")
+    ax.set_xlabel("m (training points; interpolation of degree m - 1)")
+    ax.set_ylabel("max_x E_H e(x)^2")
+    ax.set_title(f"(c) seed Fig. 3: sample complexity (H: std_k = {RATIO}^k, N = {degree_h})")
+    ax.legend(fontsize=7)
+
+
+
+def _draw_bottom(row, v: dict) -> None:
+    """Panels (d)-(f) on the axes ``row`` from the quantities ``v`` computed by :func:`main`."""
+    (xs, objective, hard, cheb_d, m_d, positions, gap) = (
+        v["xs"], v["objective"], v["hard"], v["cheb_d"], v["m_d"],
+        v["positions"], v["gap"])
+    ax = row[0]
+    short = {"chebyshev": "Chebyshev nodes", "optimised": "optimised points"}
+    for kind in ("chebyshev", "optimised"):
+        st = STYLES[kind]
+        ax.semilogy(xs, np.maximum(objective[kind], 1e-30), color=st["color"], lw=1.4, label=f"E e^2, {short[kind]}")
+        idx = [i for i, (g, r) in enumerate(zip(hard["grid"], hard["role"])) if g == kind and r == "hard_point"]
+        ax.semilogy([hard["x"][i] for i in idx], [hard["value"][i] for i in idx], ls="none", marker=st["marker"],
+                    color=st["color"], ms=7, label=f"hard points, {short[kind]}")
+    for x in cheb_d:
+        ax.axvline(x, color=COLORS["pos"], lw=0.6, alpha=0.5)
+    top = max(max(objective["chebyshev"]), max(objective["optimised"]))
+    # three decades of head room above the curves hold the legend, inside the axes and clear of every curve
+    ax.set_ylim(top * 1e-7, top * 1e3)
+    ax.set_xlabel("x (vertical lines: Chebyshev nodes)")
+    ax.set_ylabel("E_H (h_X(x) - h(x))^2")
+    ax.set_title(f"(d) seed Fig. 4: objective (2) and hard points, m = {m_d}")
+    ax.legend(fontsize=7, loc="upper center", ncol=2, markerscale=0.8, frameon=True, framealpha=0.95, edgecolor="0.8")
+
+    ax = row[1]
+    pos_m = np.asarray(positions["m"])
+    ax.plot(positions["chebyshev"], pos_m, "o", mfc="none", color=COLORS["pos"], ms=8, label="Chebyshev nodes")
+    ax.plot(positions["optimised"], pos_m, "*", color=COLORS["black"], ms=6, label="optimised points")
+    ax.set_xlabel("x")
+    ax.set_ylabel("m")
+    ax.set_title("(e) optimised training points next to the Chebyshev grid")
+    ax.legend(fontsize=8)
+
+    ax = row[2]
+    for kind in ("uniform", "chebyshev", "chebyshev_extrema"):
+        st = STYLES[kind]
+        ax.semilogy(gap["m"], gap[kind], color=st["color"], marker=st["marker"], ms=4, label=st["label"])
+    ax.axhline(1.0, color=COLORS["black"], ls=":", label="optimised")
+    ax.set_xlabel("m")
+    ax.set_ylabel("max_x E e^2 of the grid / of the optimised points")
+    ax.set_title("(f) the gap to the optimised points")
+    ax.legend(fontsize=8)
+
+
 def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     """Build the figure; ``quick`` uses a lower hypothesis degree and fewer optimised grids. Returns the paths."""
     import matplotlib.pyplot as plt
@@ -108,81 +197,9 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     gap["max_position_difference"] = [float(np.abs(opt_points[k] - hp.chebyshev_nodes(k)).max()) for k in m_opt]
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    ax = axes[0, 0]
-    for kind in ("uniform", "chebyshev"):
-        st = STYLES[kind]
-        ax.semilogy(xs, np.abs(curves[f"e_{kind}"]), color=st["color"], lw=1.4, label=f"|e|, {st['label']}")
-        idx = [i for i, (p, g, r) in enumerate(zip(points["panel"], points["grid"], points["role"]))
-               if p == "a" and g == kind and r == "adversarial"]
-        ax.semilogy([points["x"][i] for i in idx], [abs(points["value"][i]) for i in idx], ls="none",
-                    marker=st["marker"], color=st["color"], ms=6, label=f"adversarial points ({st['label']})")
-    floor = 1e-4 * float(np.max(np.abs(curves["e_uniform"])))
-    ax.set_ylim(floor, None)
-    ax.set_xlabel("x")
-    ax.set_ylabel("|e(x)| = |h_X(x) - h(x)|")
-    ax.set_title(f"(a) seed Fig. 2: one random h, interpolated on {m} points")
-    ax.legend(fontsize=7)
-
-    ax = axes[0, 1]
-    for kind in ("uniform", "chebyshev"):
-        st = STYLES[kind]
-        top = [v for p, g, r, v in zip(points["panel"], points["grid"], points["role"], points["value"])
-               if p == "b" and g == kind and r == "max_error"][0]
-        ax.semilogy(xs, np.maximum(np.abs(curves[f"runge_error_{kind}"]), 1e-8), color=st["color"], lw=1.4,
-                    label=f"{st['label']}: max {top:.4f}")
-    ax.set_ylim(1e-5, 10)
-    ax.set_xlabel("x")
-    ax.set_ylabel("|p(x) - f(x)|")
-    ax.set_title(f"(b) Runge: f = 1/(1 + 25 x^2) on {m} points")
-    ax.legend(fontsize=8)
-
-    ax = axes[0, 2]
-    for kind, st in STYLES.items():
-        y = np.asarray(complexity[kind], dtype=float)
-        reached = f"m = {sc[kind]['needed']}" if sc[kind]["needed"] else f"not reached by m = {m_max}"
-        ax.semilogy(ms, y, color=st["color"], marker=st["marker"], ms=4, lw=1.2, label=f"{st['label']}: {reached}")
-    ax.axhline(target, color="0.5", ls=":", label=f"target {target:g}")
-    ax.set_xlabel("m (training points; interpolation of degree m - 1)")
-    ax.set_ylabel("max_x E_H e(x)^2")
-    ax.set_title(f"(c) seed Fig. 3: sample complexity (H: std_k = {RATIO}^k, N = {degree_h})")
-    ax.legend(fontsize=7)
-
-    ax = axes[1, 0]
-    short = {"chebyshev": "Chebyshev nodes", "optimised": "optimised points"}
-    for kind in ("chebyshev", "optimised"):
-        st = STYLES[kind]
-        ax.semilogy(xs, np.maximum(objective[kind], 1e-30), color=st["color"], lw=1.4, label=f"E e^2, {short[kind]}")
-        idx = [i for i, (g, r) in enumerate(zip(hard["grid"], hard["role"])) if g == kind and r == "hard_point"]
-        ax.semilogy([hard["x"][i] for i in idx], [hard["value"][i] for i in idx], ls="none", marker=st["marker"],
-                    color=st["color"], ms=7, label=f"hard points, {short[kind]}")
-    for x in cheb_d:
-        ax.axvline(x, color=COLORS["pos"], lw=0.6, alpha=0.5)
-    top = max(max(objective["chebyshev"]), max(objective["optimised"]))
-    # three decades of head room above the curves hold the legend, inside the axes and clear of every curve
-    ax.set_ylim(top * 1e-7, top * 1e3)
-    ax.set_xlabel("x (vertical lines: Chebyshev nodes)")
-    ax.set_ylabel("E_H (h_X(x) - h(x))^2")
-    ax.set_title(f"(d) seed Fig. 4: objective (2) and hard points, m = {m_d}")
-    ax.legend(fontsize=7, loc="upper center", ncol=2, markerscale=0.8, frameon=True, framealpha=0.95, edgecolor="0.8")
-
-    ax = axes[1, 1]
-    pos_m = np.asarray(positions["m"])
-    ax.plot(positions["chebyshev"], pos_m, "o", mfc="none", color=COLORS["pos"], ms=8, label="Chebyshev nodes")
-    ax.plot(positions["optimised"], pos_m, "*", color=COLORS["black"], ms=6, label="optimised points")
-    ax.set_xlabel("x")
-    ax.set_ylabel("m")
-    ax.set_title("(e) optimised training points next to the Chebyshev grid")
-    ax.legend(fontsize=8)
-
-    ax = axes[1, 2]
-    for kind in ("uniform", "chebyshev", "chebyshev_extrema"):
-        st = STYLES[kind]
-        ax.semilogy(gap["m"], gap[kind], color=st["color"], marker=st["marker"], ms=4, label=st["label"])
-    ax.axhline(1.0, color=COLORS["black"], ls=":", label="optimised")
-    ax.set_xlabel("m")
-    ax.set_ylabel("max_x E e^2 of the grid / of the optimised points")
-    ax.set_title("(f) the gap to the optimised points")
-    ax.legend(fontsize=8)
+    v = dict(locals())  # the computed quantities, by name, for the drawing helpers
+    _draw_top(axes[0], v)
+    _draw_bottom(axes[1], v)
     fig.tight_layout()
     data = {"": curves, "points": points, "sample_complexity": complexity, "needed": needed,
             "objective": objective, "hard_points": hard, "positions": positions, "gap": gap}

@@ -65,6 +65,92 @@ def _frontier(std: np.ndarray, adv: np.ndarray, deltas: np.ndarray) -> tuple[np.
     return best, idx
 
 
+def _named(dist: tr.Tsipras) -> tuple[dict[str, list], float]:
+    """The named classifiers (Bayes, sign(x1), sign(x2), constant +1) at eps = 2 eta, one by one with tr.risk,
+    and the optimal adversarial risk there."""
+    threat = _threat(MAIN_RATIO * ETA)
+    bayes = dist.bayes_classifier()
+    named = {"Bayes": bayes, "sign(x1)": tr.Linear([1.0, 0.0], 0.0), "sign(x2)": tr.Linear([0.0, 1.0], 0.0),
+             "constant +1": tr.Linear([0.0, 0.0], 1.0)}
+    marks: dict[str, list] = {k: [] for k in ("classifier", "w1", "w2", "b", "standard_risk", "adversarial_risk")}
+    for name, clf in named.items():
+        w = clf.w.to_numpy()
+        marks["classifier"].append(name)
+        marks["w1"].append(float(w[0]))
+        marks["w2"].append(float(w[1]))
+        marks["b"].append(float(clf.b))
+        marks["standard_risk"].append(float(tr.risk(dist, clf)))
+        marks["adversarial_risk"].append(float(tr.risk(dist, clf, threat)))
+    optimal = float(tr.optimal_risk(dist, threat))
+    return marks, optimal
+
+
+def _draw_classifiers(ax0, std: np.ndarray, main_adv: np.ndarray, fr: dict[str, np.ndarray], marks: dict,
+                      optimal: float, d_line: np.ndarray, bound: np.ndarray) -> None:
+    """Panel (a): the grid's (standard, adversarial) pairs at eps = 2 eta, the frontier, Theorem 2.1, the named
+    classifiers."""
+    # classifiers with standard risk above 1/2 are the negations of those below (w, b -> -w, -b): the panel shows
+    # [0, 1/2] in full rather than a slice of the mirror half cut at the axis edge
+    better = std <= 0.5 + 1e-12
+    ax0.scatter(std[better], main_adv[better], s=1.5, color=COLORS["sky"], alpha=0.3, lw=0, rasterized=True)
+    ax0.scatter([], [], s=12, color=COLORS["sky"],
+                label=f"linear classifiers ({int(better.sum()):,} of {len(std):,} on a grid: standard risk <= 1/2)")
+    sel = fr["eps_over_eta"] == MAIN_RATIO
+    ax0.plot(fr["delta"][sel], fr["min_adversarial_risk"][sel], color=COLORS["pos"], lw=2.2, ls=(0, (4, 2)),
+             zorder=4, label="lower frontier (best linear classifier)")
+    ax0.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1: adv. risk >= 1 - p delta / (1 - p)")
+    # no classifier goes below the theorem's line or below the optimal adversarial risk (1 - p from eps = eta on,
+    # above the line for delta > 1 - p; the line is 0 from 0.11 on)
+    unreachable = np.maximum(bound, optimal)
+    ax0.fill_between(d_line, 0, unreachable, facecolor="none", edgecolor="0.4", hatch="///", lw=0,
+                     label="unreachable by any classifier (below the bound or below 1 - p)")
+    ax0.axhline(optimal, color=COLORS["black"], ls=":", lw=1.2,
+                label=f"smallest adversarial risk of any classifier (1 - p = {optimal:.2g})")
+    # Bayes and sign(x2) nearly coincide (both rely on x2): sign(x2) is an open square drawn around the Bayes star
+    for name, marker, color, size, fill in (("Bayes", "*", COLORS["neg"], 10, None),
+                                            ("sign(x2)", "s", COLORS["pink"], 16, "none"),
+                                            ("sign(x1)", "D", COLORS["green"], 7, None),
+                                            ("constant +1", "^", COLORS["orange"], 7, None)):
+        i = marks["classifier"].index(name)
+        style = dict(mfc="none", mec=color, mew=1.8) if fill == "none" else dict(color=color, mec="black", mew=0.6)
+        ax0.plot(marks["standard_risk"][i], marks["adversarial_risk"][i], marker, ms=size, zorder=6, clip_on=False,
+                 label=name.replace("x1", "x$_1$").replace("x2", "x$_2$"), **style)
+    i, j = marks["classifier"].index("Bayes"), marks["classifier"].index("sign(x2)")
+    ax0.annotate(f"Bayes (star) inside sign(x$_2$) (square):\nstandard risks {marks['standard_risk'][i]:.4f} and "
+                 f"{marks['standard_risk'][j]:.4f},\nadversarial risks {marks['adversarial_risk'][i]:.3f} and "
+                 f"{marks['adversarial_risk'][j]:.3f}", (marks["standard_risk"][j], marks["adversarial_risk"][j]),
+                 xytext=(0.16, 0.36), textcoords="data", fontsize=7.5, va="center",
+                 arrowprops=dict(arrowstyle="->", color="0.3", lw=0.8, shrinkB=9))
+    ax0.set_xlim(0, 0.52)
+    ax0.set_ylim(0, 1.02)
+    ax0.set_xlabel("standard risk delta (probability)")
+    ax0.set_ylabel("Linf-adversarial risk (probability)")
+    ax0.set_title(f"(a) linear classifiers, p = {P}, eta = {ETA:g}, eps = 2 eta on x$_2$")
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5, markerscale=0.7)
+
+
+def _draw_frontiers(ax1, dist: tr.Tsipras, fr: dict[str, np.ndarray], d_line: np.ndarray, bound: np.ndarray
+                    ) -> None:
+    """Panel (b): the lower frontier for every eps of EPS_RATIOS, Theorem 2.1 and the unreachable region."""
+    palette = [COLORS["sky"], COLORS["green"], COLORS["orange"], COLORS["pink"], COLORS["pos"], COLORS["neg"]]
+    for ratio, color in zip(EPS_RATIOS, palette, strict=True):
+        sel = fr["eps_over_eta"] == ratio
+        ax1.plot(fr["delta"][sel], fr["min_adversarial_risk"][sel], color=color, lw=1.8, zorder=3,
+                 ls=(0, (4, 2)) if ratio == MAIN_RATIO else "-",
+                 label=f"eps = {ratio:g} eta")
+    ax1.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1 bound (eps >= 2 eta)")
+    optimal_from_2eta = float(tr.optimal_risk(dist, _threat(2 * ETA)))  # 1 - p for every eps >= eta
+    ax1.fill_between(d_line, 0, np.maximum(bound, optimal_from_2eta),
+                     facecolor="none", edgecolor="0.4", hatch="///", lw=0,
+                     label="unreachable by any classifier when eps >= 2 eta")
+    ax1.set_xlim(0, 0.52)
+    ax1.set_ylim(0, 1.02)
+    ax1.set_xlabel("standard risk delta (probability)")
+    ax1.set_ylabel("smallest Linf-adversarial risk (probability)")
+    ax1.set_title("(b) lower frontier of linear classifiers against eps")
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5)
+
+
 def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
     """Build the figure; ``quick`` uses a coarser grid of classifiers. Returns the written paths."""
     import matplotlib.pyplot as plt
@@ -107,82 +193,14 @@ def main(quick: bool = False, out: str | Path | None = None) -> list[Path]:
                       "classifiers_in_bin": hist[hist > 0].astype(int).tolist()}
             main_adv = adv
 
-    # named classifiers, evaluated one by one with tr.risk
-    threat = _threat(MAIN_RATIO * ETA)
-    bayes = dist.bayes_classifier()
-    named = {"Bayes": bayes, "sign(x1)": tr.Linear([1.0, 0.0], 0.0), "sign(x2)": tr.Linear([0.0, 1.0], 0.0),
-             "constant +1": tr.Linear([0.0, 0.0], 1.0)}
-    marks: dict[str, list] = {k: [] for k in ("classifier", "w1", "w2", "b", "standard_risk", "adversarial_risk")}
-    for name, clf in named.items():
-        w = clf.w.to_numpy()
-        marks["classifier"].append(name)
-        marks["w1"].append(float(w[0]))
-        marks["w2"].append(float(w[1]))
-        marks["b"].append(float(clf.b))
-        marks["standard_risk"].append(float(tr.risk(dist, clf)))
-        marks["adversarial_risk"].append(float(tr.risk(dist, clf, threat)))
-    optimal = float(tr.optimal_risk(dist, threat))
 
+    marks, optimal = _named(dist)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.0, 6.0))
-    # classifiers with standard risk above 1/2 are the negations of those below (w, b -> -w, -b): the panel shows
-    # [0, 1/2] in full rather than a slice of the mirror half cut at the axis edge
-    better = std <= 0.5 + 1e-12
-    ax0.scatter(std[better], main_adv[better], s=1.5, color=COLORS["sky"], alpha=0.3, lw=0, rasterized=True)
-    ax0.scatter([], [], s=12, color=COLORS["sky"],
-                label=f"linear classifiers ({int(better.sum()):,} of {len(std):,} on a grid: standard risk <= 1/2)")
     fr = {k: np.asarray(v) for k, v in frontier.items()}
-    sel = fr["eps_over_eta"] == MAIN_RATIO
-    ax0.plot(fr["delta"][sel], fr["min_adversarial_risk"][sel], color=COLORS["pos"], lw=2.2, ls=(0, (4, 2)),
-             zorder=4, label="lower frontier (best linear classifier)")
     d_line = np.linspace(0, 1, 401)
     bound = 1 - np.array([tsipras_tradeoff_bound(P, v) for v in d_line])
-    ax0.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1: adv. risk >= 1 - p delta / (1 - p)")
-    # no classifier goes below the theorem's line or below the optimal adversarial risk (1 - p from eps = eta on,
-    # above the line for delta > 1 - p; the line is 0 from 0.11 on)
-    unreachable = np.maximum(bound, optimal)
-    ax0.fill_between(d_line, 0, unreachable, facecolor="none", edgecolor="0.4", hatch="///", lw=0,
-                     label="unreachable by any classifier (below the bound or below 1 - p)")
-    ax0.axhline(optimal, color=COLORS["black"], ls=":", lw=1.2,
-                label=f"smallest adversarial risk of any classifier (1 - p = {optimal:.2g})")
-    # Bayes and sign(x2) nearly coincide (both rely on x2): sign(x2) is an open square drawn around the Bayes star
-    for name, marker, color, size, fill in (("Bayes", "*", COLORS["neg"], 10, None),
-                                            ("sign(x2)", "s", COLORS["pink"], 16, "none"),
-                                            ("sign(x1)", "D", COLORS["green"], 7, None),
-                                            ("constant +1", "^", COLORS["orange"], 7, None)):
-        i = marks["classifier"].index(name)
-        style = dict(mfc="none", mec=color, mew=1.8) if fill == "none" else dict(color=color, mec="black", mew=0.6)
-        ax0.plot(marks["standard_risk"][i], marks["adversarial_risk"][i], marker, ms=size, zorder=6, clip_on=False,
-                 label=name.replace("x1", "x$_1$").replace("x2", "x$_2$"), **style)
-    i, j = marks["classifier"].index("Bayes"), marks["classifier"].index("sign(x2)")
-    ax0.annotate(f"Bayes (star) inside sign(x$_2$) (square):\nstandard risks {marks['standard_risk'][i]:.4f} and "
-                 f"{marks['standard_risk'][j]:.4f},\nadversarial risks {marks['adversarial_risk'][i]:.3f} and "
-                 f"{marks['adversarial_risk'][j]:.3f}", (marks["standard_risk"][j], marks["adversarial_risk"][j]),
-                 xytext=(0.16, 0.36), textcoords="data", fontsize=7.5, va="center",
-                 arrowprops=dict(arrowstyle="->", color="0.3", lw=0.8, shrinkB=9))
-    ax0.set_xlim(0, 0.52)
-    ax0.set_ylim(0, 1.02)
-    ax0.set_xlabel("standard risk delta (probability)")
-    ax0.set_ylabel("Linf-adversarial risk (probability)")
-    ax0.set_title(f"(a) linear classifiers, p = {P}, eta = {ETA:g}, eps = 2 eta on x$_2$")
-    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5, markerscale=0.7)
-
-    palette = [COLORS["sky"], COLORS["green"], COLORS["orange"], COLORS["pink"], COLORS["pos"], COLORS["neg"]]
-    for ratio, color in zip(EPS_RATIOS, palette, strict=True):
-        sel = fr["eps_over_eta"] == ratio
-        ax1.plot(fr["delta"][sel], fr["min_adversarial_risk"][sel], color=color, lw=1.8, zorder=3,
-                 ls=(0, (4, 2)) if ratio == MAIN_RATIO else "-",
-                 label=f"eps = {ratio:g} eta")
-    ax1.plot(d_line, bound, color=COLORS["black"], lw=1.6, label="Theorem 2.1 bound (eps >= 2 eta)")
-    optimal_from_2eta = float(tr.optimal_risk(dist, _threat(2 * ETA)))  # 1 - p for every eps >= eta
-    ax1.fill_between(d_line, 0, np.maximum(bound, optimal_from_2eta),
-                     facecolor="none", edgecolor="0.4", hatch="///", lw=0,
-                     label="unreachable by any classifier when eps >= 2 eta")
-    ax1.set_xlim(0, 0.52)
-    ax1.set_ylim(0, 1.02)
-    ax1.set_xlabel("standard risk delta (probability)")
-    ax1.set_ylabel("smallest Linf-adversarial risk (probability)")
-    ax1.set_title("(b) lower frontier of linear classifiers against eps")
-    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7.5)
+    _draw_classifiers(ax0, std, main_adv, fr, marks, optimal, d_line, bound)
+    _draw_frontiers(ax1, dist, fr, d_line, bound)
     fig.tight_layout()
     data = {"frontier": frontier, "classifiers": marks, "region": region,
             "summary": {"quantity": ["p", "eta", "d", "eps_main", "optimal_adversarial_risk", "grid_classifiers"],

@@ -345,3 +345,63 @@ def test_peer_tests_run_without_torchattacks_and_skip_nothing():
                   "test_pgd_from_the_clean_point_at_least_as_strong_as_an_independent_peer[l2-reference]"):
         assert f"{check} PASSED" in out.stdout, check
     assert "importorskip" not in (root / "tests" / "test_attacks_peer.py").read_text()
+
+
+# ------------------------------------------------------------------------------------------------ item 13: times
+
+
+def test_reproduce_ends_with_the_total_and_each_figures_time(monkeypatch, tmp_path):
+    import types
+
+    from toyrobust import reproduce
+
+    names = reproduce.available()[:3]
+    monkeypatch.setattr(reproduce, "load", lambda name: types.SimpleNamespace(main=lambda quick, out: []))
+    lines = []
+    reproduce.run(only=names, quick=True, out=tmp_path, report=lines.append)
+    tail = lines[-(len(names) + 1):]
+    assert re.fullmatch(r"times: 3 figures in \d+\.\d s \(wall clock\)", tail[0])
+    for name, line in zip(names, tail[1:], strict=True):
+        assert re.fullmatch(rf"  {name} +\d+\.\d s +\d+%", line), line
+    assert reproduce.timing_summary({"a": 1.0, "bb": 3.0}) == ["times: 2 figures in 4.0 s (wall clock)",
+                                                               "  a       1.0 s   25%", "  bb      3.0 s   75%"]
+
+
+def test_crosscheck_table_ends_with_building_running_and_group_times():
+    from toyrobust import crosscheck as cc
+
+    def result(group, seconds):
+        return cc.CaseResult(group=group, classifier="bayes", distribution="d", threat="none", definition="ball",
+                             analytic=0.1, analytic_method="closed form", estimate=0.1, ci_low=0.09, ci_high=0.11,
+                             n=100, level=0.999, attack="exact", verdict="agree", detail="", seconds=seconds)
+
+    results = [result("point masses", 1.0), result("tsipras", 2.0), result("point masses", 1.0)]
+    lines = cc.timing_lines(results, {"seconds": 6.0, "trained": True})
+    assert lines[0] == ("times: 3 cases in 10.0 s (wall clock): building the cases (training the networks) 6.0 s, "
+                        "running them 4.0 s; by group (running):")
+    assert lines[1:] == ["  point masses      2.0 s   50%", "  tsipras           2.0 s   50%"]
+    assert cc.timing_lines(results, {})[0] == "times: 3 cases run in 4.0 s (wall clock); by group:"
+    cases = cc.default_cases(quick=True, trained=False)
+    assert cases and cc.BUILD_SECONDS["seconds"] > 0 and cc.BUILD_SECONDS["trained"] is False
+    table = cc.format_table(results)
+    assert table.splitlines()[-3].startswith("times: 3 cases in") and "DISAGREE" not in table
+
+
+def test_crosscheck_command_prints_its_times_at_the_end(capsys):
+    from toyrobust.cli import main
+
+    assert main(["crosscheck", "--quick", "--no-trained", "--only", "point masses", "--n", "200"]) == 0
+    out = capsys.readouterr().out.rstrip().splitlines()
+    start = next(i for i, line in enumerate(out) if line.startswith("times: "))
+    head = r"times: \d+ cases in \d+\.\d s \(wall clock\): building the cases \d+\.\d s, running them"
+    assert re.match(head, out[start]), out[start]
+    assert all(line.startswith("  ") and line.rstrip().endswith("%") for line in out[start + 1:])
+
+
+def test_readme_states_the_measured_times_of_the_main_job():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    main_job = text.index("toyrobust reproduce --quick && toyrobust crosscheck --quick")
+    claim = text[main_job:main_job + 2500]
+    assert "idle" in claim and "load average" in claim and "times:" in claim

@@ -505,12 +505,13 @@ def timing_lines(results: list[CaseResult], build: dict[str, Any] | None = None)
     groups: dict[str, float] = {}
     for r in results:
         groups[r.group] = groups.get(r.group, 0.0) + r.seconds
+    cases = f"{len(results)} case{'' if len(results) == 1 else 's'}"
     if "seconds" in build:
         what = "building the cases (training the networks)" if build.get("trained") else "building the cases"
-        head = (f"times: {len(results)} cases in {built + ran:.1f} s (wall clock): {what} {built:.1f} s, running "
+        head = (f"times: {cases} in {built + ran:.1f} s (wall clock): {what} {built:.1f} s, running "
                 f"them {ran:.1f} s; by group (running):")
     else:
-        head = f"times: {len(results)} cases run in {ran:.1f} s (wall clock); by group:"
+        head = f"times: {cases} run in {ran:.1f} s (wall clock); by group:"
     lines = [head]
     width = max((len(g) for g in groups), default=0)
     for group, sec in groups.items():

@@ -94,7 +94,8 @@ def timing_summary(seconds: dict[str, float], what: str = "figures") -> list[str
     """
     total = sum(seconds.values())
     width = max((len(k) for k in seconds), default=0)
-    lines = [f"times: {len(seconds)} {what} in {total:.1f} s (wall clock)"]
+    noun = what[:-1] if len(seconds) == 1 and what.endswith("s") else what
+    lines = [f"times: {len(seconds)} {noun} in {total:.1f} s (wall clock)"]
     for name, sec in seconds.items():
         share = f"{100 * sec / total:3.0f}%" if total > 0 else "  -"
         lines.append(f"  {name:<{width}}  {sec:7.1f} s  {share}")
