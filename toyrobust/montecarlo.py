@@ -436,7 +436,7 @@ def _upper_setup(upper: Any, clf: Classifier, threat: ThreatModel | None, defini
     if threat is None:
         raise ValueError("upper='verify' needs a threat model (the standard risk is computed exactly anyway)")
     if not isinstance(clf, TorchClassifier) or not isinstance(clf.module, torch.nn.Module):
-        raise TypeError(f"upper='verify' needs a torch ReLU or quadratic network, got {type(clf).__name__}")
+        raise TypeError(f"upper='verify' needs a torch ReLU network or a QuadraticNet, got {type(clf).__name__}")
     if definition not in ("ball", "projection", "error-region"):
         raise ValueError(f"upper='verify' supports the definitions 'ball', 'projection' and 'error-region', "
                          f"got {definition!r}")
