@@ -80,9 +80,10 @@ def _ball_halfspace_projection(
     return torch.where(need[:, None], at(hi), z)
 
 
-def _unit_pair(v: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The plane of ``x0`` and ``v`` per row: ``(e, w, a, b)`` with ``e`` the unit vector along ``x0``, ``v``'s
-    coordinates ``a = <v, e>`` and ``b = ||v - a e|| >= 0``, and ``w`` a vector along ``v - a e`` of length ``b``
+def _unit_pair(v: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The plane of ``x0`` and ``v`` per row: ``(e, w, a, b, c)`` with ``e`` the unit vector along ``x0``
+    (``c = ||x0||``), ``v``'s coordinates ``a = <v, e>`` and ``b = ||v - a e|| >= 0``, and ``w`` a vector along
+    ``v - a e`` of length ``b``
     (of length 1 where ``b = 0``), so that ``(p, q)`` is the point ``p e + (q / max(b, 1 if b = 0)) w``.
     Degenerate rows get some valid choice (``e`` along ``v`` or a basis vector where ``x0 = 0``; where ``v`` lies
     on ``e``'s line, ``w`` is a unit vector orthogonal to ``e``)."""
@@ -102,7 +103,7 @@ def _unit_pair(v: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.T
         u = torch.zeros_like(v).scatter_(1, e.abs().argmin(dim=1, keepdim=True), 1.0)
         u = u - (u * e).sum(1, keepdim=True) * e
         w = torch.where(b > 0, w, u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(tiny))
-    return e, w, a[:, 0], b[:, 0]
+    return e, w, a[:, 0], b[:, 0], c[:, 0]
 
 
 def _plane_candidates(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, eps: float, lo: torch.Tensor,
@@ -153,8 +154,7 @@ def _ball_shell_projection(v: torch.Tensor, x0: torch.Tensor, eps: float, lo: to
     Returns:
         ``(z, ok)``: the projections (N, d) and whether the intersection is non-empty (N,) (else ``z`` is ``v``).
     """
-    e, w, a, b = _unit_pair(v, x0)
-    c = torch.linalg.vector_norm(x0, dim=1)
+    e, w, a, b, c = _unit_pair(v, x0)
     eps = eps * (1 - 16 * torch.finfo(v.dtype).eps)  # so that rounding leaves the result inside the ball
     cands = _plane_candidates(a, b, c, eps, lo, hi)
     slack = 64 * torch.finfo(v.dtype).eps
@@ -305,11 +305,14 @@ class ProjectionAttack(PGD):
                 if inside:
                     return z
             else:
+                z = threat.project(z, x0)
                 z = _dykstra(lambda v: label_region_projection(dist, v, yy), lambda v: threat.project(v, x0), z,
                              alternations)
             return _repair(lambda v: _in_region(dist, v, yy), z, prev, lambda: _in_region(dist, prev, yy),
                            bisection_steps)
 
+        # the exact projections and the Dykstra branch (which starts with it) project onto the ball themselves
+        constrain.projects_ball = True
         return constrain
 
 
