@@ -398,8 +398,8 @@ def _nudge(
     if not bool(todo.any()):
         return delta
     y_sign = torch.where(y_eff > 0, 1.0, -1.0).to(x.dtype)
-    with torch.no_grad():
-        todo = todo & (torch.where(clf.margin(x + delta) >= 0, 1, -1) == y_eff)
+    with torch.no_grad():  # predict: the classifier's own decision (exact near ties for Linear)
+        todo = todo & (clf.predict(x + delta) == y_eff)
     if not bool(todo.any()):  # rounding left every row across: the common case
         return delta
     rows = todo.nonzero().squeeze(1)
@@ -416,7 +416,7 @@ def _nudge(
     for _ in range(30):
         cand = dr * (1 + tau) + tau * scale * u
         with torch.no_grad():
-            ok = torch.where(clf.margin(xr + cand) >= 0, 1, -1) != y_eff[rows]
+            ok = clf.predict(xr + cand) != y_eff[rows]
         fixed = torch.where(left[:, None], cand, fixed)
         left = left & ~ok
         if not bool(left.any()):
