@@ -94,3 +94,26 @@ def test_outputs_parse():
     assert len(parsed) == len(results) and {"analytic", "ci_low", "ci_high", "verdict"} <= set(parsed[0])
     rows = list(csv.DictReader(io.StringIO(cc.to_csv(results))))
     assert len(rows) == len(results) and all(r["verdict"] == "agree" for r in rows)
+
+
+def test_every_number_in_the_notes_says_where_it_comes_from():
+    # issue 19, item 6: the spheres MLP's bounds come from separate estimates; their names give n and the seed, and
+    # that the standard-risk bound is not the standard-risk row
+    sp = tr.ConcentricSpheres(10, 1.0, 1.3)
+    mlp = tr.models.MLP(10, (8,), seed=0)
+    per_eps = cc._sphere_mlp_bounds(sp, mlp, (0.05, 0.2), seed=3, device="cpu")
+    assert set(per_eps) == {0.05, 0.2}
+    names = list(per_eps[0.05])
+    std = next(k for k in names if k.startswith("standard risk"))
+    assert "n=20000" in std and "seed=4" in std and "not the standard-risk row" in std
+    iso = next(k for k in names if k.startswith("isoperimetric bound"))
+    assert "seed=13" in iso and "seed=15" in iso and "points on radius 1" in iso
+    # a row's own notes: the twin gap and the closed-form bounds
+    gm = _gm()
+    model = tr.LinearModel(3, dtype=torch.float64)
+    res = cc.run_case(cc.Case("g", "net", gm, model, tr.Linf(0.2), twin=model.twin(), attack_options={"steps": 2}),
+                      n=500, seed=5)
+    assert "twin margin gap" in res.detail and "512 fresh points, seed=12" in res.detail
+    net = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
+    res = cc.run_case(cc.Case("g", "net", gm, net, None), n=500, seed=5)
+    assert "Bayes risk (closed form)" in res.detail

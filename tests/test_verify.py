@@ -314,8 +314,9 @@ def test_unsupported_layers_raise_type_error_naming_them():
     drop = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1))
     with pytest.raises(TypeError, match="Dropout"):
         verify(drop, x, y, tr.Linf(0.1))
-    quad = tr.models.QuadraticNet(2, 4)
-    with pytest.raises(TypeError, match="QuadraticNet"):
+    # a QuadraticNet has its own verifier (tests/test_verify_quadratic.py); a square activation in a Sequential not
+    quad = nn.Sequential(nn.Linear(2, 3), nn.Bilinear(3, 3, 1))
+    with pytest.raises(TypeError, match="Bilinear"):
         verify(quad, x, y, tr.L2(0.1))
     bn = tr.models.MLP(2, (4,), batch_norm=True)
     with pytest.raises(TypeError, match="BatchNorm1d"):

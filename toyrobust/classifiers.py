@@ -8,6 +8,8 @@ expression of a symbolic point.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import sympy
@@ -118,8 +120,73 @@ class Linear(Classifier):
         w, b = self._wb(x)
         return x @ w + b
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels -1/+1 (int64, shape (N,)): the sign of the *real* number ``<w, x> + b``, a zero giving +1.
+
+        The floating-point margin ``x @ w + b`` rounds a real margin of exactly 0 (a tie, common on lattices such
+        as the Bernoulli model's vertices with weights like 0.1) to 0 or to an ulp either way, depending on the
+        order of the sum: the same lattice level would get both labels. So the rows whose float margin lies within
+        its rounding bound ``(d + 4) eps_dtype (||x||_inf ||w||_1 + |b|)`` of 0 are decided in rational arithmetic
+        from the weights and bias as stored (floats exactly, sympy rationals exactly) and the point as given. The
+        closed forms on lattices (:mod:`toyrobust.risks.bernoulli`) and the exact attacks use this same meaning.
+        Parameters that are not rational numbers (a sympy ``sqrt(2)``) keep the float decision.
+        """
+        with torch.no_grad():
+            m = self.margin(x)
+            labels = labels_from_margin(m)
+            exact = self._exact_parameters()
+            if exact is None or x.shape[0] == 0:
+                return labels
+            w_l1 = float(sum(abs(v) for v in exact[0]))
+            bound = (x.shape[1] + 4) * torch.finfo(x.dtype).eps * (
+                torch.linalg.vector_norm(x, ord=math.inf, dim=1) * w_l1 + abs(float(self.b)))
+            near = m.abs() <= bound
+            if not bool(near.any()):
+                return labels
+            rows = near.nonzero()[:, 0]
+            xs = x[rows].detach().to("cpu", torch.float64).tolist()  # float32 -> float64 is exact
+            cols, ws, b = exact[1], exact[0], exact[2]
+            signs = [1 if sum((ws[j] * Fraction(row[i]) for j, i in enumerate(cols)), b) >= 0 else -1 for row in xs]
+            labels = labels.clone()
+            labels[rows] = torch.tensor(signs, dtype=labels.dtype, device=labels.device)
+            return labels
+
+    def _exact_parameters(self) -> tuple[list[Fraction], list[int], Fraction] | None:
+        """The non-zero weights as fractions, their columns, and the bias as a fraction (None when some parameter
+        is not a rational number); cached."""
+        if not hasattr(self, "_exact_cache"):
+            try:
+                b = _fraction(self.b)
+                ws, cols, i = [], [], 0
+                for v, count in self.w.blocks:
+                    fv = _fraction(v)
+                    if fv != 0:
+                        ws += [fv] * int(count)
+                        cols += list(range(i, i + int(count)))
+                    i += int(count)
+                self._exact_cache = (ws, cols, b)
+            except (TypeError, ValueError):
+                self._exact_cache = None
+        return self._exact_cache
+
     def margin_expr(self, x: Any = None) -> sympy.Expr:
         return self.w.dot_expr(self._point(x)) + self.b
+
+
+def _fraction(v: Any) -> Fraction:
+    """``v`` as an exact fraction: a float or int exactly, a sympy rational exactly, a sympy float at its binary
+    value; TypeError for anything else (an irrational or symbolic number)."""
+    if isinstance(v, bool):
+        raise TypeError("not a number")
+    if isinstance(v, (int, float)):
+        if not math.isfinite(v):
+            raise ValueError("not finite")
+        return Fraction(v)
+    if isinstance(v, sympy.Rational):
+        return Fraction(int(v.p), int(v.q))
+    if isinstance(v, sympy.Float):
+        return Fraction(float(v))
+    raise TypeError(f"not a rational number: {v!r}")
 
 
 class Radial(Classifier):

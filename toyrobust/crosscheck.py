@@ -84,7 +84,8 @@ class Case:
         threat: threat model or None (standard risk).
         definition: one of :data:`~toyrobust.definitions.DEFINITIONS`.
         twin: the analytic classifier whose closed form stands for ``clf`` (trained networks), or None.
-        bounds: extra named lower bounds for the risk (for networks with no closed form).
+        bounds: extra named lower bounds for the risk (for networks with no closed form); each name says where
+            its number comes from (a closed form, or the estimate's n and seed).
         attack_options: passed to the attack (e.g. PGD steps).
         n: Monte Carlo sample size for this case (default: the run's ``n``); set for slow attacks and verifiers,
             whose rows then ignore ``--n`` (marked ``*`` in the table).
@@ -143,9 +144,13 @@ def _threat_name(threat: ThreatModel | None) -> str:
     return "none" if threat is None else f"{threat.name}:{threat.eps:g}"
 
 
+#: fresh points on which a twin's margin is compared with its network's
+_TWIN_POINTS = 512
+
+
 def _twin_gap(case: Case, seed: int) -> float:
     """Largest |network margin - twin margin| on fresh samples (0 means the twin is the network)."""
-    x, _ = case.dist.sample(512, generator=seed + 7, dtype=torch.float64)
+    x, _ = case.dist.sample(_TWIN_POINTS, generator=seed + 7, dtype=torch.float64)
     net = as_classifier(case.clf)
     module = getattr(net, "module", None)
     if isinstance(module, torch.nn.Module):
@@ -163,12 +168,12 @@ def _bounds_for(case: Case, analytic_std: Callable[[], float | None]) -> dict[st
     out = dict(case.bounds)
     if case.definition == "ball" and case.threat is not None:
         try:
-            out["optimal adversarial risk"] = float(optimal_risk(case.dist, case.threat))
+            out["optimal adversarial risk (closed form)"] = float(optimal_risk(case.dist, case.threat))
         except (NotImplementedError, TypeError, ValueError):
             pass
     if case.definition == "ball" and case.threat is None:
         try:
-            out["Bayes risk"] = float(risk(case.dist, case.dist.bayes_classifier()))
+            out["Bayes risk (closed form)"] = float(risk(case.dist, case.dist.bayes_classifier()))
         except NotImplementedError:
             pass
     return out
@@ -193,7 +198,7 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
     source = case.twin if case.twin is not None else case.clf
     if case.twin is not None:
         gap = _twin_gap(case, seed)
-        details.append(f"twin margin gap {gap:.1e}")
+        details.append(f"twin margin gap {gap:.1e} (largest over {_TWIN_POINTS} fresh points, seed={seed + 7})")
         if gap > 1e-6:
             details.append("TWIN DIFFERS FROM NETWORK")
     if isinstance(source, Classifier):
@@ -207,10 +212,10 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
                         progress=progress, attack_options=case.attack_options, upper=case.upper,
                         verify_options=case.verify_options)
     if est.invalid_claims:
-        details.append(f"{est.invalid_claims} attack claims failed verification")
+        details.append(f"{est.invalid_claims} attack claims failed verification (this row's points, seed={seed})")
     if est.kind == "bracket":
         details.append(f"verified upper {est.upper:.4g} [{est.upper_ci_low:.4f}, {est.upper_ci_high:.4f}], "
-                       f"decided {est.decided}/{est.n}")
+                       f"decided {est.decided}/{est.n} (the verifier on this row's points, seed={seed})")
     bounds = _bounds_for(case, lambda: None) if analytic is None else {}
     verdict, why = judge(est, analytic, bounds, twin_differs=any("DIFFERS" in d for d in details))
     details += why
@@ -322,35 +327,53 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
     quad = QuadraticNet(dim, hidden, init_bias=(1 + 1.3) ** 2 / 4, seed=seed, dtype=torch.float64)
     train(quad, sp, steps=400 if quick else 4000, batch_size=128, lr=1e-3, seed=seed, device=device,
           progress=progress)
-    twin = quad.twin()
-    for threat in (None, L2(0.05)):
-        cases.append(Case(f"trained, spheres D={dim}", "quadratic net (network)", sp, quad, threat, twin=twin,
-                          attack_options={"steps": 40}))
+    cases += _quadratic_net_cases(sp, quad, f"trained, spheres D={dim}")
 
     mlp = MLP(dim, (hidden, hidden), seed=seed, dtype=torch.float32)
     train(mlp, sp, steps=400 if quick else 4000, batch_size=128, lr=1e-3, seed=seed, device=device,
           progress=progress)
-    mlp_std = estimate_risk(sp, mlp, None, n=20_000, seed=seed + 1, level=0.999, device=device)
-    for eps in (0.05, 0.2):
-        bounds = {}
-        # per-sphere error rates, lower confidence ends, give the isoperimetric bound on the ball risk
-        errs = []
-        for yv, r in ((-1, 1.0), (1, 1.3)):
-            # sampled where the network lives: a CPU batch fed to a CUDA model crashed the first GPU run
-            x, _ = sp.sample(4000, generator=seed + 11 + yv, dtype=torch.float32,
-                             device=next(mlp.parameters()).device)
-            x = x[(x.norm(dim=1) - r).abs() < 1e-3]
-            with torch.no_grad():
-                wrong = int((as_classifier(mlp).predict(x) != yv).sum())
-            errs.append((clopper_pearson(wrong, x.shape[0], 0.999)[0], r))
-        iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
-        bounds["isoperimetric bound"] = iso
-        bounds["standard risk (lower end)"] = mlp_std.ci_low
+    for eps, bounds in _sphere_mlp_bounds(sp, mlp, (0.05, 0.2), seed, device).items():
         # bracketed: L2 balls get the verifier's bound-propagation certificate (sound, incomplete)
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
                           attack_options={"steps": 40}, upper="verify"))
     cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
     return cases + _bracketed_cases(quick, seed, device, progress)
+
+
+def _sphere_mlp_bounds(sp: ConcentricSpheres, mlp: Any, radii: tuple[float, ...], seed: int,
+                       device: Any) -> dict[float, dict[str, float]]:
+    """Per L2 radius, the lower bounds of the spheres MLP's rows, each named with where its number comes from:
+    the isoperimetric bound from each sphere's error rate (its lower 0.999 end, points and seed said), and the
+    standard risk's lower end from a separate estimate (n, seed and level said: it is not the standard-risk row)."""
+    dim = int(sp.dim)
+    mlp_std = estimate_risk(sp, mlp, None, n=20_000, seed=seed + 1, level=0.999, device=device)
+    # every bound says where its number comes from: these are separate estimates, not the table's rows
+    std_note = (f"standard risk (lower end, a separate estimate: n={mlp_std.n}, seed={seed + 1}, level 0.999; "
+                f"not the standard-risk row)")
+    # per-sphere error rates, lower confidence ends, give the isoperimetric bound on the ball risk
+    errs, sources = [], []
+    for yv, r in ((-1, 1.0), (1, 1.3)):
+        # sampled where the network lives: a CPU batch fed to a CUDA model crashed the first GPU run
+        x, _ = sp.sample(4000, generator=seed + 11 + yv, dtype=torch.float32, device=next(mlp.parameters()).device)
+        x = x[(x.norm(dim=1) - r).abs() < 1e-3]
+        with torch.no_grad():
+            wrong = int((as_classifier(mlp).predict(x) != yv).sum())
+        errs.append((clopper_pearson(wrong, x.shape[0], 0.999)[0], r))
+        sources.append(f"{x.shape[0]} points on radius {r:g}, seed={seed + 11 + yv}")
+    iso_note = f"isoperimetric bound (from each sphere's error rate, lower 0.999 ends: {'; '.join(sources)})"
+    out = {}
+    for eps in radii:
+        iso = 0.5 * sum(float(isoperimetric_expansion(dim, mu, eps, r)) if mu > 0 else 0.0 for mu, r in errs)
+        out[eps] = {iso_note: iso, std_note: mlp_std.ci_low}
+    return out
+
+
+def _quadratic_net_cases(sp: ConcentricSpheres, quad: QuadraticNet, group: str) -> list[Case]:
+    """The quadratic network's rows: its standard risk, and L2 0.05 decided exactly by the verifier (the
+    trust-region subproblem), both next to the closed form of its twin."""
+    twin = quad.twin()
+    return [Case(group, "quadratic net (network)", sp, quad, threat, twin=twin, attack_options={"steps": 40},
+                 upper=None if threat is None else "verify") for threat in (None, L2(0.05))]
 
 
 #: points per bracketed row (the verifier solves a MILP per undecided point) and its time limit per point

@@ -8,8 +8,8 @@ estimated by drawing ``n`` labelled points, attacking each one, and counting the
 adversarial ``x'`` was found and *verified* (inside the ball, adversarial under ``A`` when re-evaluated here). The
 estimate ``k / n`` is a lower bound in expectation (an attack can miss); with an exact attack it is unbiased.
 Its confidence interval is the exact binomial (Clopper-Pearson) one, and :attr:`RiskEstimate.kind` says which of
-the two it is (``"exact"`` or ``"lower bound"``). On a ReLU network, ``upper="verify"`` adds a verified upper
-count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
+the two it is (``"exact"`` or ``"lower bound"``). On a ReLU or quadratic network, ``upper="verify"`` adds a verified
+upper count (points the complete verifier does not prove robust), making the estimate a ``"bracket"``.
 
 Stopping on a width: with ``target_width``, chunks are drawn until ``ci_high - ci_low <= target_width`` (so "+-0.01"
 is ``target_width=0.02``) or ``max_n`` points were drawn, after at least ``n`` points; the chunk sizes are planned from
@@ -453,7 +453,7 @@ def _upper_setup(upper: Any, clf: Classifier, threat: ThreatModel | None, defini
     if threat is None:
         raise ValueError("upper='verify' needs a threat model (the standard risk is computed exactly anyway)")
     if not isinstance(clf, TorchClassifier) or not isinstance(clf.module, torch.nn.Module):
-        raise TypeError(f"upper='verify' needs a torch ReLU network, got {type(clf).__name__}")
+        raise TypeError(f"upper='verify' needs a torch ReLU network or a QuadraticNet, got {type(clf).__name__}")
     if definition not in ("ball", "projection", "error-region"):
         raise ValueError(f"upper='verify' supports the definitions 'ball', 'projection' and 'error-region', "
                          f"got {definition!r}")
@@ -545,7 +545,8 @@ def estimate_risk(
         max_n: with ``target_width``, the most points to draw.
         progress: show a tqdm bar on stderr; None shows it for long runs when stderr is a terminal.
         attack_options: options for the attack, validated by its constructor (e.g. ``{"steps": 100}``).
-        upper: ``"verify"`` (a torch ReLU network; ball, projection or error-region): beside the attack's count,
+        upper: ``"verify"`` (a torch ReLU network or a ``QuadraticNet``, decided exactly under L2; ball,
+            projection or error-region): beside the attack's count,
             :func:`toyrobust.verification.verify` decides every point, and the points it does not prove robust
             count as errors of a verified upper bound (``upper_k``); its confirmed counterexamples join the
             attack's successes. The estimate is then a ``"bracket"``. None: no upper bound.

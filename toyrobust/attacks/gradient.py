@@ -40,7 +40,8 @@ from .losses import (
 
 __all__ = ["FGSM", "PGD", "fgsm", "pgd"]
 
-#: ``constrain(z, x0, prev, rows) -> z'``: maps iterates (after the ball projection) into a feasible set
+#: ``constrain(z, x0, prev, rows) -> z'``: maps iterates (after the ball projection) into a feasible set; one with a
+#: true attribute ``projects_ball`` gets the iterate before the ball projection and returns a point of the ball
 Constrain = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -308,7 +309,9 @@ def _run(
         if t < steps:
             if fast is None:
                 prev = xc
-                xc = threat.project(xc + threat.steepest_ascent(g, alpha), x0)
+                xc = xc + threat.steepest_ascent(g, alpha)
+                if not getattr(constrain, "projects_ball", False):
+                    xc = threat.project(xc, x0)
                 if constrain is not None:
                     xc = constrain(xc, x0, prev, rows)
             else:

@@ -3,11 +3,13 @@
 Under the projection definition (Stutz, seed 000) a perturbed point ``x'`` is adversarial when ``f(x') != y``
 *and* the Bayes label of its projection onto the support is still ``y``: the adversary may not change the true
 label. :func:`projection_attack` runs PGD inside ``B(x, eps) ∩ R_y`` with ``R_y = {z : Bayes(proj(z)) = y}``:
-after each ball projection the iterate is projected onto the intersection by Dykstra's algorithm from the exact
-projections onto the ball and onto ``R_y`` (half-spaces for the Gaussian mixture and the point masses, a union
-of two products of half-spaces for Tsipras, the outside / inside of the middle sphere for the concentric
-spheres), and a bisection towards the previous
-feasible iterate guarantees feasibility (which is all an unknown distribution gets).
+after each ball projection the iterate is projected onto the intersection, exactly in closed form where the
+geometry allows (:func:`_exact_projection`: a half-space ``R_y`` -- the Gaussian mixture, the point masses --
+under any norm; a radial shell -- the outside / inside of the middle sphere of the concentric spheres -- under an
+L2 ball on every coordinate, a two-dimensional problem in the plane of ``x`` and the iterate), and otherwise by
+Dykstra's algorithm from the exact projections onto the ball and onto ``R_y`` (Tsipras' union of two products of
+half-spaces, Linf and L1 balls on the spheres); a bisection towards the previous feasible iterate guarantees
+feasibility (which is all an unknown distribution gets).
 
 :func:`on_manifold_attack` keeps every iterate on the sphere of its own clean radius ``||x||`` (PITFALLS 8: an
 attack that projects onto the *unit* sphere moves outer-sphere points onto the inner sphere and changes their
@@ -78,6 +80,123 @@ def _ball_halfspace_projection(
     return torch.where(need[:, None], at(hi), z)
 
 
+def _unit_pair(v: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The plane of ``x0`` and ``v`` per row: ``(e, w, a, b, c)`` with ``e`` the unit vector along ``x0``
+    (``c = ||x0||``), ``v``'s coordinates ``a = <v, e>`` and ``b = ||v - a e|| >= 0``, and ``w`` a vector along
+    ``v - a e`` of length ``b``
+    (of length 1 where ``b = 0``), so that ``(p, q)`` is the point ``p e + (q / max(b, 1 if b = 0)) w``.
+    Degenerate rows get some valid choice (``e`` along ``v`` or a basis vector where ``x0 = 0``; where ``v`` lies
+    on ``e``'s line, ``w`` is a unit vector orthogonal to ``e``)."""
+    tiny = torch.finfo(v.dtype).tiny
+    c = torch.linalg.vector_norm(x0, dim=1, keepdim=True)
+    e = x0 / c.clamp_min(tiny)
+    if bool((c == 0).any()):
+        nv = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        basis = torch.zeros_like(v[:1])
+        basis[0, 0] = 1.0
+        e = torch.where(c > 0, e, torch.where(nv > 0, v / nv.clamp_min(tiny), basis))
+    a = torch.linalg.vecdot(v, e)[:, None]
+    w = torch.addcmul(v, a, e, value=-1.0)
+    b = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+    if bool((b == 0).any()):
+        # the basis vector least aligned with e, made orthogonal to it
+        u = torch.zeros_like(v).scatter_(1, e.abs().argmin(dim=1, keepdim=True), 1.0)
+        u = u - (u * e).sum(1, keepdim=True) * e
+        w = torch.where(b > 0, w, u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(tiny))
+    return e, w, a[:, 0], b[:, 0], c[:, 0]
+
+
+def _plane_candidates(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, eps: float, lo: torch.Tensor,
+                      hi: torch.Tensor) -> torch.Tensor:
+    """The candidates (N, 8, 2) for the nearest point of ``{|W - (c, 0)| <= eps, lo <= |W| <= hi}`` to ``(a, b)``
+    in the half-plane: the point itself, its projections onto the circle ``|W - (c, 0)| = eps`` and onto the
+    circles ``|W| = lo`` and ``|W| = hi``, and the points where the ball's circle meets each of those (both signs
+    of the second coordinate). NaN marks a candidate that does not exist."""
+    tiny = torch.finfo(a.dtype).tiny
+    nan = torch.full_like(a, torch.nan)
+    V = torch.stack([a, b], 1)
+    X = torch.stack([c, torch.zeros_like(c)], 1)
+    dv = V - X
+    ndv = torch.linalg.vector_norm(dv, dim=1, keepdim=True)
+    out_dir = torch.where(ndv > 0, dv / ndv.clamp_min(tiny), torch.tensor([1.0, 0.0], dtype=a.dtype, device=a.device))
+    nV = torch.linalg.vector_norm(V, dim=1, keepdim=True)
+    radial = torch.where(nV > 0, V / nV.clamp_min(tiny), torch.tensor([1.0, 0.0], dtype=a.dtype, device=a.device))
+    cands = [V, X + eps * out_dir]
+    for r in (lo, hi):
+        ok = torch.isfinite(r) & (r > 0)
+        rr = torch.where(ok, r, nan)
+        cands.append(rr[:, None] * radial)
+        # |W| = r and |W - X| = eps: p = (r^2 - eps^2 + c^2) / (2c), q = +-sqrt(r^2 - p^2)
+        p = (rr * rr - eps * eps + c * c) / (2 * torch.where(c > 0, c, nan))
+        q = (rr * rr - p * p).sqrt()  # NaN where the circles do not meet
+        cands += [torch.stack([p, q], 1), torch.stack([p, -q], 1)]
+    return torch.stack(cands, 1)
+
+
+def _ball_shell_projection(v: torch.Tensor, x0: torch.Tensor, eps: float, lo: torch.Tensor,
+                           hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Euclidean projection of each row of ``v`` onto ``B_2(x0, eps) ∩ {lo <= ||z|| <= hi}``, in closed form.
+
+    The set is invariant under the rotations about the line through 0 and ``x0``, and such a rotation that brings a
+    point into the half-plane of ``v`` (spanned by ``x0`` and ``v``'s part orthogonal to it) only brings it nearer
+    to ``v``: the nearest point lies in that half-plane, a two-dimensional problem. There it is ``v`` itself, or on
+    one of the set's boundary arcs (pieces of the circles ``|W - x0| = eps``, ``|W| = lo``, ``|W| = hi``), either
+    at the nearest point of a whole circle or at an arc's end, where two circles meet; the nearest feasible
+    candidate (:func:`_plane_candidates`) is the projection. This holds for the non-convex shell
+    ``{||z|| >= lo}`` too, where alternating projections (Dykstra) need not converge to the nearest point.
+
+    Args:
+        v: (N, d) points; x0: (N, d) ball centres; eps: the radius.
+        lo, hi: (N,) the shell's radii (``lo = 0`` and ``hi = inf`` drop a side).
+
+    The ball's radius is taken 16 ulps smaller, so that the result lies in the ball despite rounding.
+
+    Returns:
+        ``(z, ok)``: the projections (N, d) and whether the intersection is non-empty (N,) (else ``z`` is ``v``).
+    """
+    e, w, a, b, c = _unit_pair(v, x0)
+    eps = eps * (1 - 16 * torch.finfo(v.dtype).eps)  # so that rounding leaves the result inside the ball
+    cands = _plane_candidates(a, b, c, eps, lo, hi)
+    slack = 64 * torch.finfo(v.dtype).eps
+    rad = torch.linalg.vector_norm(cands, dim=2)
+    to_x = torch.linalg.vector_norm(cands - torch.stack([c, torch.zeros_like(c)], 1)[:, None, :], dim=2)
+    feasible = ((to_x <= eps * (1 + slack) + slack * c[:, None]) & (rad >= lo[:, None] * (1 - slack))
+                & (rad <= hi[:, None] * (1 + slack)))
+    gap = torch.linalg.vector_norm(cands - torch.stack([a, b], 1)[:, None, :], dim=2)
+    gap = torch.where(feasible, gap, torch.inf)
+    best = gap.argmin(dim=1)
+    pq = cands[torch.arange(v.shape[0], device=v.device), best]
+    ok = torch.isfinite(gap.gather(1, best[:, None])[:, 0])
+    z = torch.addcmul(pq[:, :1] * e, (pq[:, 1] / torch.where(b > 0, b, 1.0))[:, None], w)
+    return (z if bool(ok.all()) else torch.where(ok[:, None], z, v)), ok
+
+
+def _exact_projection(dist: Any, threat: ThreatModel, z: torch.Tensor, x0: torch.Tensor,
+                      y: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
+    """The exact projection of the rows of ``z`` onto ``B(x0, eps) ∩ R_y`` where the geometry allows, else None.
+
+    A half-space ``R_y`` (:meth:`~toyrobust.distributions.Distribution.label_halfspace`), any norm:
+    :func:`_ball_halfspace_projection`. A radial shell ``R_y``
+    (:meth:`~toyrobust.distributions.Distribution.label_shell`) and an L2 ball on every coordinate:
+    :func:`_ball_shell_projection` (rows whose intersection is empty get the ball projection; the feasibility
+    repair takes them). Returns ``(projection, inside)``, ``inside`` True when every row is checked to lie in the
+    shell (so in ``R_y``, which holds it: the repair has nothing to do).
+    """
+    half = dist.label_halfspace(z, y)
+    if half is not None:
+        return _ball_halfspace_projection(threat, z, x0, *half), False
+    if not isinstance(threat, L2) or threat.coords is not None:
+        return None
+    shell = dist.label_shell(z, y)
+    if shell is None:
+        return None
+    out, ok = _ball_shell_projection(z, x0, threat.radius, *shell)
+    if not bool(ok.all()):
+        return torch.where(ok[:, None], out, threat.project(z, x0)), False
+    norm = torch.linalg.vector_norm(out, dim=1)
+    return out, bool(((norm >= shell[0]) & (norm <= shell[1])).all())
+
+
 def _dykstra(proj_a: Any, proj_b: Any, z: torch.Tensor, iters: int) -> torch.Tensor:
     """Dykstra's algorithm: the Euclidean projection of ``z`` onto ``A ∩ B`` from the projections onto each.
 
@@ -104,15 +223,18 @@ def _in_region(dist: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _repair(
-    inside: Any, z: torch.Tensor, prev: torch.Tensor, ok_prev: torch.Tensor, steps: int, along: Any = None
+    inside: Any, z: torch.Tensor, prev: torch.Tensor, ok_prev: Any, steps: int, along: Any = None
 ) -> torch.Tensor:
     """Rows of ``z`` failing ``inside`` are pulled back towards ``prev`` (feasible) by bisection on the segment.
 
     Keeps, per row, the furthest fraction ``s`` in ``[0, 1]`` found feasible (``s = 0`` is ``prev`` itself).
-    ``along(prev, z, s)`` maps a fraction to a point (default: the straight segment).
+    ``along(prev, z, s)`` maps a fraction to a point (default: the straight segment). ``ok_prev``: which rows of
+    ``prev`` are feasible (N,), or a callable giving it (evaluated only when some row of ``z`` fails).
     """
     ok = inside(z)
-    bad = ~ok & ok_prev
+    if bool(ok.all()):
+        return z
+    bad = ~ok & (ok_prev() if callable(ok_prev) else ok_prev)
     if not bool(bad.any()):
         return z
     along = along or (lambda a, b, s: a + s[:, None] * (b - a))
@@ -132,7 +254,9 @@ class ProjectionAttack(PGD):
     ``R_y = {z : Bayes(proj(z)) = y}``: after every step, ``alternations`` rounds of Dykstra's algorithm
     with the exact projections onto the ball and onto ``R_y`` (see :func:`label_region_projection`) give the
     projection onto the intersection; where ``R_y`` is a half-space (Gaussian mixture, point masses) the
-    projection onto ``B ∩ R_y`` is exact (``Proj_B(z + mu a)`` with the multiplier ``mu`` found by bisection). A
+    projection onto ``B ∩ R_y`` is exact (``Proj_B(z + mu a)`` with the multiplier ``mu`` found by bisection), and
+    where it is a radial shell (concentric spheres) under an L2 ball on every coordinate it is exact in closed form
+    (:func:`_ball_shell_projection`); ``alternations`` then does not apply. A
     bisection towards the previous iterate then repairs any row still outside ``R_y``. Every iterate thus stays
     where the true label is ``y``, so a found point is adversarial under the projection definition, not a label
     change. It needs the distribution.
@@ -175,14 +299,20 @@ class ProjectionAttack(PGD):
 
         def constrain(z: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             yy = y[rows]
-            half = dist.label_halfspace(z, yy)
-            if half is not None:
-                z = _ball_halfspace_projection(threat, z, x0, *half)
+            exact = _exact_projection(dist, threat, z, x0, yy)
+            if exact is not None:
+                z, inside = exact
+                if inside:
+                    return z
             else:
+                z = threat.project(z, x0)
                 z = _dykstra(lambda v: label_region_projection(dist, v, yy), lambda v: threat.project(v, x0), z,
                              alternations)
-            return _repair(lambda v: _in_region(dist, v, yy), z, prev, _in_region(dist, prev, yy), bisection_steps)
+            return _repair(lambda v: _in_region(dist, v, yy), z, prev, lambda: _in_region(dist, prev, yy),
+                           bisection_steps)
 
+        # the exact projections and the Dykstra branch (which starts with it) project onto the ball themselves
+        constrain.projects_ball = True
         return constrain
 
 

@@ -35,7 +35,7 @@ from ..constraints import is_symbolic
 from ..threats import L1, L2, Linf, ThreatModel, make_threat
 from .losses import check_inputs
 
-__all__ = ["minimal_perturbation", "supports_minimal"]
+__all__ = ["minimal_perturbation", "supports_minimal", "quadric_nearest"]
 
 _NORMS: dict[Any, type[ThreatModel]] = {
     "linf": Linf, "inf": Linf, math.inf: Linf, "l2": L2, "2": L2, 2: L2, "l1": L1, "1": L1, 1: L1,
@@ -283,7 +283,28 @@ class _Secular:
         return self.lam_of(t)
 
 
-def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor):
+def quadric_nearest(alpha: torch.Tensor, c: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nearest point (L2) of the quadric ``{z : sum_i alpha_i z_i^2 = c}`` to each row of ``x``.
+
+    The secular equation of :func:`_quadratic` (More 1993), hard case included, on every coordinate: the global
+    minimiser of ``||z - x||_2`` on the quadric. A verifier turns any quadratic form into this one by an
+    eigendecomposition (the L2 norm is rotation invariant).
+
+    Args:
+        alpha: (d,) coefficients (float64).
+        c: the level, a float or a (N,) tensor (one level per row).
+        x: (N, d) points (float64).
+
+    Returns:
+        ``(delta, dist)``: ``delta`` (N, d) with ``x + delta`` on the quadric and ``dist = ||delta||_2`` (N,);
+        ``dist = inf`` and ``delta = 0`` where the quadric is empty (e.g. every ``alpha_i <= 0`` and ``c > 0``).
+    """
+    msk = torch.ones(x.shape[1], dtype=torch.bool, device=x.device)
+    c_t = torch.as_tensor(c, dtype=x.dtype, device=x.device)
+    return _quadratic(alpha.to(device=x.device, dtype=x.dtype), c_t, x, msk)
+
+
+def _quadratic(alpha: torch.Tensor, c: Any, x: torch.Tensor, msk: torch.Tensor):
     """Nearest point of the quadric ``sum_i alpha_i z_i^2 = c`` moving only S (L2): the secular equation.
 
     ``z_i = x_i / (1 + lam alpha_i)`` with ``lam`` in the interval where every ``1 + lam alpha_i > 0``;
@@ -310,7 +331,8 @@ def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor
                          if math.isfinite(sec.lam_hi) else torch.zeros_like(c_s))
     interior = (lo_lim > c_s) & (c_s > hi_lim)
     lam = sec.root(c_s, interior)
-    z = x / (1 + lam[:, None] * a)
+    z = _near_hard(a, x, x / (1 + lam[:, None] * a), lam, c_s, interior & ~(
+        (sec.h(lam) - c_s).abs() <= 1e-10 * (c_s.abs() + sec.ax2.abs().sum(1) + 1)), ((top, a_max), (bot, a_min)))
     # hard cases: lam at an end, the rest of the constraint met along the extreme coefficient's first coordinate
     hard_lo = ~interior & (c_s >= lo_lim) & math.isfinite(sec.lam_lo)
     hard_hi = ~interior & (c_s <= hi_lim) & math.isfinite(sec.lam_hi)
@@ -328,6 +350,34 @@ def _quadratic(alpha: torch.Tensor, c: float, x: torch.Tensor, msk: torch.Tensor
     delta = z - x
     dist = torch.where(possible, torch.linalg.vector_norm(delta, dim=1), torch.full_like(c_s, math.inf))
     return torch.where(possible[:, None], delta, torch.zeros_like(delta)), dist
+
+
+def _near_hard(a: torch.Tensor, x: torch.Tensor, z: torch.Tensor, lam: torch.Tensor, c_s: torch.Tensor,
+               rows: torch.Tensor, ends: Any) -> torch.Tensor:
+    """Repair the rows where the secular root is not representable: the near-hard case.
+
+    When ``x`` has a tiny component on the extreme coefficient's eigenvector, the root lies within rounding of
+    ``-1 / a_end`` and ``x_i / (1 + lam a_i)`` divides a tiny number by a rounded one (inf, or far off). On those
+    ``rows`` (where the constraint is not met) the extreme block keeps the direction of ``x``'s block, with its
+    length from the constraint ``sum_i a_i z_i^2 = c_s`` (the other coordinates are accurate: their
+    denominators are not small). ``ends``: ``((mask, a_end), ...)`` of the two extreme blocks.
+    """
+    if not bool(rows.any()):
+        return z
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    dens = [(1 + lam * a_end).abs() if bool(ext.any()) else torch.full_like(lam, math.inf) for ext, a_end in ends]
+    for k, (ext, a_end) in enumerate(ends):
+        use = rows & (dens[k] <= dens[1 - k]) & bool(ext.any())
+        if not bool(use.any()):
+            continue
+        rest = torch.where(ext, zero, a * z * z)
+        rest = torch.where(torch.isfinite(rest), rest, zero).sum(1)
+        length = ((c_s - rest) / a_end).clamp_min(0).sqrt()
+        xb = torch.where(ext, x, zero)
+        nb = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
+        block = xb / torch.where(nb > 0, nb, 1.0) * length[:, None]
+        z = torch.where(use[:, None] & ext, block, z)
+    return z
 
 
 def _nudge(
@@ -348,8 +398,8 @@ def _nudge(
     if not bool(todo.any()):
         return delta
     y_sign = torch.where(y_eff > 0, 1.0, -1.0).to(x.dtype)
-    with torch.no_grad():
-        todo = todo & (torch.where(clf.margin(x + delta) >= 0, 1, -1) == y_eff)
+    with torch.no_grad():  # predict: the classifier's own decision (exact near ties for Linear)
+        todo = todo & (clf.predict(x + delta) == y_eff)
     if not bool(todo.any()):  # rounding left every row across: the common case
         return delta
     rows = todo.nonzero().squeeze(1)
@@ -366,7 +416,7 @@ def _nudge(
     for _ in range(30):
         cand = dr * (1 + tau) + tau * scale * u
         with torch.no_grad():
-            ok = torch.where(clf.margin(xr + cand) >= 0, 1, -1) != y_eff[rows]
+            ok = clf.predict(xr + cand) != y_eff[rows]
         fixed = torch.where(left[:, None], cand, fixed)
         left = left & ~ok
         if not bool(left.any()):

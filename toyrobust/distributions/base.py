@@ -231,7 +231,8 @@ class Distribution:
     and numeric parameters for the torch maths (sympy parameters are fine for the ``*_expr`` methods).
 
     A distribution also owns the facts that other layers ask about it, so that nothing above keeps a list of
-    distributions: its label regions (:meth:`label_region_projection`, :meth:`label_halfspace`), its
+    distributions: its label regions (:meth:`label_region_projection`, :meth:`label_halfspace`,
+    :meth:`label_shell`), its
     label-invariant radius, its named classifiers, its hypothesis strategy and its cross-check examples. A
     subclass with a ``cli_name`` registers itself (:func:`registered_distributions`); closed-form risks and the
     optimal risk are registered beside it in its risks module.
@@ -497,6 +498,17 @@ class Distribution:
 
     def _label_halfspace(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Hook: :meth:`label_halfspace` of validated ``z`` and ``y`` (None: not a half-space)."""
+        return None
+
+    def label_shell(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``R_y`` as a radial shell ``{lo_i <= ||z|| <= hi_i}`` (``lo``, ``hi`` (N,), ``hi`` may be inf, a few ulps
+        inside) when it is one, else None."""
+        self._validate(z, "label_shell", "z")
+        self._check_labels(y, z.shape[0])
+        return self._label_shell(z, y)
+
+    def _label_shell(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Hook: :meth:`label_shell` of validated ``z`` and ``y`` (None: not a shell)."""
         return None
 
     def label_region_pieces(self, label: int) -> list[list[tuple[Any, float, bool]]] | None:

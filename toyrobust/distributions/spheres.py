@@ -12,7 +12,7 @@ from ..classifiers import Linear, Quadratic, Radial
 from ..constraints import check_less, integer_at_least, is_symbolic, positive
 from ..rng import Draws
 from ..threats import L2, Linf
-from .base import Distribution, ExampleSet, IntOrExpr, NumberOrExpr, Support, keep_nan, log_sphere_area, rounding_margin
+from .base import Distribution, ExampleSet, IntOrExpr, NumberOrExpr, Support, log_sphere_area, rounding_margin
 
 __all__ = ["ConcentricSpheres"]
 
@@ -98,12 +98,13 @@ class ConcentricSpheres(Distribution):
         a row with NaN stays NaN)."""
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         r = torch.where(norm >= float(self.r_mid), x.new_tensor(float(self.r_outer)), x.new_tensor(float(self.r_inner)))
-        e1 = torch.zeros_like(x)
-        e1[:, 0] = 1.0
-        direction = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), e1)
-        # points already on their sphere stay bitwise unchanged, so projecting twice changes nothing
+        # points already on their sphere stay bitwise unchanged (scale 1), so projecting twice changes nothing; a
+        # NaN row has a NaN norm, so it stays NaN; three passes over x (this runs in every step of some attacks)
         tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
-        return keep_nan(x, torch.where((norm - r).abs() <= tol, x, direction * r), rows=True)  # NaN rows stay NaN
+        scale = torch.where((norm - r).abs() <= tol, torch.ones_like(norm), r / torch.where(norm > 0, norm, 1.0))
+        e1 = torch.zeros_like(x[:1])
+        e1[0, 0] = 1.0
+        return torch.where(norm == 0, e1 * r, x * scale)
 
     def bayes_classifier(self) -> Radial:
         """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""
@@ -122,6 +123,16 @@ class ConcentricSpheres(Distribution):
         in_out = (ys < 0) & (nrm >= r_mid - tau)
         target = torch.where(ys > 0, r_mid + tau, r_mid - tau)
         return torch.where((out_in | in_out)[:, None], direction * target[:, None], z)
+
+    def _label_shell(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``R_+1 = {||z|| >= r_mid}``, ``R_-1 = {||z|| <= r_mid}``, each ``tau`` (the rounding margin of
+        :meth:`_label_region_projection`) inside."""
+        r_mid = float(self.r_mid)
+        tau = float(rounding_margin(z, torch.tensor(r_mid, dtype=z.dtype)))
+        pos = y > 0
+        lo = torch.where(pos, r_mid + tau, 0.0).to(z.dtype)
+        hi = torch.where(pos, torch.inf, r_mid - tau).to(z.dtype)
+        return lo, hi
 
     def label_invariant_radius(self, p: float, coords: Any = None) -> Any:
         """``(r2 - r1)/2`` in L2 and L1, ``(r2 - r1)/(2 sqrt(k))`` in Linf on ``k`` coordinates (the diagonal

@@ -13,6 +13,15 @@ toolkit's tie rule (a zero margin predicts +1):
   above intersected with ``{S >= 0}`` (``y = +1``) or ``{S > 0}`` (``y = -1``), and for error-region the label
   compared with is the Bayes label of the vertex.
 
+One meaning of exact on the lattice: every event is decided on the *real* margin ``c S + b`` (and shift
+``delta``) of the classifier's numbers as stored -- ``c = 0.1`` is the double nearest 0.1, so ``c (-5) + 0.5`` is
+``-2.8e-17``, a -1, not a tie -- in rational arithmetic (:func:`_predicates`). The floating-point margin
+``x @ w + b`` cannot serve: it rounds such a level to 0 or to an ulp either way depending on the order of the sum,
+so points of one level K would get both labels. :meth:`toyrobust.classifiers.Linear.predict` decides near-ties
+exactly, so the Monte Carlo estimate (exact attack and standard risk) counts the same events. With a ball, a float
+attack point can realise these events except where ``c S + b -+ delta`` is within rounding of 0 without being 0
+(parameters that are not dyadic, e.g. ``eps = 0.1`` with ``c = 0.1``); with dyadic parameters they coincide.
+
 Every event is ``{lo <= K <= hi}`` with integer ends from ``floor``/``ceiling``, so each risk is exact: a sum of
 :class:`BinomialProb` terms, evaluated in log space (scipy's binomial CDF where it is representable, a summed
 tail series of log-pmf terms below 1e-280).
@@ -23,6 +32,7 @@ Reference: L. Schmidt et al., "Adversarially robust generalization requires more
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import mpmath
@@ -248,25 +258,66 @@ _EVENTS = {"ball": _ball_events, "prediction-change": _change_events, "projectio
            "error-region": _error_region_events}
 
 
-def _predicates(definition: str, d: int, c: float, b: float, delta: float) -> list[Any]:
-    """The same events as predicates of K, evaluated on the margin exactly as the classifier computes it (float
-    rounding of the interval ends can move a boundary K by one; these settle it)."""
+def _exact_shift(dist: BernoulliModel, c: float, threat: ThreatModel | None) -> tuple[Fraction, int]:
+    """``delta = eps c ||theta_S||_dual`` as ``(e, r)`` with ``delta = e sqrt(r)`` exactly (``e`` a fraction of the
+    stored numbers eps and c; ``r`` = 1, or the number of free coordinates for L2)."""
+    if threat is None:
+        return Fraction(0), 1
+    k = int(threat.n_free(dist.d))
+    e = Fraction(float(threat.eps)) * Fraction(c)
+    if isinstance(threat, Linf):
+        return e * k, 1
+    if isinstance(threat, L2):
+        return e, k
+    return (e if k >= 1 else Fraction(0)), 1
+
+
+def _sign_shifted(a: Fraction, s: int, shift: tuple[Fraction, int]) -> int:
+    """The exact sign of ``a + s e sqrt(r)`` (``s`` = +-1, ``e >= 0``), without rounding the square root."""
+    e, r = shift
+    if e == 0 or r == 0:
+        return (a > 0) - (a < 0)
+    if s > 0 and a >= 0 or s < 0 and a <= 0:
+        return s  # both terms on one side, the shift non-zero
+    gap = a * a - e * e * r  # |a| against e sqrt(r)
+    return ((gap > 0) - (gap < 0)) * (1 if a > 0 else -1)
+
+
+def _predicates(definition: str, d: int, c: float, b: float, shift: tuple[Fraction, int]) -> list[Any]:
+    """The same events as predicates of K, decided in exact rational arithmetic of the classifier's stored numbers.
+
+    One meaning of exact on the lattice: the margin of a vertex with K agreeing coordinates is the real number
+    ``c (2K - d) + b`` for the weights and bias as stored (``c = 0.1`` is the double nearest 0.1, so
+    ``5 c - 0.5`` is ``2.8e-17``, not a tie), and the ball moves it by exactly ``delta = e sqrt(r)``
+    (:func:`_exact_shift`): the events are decided on these reals, a zero margin predicting +1. This is what
+    :meth:`toyrobust.classifiers.Linear.predict` decides (its float margin ``x @ w + b`` could round such a tie
+    either way, depending on the order of the sum, so it decides near-ties exactly), hence what the exact attack
+    and the Monte Carlo estimate count. The floor/ceiling ends of the events are computed in floats first; these
+    predicates settle them (:func:`_polish`)."""
+    cf, bf = Fraction(c), Fraction(b)
+
     def mp(k):  # margin of a y = +1 point with K agreeing coordinates
-        return c * (2 * k - d) + b
+        return cf * (2 * k - d) + bf
 
     def mn(k):  # margin of a y = -1 point
-        return -c * (2 * k - d) + b
+        return -cf * (2 * k - d) + bf
+
+    def lt(a, s):  # a + s delta < 0
+        return _sign_shifted(a, s, shift) < 0
+
+    def ge(a, s):  # a + s delta >= 0
+        return _sign_shifted(a, s, shift) >= 0
 
     def s(k):
         return 2 * k - d
 
     table = {
-        "ball": [lambda k: mp(k) - delta < 0, lambda k: mn(k) + delta >= 0],
-        "prediction-change": [lambda k: (mp(k) - delta < 0) if mp(k) >= 0 else (mp(k) + delta >= 0),
-                              lambda k: (mn(k) - delta < 0) if mn(k) >= 0 else (mn(k) + delta >= 0)],
-        "projection": [lambda k: s(k) >= 0 and mp(k) - delta < 0, lambda k: s(k) > 0 and mn(k) + delta >= 0],
-        "error-region": [lambda k: s(k) >= 0 and mp(k) - delta < 0, lambda k: s(k) < 0 and mp(k) + delta >= 0,
-                         lambda k: s(k) <= 0 and mn(k) - delta < 0, lambda k: s(k) > 0 and mn(k) + delta >= 0],
+        "ball": [lambda k: lt(mp(k), -1), lambda k: ge(mn(k), 1)],
+        "prediction-change": [lambda k: lt(mp(k), -1) if mp(k) >= 0 else ge(mp(k), 1),
+                              lambda k: lt(mn(k), -1) if mn(k) >= 0 else ge(mn(k), 1)],
+        "projection": [lambda k: s(k) >= 0 and lt(mp(k), -1), lambda k: s(k) > 0 and ge(mn(k), 1)],
+        "error-region": [lambda k: s(k) >= 0 and lt(mp(k), -1), lambda k: s(k) < 0 and ge(mp(k), 1),
+                         lambda k: s(k) <= 0 and lt(mn(k), -1), lambda k: s(k) > 0 and ge(mn(k), 1)],
     }
     return table[definition]
 
@@ -319,7 +370,7 @@ def bernoulli_linear_risk(dist: BernoulliModel, clf: Linear, threat: ThreatModel
     method = "exact (binomial tails of K ~ Bin(d, (1 + tau)/2), log space)"
     numeric = not any(is_symbolic(v) for v in (n, q, b, delta, c))
     if numeric:
-        inside = _predicates(definition, int(n), float(c), float(b), float(delta))
+        inside = _predicates(definition, int(n), float(c), float(b), _exact_shift(dist, float(c), threat))
         pieces = [_polish(lo, hi, int(n), ok) for (lo, hi), ok in zip(pieces, inside, strict=True)]
     half = sympy.Rational(1, 2)
     expr = sympy.Add(*[half * BinomialProb(sympy.sympify(lo), sympy.sympify(hi), n, q) for lo, hi in pieces])

@@ -1,15 +1,19 @@
-"""Complete verification of ReLU networks: MILP (Tjeng et al. 2019) with IBP and CROWN bound tightening.
+"""Complete verification of ReLU networks: MILP (Tjeng et al. 2019) with IBP and CROWN bound tightening; quadratic
+networks exactly under L2 (the trust-region subproblem, :mod:`.quadratic`).
 
-* :func:`verify` -- per point robust (proven) / vulnerable (counterexample) / unknown (time limit, or an L2 ball),
-  for the ball, projection and error-region definitions.
-* :func:`minimal_distance` -- the exact minimal adversarial Linf or L1 distance.
+* :func:`verify` -- per point robust (proven) / vulnerable (counterexample) / unknown (time limit, or an L2 ball
+  around a ReLU network), for the ball, projection and error-region definitions.
+* :func:`minimal_distance` -- the exact minimal adversarial Linf or L1 distance (ReLU networks), L2 distance
+  (quadratic networks).
+* :data:`VERIFIERS` -- the verifiers (:class:`ModelVerifier`), tried in order.
 * :mod:`.bounds` -- IBP and CROWN bounds; :mod:`.network` -- reading a torch model; :mod:`.regions` -- label
   regions as unions of polyhedra.
 """
 
 from . import regions
-from .api import DistanceResult, VerificationResult, minimal_distance, verify
+from .api import VERIFIERS, DistanceResult, VerificationResult, minimal_distance, verifier_for, verify
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
+from .common import ModelVerifier
 from .network import ReluNetwork, extract_network
 
 __all__ = [
@@ -17,6 +21,9 @@ __all__ = [
     "minimal_distance",
     "VerificationResult",
     "DistanceResult",
+    "VERIFIERS",
+    "verifier_for",
+    "ModelVerifier",
     "extract_network",
     "ReluNetwork",
     "InputBall",

@@ -1,5 +1,9 @@
 """Complete verification of ReLU networks: robust (proven), vulnerable (with a counterexample) or unknown.
 
+:func:`verify` and :func:`minimal_distance` hand a model to the first of :data:`VERIFIERS` that accepts it: a
+:class:`~toyrobust.models.QuadraticNet` goes to :mod:`.quadratic` (exact under L2: the trust-region subproblem),
+anything else to the ReLU verifier described here.
+
 For each point ``x`` with label ``y`` and ball ``B(x)``, the question is whether some ``x' in B(x)`` is
 adversarial. With a label region ``R_l`` (closure of ``{z : Bayes(proj(z)) = l}``, a union of polyhedra, see
 :mod:`.regions`), each definition is a set of *sub-problems* ``(l, R)``: "is there ``x' in B(x) ∩ R`` with
@@ -39,187 +43,46 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..attacks import PGD, Attack, make_attack
-from ..classifiers import as_classifier, margin_from_logits
+from ..attacks import PGD, Attack
 from ..constraints import check_positive_float
-from ..display import verification_html
-from ..threats import L1, L2, Linf, ThreatModel
+from ..threats import L1, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
+from .common import (
+    DEFINITIONS,
+    DistanceResult,
+    ModelVerifier,
+    Polys,
+    VerificationResult,
+    _attack_points,
+    _Ball,
+    _check_threat,
+    _check_x,
+    _check_y,
+    _confirm,
+    _model_margin,
+    _prepass_attack,
+    _region_misses,
+    _regions,
+    _relative_tolerance,
+    _sub_problems,
+)
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
+from .quadratic import QUADRATIC
 
-__all__ = ["VerificationResult", "DistanceResult", "verify", "minimal_distance"]
+__all__ = ["VerificationResult", "DistanceResult", "verify", "minimal_distance", "VERIFIERS", "verifier_for",
+           "ReluVerifier"]
 
-DEFINITIONS = ("ball", "projection", "error-region")
 METHODS = ("auto", "milp", "bounds")
-Polys = list[tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass
-class VerificationResult:
-    """Per-point verdicts of :func:`verify`.
-
-    Attributes:
-        robust: bool (N,): no adversarial point in the ball (proven).
-        vulnerable: bool (N,): ``x_adv`` is adversarial (checked by a forward pass).
-        x_adv: (N, d) counterexamples (``x`` where none), on x's device and dtype.
-        lower_bound: float64 (N,): a proven lower bound on ``min l * m(x')`` over the ball (and region), the
-            minimum over the point's sub-problems (+inf when the region misses the ball).
-        status: ``"robust"``, ``"vulnerable"`` or ``"unknown"`` per point.
-        decided_by: the stage that decided (``"clean"``, ``"pgd"`` -- or the ``label`` of the pre-pass attack
-            given to :func:`verify` --, ``"ibp"``, ``"crown"``, ``"region"``, ``"milp"``) or why not
-            (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
-        stats: counts and seconds (see :func:`verify`).
-    """
-
-    robust: torch.Tensor
-    vulnerable: torch.Tensor
-    x_adv: torch.Tensor
-    lower_bound: torch.Tensor
-    status: list[str]
-    decided_by: list[str]
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def unknown(self) -> torch.Tensor:
-        """bool (N,): neither robust nor vulnerable."""
-        return ~(self.robust | self.vulnerable)
-
-    def counts(self) -> dict[str, int]:
-        """``{"robust": ..., "vulnerable": ..., "unknown": ...}``."""
-        return {"robust": int(self.robust.sum()), "vulnerable": int(self.vulnerable.sum()),
-                "unknown": int(self.unknown.sum())}
-
-    def _repr_html_(self) -> str:
-        """Jupyter: verdict counts, the deciding stages and the time as a table."""
-        return verification_html(self)
-
-
-@dataclass
-class DistanceResult:
-    """Per-point minimal adversarial distances of :func:`minimal_distance`.
-
-    Attributes:
-        distance: float64 (N,): the exact infimum of ``||x' - x||`` over adversarial ``x'`` (HiGHS optimum), 0 for
-            a misclassified point, ``inf`` when nothing within ``max_eps`` (then ``lower = max_eps``), NaN when the
-            solver stopped first.
-        lower, upper: proven bracket (dual bound, primal value).
-        x_adv: (N, d) minimisers (on the decision boundary: with ``y = +1`` a point with ``m = 0`` still predicts
-            +1 by the tie rule, so the infimum is not attained); ``x`` where none.
-        status: ``"optimal"``, ``"misclassified"``, ``"beyond-max-eps"`` or ``"timeout"``.
-    """
-
-    distance: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    x_adv: torch.Tensor
-    status: list[str]
-
-
-# ----------------------------------------------------------------------------------------------------- checks
-
-
-def _check_x(x: Any, net: ReluNetwork) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor of shape (N, d), got {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-    if x.ndim != 2 or x.shape[1] != net.dim:
-        raise ValueError(f"x must have shape (N, {net.dim}) for this model, got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite")
-    return x.detach()
-
-
-def _check_y(y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if arr.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got {arr.shape}")
-    if n and not np.all((arr == 1) | (arr == -1)):
-        raise ValueError(f"y must contain only the labels -1 and +1, got values {np.unique(arr)[:5]}")
-    return arr.astype(np.int64)
-
-
-def _check_threat(threat: Any, d: int) -> tuple[float, float, np.ndarray]:
-    if not isinstance(threat, (Linf, L1, L2)):
-        raise TypeError(f"threat must be a toyrobust Linf, L1 or L2 threat model, got {type(threat).__name__}")
-    eps = threat.radius
-    if not math.isfinite(eps):
-        raise ValueError(f"threat eps must be finite, got {eps!r}")
-    mask = np.zeros(d, dtype=bool)
-    mask[threat.coord_indices(d)] = True
-    return eps, float(threat.p), mask
-
-
-def _regions(region: Any, definition: str, d: int) -> dict[int, Polys] | None:
-    if definition == "ball":
-        if region is not None:
-            raise ValueError("region is only used by definition='projection' or 'error-region'; got a region with "
-                             "definition='ball'")
-        return None
-    if not callable(region):
-        raise TypeError(f"definition {definition!r} needs region: a callable label -> list of (A, b), got "
-                        f"{type(region).__name__}")
-    out: dict[int, Polys] = {}
-    for label in (-1, 1):
-        pieces = region(label)
-        polys: Polys = []
-        for piece in pieces:
-            A, b = piece
-            A = np.atleast_2d(np.asarray(A, dtype=np.float64))
-            b = np.asarray(b, dtype=np.float64).reshape(-1)
-            if A.ndim != 2 or A.shape[1] != d or b.shape != (A.shape[0],):
-                raise ValueError(f"region({label}) must give pairs (A, b) with A of shape (m, {d}) and b of shape "
-                                 f"(m,), got A {A.shape} and b {b.shape}")
-            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
-                raise ValueError(f"region({label}) must hold finite numbers")
-            polys.append((A, b))
-        out[label] = polys
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ forward pass
-
-
-def _param(model: torch.nn.Module) -> torch.Tensor | None:
-    return next(iter(model.parameters()), None)
-
-
-def _model_margin(model: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """The model's own margin at z, in the model's dtype and on its device."""
-    p = _param(model)
-    if p is not None:
-        z = z.to(device=p.device, dtype=p.dtype)
-    with torch.no_grad():
-        return margin_from_logits(model(z))
-
-
-def _in_region(z: np.ndarray, polys: Polys | None) -> np.ndarray:
-    """bool (N,): z strictly inside (by 1e-9 (1 + |b| + |A||z|)) some polyhedron; all True without a region."""
-    if polys is None:
-        return np.ones(z.shape[0], dtype=bool)
-    inside = np.zeros(z.shape[0], dtype=bool)
-    for A, b in polys:
-        slack = 1e-9 * (1 + np.abs(b)[None, :] + np.abs(z) @ np.abs(A).T)
-        inside |= np.all(z @ A.T <= b[None, :] - slack, axis=1)
-    return inside
-
-
-def _confirm(model, threat, z, x0, labels: np.ndarray, polys: Polys | None) -> np.ndarray:
-    """bool (N,): z in the ball around x0, strictly in the region, and ``predict(z) != label`` by a forward pass."""
-    if z.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    m = _model_margin(model, z)
-    pred = np.where(m.detach().cpu().numpy() >= 0, 1, -1)
-    in_ball = threat.contains(z, x0).cpu().numpy()
-    zz = z.detach().to("cpu", torch.float64).numpy()
-    return (pred != labels) & in_ball & _in_region(zz, polys)
 
 
 def _into_ball(z: np.ndarray, x0: torch.Tensor, eps: float, p: float, mask: np.ndarray) -> torch.Tensor:
@@ -239,18 +102,8 @@ def _into_ball(z: np.ndarray, x0: torch.Tensor, eps: float, p: float, mask: np.n
 # ------------------------------------------------------------------------------------------------------ verify
 
 
-#: the verifier's default pre-pass label (``decided_by``) and the PGD that searches radii in minimal_distance
-DEFAULT_ATTACK_LABEL = "pgd"
+#: the PGD that searches radii in minimal_distance
 _RADIUS_SEARCH = PGD(steps=40, restarts=1, loss="margin")
-
-
-@dataclass(frozen=True)
-class _Ball:
-    """The threat's ball: radius ``eps``, norm ``p`` (inf, 1 or 2) and the perturbed coordinates ``mask`` (d,)."""
-
-    eps: float
-    p: float
-    mask: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -272,39 +125,6 @@ class _VerifyOptions:
     rel: float
 
 
-def _attack_points(attack: Attack, model: Any, x: torch.Tensor, labels: np.ndarray, threat: ThreatModel,
-                   generator: Any) -> torch.Tensor:
-    """Candidates (N, d) of ``attack`` (ball definition) in the model's dtype and device, returned in x's.
-
-    Args:
-        attack: the attack; model: the network; x: (N, d) points; labels: (N,) labels in {-1, +1}.
-        threat: the ball; generator: seed or torch.Generator for the attack's randomness.
-    """
-    p = _param(model)
-    xm = x if p is None else x.to(device=p.device, dtype=p.dtype)
-    res = attack.run(model, xm, torch.as_tensor(labels, device=xm.device), threat, generator=generator)
-    return res.x_adv.to(device=x.device, dtype=x.dtype)
-
-
-def _prepass_attack(attack: Any, pgd_steps: Any, pgd_restarts: Any, model: Any,
-                    threat: ThreatModel) -> tuple[Attack | None, str]:
-    """The pre-pass attack and its ``decided_by`` label.
-
-    None: ``PGD(steps=pgd_steps, restarts=pgd_restarts, loss="margin")`` labelled ``"pgd"`` (no pre-pass when
-    ``pgd_steps <= 0``); otherwise ``make_attack(attack)`` labelled with its ``label``, checked to apply to the
-    model under the threat with the ball definition.
-    """
-    if attack is None:
-        if pgd_steps > 0:
-            return PGD(steps=pgd_steps, restarts=pgd_restarts, loss="margin"), DEFAULT_ATTACK_LABEL
-        return None, DEFAULT_ATTACK_LABEL
-    resolved = make_attack(attack)
-    support = resolved.supports(as_classifier(model), threat, "ball")
-    if not support:
-        raise TypeError(f"attack {resolved.label!r} cannot be the verifier's pre-pass: {support.reason}")
-    return resolved, resolved.label
-
-
 def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, atol: Any,
                     max_binaries: Any) -> tuple[float, float | None]:
     """Validate verify's settings (in this order); returns ``(time_limit, atol)`` as floats."""
@@ -323,43 +143,25 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
     return time_limit, atol
 
 
-def _relative_tolerance(model: Any, atol: float | None) -> float:
-    """``atol``, or ``max(1e-6, 64 eps_mach)`` of the model's dtype (float64 without parameters)."""
-    if atol is not None:
-        return atol
-    p_model = _param(model)
-    mdtype = p_model.dtype if p_model is not None else torch.float64
-    return max(1e-6, 64 * torch.finfo(mdtype).eps)
-
-
-def _sub_problems(definition: str, yl: np.ndarray, regs: dict[int, Polys] | None) -> list[list[tuple[int, Any]]]:
-    """Per point the sub-problems ``(l, R)`` of the definition (``R`` None for the whole space).
-
-    ``"ball"``: ``(y, R^d)``; ``"projection"``: ``(y, R_y)``; ``"error-region"``: ``(+1, R_+1)``, ``(-1, R_-1)``.
-    """
-    n = yl.shape[0]
-    if definition == "ball":
-        return [[(int(yl[i]), None)] for i in range(n)]
-    if definition == "projection":
-        return [[(int(yl[i]), regs[int(yl[i])])] for i in range(n)]
-    return [[(1, regs[1]), (-1, regs[-1])] for _ in range(n)]
-
-
 def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
            region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
            pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
            atol: float | None = None, attack: Any = None) -> VerificationResult:
-    """Verify a ReLU network on N points: robust (proven), vulnerable (counterexample) or unknown.
+    """Verify a ReLU or quadratic network on N points: robust (proven), vulnerable (counterexample) or unknown.
 
     Decides, per point, whether some ``x'`` in the ball ``{||x' - x||_p <= eps}`` (on ``threat.coords``) is
     adversarial under ``definition``: for every sub-problem ``(l, R)``, is ``min {l * m(x') : x' in B(x) ∩ R}``
-    ``> tol`` (robust) or is there ``x'`` with ``predict(x') != l`` (vulnerable)? See the module docstring for
-    the sub-problems, the pipeline and the tolerances. Complete for Linf and L1 (mixed-integer programming,
-    Tjeng et al. 2019) up to the time limit; for L2 a sound certificate only (IBP and CROWN) plus the attack.
+    ``> tol`` (robust) or is there ``x'`` with ``predict(x') != l`` (vulnerable)? The model goes to the first of
+    :data:`VERIFIERS` that accepts it. ReLU networks (see the module docstring for the sub-problems, the pipeline
+    and the tolerances): complete for Linf and L1 (mixed-integer programming, Tjeng et al. 2019) up to the time
+    limit; for L2 a sound certificate only (IBP and CROWN) plus the attack. Quadratic networks
+    (:mod:`.quadratic`): exact for L2 on every coordinate (the trust-region subproblem), a sound certificate plus
+    the attack otherwise.
 
     Args:
         model: a ReLU network (``nn.Sequential`` of Linear/ReLU/Flatten/Identity, eval-mode BatchNorm1d/Dropout,
-            toyrobust's ``MLP`` or ``LinearModel``), one logit or two (column 1 is label +1).
+            toyrobust's ``MLP`` or ``LinearModel``), one logit or two (column 1 is label +1), or a
+            :class:`~toyrobust.models.QuadraticNet`.
         x: (N, d) points (any float dtype; ``x_adv`` keeps it).
         y: (N,) labels in {-1, +1}.
         threat: ``Linf``, ``L1`` or ``L2`` (numeric eps, optional coords).
@@ -385,8 +187,19 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
         the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``tol_rel`` and
         ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
-        ``milp``).
+        ``milp``); a quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
     """
+    return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
+                                      time_limit=time_limit, method=method, max_binaries=max_binaries,
+                                      pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, generator=generator,
+                                      atol=atol, attack=attack)
+
+
+def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
+                 region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
+                 pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
+                 atol: float | None = None, attack: Any = None) -> VerificationResult:
+    """:func:`verify` for a ReLU network (the module docstring's pipeline)."""
     net = extract_network(model)
     x = _check_x(x, net)
     n, d = x.shape
@@ -591,19 +404,6 @@ class _Verification:
             stats=self.stats)
 
 
-def _region_misses(polys: Polys, x0: np.ndarray, ball: _Ball) -> bool:
-    """True when every polyhedron has a row ``a.z <= b`` violated on the whole ball (``min_B a.z > b``).
-
-    ``min_B a.z = a.x0 - eps ||a * mask||_q`` with ``q`` the dual norm of ``p``; x0 (d,).
-    """
-    q = {math.inf: 1, 1: math.inf, 2: 2}[ball.p]
-    for A, b in polys:
-        dual = np.linalg.norm(A * ball.mask[None, :], ord=q, axis=1)
-        if not np.any(A @ x0 - ball.eps * dual > b + 1e-12 * (1 + np.abs(b))):
-            return False
-    return True
-
-
 @dataclass(frozen=True)
 class _MilpTask:
     """One sub-problem's MILP: the network's layers, the ball around ``x0`` (d,), the CROWN pre-activation bounds
@@ -672,19 +472,21 @@ def _milp_counterexample(task: _MilpTask, stats: dict[str, Any]) -> np.ndarray |
 
 def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *, max_eps: float | None = None,
                      time_limit: float = 10.0, coords: Any = None, generator: Any = 0) -> DistanceResult:
-    """The exact minimal adversarial distance ``inf {||x' - x||_p : predict(x') != y}`` by MILP, p = inf or 1.
+    """The exact minimal adversarial distance ``inf {||x' - x||_p : predict(x') != y}``.
 
+    The model goes to the first of :data:`VERIFIERS` that accepts it. A ReLU network: by MILP, p = inf or 1:
     ``min e`` subject to the network's MILP encoding (Tjeng et al. 2019), ``|x'_i - x_i| <= e`` (Linf) or
     ``sum_i |x'_i - x_i| <= e`` (L1), and ``y m(x') <= 0`` (the closure of the adversarial set, so the optimum is
     the infimum). The search box has radius ``max_eps``; None means the norm of the first counterexample PGD
     finds with radii 2^k / 16 (k = 0..24), whose own distance is an upper bound. Pre-activation bounds come from
-    CROWN over that box.
+    CROWN over that box. A :class:`~toyrobust.models.QuadraticNet`: p = 2 (``norm="l2"``, every coordinate), the
+    distance to the quadric ``m = 0`` by the secular equation (:mod:`.quadratic`).
 
     Args:
-        model: a ReLU network (see :func:`verify`).
+        model: a ReLU or quadratic network (see :func:`verify`).
         x: (N, d) points; y: (N,) labels in {-1, +1}.
-        norm: ``"linf"`` or ``"l1"``.
-        max_eps: the largest radius searched (None: found by PGD as above).
+        norm: ``"linf"`` or ``"l1"`` (ReLU networks), ``"l2"`` (quadratic networks).
+        max_eps: the largest radius searched (None: found by PGD as above; a quadratic network needs no search).
         time_limit: seconds of MILP per point.
         coords: perturb only these coordinates (as in the threat models).
         generator: seed or torch.Generator for PGD.
@@ -692,6 +494,14 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
     Returns:
         :class:`DistanceResult`.
     """
+    return verifier_for(model).minimal_distance(model, x, y, norm, max_eps=max_eps, time_limit=time_limit,
+                                                coords=coords, generator=generator)
+
+
+def _relu_minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
+                           max_eps: float | None = None, time_limit: float = 10.0, coords: Any = None,
+                           generator: Any = 0) -> DistanceResult:
+    """:func:`minimal_distance` for a ReLU network (MILP)."""
     net = extract_network(model)
     x = _check_x(x, net)
     n, d = x.shape
@@ -819,3 +629,33 @@ def _certified_radius(net: ReluNetwork, xb: torch.Tensor, labels: np.ndarray, r_
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
     return lo.cpu().numpy() * (1 - 1e-9)
+
+
+# -------------------------------------------------------------------------------------------------- dispatch
+
+
+class ReluVerifier:
+    """The verifier of ReLU networks (:func:`_relu_verify`, :func:`_relu_minimal_distance`): the fallback, since
+    :func:`~toyrobust.verification.network.extract_network` names any layer it cannot read."""
+
+    name = "relu"
+
+    def accepts(self, model: Any) -> bool:
+        """Every model (the last verifier tried)."""
+        return True
+
+    def verify(self, model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, **options: Any) -> VerificationResult:
+        return _relu_verify(model, x, y, threat, **options)
+
+    def minimal_distance(self, model: Any, x: torch.Tensor, y: Any, norm: str, **options: Any) -> DistanceResult:
+        return _relu_minimal_distance(model, x, y, norm, **options)
+
+
+#: the verifiers, tried in order (:class:`~toyrobust.verification.common.ModelVerifier`); the first that accepts a
+#: model answers :func:`verify` and :func:`minimal_distance`
+VERIFIERS: list[ModelVerifier] = [QUADRATIC, ReluVerifier()]
+
+
+def verifier_for(model: Any) -> ModelVerifier:
+    """The first of :data:`VERIFIERS` that accepts ``model``."""
+    return next(v for v in VERIFIERS if v.accepts(model))
