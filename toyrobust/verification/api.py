@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..attacks import PGD, Attack, make_attack
-from ..classifiers import as_classifier, margin_from_logits
+from ..classifiers import as_classifier, check_labels, margin_from_logits
 from ..constraints import check_positive_float
 from ..threats import L1, L2, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
@@ -133,12 +133,8 @@ def _check_x(x: Any, net: ReluNetwork) -> torch.Tensor:
 
 
 def _check_y(y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if arr.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got {arr.shape}")
-    if n and not np.all((arr == 1) | (arr == -1)):
-        raise ValueError(f"y must contain only the labels -1 and +1, got values {np.unique(arr)[:5]}")
-    return arr.astype(np.int64)
+    y = y.detach().cpu() if isinstance(y, torch.Tensor) else y
+    return check_labels(y, n, None).numpy()  # the one label check (the verifier takes one or two logits)
 
 
 def _check_threat(threat: Any, d: int) -> tuple[float, float, np.ndarray]:
