@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toyrobust"
 
 LAYERS: list[tuple[str, ...]] = [
     ("registry", "constraints", "blocks", "rng", "_rng_triton", "clibase"),
-    ("threats", "classifiers", "definitions", "distributions"),
+    ("threats", "classifiers", "definitions", "distributions", "datasets"),
     ("risks", "bounds", "hardpoints", "testing"),
     ("attacks", "models"),
     ("verification",),

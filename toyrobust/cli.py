@@ -84,14 +84,18 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     dist = make_distribution(args.dist, args.param)
     try:
         info = dist.describe()
-        bayes_rule = dist.bayes_classifier().rule()
+        try:
+            bayes_rule = dist.bayes_classifier().rule()
+        except NotImplementedError:  # no closed-form rule (an empirical sample's 1-NN): describe() words it
+            bayes_rule = None
         try:
             info["log-odds"] = natural_str(dist.log_odds_expr())
         except NotImplementedError:  # degenerate supports: describe() words it
             pass
-        info["bayes rule"] = f"predict +1 iff {natural_str(bayes_rule)}"
-        if args.latex:
-            info["bayes rule (latex)"] = sympy.latex(bayes_rule)
+        if bayes_rule is not None:
+            info["bayes rule"] = f"predict +1 iff {natural_str(bayes_rule)}"
+            if args.latex:
+                info["bayes rule (latex)"] = sympy.latex(bayes_rule)
     except (ValueError, TypeError, NotImplementedError, ArithmeticError) as err:
         raise UsageError(one_line(err)) from None
     if args.json:
