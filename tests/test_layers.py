@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("verification",),
     ("montecarlo", "training", "clispecs"),
     ("transfer", "dynamics", "crosscheck", "defenses", "sweeps"),
-    ("plotting", "reproduce", "cli", "launcher", "__main__", "__init__"),
+    ("plotting", "reproduce", "epscommand", "cli", "launcher", "__main__", "__init__"),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -45,6 +45,7 @@ from .clispecs import (
 from .constraints import is_symbolic
 from .defenses.evaluate import add_parser as add_defend_parser
 from .definitions import DEFINITIONS
+from .epscommand import add_parser as add_eps_parser
 from .risks import risk
 from .sweeps.command import add_parser as add_sweep_parser
 
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     for add in (_add_describe, _add_risk, _add_bounds, _add_reproduce, _add_crosscheck, add_defend_parser,
-                add_sweep_parser):
+                add_sweep_parser, add_eps_parser):
         add(sub)
     return parser
 
