@@ -241,3 +241,24 @@ def test_kdtree_and_brute_agree_on_the_digits_in_linf():
     d2, _ = tr.EmpiricalDistribution(digits.X, digits.y, norm="linf", method="brute").nearest(q)
     ref, _ = cKDTree(digits.X.numpy()).query(q.numpy(), p=np.inf)
     assert torch.equal(d1, d2) and np.array_equal(d1.numpy(), ref)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+def test_cuda_nearest_samples_sampling_and_a_k_class_estimate_agree_with_the_cpu():
+    X, y = _blobs(n=2000, d=16, k=5, seed=9)
+    q = torch.randn(5000, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    for norm in ("l2", "linf", "l1"):
+        dist = tr.EmpiricalDistribution(X, y, norm=norm)
+        d_cpu, i_cpu = dist.nearest(q)
+        d_gpu, i_gpu = dist.nearest(q.cuda())
+        assert i_gpu.device.type == "cuda" and torch.equal(i_gpu.cpu(), i_cpu)
+        assert torch.allclose(d_gpu.cpu(), d_cpu, rtol=1e-12)
+    dist = tr.EmpiricalDistribution(X, y)
+    net = tr.MLP(16, (32,), n_classes=5, seed=0, device="cuda")
+    e = tr.estimate_risk(dist, net, tr.Linf(0.2), n=4000, seed=0, device="cuda", attack="pgd")
+    assert e.device.startswith("cuda") and 0.0 <= e.value <= 1.0
+    clean = tr.estimate_risk(dist, net, n=4000, seed=0, device="cuda")
+    with torch.no_grad():
+        err = float((net(torch.from_numpy(X).float().cuda()).argmax(1).cpu() != torch.from_numpy(y)).double().mean())
+    assert clean.contains(err)

@@ -509,8 +509,7 @@ def estimate_risk(
     Args:
         dist: the data distribution (numeric parameters).
         clf: a toyrobust classifier or a torch module with one logit (positive means +1) or two (column 1 is +1);
-            on a distribution with labels 0..K-1 (:class:`~toyrobust.distributions.EmpiricalDistribution`), a
-            module with K logits (attacks that declare ``multiclass``: fgsm, pgd, apgd).
+            K logits on a distribution with labels 0..K-1 (an ``EmpiricalDistribution``; fgsm, pgd, apgd).
         threat: a threat model, a spec such as ``"linf:0.3"``, or None for the standard risk.
         definition: "ball", "projection", "error-region" or "prediction-change".
         attack: None (``toyrobust.attacks.default_attack(clf, threat, definition)``), a registered name
