@@ -156,8 +156,7 @@ class EmpiricalDistribution(Distribution):
             raise TypeError(f"name must be a string or None, got {type(name).__name__}")
         self.name = name
         self.labels = tuple(range(self.n_classes)) if self.n_classes is not None else (-1, 1)
-        self._index = torch.tensor([self.labels.index(int(v)) for v in self.y.tolist()], dtype=torch.int64) \
-            if self.n_classes is None else self.y.clone()
+        self._index = self._class_index(self.y)
         self.counts = torch.bincount(self._index, minlength=len(self.labels))
         # exact duplicates: every point answers with its first occurrence (one label per location)
         _, inverse = torch.unique(self.X, dim=0, return_inverse=True)
@@ -165,6 +164,11 @@ class EmpiricalDistribution(Distribution):
             0, inverse, torch.arange(self.n), "amin")
         self._canon = first[inverse]
         self._cache: dict[Any, Any] = {}
+
+    def _class_index(self, y: torch.Tensor) -> torch.Tensor:
+        """Row of each (checked) label in the class-indexed tables: ``(y + 1) / 2`` for -1/+1, ``y`` for 0..K-1."""
+        y = torch.as_tensor(y, dtype=torch.int64)
+        return torch.div(y + 1, 2, rounding_mode="floor") if self.n_classes is None else y
 
     # ------------------------------------------------------------------------------------------- identity
     def __repr__(self) -> str:
@@ -223,10 +227,11 @@ class EmpiricalDistribution(Distribution):
 
     def _sample(self, y: torch.Tensor, draws: Draws, dtype: torch.dtype) -> torch.Tensor:
         """Points given their labels: uniform among the samples of each label (one uniform each)."""
+        check_labels(y, y.shape[0], self.n_classes)
         order = torch.argsort(self._index, stable=True).to(y.device)
         counts = self.counts.to(y.device)
         starts = torch.cumsum(counts, 0) - counts
-        cls = torch.as_tensor([self.labels.index(v) for v in y.tolist()], dtype=torch.int64, device=y.device)
+        cls = self._class_index(y).to(y.device)
         if bool((counts[cls] == 0).any()):
             raise ValueError(f"y asks for a label with no sample in {self!r}")
         u = draws.uniform(1, torch.float64)[:, 0]
@@ -337,7 +342,7 @@ class EmpiricalDistribution(Distribution):
         on, idx = self._on_sample(x)
         col = torch.as_tensor(y, device=x.device)
         col = col.expand(x.shape[0]) if col.ndim == 0 else col
-        k = torch.as_tensor([self.labels.index(int(v)) for v in col.tolist()], dtype=torch.int64)
+        k = self._class_index(col.cpu())
         mult = self._multiplicity()[idx.cpu(), k] / self.counts[k].clamp(min=1).to(torch.float64)
         out = torch.where(on.cpu() & (mult > 0), torch.log(mult), torch.tensor(-math.inf, dtype=torch.float64))
         return out.to(device=x.device, dtype=x.dtype)
