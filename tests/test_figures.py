@@ -388,3 +388,47 @@ def test_tsipras_unreachable_hatching_includes_the_region_under_one_minus_p(monk
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_choosing_eps_digits_data_match_scipy(built):
+    """Seed 001 on the digits: the heatmap and the radii against scipy's distances on the same split, the crafted
+    images within eps, and nothing excluded from the training images' examples below the label-invariant radius."""
+    import importlib.util as _util
+
+    from scipy.spatial.distance import cdist
+
+    if _util.find_spec("sklearn") is None:
+        pytest.skip("scikit-learn ships the digits")
+    out, _ = built
+    module = reproduce.load("choosing_eps_digits")
+    X, y = tr.datasets.digits()
+    Xtr, ytr, _, _ = module.split(X, y)
+    Xtr, ytr = Xtr.double().numpy(), ytr.numpy()
+    heat, rad = _read(out / "choosing_eps_digits-heatmap.csv"), _read(out / "choosing_eps_digits-radius.csv")
+    for norm, metric in (("l2", "euclidean"), ("linf", "chebyshev")):
+        D = cdist(Xtr, Xtr, metric)
+        np.fill_diagonal(D, np.nan)
+        rows = [i for i, n in enumerate(heat["norm"]) if n == norm]
+        for i in rows[::7]:
+            a, b = int(heat["class_a"][i]), int(heat["class_b"][i])
+            assert float(heat["mean_distance"][i]) == pytest.approx(np.nanmean(D[np.ix_(ytr == a, ytr == b)]), rel=1e-8)
+        other = np.where(ytr[:, None] != ytr[None, :], np.nan_to_num(D, nan=np.inf), np.inf).min(1)
+        for i in (i for i, n in enumerate(rad["norm"]) if n == norm):
+            c = int(rad["class"][i])
+            assert float(rad["label_invariant_radius"][i]) == pytest.approx(other[ytr == c].min() / 2, rel=1e-8)
+        # seed 001's observation, read from the same matrix
+        M = np.array([float(heat["mean_distance"][i]) for i in rows]).reshape(10, 10)
+        flagged = [heat["nearer_than_own_class"][i] == "True" for i in rows]
+        assert flagged == [(M[i, j] < M[i, i]) and i != j for i in range(10) for j in range(10)]
+    crafted = _read(out / "choosing_eps_digits-crafted.csv")
+    for eps, linf, pix in zip(crafted["eps"], crafted["linf_to_x0"], crafted["pixels"], strict=True):
+        values = np.array(pix.split(), dtype=float)
+        assert values.min() >= 0 and values.max() <= 1
+        if eps != "nan":
+            assert float(linf) <= float(eps) + 1e-6
+    summary = _read(out / "choosing_eps_digits-summary.csv")
+    radius = float(summary["radius_linf_all_training"][0])
+    proj = _read(out / "choosing_eps_digits-projection.csv")
+    for images, eps, share in zip(proj["images"], proj["eps"], proj["excluded_share_linf"], strict=True):
+        if images == "training" and float(eps) < radius:
+            assert float(share) == 0.0

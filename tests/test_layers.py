@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toyrobust"
 
 LAYERS: list[tuple[str, ...]] = [
     ("registry", "constraints", "blocks", "rng", "_rng_triton", "clibase", "display"),
-    ("threats", "classifiers", "definitions", "distributions"),
+    ("threats", "classifiers", "definitions", "distributions", "datasets"),
     ("risks", "bounds", "hardpoints", "testing"),
     ("attacks", "models"),
     ("verification",),
     ("montecarlo", "training", "clispecs"),
     ("transfer", "dynamics", "crosscheck", "defenses", "sweeps"),
-    ("plotting", "reproduce", "cli", "launcher", "__main__", "__init__"),
+    ("plotting", "reproduce", "epscommand", "cli", "launcher", "__main__", "__init__"),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -301,8 +301,13 @@ def _rotated(dist):
     return st.builds(RotatedQuadratic, _quadratic(dist), st.integers(0, 2**16).map(rotation))
 
 
+def _nearest_sample(dist):
+    return st.just(dist.bayes_classifier())  # the 1-NN classifier of an empirical sample
+
+
 #: how to draw a classifier of each registered classifier type for a distribution
-CLASSIFIERS = {Linear: _linear, Radial: _radial, Quadratic: _quadratic, RotatedQuadratic: _rotated}
+CLASSIFIERS = {Linear: _linear, Radial: _radial, Quadratic: _quadratic, RotatedQuadratic: _rotated,
+               tr.distributions.empirical.NearestSample: _nearest_sample}
 
 
 def _threats(threat_t):

@@ -1,14 +1,22 @@
-"""Binary classifiers with labels -1/+1: linear, radial, quadratic, and wrapped torch modules.
+"""Classifiers: binary ones with labels -1/+1 (linear, radial, quadratic, torch modules with one or two logits) and
+K-class torch modules with K logits and labels 0..K-1.
 
-Every classifier gives a real ``margin(x)`` on an (N, d) tensor, positive meaning label +1; ``predict`` is its
-sign with a zero margin sent to +1 (the tie rule shared with the support projections of
+Every binary classifier gives a real ``margin(x)`` on an (N, d) tensor, positive meaning label +1; ``predict`` is
+its sign with a zero margin sent to +1 (the tie rule shared with the support projections of
 :mod:`toyrobust.distributions`). Analytic classifiers also give ``margin_expr(x)``, the same margin as a sympy
 expression of a symbolic point.
+
+A K-class classifier (``n_classes = K``) gives ``scores(x)`` of shape (N, K) instead, ``predict`` is their argmax
+(ties to the lower label), and the margin of a label ``y`` is ``scores_y - max_{j != y} scores_j``
+(:func:`label_margin`; for a binary classifier it is ``y * margin``). :func:`check_labels` is the one label check
+every entry point runs: -1/+1 for a binary classifier, 0..K-1 for a K-class one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -19,12 +27,113 @@ from .blocks import Blocks, as_blocks, point_symbols
 from .constraints import check, is_symbolic, real
 
 __all__ = ["Classifier", "Linear", "Radial", "Quadratic", "TorchClassifier", "as_classifier", "labels_from_margin",
-           "margin_from_logits", "RotatedQuadratic", "input_dim", "check_input_dim"]
+           "margin_from_logits", "RotatedQuadratic", "input_dim", "check_input_dim", "labels_from_scores",
+           "label_margin", "check_labels", "classes_of", "label_set", "eval_mode"]
 
 
 def labels_from_margin(margin: torch.Tensor) -> torch.Tensor:
     """Labels -1/+1 (int64) from margins; a zero margin gives +1."""
     return torch.where(margin >= 0, 1, -1).to(torch.int64)
+
+
+def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
+    """Labels (int64) from a classifier's scores: -1/+1 from margins of shape (N,) (a zero margin gives +1), or the
+    argmax 0..K-1 of K-class scores of shape (N, K) (ties to the lower label)."""
+    if scores.ndim == 2:
+        return scores.argmax(dim=1)
+    return labels_from_margin(scores)
+
+
+def label_margin(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The margin of the labels ``y``, positive where the classifier predicts ``y``: ``y * m`` for binary margins
+    ``m`` of shape (N,) (``y`` in -1/+1), ``s_y - max_{j != y} s_j`` for K-class scores ``s`` of shape (N, K)
+    (``y`` in 0..K-1; Carlini & Wagner's logit margin).
+
+    Args:
+        scores: (N,) margins or (N, K) scores (differentiable).
+        y: (N,) labels.
+
+    Returns:
+        (N,) margins in the dtype of ``scores``.
+    """
+    if scores.ndim == 1:
+        return y.to(scores.dtype) * scores
+    y = y.to(torch.int64)
+    own = scores.gather(1, y[:, None])[:, 0]
+    others = scores.scatter(1, y[:, None], -torch.inf)
+    return own - others.amax(dim=1)
+
+
+def _allowed_labels(classes: int | None) -> str:
+    if classes is None:
+        return ("-1 and +1 (a binary classifier: one logit, two logits or an analytic classifier; a classifier with "
+                "K logits takes labels 0..K-1)")
+    return f"0..{classes - 1} (a classifier with {classes} classes)"
+
+
+def check_labels(y: Any, n: int, classes: int | None, *, name: str = "y", device: Any = None) -> torch.Tensor:
+    """The one label check of every entry point: ``y`` of shape (n,) holding -1/+1 when ``classes`` is None (a
+    binary classifier), or integers 0..classes-1 (a K-class classifier).
+
+    Args:
+        y: labels (tensor, array or sequence; any numeric dtype holding whole numbers).
+        n: the number of points they label.
+        classes: None (binary) or the number of classes K.
+        name: the parameter's name in messages.
+        device: where the returned labels live (default: where ``y`` is).
+
+    Returns:
+        ``y`` as an int64 tensor.
+
+    Raises:
+        ValueError: wrong shape, or a value outside the allowed labels (the message names ``name``, the first bad
+            value, its index and the allowed labels); TypeError: boolean or non-numeric labels.
+    """
+    if not isinstance(y, torch.Tensor):
+        try:
+            y = torch.as_tensor(y, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a tensor of labels of shape ({n},), got {type(y).__name__}") from None
+    elif device is not None:
+        y = y.to(device)
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{name} must hold numeric labels {_allowed_labels(classes)}, got dtype {y.dtype}")
+    if tuple(y.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},) to match x, got {tuple(y.shape)}")
+    if n == 0:
+        return y.to(torch.int64)
+    ok = (y == 1) | (y == -1) if classes is None else (y >= 0) & (y < classes) & (y == torch.round(y))
+    if not bool(ok.all()):
+        i = int((~ok).nonzero()[0, 0])
+        value = y[i].item()
+        value = int(value) if float(value).is_integer() else value
+        raise ValueError(f"{name} must hold the labels {_allowed_labels(classes)}, got {value!r} at index {i}")
+    return y.to(torch.int64)
+
+
+def label_set(classes: int | None) -> str:
+    """The labels of a classifier or distribution in words: ``"-1/+1"`` or ``"0..K-1"``."""
+    return "-1/+1" if classes is None else f"0..{classes - 1}"
+
+
+@contextlib.contextmanager
+def eval_mode(clf: Any) -> Iterator[None]:
+    """Put a wrapped torch module (and each submodule) in eval mode, and restore every submodule's mode after.
+
+    Attacks then see the deterministic model (no dropout, batch-norm running statistics) without the side
+    effect of leaving the caller's model switched (PITFALLS 7).
+    """
+    module = clf.module if isinstance(clf, TorchClassifier) else clf
+    if not isinstance(module, torch.nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _check_batch(x: torch.Tensor, dim: Any, name: str = "x") -> None:
@@ -49,6 +158,8 @@ class Classifier:
     dim: Any = None
     #: whether ``margin`` depends on randomness (then use ``sample_margin`` with an explicit generator)
     randomized: bool = False
+    #: None for a binary classifier (labels -1/+1, ``margin``), K for a K-class one (labels 0..K-1, ``scores``)
+    n_classes: int | None = None
 
     def sample_margin(self, x: torch.Tensor, generator: Any = None) -> torch.Tensor:
         """One draw of the margin, shape (N,), with the classifier's randomness taken from ``generator`` (a
@@ -64,10 +175,15 @@ class Classifier:
         """Real score of shape (N,); positive means +1. Differentiable in ``x``."""
         raise NotImplementedError
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """What attacks differentiate: the margin (N,) of a binary classifier, the K scores (N, K) of a K-class
+        one (its labels are their argmax)."""
+        return self.margin(x)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Labels -1/+1 (int64, shape (N,)); a zero margin gives +1."""
+        """Labels (int64, shape (N,)): -1/+1 with a zero margin giving +1, or 0..K-1 for a K-class classifier."""
         with torch.no_grad():
-            return labels_from_margin(self.margin(x))
+            return labels_from_scores(self.scores(x))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x)
@@ -252,18 +368,38 @@ class TorchClassifier(Classifier):
     """Any torch module (or callable) as a classifier.
 
     A module with one output (shape (N,) or (N, 1)) gives its logit as the margin; one with two outputs
-    (N, 2) gives ``logit[:, 1] - logit[:, 0]``, i.e. column 1 is label +1 and column 0 is label -1.
+    (N, 2) gives ``logit[:, 1] - logit[:, 0]``, i.e. column 1 is label +1 and column 0 is label -1. A module with
+    K >= 3 outputs (N, K), or one declared K-class (``n_classes=K``, also read from the module's own
+    ``n_classes`` attribute or that of a toyrobust model it wraps), is a K-class classifier: labels 0..K-1,
+    ``scores`` are its logits. A module that declares nothing (and is not an ``nn.Sequential`` ending in an
+    ``nn.Linear``) is run once on one row, where its number of classes is first needed.
 
     Args:
-        module: maps (N, d) to (N,), (N, 1) or (N, 2).
+        module: maps (N, d) to (N,), (N, 1), (N, 2) or (N, K).
         dim: optional input dimension, checked on every call.
+        n_classes: None (read from the module: its ``n_classes`` attribute, else its output's shape), or K >= 2
+            to treat K outputs as K classes with labels 0..K-1 (so two logits may mean the labels 0/1).
     """
 
-    def __init__(self, module: Any, dim: int | None = None):
+    def __init__(self, module: Any, dim: int | None = None, n_classes: int | None = None):
         if not callable(module):
             raise TypeError(f"module must be a torch.nn.Module or a callable, got {type(module).__name__}")
+        if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, int)
+                                      or n_classes < 2):
+            raise ValueError(f"n_classes must be None or an integer >= 2, got {n_classes!r}")
         self.module = module
         self.dim = dim
+        self._known, self._classes = (True, n_classes) if n_classes is not None else _declared_classes(module)
+
+    @property
+    def n_classes(self) -> int | None:  # type: ignore[override]
+        """None (binary) or K; for a module that does not say, known after the first forward pass."""
+        return self._classes
+
+    @property
+    def classes_known(self) -> bool:
+        """Whether :attr:`n_classes` is known (declared, read from the module, or seen on a forward pass)."""
+        return self._known
 
     def __repr__(self) -> str:
         return f"TorchClassifier({type(self.module).__name__})"
@@ -273,8 +409,59 @@ class TorchClassifier(Classifier):
         _check_batch(x, self.dim)
         return self.module(x)
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits(x)
+        if self._known and self._classes is None:
+            return margin_from_logits(out)
+        if self._known or (out.ndim == 2 and out.shape[1] >= 3):
+            k = self._classes if self._known else out.shape[1]
+            if out.ndim != 2 or out.shape[1] != k:
+                raise ValueError(f"module output must have shape (N, {k}) for a classifier with {k} classes, got "
+                                 f"{tuple(out.shape)}")
+            self._classes, self._known = k, True
+            return out
+        self._known = True
+        return margin_from_logits(out)
+
     def margin(self, x: torch.Tensor) -> torch.Tensor:
-        return margin_from_logits(self.logits(x))
+        out = self.scores(x)
+        if out.ndim == 2:
+            raise ValueError(f"the module's output has {out.shape[1]} columns, i.e. {out.shape[1]} classes (labels "
+                             f"0..{out.shape[1] - 1}): a K-class classifier has no binary margin; use scores(x), "
+                             "predict(x) or label_margin(scores, y)")
+        return out
+
+    def classes(self, x: torch.Tensor | None = None) -> int | None:
+        """None (binary) or K; a module that does not say is run once on the first row of ``x`` (in eval mode)."""
+        if not self._known and x is not None and x.ndim == 2 and x.shape[0] > 0:
+            with torch.no_grad(), eval_mode(self):
+                self.scores(x[:1])
+        return self._classes
+
+
+def _declared_classes(module: Any) -> tuple[bool, int | None]:
+    """``(known, K)`` without running ``module``: its own ``n_classes`` attribute, else that of the outermost
+    submodule declaring one (a toyrobust model inside a wrapper), else the ``out_features`` of a final
+    ``nn.Linear`` of an ``nn.Sequential`` (one or two: binary); ``(False, None)`` when nothing says."""
+    holders = [module] + (list(module.modules())[1:] if isinstance(module, torch.nn.Module) else [])
+    for m in holders:
+        if hasattr(m, "n_classes"):
+            k = m.n_classes
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
+                raise ValueError(f"the module's n_classes must be None or an integer >= 2, got {k!r}")
+            return True, k
+    if isinstance(module, torch.nn.Sequential) and len(module) and isinstance(module[-1], torch.nn.Linear):
+        k = module[-1].out_features
+        return True, (k if k >= 3 else None)
+    return False, None
+
+
+def classes_of(clf: Any, x: torch.Tensor | None = None) -> int | None:
+    """The number of classes K of a classifier (None: binary, labels -1/+1); a torch module that declares nothing
+    is run once on the first row of ``x`` to see its output's shape."""
+    if isinstance(clf, TorchClassifier):
+        return clf.classes(x)
+    return getattr(clf, "n_classes", None)
 
 
 def margin_from_logits(out: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ from .clispecs import (
 from .constraints import is_symbolic
 from .defenses.evaluate import add_parser as add_defend_parser
 from .definitions import DEFINITIONS
+from .epscommand import add_parser as add_eps_parser
 from .risks import risk
 from .sweeps.command import add_parser as add_sweep_parser
 
@@ -84,14 +85,18 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     dist = make_distribution(args.dist, args.param)
     try:
         info = dist.describe()
-        bayes_rule = dist.bayes_classifier().rule()
+        try:
+            bayes_rule = dist.bayes_classifier().rule()
+        except NotImplementedError:  # no closed-form rule (an empirical sample's 1-NN): describe() words it
+            bayes_rule = None
         try:
             info["log-odds"] = natural_str(dist.log_odds_expr())
         except NotImplementedError:  # degenerate supports: describe() words it
             pass
-        info["bayes rule"] = f"predict +1 iff {natural_str(bayes_rule)}"
-        if args.latex:
-            info["bayes rule (latex)"] = sympy.latex(bayes_rule)
+        if bayes_rule is not None:
+            info["bayes rule"] = f"predict +1 iff {natural_str(bayes_rule)}"
+            if args.latex:
+                info["bayes rule (latex)"] = sympy.latex(bayes_rule)
     except (ValueError, TypeError, NotImplementedError, ArithmeticError) as err:
         raise UsageError(one_line(err)) from None
     if args.json:
@@ -316,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     for add in (_add_describe, _add_risk, _add_bounds, _add_reproduce, _add_crosscheck, add_defend_parser,
-                add_sweep_parser):
+                add_sweep_parser, add_eps_parser):
         add(sub)
     return parser
 

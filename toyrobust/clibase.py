@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "crosscheck": "analytic risks next to Monte Carlo estimates from real attacks, with verdicts",
     "defend": "defenses under naive and adaptive attacks, next to the optimal adversarial risk",
     "sweep": "run a parameter grid (risks, Monte Carlo shards, trainings) into a crash-safe store",
+    "eps-analysis": "seed 001's eps analysis on real images (your MNIST files or the bundled 8x8 digits)",
 }
 
 #: the largest --seed (cases derive seeds by adding small offsets; torch seeds are 64-bit)

@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from .classifiers import Classifier, as_classifier
+from .classifiers import Classifier, as_classifier, check_labels, classes_of, label_set
 
 __all__ = ["DEFINITIONS", "Definition", "get_definition", "is_adversarial", "check_definition",
-           "needs_distribution"]
+           "needs_distribution", "check_label_space"]
 
 Rule = Callable[[torch.Tensor, Any, Any, Any], torch.Tensor]
 
@@ -119,6 +119,20 @@ def needs_distribution(definition: Any) -> bool:
     return get_definition(definition).needs_truth
 
 
+def check_label_space(classes: int | None, dist: Any) -> None:
+    """Refuse a distribution whose labels a classifier cannot predict: a binary classifier (``classes`` None) needs
+    labels -1/+1, a K-class one labels within 0..K-1 (``dist.n_classes`` <= K).
+
+    Raises:
+        ValueError: naming both label sets.
+    """
+    own = getattr(dist, "n_classes", None)
+    if (classes is None) != (own is None) or (own is not None and own > classes):
+        kind = "a binary classifier" if classes is None else f"a classifier with {classes} classes"
+        raise ValueError(f"dist has labels {label_set(own)} but clf is {kind} (labels {label_set(classes)}); pass "
+                         f"a classifier with {'one or two logits' if own is None else f'{own} logits'} for {dist!r}")
+
+
 def is_adversarial(
     definition: Any,
     clf: Any,
@@ -134,7 +148,8 @@ def is_adversarial(
         definition: one of :data:`DEFINITIONS` (or a :class:`Definition`).
         clf: a classifier (or torch module).
         x_adv: perturbed points, shape (N, d).
-        y: labels -1/+1 of the original points, shape (N,) (needed by "ball" and "projection").
+        y: labels of the original points, shape (N,) (needed by "ball" and "projection"): -1/+1 for a binary
+            classifier, 0..K-1 for a K-class one (checked: anything else is a ValueError).
         dist: the distribution (needed by "projection" and "error-region").
         x: the original points, shape (N, d) (needed by "prediction-change").
 
@@ -149,10 +164,14 @@ def is_adversarial(
         raise ValueError(f"definition {rule.name!r} needs the distribution dist (for its projection)")
     if rule.needs_clean and x is None:
         raise ValueError(f"definition {rule.name!r} needs the original points x")
+    if not isinstance(x_adv, torch.Tensor) or x_adv.ndim != 2:
+        got = tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__
+        raise ValueError(f"x_adv must be a tensor of shape (N, d), got {got}")
+    classes = classes_of(clf, x_adv) if y is not None or rule.needs_truth else None
     if y is not None:
-        y = torch.as_tensor(y, device=x_adv.device)
-        if y.shape != (x_adv.shape[0],):
-            raise ValueError(f"y must have shape ({x_adv.shape[0]},), got {tuple(y.shape)}")
+        y = check_labels(y, x_adv.shape[0], classes, device=x_adv.device)
+    if rule.needs_truth:
+        check_label_space(classes, dist)
     if x is not None and x.shape != x_adv.shape:
         raise ValueError(f"x and x_adv must have the same shape, got {tuple(x.shape)} and {tuple(x_adv.shape)}")
     truth = dist.bayes_label(dist.project(x_adv)) if rule.needs_truth else None

@@ -63,10 +63,12 @@ class _OneLogit(nn.Module):
     """Shared helpers: input dimension, the classifier view."""
 
     dim: int
+    #: None: one logit (labels -1/+1); K: K logits (labels 0..K-1), read by the classifier view and the attacks
+    n_classes: int | None = None
 
     def classifier(self) -> TorchClassifier:
         """This module as a :class:`~toyrobust.classifiers.TorchClassifier` (input dimension checked)."""
-        return TorchClassifier(self, dim=self.dim)
+        return TorchClassifier(self, dim=self.dim, n_classes=self.n_classes)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -228,7 +230,7 @@ class QuadraticNet(_OneLogit):
 
 
 class MLP(_OneLogit):
-    """A ReLU network with one logit: ``d -> hidden[0] -> ... -> hidden[-1] -> 1``.
+    """A ReLU network with one logit: ``d -> hidden[0] -> ... -> hidden[-1] -> 1`` (or K logits, ``n_classes=K``).
 
     Gilmer et al. (2018) use two hidden layers of 1000 units with batch norm on d = 500 inputs. Each hidden
     layer is ``Linear -> [BatchNorm1d] -> ReLU``. Initialisation: He-uniform weights
@@ -240,12 +242,17 @@ class MLP(_OneLogit):
         batch_norm: add batch normalisation after each hidden linear layer.
         seed: int or CPU ``torch.Generator`` for the initial weights.
         device, dtype: where the parameters live.
+        n_classes: None (one logit, labels -1/+1) or K >= 2: K logits, labels 0..K-1 (attacked by fgsm, pgd, apgd;
+            the one-logit trainer and the verifier take binary networks only).
     """
 
     def __init__(self, dim: int, hidden: Any = (1000, 1000), *, batch_norm: bool = False, seed: Any = 0,
-                 device: Any = None, dtype: torch.dtype | None = None):
+                 device: Any = None, dtype: torch.dtype | None = None, n_classes: int | None = None):
         super().__init__()
         self.dim = _check_dim("dim", dim)
+        if n_classes is not None:
+            n_classes = int(check("n_classes", n_classes, integer_at_least(2)))
+        self.n_classes = n_classes
         if isinstance(hidden, int) and not isinstance(hidden, bool):
             hidden = (hidden,)
         try:
@@ -269,7 +276,7 @@ class MLP(_OneLogit):
                 layers.append(nn.BatchNorm1d(width, device=device, dtype=dtype))
             layers.append(nn.ReLU())
             prev = width
-        out = _linear(prev, 1, True, device, dtype)
+        out = _linear(prev, n_classes or 1, True, device, dtype)
         _uniform_(out.weight, 1 / math.sqrt(prev), gen)
         with torch.no_grad():
             out.bias.zero_()
@@ -277,5 +284,6 @@ class MLP(_OneLogit):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (N,) for x of shape (N, d)."""
-        return self.net(x)[:, 0]
+        """Logits of shape (N,) for x of shape (N, d) (shape (N, K) with ``n_classes=K``)."""
+        out = self.net(x)
+        return out[:, 0] if self.n_classes is None else out

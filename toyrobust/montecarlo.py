@@ -50,9 +50,9 @@ import torch
 
 from .attacks import Attack, default_attack, make_attack
 from .attacks.losses import eval_mode
-from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim
+from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim, classes_of
 from .constraints import check_int, is_symbolic
-from .definitions import check_definition, is_adversarial
+from .definitions import check_definition, check_label_space, is_adversarial
 from .display import estimate_html, estimate_latex
 from .distributions import Distribution
 from .distributions.base import check_draw_size
@@ -524,7 +524,8 @@ def estimate_risk(
 
     Args:
         dist: the data distribution (numeric parameters).
-        clf: a toyrobust classifier or a torch module with one logit (positive means +1) or two (column 1 is +1).
+        clf: a toyrobust classifier or a torch module with one logit (positive means +1) or two (column 1 is +1);
+            K logits on a distribution with labels 0..K-1 (an ``EmpiricalDistribution``; fgsm, pgd, apgd).
         threat: a threat model, a spec such as ``"linf:0.3"``, or None for the standard risk.
         definition: "ball", "projection", "error-region" or "prediction-change".
         attack: None (``toyrobust.attacks.default_attack(clf, threat, definition)``), a registered name
@@ -663,6 +664,11 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, request: _Request) 
     if request.progress is not None and not isinstance(request.progress, bool):
         raise TypeError(f"progress must be True, False or None, got {request.progress!r}")
     dev, dt = _resolve_placement(clf, request.device, request.dtype)
+    probe = None
+    if isinstance(clf, TorchClassifier) and not clf.classes_known and not is_symbolic(dist.dim):
+        probe = torch.zeros(1, int(dist.dim), device=dev, dtype=dt)  # one forward pass shows the number of logits
+    with eval_mode(clf):
+        check_label_space(classes_of(clf, probe), dist)  # before any sampling
     if chunk_size is None:
         chunk_size = device_chunk_size(dev, int(dist.dim) if not is_symbolic(dist.dim) else 1,
                                        torch.finfo(dt).bits // 8, attacked=threat is not None)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import ATTACKS, Attack, make_attack
-from .classifiers import TorchClassifier, margin_from_logits
+from .classifiers import TorchClassifier, check_labels, margin_from_logits
 from .constraints import check_int, check_positive_float
 from .models import LinearModel
 from .risks.robust_loss import robust_logistic_loss
@@ -621,8 +621,7 @@ def _check_dataset(dataset: Any, dim: Any, device: torch.device, dtype: torch.dt
     if x.ndim != 2 or x.shape[1] != dim or y.shape != (x.shape[0],) or x.shape[0] == 0:
         raise ValueError(f"dataset must be (x, y) with x of shape (n, {dim}) and y of shape (n,), n >= 1, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
-    if not bool(((y == 1) | (y == -1)).all()):
-        raise ValueError("dataset labels y must be -1 or +1")
+    y = check_labels(y, x.shape[0], None, name="dataset labels y")  # the one label check (one-logit models)
     return x.to(device=device, dtype=dtype), y.to(device=device, dtype=torch.int64)
 
 

@@ -64,6 +64,7 @@ class APGD(Attack):
     name = "apgd"
     aliases = ("auto-pgd",)
     randomized = True
+    multiclass = True
 
     def __init__(self, *, steps: int = 100, restarts: int = 1, loss: str = "margin",
                  random_start: bool = True) -> None:
@@ -183,8 +184,8 @@ def apgd(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: Any, *, steps: int 
     """APGD as a function: ``APGD(steps=..., restarts=..., loss=..., random_start=...).run(...)``.
 
     Args:
-        clf: classifier or torch module (one or two logits).
-        x: (N, d) clean points; y: (N,) labels in {-1, +1}.
+        clf: classifier or torch module (one or two logits, or K logits with labels 0..K-1).
+        x: (N, d) clean points; y: (N,) labels in {-1, +1} (0..K-1 for K logits).
         threat: the ball (Linf, L2 or L1).
         steps, restarts, loss, random_start: see :class:`APGD`.
         definition: the adversarial-example definition; dist: the distribution it may need.

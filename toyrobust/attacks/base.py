@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..classifiers import check_input_dim
+from ..classifiers import check_input_dim, classes_of
 from ..registry import Registry
 from .losses import check_inputs, check_threat, eval_mode, finish
 from .result import AttackResult
@@ -68,6 +68,9 @@ class Attack:
         randomized: whether :meth:`run` uses its ``generator`` (a deterministic attack gives the same count for
             any split of the points, which lets estimators cut chunks into cache-sized pieces).
         targeted_option: the name of a boolean option meaning "``y`` holds target labels", if any.
+        multiclass: whether it attacks K-class classifiers (K logits, labels 0..K-1) too. Not inherited: a
+            subclass declares it itself (an attack built on PGD may rely on binary labels), else it takes binary
+            classifiers only.
 
     Subclasses implement :meth:`_attack` (the maths on validated inputs, inside eval mode) and, where they do not
     apply everywhere, :meth:`supports`. Options are keyword arguments of ``__init__`` recorded with
@@ -81,6 +84,8 @@ class Attack:
     targeted_option: ClassVar[str | None] = None
     #: whether a threat is required (a minimum-norm attack may run without one: ``threat=None``)
     needs_threat: ClassVar[bool] = True
+    #: whether K-class classifiers are attacked too (read from the class's own dict: not inherited)
+    multiclass: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,9 +152,11 @@ class Attack:
         """Attack a batch: validate it once, check :meth:`supports`, then run the maths.
 
         Args:
-            clf: a toyrobust classifier or a torch module (one logit, positive means +1, or two).
+            clf: a toyrobust classifier or a torch module (one logit, positive means +1, or two; K logits with labels
+                0..K-1 for the attacks that declare ``multiclass``).
             x: (N, d) clean points.
-            y: (N,) labels in {-1, +1} (target labels when the attack's targeted option is set).
+            y: (N,) labels in {-1, +1}, or 0..K-1 for a K-class classifier (target labels when the attack's
+                targeted option is set).
             threat: the ball (a :class:`~toyrobust.threats.ThreatModel` with numeric eps).
             definition: "ball", "projection", "error-region" or "prediction-change".
             dist: the distribution (needed by the projection and error-region definitions).
@@ -161,6 +168,10 @@ class Attack:
         targeted = bool(self.options.get(self.targeted_option, False)) if self.targeted_option else False
         clf, x, y_true = check_inputs(clf, x, y, definition, dist, targeted)
         check_input_dim(clf, x.shape[1], "x")
+        if classes_of(clf, x) is not None and not type(self).__dict__.get("multiclass", False):
+            able = ", ".join(n for n, c in ATTACKS.items() if c.__dict__.get("multiclass", False))
+            raise TypeError(f"attack {self.label!r} takes binary classifiers (labels -1/+1) only, got one with "
+                            f"{classes_of(clf, x)} classes; attacks for K-class classifiers: {able}")
         threat = check_threat(threat, allow_none=not self.needs_threat)
         support = self.supports(clf, threat, definition, dist)
         if not support:

@@ -51,7 +51,9 @@ def supports_exact(clf: Any, threat: Any, *, definition: str = "ball", dist: Any
     Ball and prediction-change: Linear (any norm), Radial (Linf, L2, L1), Quadratic (L2). Projection and
     error-region (the distribution is needed): a linear classifier on point masses, a Gaussian mixture or
     Tsipras (any norm), and the Bernoulli model with ``eps < 1`` for every classifier of the first list (see
-    :mod:`toyrobust.attacks.regions`). Classifiers with symbolic parameters are excluded.
+    :mod:`toyrobust.attacks.regions`). Classifiers with symbolic parameters are excluded. A distribution may decide
+    further cases itself (``dist.supports_exact_attack``/``dist.exact_attack``: a small empirical sample's 1-NN
+    classifier, and linear classifiers on its Voronoi cells).
     """
     return bool(ExactAttack().supports(clf, threat, definition, dist))
 
@@ -213,6 +215,13 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
     return delta
 
 
+def _by_distribution(dist: Any, clf: Any, threat: Any, definition: str) -> bool:
+    """Whether the distribution decides this case itself (``dist.supports_exact_attack``, e.g. an empirical sample's
+    Voronoi cells)."""
+    hook = getattr(dist, "supports_exact_attack", None)
+    return bool(hook is not None and isinstance(threat, ThreatModel) and hook(clf, threat, definition))
+
+
 class ExactAttack(Attack):
     """The exact worst case in the ball for an analytic classifier: a point of the ball that qualifies whenever one
     exists (``kind = "exact"``: a Monte Carlo count with it is the risk itself).
@@ -239,6 +248,8 @@ class ExactAttack(Attack):
 
     def supports(self, clf: Any, threat: Any, definition: str = "ball", dist: Any = None) -> Support:
         clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
+        if _by_distribution(dist, clf, threat, definition):
+            return SUPPORTED
         if definition in _REGION_DEFINITIONS:
             if supports_region(dist, clf, threat):
                 return SUPPORTED
@@ -258,6 +269,8 @@ class ExactAttack(Attack):
                               f"(any norm), Radial (Linf, L2, L1) and Quadratic (L2) with numeric parameters; use pgd")
 
     def _attack(self, clf, x, y, threat, definition, dist, generator):
+        if _by_distribution(dist, clf, threat, definition):
+            return dist.exact_attack(clf, x, y, threat, definition)
         if definition in _REGION_DEFINITIONS:
             return x + _region_delta(clf, x, y, threat, definition, dist)
         if isinstance(clf, Linear):

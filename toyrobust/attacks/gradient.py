@@ -67,6 +67,7 @@ class FGSM(Attack):
 
     name = "fgsm"
     targeted_option = "targeted"
+    multiclass = True
 
     def __init__(self, *, loss: str = "margin", targeted: bool = False) -> None:
         self._set_options(loss=check_loss(loss), targeted=_check_flag("targeted", targeted))
@@ -104,6 +105,7 @@ class PGD(Attack):
     name = "pgd"
     randomized = True
     targeted_option = "targeted"
+    multiclass = True
     #: the default step size is ``step_scale * eps / steps``
     step_scale: ClassVar[float] = 2.5
 
@@ -168,10 +170,10 @@ def pgd(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, step
     """Projected gradient descent, as a function: ``PGD(**options).run(...)`` (see :class:`PGD`).
 
     Args:
-        clf: classifier or torch module (one or two logits); a module is put in eval mode during the attack
-            and every submodule's mode is restored after.
+        clf: classifier or torch module (one or two logits, or K logits with labels 0..K-1); a module is put in eval
+            mode during the attack and every submodule's mode is restored after.
         x: (N, d) clean points (any float dtype, kept).
-        y: (N,) labels in {-1, +1}; with ``targeted`` the target labels.
+        y: (N,) labels in {-1, +1} (0..K-1 for K logits); with ``targeted`` the target labels (binary only).
         threat: the ball (Linf, L2 or L1, optionally on some coordinates).
         steps, step_size, restarts, random_start, loss, targeted, early_stop: see :class:`PGD`.
         definition: the adversarial-example definition (success mask and early stopping).
@@ -237,10 +239,11 @@ def pgd_core(
 def _input_grad(
     clf: Classifier, x: torch.Tensor, y_loss: torch.Tensor, loss: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(grad_x sum L, margin, L)`` by one forward and one backward pass; parameters' grads are untouched."""
+    """``(grad_x sum L, scores, L)`` by one forward and one backward pass (scores: the margin (N,), or (N, K) for a
+    K-class classifier); parameters' grads are untouched."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        margin = clf.margin(xg)
+        margin = clf.scores(xg)  # the margin (N,), or K-class scores (N, K)
         lv = attack_loss(margin, y_loss, loss)
         (g,) = torch.autograd.grad(lv.sum(), xg)
     return g, margin.detach(), lv.detach()
@@ -288,7 +291,7 @@ def _run(
             grad_evals += xc.shape[0]
         else:  # the last iterate is only evaluated
             with torch.no_grad():
-                m = clf.margin(xc)
+                m = clf.scores(xc)
                 lv = attack_loss(m, yl, loss)
         succ = success_from_margin(definition, m, xc, yt, dist, cp)
         better = (succ & ~best_succ) | ((succ == best_succ) & (lv > best_loss))

@@ -10,6 +10,10 @@ an untargeted attack *maximises* are
   ``logsumexp(l) - l_y`` equals ``softplus(l_-y - l_y) = softplus(-y m)`` exactly, so one formula serves both.
   In float32 (and float64) its gradient is exactly 0 once ``y m`` exceeds about 90 (resp. 750).
 
+A K-class classifier (K logits ``l``, labels 0..K-1) is seen through its scores: the margin loss is
+``-(l_y - max_{j != y} l_j)`` and the cross-entropy ``logsumexp(l) - l_y``; for K = 2 with labels -1/+1 these are
+the binary formulas above.
+
 References:
     N. Carlini, D. Wagner, "Towards evaluating the robustness of neural networks", IEEE S&P 2017.
     A. Madry et al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018.
@@ -17,18 +21,24 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..classifiers import Classifier, TorchClassifier, as_classifier
+from ..classifiers import (
+    Classifier,
+    as_classifier,
+    check_labels,
+    classes_of,
+    eval_mode,
+    label_margin,
+    labels_from_scores,
+)
 from ..constraints import check_int
-from ..definitions import check_definition, get_definition, is_adversarial, needs_distribution
+from ..definitions import check_definition, check_label_space, get_definition, is_adversarial, needs_distribution
 from ..threats import L2, ThreatModel
 from .result import AttackResult
 
@@ -59,38 +69,23 @@ def check_loss(loss: Any) -> str:
 
 
 def attack_loss(margin: torch.Tensor, y: torch.Tensor, loss: str = "margin") -> torch.Tensor:
-    """Per-sample loss an untargeted attack maximises: ``-y m`` (margin) or ``softplus(-y m)`` (cross-entropy).
+    """Per-sample loss an untargeted attack maximises: ``-y m`` (margin) or ``softplus(-y m)`` (cross-entropy); for
+    K-class scores ``l`` (N, K), ``-(l_y - max_{j != y} l_j)`` or ``logsumexp(l) - l_y``.
 
     Args:
-        margin: (N,) margins ``m(x)``.
-        y: (N,) labels in {-1, +1} (any dtype).
+        margin: (N,) margins ``m(x)``, or (N, K) scores of a K-class classifier.
+        y: (N,) labels in {-1, +1} (any dtype), or 0..K-1 with K-class scores.
         loss: ``"margin"`` or ``"ce"``.
 
     Returns:
         (N,) losses, dtype of ``margin``.
     """
-    z = -y.to(margin.dtype) * margin
-    return z if check_loss(loss) == "margin" else F.softplus(z)
-
-
-@contextlib.contextmanager
-def eval_mode(clf: Classifier) -> Iterator[None]:
-    """Put a wrapped torch module (and each submodule) in eval mode, and restore every submodule's mode after.
-
-    Attacks then see the deterministic model (no dropout, batch-norm running statistics) without the side
-    effect of leaving the caller's model switched (PITFALLS 7).
-    """
-    module = clf.module if isinstance(clf, TorchClassifier) else None
-    if not isinstance(module, torch.nn.Module):
-        yield
-        return
-    modes = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
+    z = -label_margin(margin, y)
+    if check_loss(loss) == "margin":
+        return z
+    if margin.ndim == 2:
+        return F.cross_entropy(margin, y.to(torch.int64), reduction="none")
+    return F.softplus(z)
 
 
 def check_step_size(step_size: Any, default: float) -> float:
@@ -123,14 +118,16 @@ def check_inputs(
     Args:
         clf: a toyrobust classifier or a torch module (one or two logits).
         x: (N, d) floating tensor.
-        y: (N,) labels in {-1, +1} (any numeric dtype); with ``targeted`` they are the target labels.
+        y: (N,) labels: -1/+1 for a binary classifier, 0..K-1 for a K-class one (any numeric dtype; the one check
+            of :func:`~toyrobust.classifiers.check_labels`); with ``targeted`` they are the target labels.
         definition: one of :data:`toyrobust.definitions.DEFINITIONS`.
         dist: the distribution, required by the projection and error-region definitions.
         targeted: whether ``y`` holds target labels.
 
     Returns:
         ``(clf, x, y_true)``: the classifier, ``x`` and the true labels as int64 on ``x.device``. A binary
-        targeted attack towards ``t`` is the untargeted attack on the label ``-t``, so ``y_true = -y`` then.
+        targeted attack towards ``t`` is the untargeted attack on the label ``-t``, so ``y_true = -y`` then
+        (targeted attacks take binary classifiers only).
     """
     clf = as_classifier(clf)
     if not isinstance(x, torch.Tensor):
@@ -143,17 +140,17 @@ def check_inputs(
         row = int((~torch.isfinite(x)).any(1).nonzero()[0])
         raise ValueError(f"x must be finite (an attack of a NaN or infinite point means nothing), got "
                          f"{x[row].tolist()[:8]} in row {row}")
-    y = torch.as_tensor(y, device=x.device)
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")
-    if y.numel() and not bool(((y == 1) | (y == -1)).all()):
-        raise ValueError("y must contain only the labels -1 and +1")
     check_definition(definition)
-    if needs_distribution(definition) and dist is None:
-        raise ValueError(f"definition {definition!r} needs the distribution: pass dist=")
+    classes = classes_of(clf, x)
+    y = check_labels(y, x.shape[0], classes, device=x.device)
+    if needs_distribution(definition):
+        if dist is None:
+            raise ValueError(f"definition {definition!r} needs the distribution: pass dist=")
+        check_label_space(classes, dist)
     if not isinstance(targeted, bool):
         raise TypeError(f"targeted must be a bool, got {targeted!r}")
-    y = y.to(torch.int64)
+    if targeted and classes is not None:
+        raise ValueError(f"targeted=True takes a binary classifier (labels -1/+1), got one with {classes} classes")
     return clf, x.detach(), (-y if targeted else y)
 
 
@@ -180,7 +177,7 @@ def success_from_margin(
     points.
     """
     rule = get_definition(definition)
-    pred = torch.where(margin >= 0, 1, -1)
+    pred = labels_from_scores(margin)
     # iterates are finite (projected into the ball around finite points): no NaN check, no host sync per step
     truth = dist.bayes_label(dist.project(x_adv), check=False) if rule.needs_truth else None
     return rule.rule(pred, y_true, truth, clean_pred)

@@ -247,6 +247,8 @@ class Distribution:
     cli_order: ClassVar[int] = 100
     #: extra command-line names built by a classmethod: ``{name: (method name, {parameter: constraint})}``
     cli_presets: ClassVar[dict[str, tuple[str, dict[str, Constraint | None]]]] = {}
+    #: None: labels -1/+1 (every toy law); K: labels 0..K-1 (an empirical sample with K classes)
+    n_classes: ClassVar[int | None] = None
     #: public torch methods whose maths reads no parameter, so they also run with sympy parameters
     #: (e.g. ``{"project", "support.contains"}`` when the support does not depend on the parameters)
     symbolic_ok: ClassVar[frozenset[str]] = frozenset()

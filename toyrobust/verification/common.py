@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..attacks import PGD, Attack, make_attack
-from ..classifiers import as_classifier, margin_from_logits
+from ..classifiers import as_classifier, check_labels, margin_from_logits
+from ..display import verification_html
 from ..threats import L1, L2, Linf, ThreatModel
 
 __all__ = ["VerificationResult", "DistanceResult", "ModelVerifier", "DEFINITIONS", "DEFAULT_ATTACK_LABEL"]
@@ -64,8 +65,6 @@ class VerificationResult:
 
     def _repr_html_(self) -> str:
         """Jupyter: verdict counts, the deciding stages and the time as a table."""
-        from ..display import verification_html  # display sits in the foundations; imported on display only
-
         return verification_html(self)
 
 
@@ -104,12 +103,8 @@ def _check_x(x: Any, model: Any) -> torch.Tensor:
 
 
 def _check_y(y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if arr.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got {arr.shape}")
-    if n and not np.all((arr == 1) | (arr == -1)):
-        raise ValueError(f"y must contain only the labels -1 and +1, got values {np.unique(arr)[:5]}")
-    return arr.astype(np.int64)
+    y = y.detach().cpu() if isinstance(y, torch.Tensor) else y
+    return check_labels(y, n, None).numpy()  # the one label check (the verifier takes one or two logits)
 
 
 def _check_threat(threat: Any, d: int) -> tuple[float, float, np.ndarray]:
