@@ -244,3 +244,29 @@ def test_crosscheck_quadratic_network_row_is_exact():
     assert res.verdict == "exact", res
     assert res.decided == res.n
     assert "decided 3000/3000 (the verifier on this row's points, seed=0)" in res.detail
+
+
+@pytest.mark.parametrize("definition", ["projection", "error-region"])
+def test_region_definitions_are_sound_against_a_dense_search(definition):
+    from toyrobust.verification import regions
+
+    gm = tr.GaussianMixture([1.0, 0.0])
+    region = regions.gaussian_mixture(gm)
+    net = QuadraticNet(2, 4, readout="vector", seed=3, dtype=torch.float64)
+    with torch.no_grad():
+        net.a.copy_(torch.tensor([1.0, -0.5, 0.8, -1.2], dtype=torch.float64))
+        net.b.fill_(-0.2)
+    x, y = gm.sample(60, generator=2, dtype=torch.float64)
+    eps = 0.4
+    out = verify(net, x, y, tr.L2(eps), definition=definition, region=region)
+    assert out.counts()["vulnerable"] > 0 and out.counts()["robust"] > 0
+    assert set(out.decided_by) <= {"clean", "trust-region", "region", "incomplete"}
+    # a dense grid of the ball: no adversarial point of the definition next to a robust verdict
+    t = torch.linspace(0, 2 * math.pi, 721, dtype=torch.float64)[:-1]
+    r = torch.linspace(0, eps, 41, dtype=torch.float64)
+    disk = (r[:, None, None] * torch.stack([t.cos(), t.sin()], 1)[None]).reshape(-1, 2)
+    for i in np.flatnonzero(out.robust.numpy()):
+        pts = x[i] + disk
+        adv = tr.definitions.is_adversarial(definition, net.classifier(), pts, y[i].expand(pts.shape[0]), dist=gm,
+                                            x=x[i].expand_as(pts))
+        assert not bool(adv.any()), i

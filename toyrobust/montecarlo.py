@@ -546,8 +546,7 @@ def estimate_risk(
         max_n: with ``target_width``, the most points to draw.
         progress: show a tqdm bar on stderr; None shows it for long runs when stderr is a terminal.
         attack_options: options for the attack, validated by its constructor (e.g. ``{"steps": 100}``).
-        upper: ``"verify"`` (a torch ReLU network or a ``QuadraticNet``, decided exactly under L2; ball,
-            projection or error-region): beside the attack's count,
+        upper: ``"verify"`` (ReLU network or QuadraticNet; ball, projection, error-region): beside the attack's count,
             :func:`toyrobust.verification.verify` decides every point, and the points it does not prove robust
             count as errors of a verified upper bound (``upper_k``); its confirmed counterexamples join the
             attack's successes. The estimate is then a ``"bracket"``. None: no upper bound.

@@ -180,7 +180,8 @@ class _Run:
             self.confirm(its, z, label)
 
     def decide(self) -> None:
-        """The ball problem per label (exact for L2, the certificate otherwise), then each sub-problem."""
+        """The ball problem per label (exact for L2, the certificate otherwise), then each sub-problem; the
+        counterexamples are confirmed in one batch."""
         items = self.items()
         if not items:
             return
@@ -189,6 +190,8 @@ class _Run:
         p = next(self.model.parameters())
         form = _Form(self.model, p.device)
         x = self.x[rows].to(device=p.device, dtype=torch.float64)
+        to_confirm: list[tuple[int, int]] = []
+        cands: list[torch.Tensor] = []
         for lab in sorted({self.subs[i][k][0] for i, k in items}):
             labels = torch.full((len(rows),), float(lab), dtype=torch.float64, device=p.device)
             lower, scale = _certificate(form, x, labels, self.ball)
@@ -198,25 +201,30 @@ class _Run:
             else:
                 robust, cand, found = lower > tol, x, torch.zeros_like(lower, dtype=torch.bool)
             lower = torch.where(robust, torch.maximum(lower, tol), lower).cpu().numpy()
-            for i, k in items:
-                if self.subs[i][k][0] == lab:
-                    j = pos[i]
-                    self._settle(i, k, bool(robust[j]), cand[j] if bool(found[j]) else None, float(lower[j]))
+            robust_h, found_h = robust.cpu().numpy(), found.cpu().numpy()  # one transfer, not one per point
+            mine = [(i, k) for i, k in items if self.subs[i][k][0] == lab]
+            for i, k in mine:
+                j = pos[i]
+                if self._settle(i, k, bool(robust_h[j]), float(lower[j])) and found_h[j]:
+                    to_confirm.append((i, k))
+                    cands.append(cand[j])
+        if to_confirm:
+            self.confirm(to_confirm, torch.stack(cands), "trust-region" if self.exact else "bound")
+        for i, k in items:
+            if self.state[i][k] is None:
+                self.how[i][k] = "boundary" if self.exact and self.subs[i][k][1] is None else "incomplete"
 
-    def _settle(self, i: int, k: int, robust: bool, cand: torch.Tensor | None, lower: float) -> None:
-        """Sub-problem ``k`` of point ``i`` from its label's ball verdict."""
+    def _settle(self, i: int, k: int, robust: bool, lower: float) -> bool:
+        """Sub-problem ``k`` of point ``i`` from its label's ball verdict; True when it stays open (a counterexample
+        of the ball problem may still decide it)."""
         polys = self.subs[i][k][1]
-        x0 = self.x[i].detach().to("cpu", torch.float64).numpy()
         self.lower[i, k] = lower
-        how = "trust-region" if self.exact else "bound"
-        if polys is not None and _region_misses(polys, x0, self.ball):
+        if polys is not None and _region_misses(polys, self.x[i].detach().to("cpu", torch.float64).numpy(),
+                                                self.ball):
             self.state[i][k], self.how[i][k], self.lower[i, k] = True, "region", math.inf
         elif robust:
-            self.state[i][k], self.how[i][k] = True, how
-        elif cand is not None:
-            self.confirm([(i, k)], cand[None, :], how)
-        if self.state[i][k] is None:
-            self.how[i][k] = "boundary" if self.exact and polys is None else "incomplete"
+            self.state[i][k], self.how[i][k] = True, "trust-region" if self.exact else "bound"
+        return self.state[i][k] is None
 
     def result(self, stats: dict[str, Any]) -> VerificationResult:
         """Combine the sub-problems: vulnerable with any counterexample, robust when all are proven."""
