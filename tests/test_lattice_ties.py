@@ -118,3 +118,22 @@ def test_predict_decides_near_ties_exactly_and_keeps_float_decisions_elsewhere()
     g = torch.Generator().manual_seed(0)
     z = torch.randn(1000, 3, generator=g, dtype=torch.float64)
     assert torch.equal(clf.predict(z), torch.where(clf.margin(z) >= 0, 1, -1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), d=st.integers(1, 600), scale=st.sampled_from([1e-12, 1e-8, 1e-6, 0.0]))
+def test_linear_predict_near_the_plane_is_the_real_sign(seed, d, scale):
+    """float32 points on (and a hair off) the plane: ``predict`` is the sign of the real margin of the stored
+    numbers, computed here independently with fractions (the float32 margin alone gets some of these wrong)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d, generator=g, dtype=torch.float64)
+    b = float(torch.randn((), generator=g, dtype=torch.float64))
+    x = torch.randn(64, d, generator=g, dtype=torch.float64)
+    x = x - ((x @ w + b) / (w @ w))[:, None] * w  # onto the plane, then a little off it
+    x = (x + scale * torch.randn(64, d, generator=g, dtype=torch.float64)).to(torch.float32)
+    clf = tr.Linear(w.tolist(), b)
+    fw = [Fraction(v) for v in w.tolist()]
+    want = [1 if sum((fw[i] * Fraction(v) for i, v in enumerate(row)), Fraction(b)) >= 0 else -1
+            for row in x.to(torch.float64).tolist()]
+    assert clf.predict(x).tolist() == want
+    assert clf.predict(x.to(torch.float64)).tolist() == want

@@ -231,3 +231,35 @@ def test_broken_triton_kernels_fall_back_to_torch(monkeypatch):
         with pytest.warns(UserWarning, match=match):
             assert not rng._triton_usable(torch.device("cpu"))
         assert rng._triton_usable(torch.device("cpu")) is False  # decided once: no second warning
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_stream_threads_do_not_change_the_numbers(dtype, monkeypatch):
+    """The numpy backend shares tiles out to threads: 1, 2 and 4 threads, many small tiles, bitwise the same."""
+    import toyrobust.rng as rng
+
+    def draw(threads: int) -> list[torch.Tensor]:
+        monkeypatch.setattr(rng, "_stream_threads", lambda tiles: min(threads, tiles))
+        stream = CounterStream(11, 2, backend="numpy")
+        stream.impl.TILE = 96  # a few rows per tile: dozens of tiles
+        d = stream.rows(2**20 + 3, 401)
+        return [d.signs(), d.uniform(5, dtype), d.normal(7, dtype), d.normal(500, dtype)]
+
+    one = draw(1)
+    for threads in (2, 4):
+        assert all(torch.equal(a, b) for a, b in zip(one, draw(threads)))
+
+
+def test_numpy_stream_thread_errors_reach_the_caller(monkeypatch):
+    import toyrobust.rng as rng
+
+    monkeypatch.setattr(rng, "_stream_threads", lambda tiles: min(2, tiles))
+    stream = CounterStream(1, backend="numpy")
+    stream.impl.TILE = 8
+
+    def take(r0, m, z):
+        if r0 >= 40:
+            raise RuntimeError("tile failed")
+
+    with pytest.raises(RuntimeError, match="tile failed"):
+        stream.words(0, 0, 100, 1, take)

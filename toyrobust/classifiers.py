@@ -254,12 +254,17 @@ class Linear(Classifier):
             if exact is None or x.shape[0] == 0:
                 return labels
             w_l1 = float(sum(abs(v) for v in exact[0]))
-            bound = (x.shape[1] + 4) * torch.finfo(x.dtype).eps * (
-                torch.linalg.vector_norm(x, ord=math.inf, dim=1) * w_l1 + abs(float(self.b)))
-            near = m.abs() <= bound
-            if not bool(near.any()):
+            rows = _near_zero(m, x, w_l1, abs(float(self.b)))
+            if rows.numel() and x.dtype != torch.float64:
+                # float32 points are exact in float64, and so are the stored weights: a float64 margin has a
+                # rounding bound 2^29 times smaller, so only true ties (and margins within it) stay undecided
+                x64 = x[rows].detach().to(torch.float64)
+                m64 = x64 @ self.w.to_tensor(x.device, torch.float64) + float(self.b)
+                labels = labels.clone()
+                labels[rows] = labels_from_margin(m64)
+                rows = rows[_near_zero(m64, x64, w_l1, abs(float(self.b)))]
+            if not rows.numel():
                 return labels
-            rows = near.nonzero()[:, 0]
             xs = x[rows].detach().to("cpu", torch.float64).tolist()  # float32 -> float64 is exact
             cols, ws, b = exact[1], exact[0], exact[2]
             signs = [1 if sum((ws[j] * Fraction(row[i]) for j, i in enumerate(cols)), b) >= 0 else -1 for row in xs]
@@ -287,6 +292,15 @@ class Linear(Classifier):
 
     def margin_expr(self, x: Any = None) -> sympy.Expr:
         return self.w.dot_expr(self._point(x)) + self.b
+
+
+def _near_zero(m: torch.Tensor, x: torch.Tensor, w_l1: float, b_abs: float) -> torch.Tensor:
+    """Indices of the rows whose float margin ``m`` (computed as ``x @ w + b`` in x's dtype) lies within its
+    rounding bound ``(d + 4) eps (||x||_inf ||w||_1 + |b|)`` of 0: only there can the sign differ from the real
+    margin's (Higham's bound for a dot product, gamma_d <= (d + 4) eps for any summation order)."""
+    bound = (x.shape[1] + 4) * torch.finfo(x.dtype).eps * (
+        torch.linalg.vector_norm(x, ord=math.inf, dim=1) * w_l1 + b_abs)
+    return (m.abs() <= bound).nonzero()[:, 0]
 
 
 def _fraction(v: Any) -> Fraction:

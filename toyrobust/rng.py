@@ -8,8 +8,10 @@ depend on how the work is cut.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -263,51 +265,70 @@ def _triton_usable(device: torch.device) -> bool:
 
 
 class _NumpyWords:
-    """The CPU backend: numpy uint64 (wrapping products, logical shifts) in tiles of :attr:`TILE` words."""
+    """The CPU backend: numpy uint64 (wrapping products, logical shifts) in tiles of :attr:`TILE` words.
+
+    Tiles are independent (each is a pure function of its counters), so they are shared out to a small pool of
+    threads, each taking the next tile when it finishes one (numpy releases the GIL inside its loops). No thread
+    waits at a barrier between operations, as OpenMP teams do: on a machine loaded by other processes, a thread
+    that is descheduled delays only its own tile. The numbers do not depend on the number of threads.
+    """
 
     TILE = 1 << 17
 
     def __init__(self) -> None:
-        self._scratch: dict[tuple[str, Any], np.ndarray] = {}
+        self._local = threading.local()
         self._iota = np.arange(self.TILE, dtype=np.uint64)
 
     def _buffer(self, name: str, size: int, dtype: Any) -> np.ndarray:
-        buf = self._scratch.get((name, dtype))
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = {}
+        buf = scratch.get((name, dtype))
         if buf is None or buf.size < size:
-            buf = self._scratch[(name, dtype)] = np.empty(size, dtype=dtype)
+            buf = scratch[(name, dtype)] = np.empty(size, dtype=dtype)
         return buf[:size]
 
     def words(self, start: int, n: int, w: int, key: int, take: Callable[[int, int, np.ndarray], None]) -> None:
         rows = max(1, self.TILE // max(w, 1))
         if rows * w > self._iota.size:
             self._iota = np.arange(rows * w, dtype=np.uint64)
-        golden, mix1, mix2 = np.uint64(_GOLDEN), np.uint64(_MIX1), np.uint64(_MIX2)
-        s30, s27, s31 = np.uint64(30), np.uint64(27), np.uint64(31)
-        with np.errstate(over="ignore"):  # uint64 products wrap modulo 2^64 by design
-            for r0 in range(0, n, rows):
-                m = min(rows, n - r0)
-                z = self._buffer("z", m * w, np.uint64)
-                t = self._buffer("t", m * w, np.uint64)
-                np.add(self._iota[:m * w], np.uint64(((start + r0) * w) % 2**64), out=z)
-                z *= golden
-                z += np.uint64(key)
-                np.right_shift(z, s30, out=t)
-                z ^= t
-                z *= mix1
-                np.right_shift(z, s27, out=t)
-                z ^= t
-                z *= mix2
-                np.right_shift(z, s31, out=t)
-                z ^= t
-                take(r0, m, z.reshape(m, w))
+        iota = self._iota
 
-    def _bits(self, z: np.ndarray, shift: int, width: int, dtype: Any, name: str) -> np.ndarray:
+        def tile(r0: int) -> None:
+            m = min(rows, n - r0)
+            z = self._buffer("z", m * w, np.uint64)
+            t = self._buffer("t", m * w, np.uint64)
+            with np.errstate(over="ignore"):  # uint64 products wrap modulo 2^64 by design
+                np.add(iota[:m * w], np.uint64(((start + r0) * w) % 2**64), out=z)
+                z *= np.uint64(_GOLDEN)
+                z += np.uint64(key)
+                for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+                    np.right_shift(z, np.uint64(shift), out=t)
+                    z ^= t
+                    if mult is not None:
+                        z *= np.uint64(mult)
+            take(r0, m, z.reshape(m, w))
+
+        starts = range(0, n, rows)
+        workers = _stream_threads(len(starts))
+        if workers == 1:
+            for r0 in starts:
+                tile(r0)
+        else:  # list() re-raises the first exception of a tile
+            list(_thread_pool(workers).map(tile, starts))
+
+    def _bits(self, z: np.ndarray, shift: int, width: int, dtype: Any, name: str,
+              out: np.ndarray | None = None) -> np.ndarray:
+        """``(z >>> shift) & (2^width - 1)`` converted to ``dtype`` (in ``out``, or a scratch buffer)."""
         t = self._buffer("t", z.size, np.uint64).reshape(z.shape)
-        np.right_shift(z, np.uint64(shift), out=t)
-        if shift + width < 64:
-            t &= np.uint64((1 << width) - 1)
-        f = self._buffer(name, z.size, dtype).reshape(z.shape)
-        f[...] = t
+        if shift:
+            np.right_shift(z, np.uint64(shift), out=t)
+            if shift + width < 64:
+                t &= np.uint64((1 << width) - 1)
+        else:
+            np.bitwise_and(z, np.uint64((1 << width) - 1), out=t)
+        f = self._buffer(name, z.size, dtype).reshape(z.shape) if out is None else out
+        f[...] = t.view(np.int64)  # below 2^63, so the same value; int64 converts faster than uint64
         return f
 
     def signs(self, out: torch.Tensor, start: int, key: int) -> None:
@@ -325,7 +346,10 @@ class _NumpyWords:
 
         def take(r0: int, m: int, z: np.ndarray) -> None:
             dst = o[r0:r0 + m]
-            dst[...] = self._bits(z, 64 - bits, bits, o.dtype, "u")
+            if dst.flags.c_contiguous:
+                self._bits(z, 64 - bits, bits, o.dtype, "u", out=dst)
+            else:
+                dst[...] = self._bits(z, 64 - bits, bits, o.dtype, "u")
             dst *= o.dtype.type(2.0 ** -bits)
 
         self.words(start, o.shape[0], o.shape[1], key, take)
@@ -353,15 +377,44 @@ class _NumpyWords:
             if single:  # numpy's float32 sin/cos are vectorised
                 np.sin(v, out=w)
                 np.cos(v, out=v)
-            else:  # numpy's float64 sin/cos are scalar loops, five times slower than torch's (same memory, no copy)
-                tv = torch.from_numpy(v)
-                torch.sin(tv, out=torch.from_numpy(w))
-                tv.cos_()
+            else:  # numpy's float64 sin/cos are scalar loops, four times slower than torch's (same memory, no copy)
+                _torch_sin_cos(v, w)
             dst = o[r0:r0 + m]
             np.multiply(u, v, out=dst[:, :h])
             np.multiply(u, w, out=dst[:, h:])
 
         self.words(start, o.shape[0], h if single else 2 * h, key, take)
+
+
+def _torch_sin_cos(v: np.ndarray, w: np.ndarray) -> None:
+    """``w = sin(v)``, ``v = cos(v)`` (float64, contiguous) with torch's vectorised kernels, in pieces of at most
+    torch's grain size so that each call runs on the calling thread (no OpenMP team inside a stream thread)."""
+    tv, tw = torch.from_numpy(v.reshape(-1)), torch.from_numpy(w.reshape(-1))
+    for i in range(0, tv.numel(), _GRAIN):
+        torch.sin(tv[i:i + _GRAIN], out=tw[i:i + _GRAIN])
+        tv[i:i + _GRAIN].cos_()
+
+
+_GRAIN = 32768  # at::internal::GRAIN_SIZE: element-wise ops on fewer elements stay on the calling thread
+_POOL: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _stream_threads(tiles: int) -> int:
+    """Threads for ``tiles`` tiles: torch's intra-op thread count (so ``torch.set_num_threads(1)``, as in sweep
+    workers, keeps the stream on one thread), at most the tiles, one inside a stream thread."""
+    if tiles < 2 or threading.current_thread().name.startswith("toyrobust-stream"):
+        return 1
+    return max(1, min(torch.get_num_threads(), tiles, 8))
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``workers`` stream threads, made once (daemon threads, idle between calls)."""
+    with _POOL_LOCK:
+        pool = _POOL.get(workers)
+        if pool is None:
+            pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="toyrobust-stream")
+        return pool
 
 
 class _TorchWords:

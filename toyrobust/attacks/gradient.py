@@ -294,10 +294,11 @@ def _run(
                 m = clf.scores(xc)
                 lv = attack_loss(m, yl, loss)
         succ = success_from_margin(definition, m, xc, yt, dist, cp)
-        better = (succ & ~best_succ) | ((succ == best_succ) & (lv > best_loss))
-        torch.where(better[:, None], xc, best_x, out=best_x)  # in place: no fresh (N, d) buffer per step
-        best_loss = torch.where(better, lv, best_loss)
-        best_succ = best_succ | succ
+        # (succ, loss) beats (best_succ, best_loss) lexicographically; updated in place (no fresh buffers per step)
+        better = torch.where(succ == best_succ, lv > best_loss, succ)
+        torch.where(better[:, None], xc, best_x, out=best_x)
+        torch.where(better, lv, best_loss, out=best_loss)
+        best_succ |= succ
         if early_stop and t < steps and (t + 1) % sync_every == 0:
             done = best_succ
             if bool(done.any()):  # a host sync: rows that are done leave the batch
