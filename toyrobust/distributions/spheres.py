@@ -51,7 +51,7 @@ class ConcentricSpheres(Distribution):
         z = draws.normal(self.dim, dtype)
         r = torch.where(y == 1, torch.tensor(float(self.r_outer), dtype=dtype, device=y.device),
                         torch.tensor(float(self.r_inner), dtype=dtype, device=y.device))
-        return z * (r / torch.linalg.vector_norm(z, dim=1))[:, None]
+        return z.mul_((r / torch.linalg.vector_norm(z, dim=1))[:, None])  # in place: z is ours, a fresh draw
 
     def _on_sphere(self, x: torch.Tensor, r: float) -> torch.Tensor:
         tol = 64 * torch.finfo(x.dtype).eps * math.sqrt(self.dim) * r
