@@ -141,67 +141,288 @@ def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch
     return alpha, s, t
 
 
-def _backsub(net: ReluNetwork, k: int, lam: torch.Tensor, relax: list, ball: InputBall) -> torch.Tensor:
-    """Lower bound of ``lam_i . z_k`` over ball i (lam: (N, m, n_k)); relax[j] relaxes layer j's ReLU."""
-    const = torch.zeros(lam.shape[:2], dtype=lam.dtype, device=lam.device)
-    A = lam
-    for j in range(k, 0, -1):
-        const = const + A @ net.biases[j]
-        A = A @ net.weights[j]
-        alpha, s, t = relax[j - 1]
-        pos, neg = A.clamp_min(0), A.clamp_max(0)
-        const = const + torch.einsum("nmk,nk->nm", neg, t)
-        A = pos * alpha[:, None, :] + neg * s[:, None, :]
-    const = const + A @ net.biases[0]
-    A = A @ net.weights[0]
-    low, _ = linear_range(A, const, ball)
-    return low
+# ------------------------------------------------------------------------------------ precision and margins
+_U64 = 2.0 ** -53
+#: the input dimension up to which the last back-substitution step is done as products with the shared weights
+#: (never forming the (N, rows, n_0) coefficient tensor); above it the coefficients are formed and multiplied
+_SHARED_MAX_D = 32
+#: above it, the per-ball products over the live neurons (a loop over the balls) when a ball's product has at least
+#: this many multiply-adds; below, the coefficients are formed for all balls at once
+_PER_BALL_MIN_WORK = 2 ** 22
+
+
+@dataclass(frozen=True)
+class _Precision:
+    """The arithmetic of the back-substitution: ``dtype`` of its large tensors and ``u``, the unit roundoff its
+    margins are computed for (0 in float64: no margins, as in every float64 bound toolkit)."""
+
+    dtype: torch.dtype
+    u: float
+
+    @property
+    def sound32(self) -> bool:
+        return self.u > 0
+
+    def gamma(self, n: int) -> float:
+        """``gamma_{2n+8} = k u / (1 - k u)``: bounds the relative error of any inner product of up to 2n terms (any
+        summation order, fused multiply-adds or not) including the roundings of its operands into ``dtype``."""
+        k = (2 * n + 8) * self.u
+        if k >= 0.5:
+            raise ValueError(f"float32 bounds need (2n + 8) u < 1/2, got n = {n}")
+        return k / (1 - k)
+
+
+def _precision(dtype: torch.dtype, device: torch.device) -> _Precision:
+    """float64, or float32 with margins for u = 2^-24 when float32 products really are IEEE single precision
+    (``torch.get_float32_matmul_precision() == "highest"``, and no TF32 on CUDA); otherwise float64."""
+    if dtype == torch.float64:
+        return _Precision(torch.float64, 0.0)
+    if dtype != torch.float32:
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+    tf32 = device.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32)
+    if torch.get_float32_matmul_precision() != "highest" or tf32:
+        return _Precision(torch.float64, 0.0)
+    return _Precision(torch.float32, 2.0 ** -24)
+
+
+def _relax(lo: torch.Tensor, up: torch.Tensor, prec: _Precision) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_relaxation` in ``prec.dtype``. In float32 the slope ``s`` is rounded (any slope gives a valid line)
+    and the shift is recomputed for the rounded slope, ``t >= max(-s lo, up - s up)`` (so the line lies above
+    relu at both ends of [lo, up], hence on all of it), with float64's rounding covered and rounded up to float32."""
+    alpha, s, t = _relaxation(lo, up)
+    if not prec.sound32:
+        return alpha, s, t
+    s32 = s.to(prec.dtype)
+    s64 = s32.double()
+    need = torch.maximum(-s64 * lo, up - s64 * up)
+    need = need + 4 * _U64 * (s64 * lo.abs() + up.abs() + s64 * up.abs())
+    need = torch.where((lo < 0) & (up > 0), need, torch.zeros_like(need))
+    t32 = need.to(prec.dtype)
+    t32 = torch.where(t32.double() < need, torch.nextafter(t32, torch.full_like(t32, math.inf)), t32)
+    return alpha.to(prec.dtype), s32, t32
+
+
+@dataclass
+class _Context:
+    """What every back-substitution over the same balls shares: the layers in ``prec.dtype``, the centres
+    ``c0 = W_0 x0 + b_0`` (N, n_0), ``W_0`` on the perturbed coordinates (n_0, d'); in float32, the float64
+    vectors of the margins: ``zabs[j] >= |z_j|`` and ``v[j]`` bounding the operands of the product at layer j
+    (``|W_j| relu(u_{j-1}) + |b_j|``, or ``|c0| + |W_0m| 1`` at the input)."""
+
+    prec: _Precision
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+    c0: torch.Tensor
+    w0m: torch.Tensor
+    zabs: list[torch.Tensor]
+    v: list[torch.Tensor]
+
+    @classmethod
+    def build(cls, net: ReluNetwork, ball: InputBall, prec: _Precision) -> _Context:
+        w0m = net.weights[0][:, ball.mask]
+        c0 = ball.x0 @ net.weights[0].T + net.biases[0]
+        v0 = [c0.abs() + w0m.abs().sum(1)] if prec.sound32 else []
+        dt = prec.dtype
+        return cls(prec, [w.to(dt) for w in net.weights], [b.to(dt) for b in net.biases], c0.to(dt), w0m.to(dt),
+                   [], v0)
+
+    def add_layer(self, net: ReluNetwork, j: int, lo: torch.Tensor, up: torch.Tensor) -> None:
+        """Record layer j's bounds (float32 margins only)."""
+        if self.prec.sound32:
+            self.zabs.append(torch.maximum(lo.abs(), up.abs()))
+            if j + 1 < len(net.weights):
+                self.v.append(up.clamp_min(0) @ net.weights[j + 1].abs().T + net.biases[j + 1].abs())
+
+    def chunk(self, sl: slice) -> _Context:
+        return _Context(self.prec, self.weights, self.biases, self.c0[sl], self.w0m, [z[sl] for z in self.zabs],
+                        [v[sl] for v in self.v])
+
+
+def _abs_mv(B: torch.Tensor, x: torch.Tensor, prec: _Precision) -> torch.Tensor:
+    """An upper bound on ``|B| x`` (x >= 0, float64 (N, n)) per row: (N, R) float64; B shared (R, n) or (N, R, n)."""
+    if B.ndim == 2:
+        return (x @ B.abs().double().T) * (1 + 1e-12)
+    y = torch.bmm(B.abs(), x.to(B.dtype)[..., None])[..., 0].double()
+    return y * (1 + 3 * prec.gamma(B.shape[-1]))
+
+
+def _mv(A: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``A_i x_i`` for A (N, R, n), x (N, n) -> (N, R)."""
+    return torch.bmm(A, x[..., None])[..., 0]
+
+
+def _spread(G: torch.Tensor, eps: float | torch.Tensor, p: float, prec: _Precision) -> torch.Tensor:
+    """``eps ||G_r||_q`` (float64, rounded up in float32 mode) for G (..., d') on the perturbed coordinates."""
+    out = eps * _dual_norm(G.double(), p)
+    return out * (1 + (G.shape[-1] + 8) * 4 * _U64) if prec.sound32 else out
+
+
+def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: torch.Tensor,
+                 vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A vec, A right)`` per ball for the first relaxation ``A = B+ diag(alpha) + B- diag(s)`` of the shared rows
+    ``B = [W; -W]`` (2m, n), without forming the (N, 2m, n) tensor A.
+
+    ``A = B diag(s) + B+ diag(alpha - s)``, and ``alpha - s`` is zero on stable neurons. With ``P = W diag(s) right``
+    and ``Q = B+ diag(alpha - s) right``, ``A right = [P + Q_top; -P + Q_bottom]``. For few columns (input
+    dimension <= ``_SHARED_MAX_D``) the per-ball diagonals go into one right-hand factor and P, Q are two products
+    with the shared W, B+; for large products, per ball over the live neurons only (``s != 0`` for P, unstable for
+    Q); otherwise A is formed after all.
+
+    Args:
+        B: (2m, n) shared rows; alpha, s: (N, n) slopes; right: (n, c) (W_j, or W_0 on the perturbed coordinates);
+        vec: (n,) or (N, n) (b_j, or the centres c0).
+
+    Returns:
+        (N, 2m) and (N, 2m, c).
+    """
+    m = B.shape[0] // 2
+    n, nn = s.shape
+    cols = right.shape[1]
+    if cols > _SHARED_MAX_D and m * nn * cols < _PER_BALL_MIN_WORK:  # small per ball: form A
+        A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]) * B
+        return (A @ vec if vec.ndim == 1 else _mv(A, vec)), A @ right
+    w, bp, delta = B[:m], B.clamp_min(0), alpha - s
+    cv = (s * vec) @ B.T + (delta * vec) @ bp.T
+    if cols <= _SHARED_MAX_D:
+        xs = (s.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
+        xd = (delta.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
+        P, Q = (w @ xs).reshape(m, n, cols), (bp @ xd).reshape(2 * m, n, cols)
+        return cv, torch.cat([P + Q[:m], Q[m:] - P]).permute(1, 0, 2)
+    out = torch.empty(n, 2 * m, cols, dtype=B.dtype, device=B.device)
+    for i in range(n):
+        live, unst = torch.nonzero(s[i]).squeeze(1), torch.nonzero(delta[i]).squeeze(1)
+        P = w[:, live] @ (s[i, live, None] * right[live])
+        Q = bp[:, unst] @ (delta[i, unst, None] * right[unst])
+        torch.add(P, Q[:m], out=out[i, :m])
+        torch.sub(Q[m:], P, out=out[i, m:])
+    return cv, out
+
+
+def _acc(c: torch.Tensor, mag: torch.Tensor | None, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``c + delta`` in float64, and the running sum of magnitudes (float32 margins)."""
+    delta = delta.double()
+    return c + delta, None if mag is None else mag + delta.abs()
+
+
+def _backsub(k: int, B: torch.Tensor, c: torch.Tensor, relax: list, ctx: _Context, ball: InputBall) -> torch.Tensor:
+    """A lower bound of ``lam_r . z_k`` over ball i for rows with ``lam_r W_k = B_r`` and ``lam_r . b_k = c_ir``.
+
+    B: shared (R, n_{k-1}) or per ball (N, R, n_{k-1}) in ``ctx.prec.dtype``; c: (N, R) float64; relax[j] relaxes
+    layer j's ReLU. Going down, at each layer j the relaxation ``A = B+ diag(alpha) + B- diag(s)``,
+    ``c += B- t`` (with ``A = B * where(B >= 0, alpha, s)``, never forming B+ and B-, or not even A for the
+    shared first rows: :func:`_shared_step`), then ``c += A b_j`` and ``B = A W_j`` (one matrix product for all
+    balls and rows); at the input ``c + A c0 - eps ||A W_0m||_q``. In
+    float32 the result is lowered by a bound on every rounding error (the module docstring).
+    """
+    prec = ctx.prec
+    err = torch.zeros_like(c) if prec.sound32 else None
+    mag = c.abs() if prec.sound32 else None
+    for j in range(k - 1, -1, -1):
+        alpha, s, t = relax[j]
+        if err is not None:
+            g, mu = prec.gamma(B.shape[-1]), torch.maximum(alpha, s).double()
+            err = err + _abs_mv(B, g * (t.double() + mu * ctx.v[j]) + 3 * prec.u * mu * ctx.zabs[j], prec)
+            err = err + 2.0 ** -100 * (1 + ctx.v[j] + ctx.zabs[j]).sum(-1, keepdim=True)  # underflow
+        right, vec = (ctx.weights[j], ctx.biases[j]) if j > 0 else (ctx.w0m, ctx.c0)
+        if B.ndim == 2:
+            c, mag = _acc(c, mag, t @ B.clamp_max(0).T)
+            cv, B = _shared_step(B, alpha, s, right, vec)
+        else:
+            c, mag = _acc(c, mag, _mv(B.clamp_max(0), t))
+            A = B * torch.where(B >= 0, alpha[:, None, :], s[:, None, :])
+            cv, B = (A @ vec if j > 0 else _mv(A, vec)), A @ right
+        if j > 0:
+            c, mag = _acc(c, mag, cv)
+    return _finish(c, mag, err, cv, _spread(B, ball.eps, ball.p, prec))
+
+
+def _finish(c: torch.Tensor, mag: torch.Tensor | None, err: torch.Tensor | None, cen: torch.Tensor,
+            spread: torch.Tensor) -> torch.Tensor:
+    """``c + cen - spread``, lowered in float32 mode by ``err`` and by float64's own rounding (``1e-12`` of the
+    magnitudes summed, far above ``(number of additions) * 2^-53``)."""
+    low = c + cen.double() - spread
+    if err is None:
+        return low
+    return low - err * (1 + 1e-9) - 1e-12 * (mag + cen.double().abs() + spread) - 1e-300
 
 
 def crown_bounds(net: ReluNetwork, ball: InputBall, *, ibp: LayerBounds | None = None,
-                 max_elements: int = 2 ** 24) -> LayerBounds:
+                 max_elements: int = 2 ** 24, dtype: torch.dtype = torch.float64,
+                 margin_sign: torch.Tensor | None = None) -> LayerBounds:
     """CROWN bounds on every layer (intersected with IBP's); see the module docstring.
 
     Args:
         net: the network.
         ball: N input balls.
         ibp: IBP bounds for the same balls (computed when None).
-        max_elements: memory cap on the back-substitution matrices (rows of the batch are chunked to fit).
+        max_elements: memory cap on the back-substitution tensors (the balls are chunked to fit).
+        dtype: ``torch.float64`` (default) or ``torch.float32``: the large tensors in single precision, every bound
+            lowered (raised) by a rigorous bound on its rounding errors, so still sound (the module docstring).
+            float32 falls back to float64 when float32 matrix products are not IEEE single precision
+            (``torch.get_float32_matmul_precision() != "highest"``, or TF32 on CUDA).
+        margin_sign: optional (N,) signs: CROWN then bounds only ``sign_i * margin`` from below (the lower bound of
+            the margin where the sign is positive, its upper bound where negative); the other side is IBP's.
+            Hidden layers always get both bounds.
+
+    Returns:
+        float64 bounds (whatever ``dtype``).
     """
     _check(net, ball)
     if ibp is None:
         ibp = ibp_bounds(net, ball)
+    prec = _precision(dtype, ball.x0.device)
+    ctx = _Context.build(net, ball, prec)
     n = ball.x0.shape[0]
     widest = max(max(w.shape) for w in net.weights)
     step = max(1, max_elements // (2 * widest * widest))
-    lowers = [ibp.lower[0].clone()]
-    uppers = [ibp.upper[0].clone()]
+    lowers, uppers = [ibp.lower[0].clone()], [ibp.upper[0].clone()]
+    relax: list = []
     for k in range(1, len(net.weights)):
-        m = net.weights[k].shape[0]
-        lo_k = torch.empty(n, m, dtype=torch.float64, device=ball.x0.device)
-        up_k = torch.empty_like(lo_k)
-        eye = torch.eye(m, dtype=torch.float64, device=ball.x0.device)
-        lam0 = torch.cat([eye, -eye], dim=0)
+        relax.append(_relax(lowers[k - 1], uppers[k - 1], prec))
+        ctx.add_layer(net, k - 1, lowers[k - 1], uppers[k - 1])
+        sign = margin_sign if k == len(net.weights) - 1 else None
+        B, c = _rows(net, k, ctx, sign, n)
+        low = torch.empty(c.shape, dtype=torch.float64, device=c.device)
         for start in range(0, n, step):
             sl = slice(start, min(n, start + step))
-            relax = [_relaxation(lowers[j][sl], uppers[j][sl]) for j in range(k)]
-            sub = ball.chunk(sl)
-            lam = lam0.expand(sub.x0.shape[0], -1, -1)
-            low = _backsub(net, k, lam, relax, sub)
-            lo_k[sl], up_k[sl] = low[:, :m], -low[:, m:]
+            Bs = B if B.ndim == 2 else B[sl]
+            low[sl] = _backsub(k, Bs, c[sl], [tuple(r[sl] for r in rl) for rl in relax], ctx.chunk(sl),
+                               ball.chunk(sl))
+        lo_k, up_k = _split_rows(low, sign, net.weights[k].shape[0])
         lowers.append(torch.maximum(lo_k, ibp.lower[k]))
         uppers.append(torch.minimum(up_k, ibp.upper[k]))
     return LayerBounds(lowers, uppers)
 
 
+def _rows(net: ReluNetwork, k: int, ctx: _Context, sign: torch.Tensor | None,
+          n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows ``lam W_k`` and ``lam . b_k`` for layer k: ``lam = [I; -I]`` (shared, both bounds of every
+    neuron), or ``lam_i = sign_i`` (one output, per ball)."""
+    w, b = ctx.weights[k], net.biases[k]
+    if sign is None:
+        return torch.cat([w, -w]), torch.cat([b, -b])[None, :].expand(n, -1)
+    sg = sign.to(device=b.device, dtype=torch.float64).reshape(n, 1)
+    return sg.to(w.dtype)[:, :, None] * w[None], sg * b[None, :]
+
+
+def _split_rows(low: torch.Tensor, sign: torch.Tensor | None, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lower, upper) from the rows of :func:`_rows` (-inf / +inf where a sign asked for the other side)."""
+    if sign is None:
+        return low[:, :m], -low[:, m:]
+    pos = sign.to(low.device).reshape(-1, 1) > 0
+    inf = torch.full_like(low, math.inf)
+    return torch.where(pos, low, -inf), torch.where(pos, inf, -low)
+
+
 def pure_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds) -> tuple[torch.Tensor, torch.Tensor]:
     """The last layer's CROWN bounds alone (not intersected with IBP), from given hidden-layer bounds (tests)."""
     k = len(net.weights) - 1
-    relax = [_relaxation(bounds.lower[j], bounds.upper[j]) for j in range(k)]
-    eye = torch.eye(1, dtype=torch.float64, device=ball.x0.device)
-    lam = torch.cat([eye, -eye], dim=0).expand(ball.x0.shape[0], -1, -1)
     if k == 0:
         low, high = linear_range(net.weights[0], net.biases[0][None, :].expand(ball.x0.shape[0], -1), ball)
         return low[:, 0], high[:, 0]
-    low = _backsub(net, k, lam, relax, ball)
+    prec = _precision(torch.float64, ball.x0.device)
+    ctx = _Context.build(net, ball, prec)
+    relax = [_relax(bounds.lower[j], bounds.upper[j], prec) for j in range(k)]
+    B, c = _rows(net, k, ctx, None, ball.x0.shape[0])
+    low = _backsub(k, B, c, relax, ctx, ball)
     return low[:, 0], -low[:, 1]
