@@ -11,8 +11,48 @@ layer's pre-activations exactly for every norm.
   function of the input minimised exactly over the ball. Every layer's bounds are intersected with IBP's, so the
   result is never looser than IBP (pure CROWN can be looser on some neurons).
 
-All computations are in float64 on the network's device and batched over the N balls (chunked to bound memory).
-Rounding in float64 is far below the verifier's tolerances.
+**Cost.** The back-substitution for layer k starts from the rows ``[W_k; -W_k]`` shared by all balls (no
+product with an identity), and the first relaxation below it never forms the (N, 2m, n) coefficient tensor: with
+``A = B diag(s) + B+ diag(alpha - s)`` (``alpha - s`` is zero on stable neurons) the per-ball diagonals go into the
+right-hand factor of a product with the shared weights, or, for large layers, each ball's product runs over its live
+neurons only. Deeper steps are one matrix product for all balls and rows, with the relaxation applied as
+``A * where(A >= 0, alpha, s)`` (no separate positive and negative parts). ``margin_sign`` asks for one side of the
+margin only. Batched over the N balls (chunked to bound memory).
+
+**Precision.** ``dtype=torch.float64`` (the default; what :func:`~toyrobust.verify` uses) computes every bound in
+float64; rounding there is far below the verifier's tolerances and is not accounted for, as in other bound
+toolkits. ``dtype=torch.float32`` does the large products in single precision and stays *sound*: every computed
+bound is lowered (upper bounds raised) by a rigorous bound on all rounding errors, so it holds for the network in
+exact arithmetic. The argument, with u = 2^-24 and ``gamma(n) = (n + 8) u / (1 - (n + 8) u)``:
+
+1. The relaxation is valid whatever the float values: ``alpha`` is 0 or 1, any slope ``s`` gives a valid upper line
+   once its shift satisfies ``t >= max(-s l, u - s u)`` (the line lies above relu at both ends of [l, u], hence
+   on all of it by convexity); t is computed in float64 from the rounded float32 s, raised by 4 ulps of the terms,
+   and rounded up to float32.
+2. Each back-substitution step replaces an exact identity ``lam . z_k >= A . z_j + c`` by float results. A product
+   ``A W_j`` (or ``A b_j``, ``A c0``, ``A W_0``, ``B- t``) of inner length n, its float32 operands rounded from
+   float64, has error at most ``gamma(n) |A| |W_j|`` entrywise, whatever the summation order (blocked, threaded,
+   fused multiply-adds; Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., section 3.1); the
+   relaxation's product ``B * where(...)`` and float32 copies of float64 weights add at most ``3u |B| |M|``. The
+   error is multiplied by the variable it stands in front of, which the (already sound) bounds of the layer below
+   bound: ``|relu(z_{j-1})| <= relu(u_{j-1})``, ``|z_j| <= max(|l_j|, |u_j|)``, and at the input eps times the row
+   sums of ``|W_0|`` (for every Lp ball, ``||E||_q <= ||E||_1``), plus ``|W_0| |x0| + |b_0|`` for the
+   centres. Since ``|A| <= |B| max(alpha, s)``, each step's
+   whole error is ``|B| v`` for a nonnegative float64 vector v, computed as one matrix-vector product and
+   rounded up (the terms are nonnegative, so dividing by ``1 - gamma`` covers its own rounding).
+3. Constants are accumulated in float64 and the dual norm is taken in float64 of the float32 matrix (exact
+   conversion); float64's own roundings are covered by lowering the result by ``1e-12`` of the magnitudes summed
+   (far above ``(additions) * 2^-53``) and the dual norm by ``(d + 8) * 2^-51``; underflow (flush to zero included)
+   by an absolute ``2^-100`` per term.
+4. Every bound is intersected with IBP's, whose float64 rounding is covered here too: each IBP layer is widened by
+   ``(n + 8) 2^-52`` of its magnitudes ``|W_k| |h| + |b_k|`` plus ``|W_k|`` times the previous layer's widening
+   (the first layer likewise), so every bound, not only the back-substitution, holds in exact arithmetic.
+
+The margins are of order ``gamma(n) |W| |h|``: about ``1e-4`` of the bounds' magnitudes at width 64. float32 is used
+only when float32 matrix products really are IEEE single precision (``torch.get_float32_matmul_precision() ==
+"highest"`` and no TF32 on CUDA); otherwise the call falls back to float64. The hypothesis tests in
+``tests/test_crown.py`` check both precisions against sampled points and vertices of the ball, against a textbook
+CROWN written out per neuron, and against the LP (triangle) relaxation, which CROWN can never beat.
 
 References:
     S. Gowal et al., "On the effectiveness of interval bound propagation for training verifiably robust models",
@@ -31,6 +71,8 @@ import torch
 from .network import ReluNetwork
 
 __all__ = ["InputBall", "LayerBounds", "ibp_bounds", "crown_bounds", "linear_range"]
+
+_U64 = 2.0 ** -53  # float64's unit roundoff
 
 
 @dataclass
@@ -130,6 +172,21 @@ def ibp_bounds(net: ReluNetwork, ball: InputBall) -> LayerBounds:
     return LayerBounds(lowers, uppers)
 
 
+def _widen_ibp(net: ReluNetwork, ball: InputBall, ibp: LayerBounds) -> LayerBounds:
+    """IBP's bounds widened by a bound on their float64 rounding errors (the module docstring, item 4)."""
+    x_abs = ball.x0.abs() + ball.eps * ball.mask.to(ball.x0.dtype)
+    mag = x_abs @ net.weights[0].abs().T + net.biases[0].abs()
+    wid = (net.dim + 8) * 2 * _U64 * mag + 2.0 ** -1000
+    lowers, uppers = [ibp.lower[0] - wid], [ibp.upper[0] + wid]
+    for k in range(1, len(net.weights)):
+        wa = net.weights[k].abs()
+        mag = ibp.upper[k - 1].clamp_min(0) @ wa.T + net.biases[k].abs()
+        wid = (wa.shape[1] + 8) * 2 * _U64 * mag + wid @ wa.T + 2.0 ** -1000
+        lowers.append(ibp.lower[k] - wid)
+        uppers.append(ibp.upper[k] + wid)
+    return LayerBounds(lowers, uppers)
+
+
 def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Linear bounds ``lo_slope z <= relu(z) <= up_slope z + up_shift`` valid on [lo, up]."""
     active = lo >= 0
@@ -142,7 +199,6 @@ def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 # ------------------------------------------------------------------------------------ precision and margins
-_U64 = 2.0 ** -53
 #: the input dimension up to which the last back-substitution step is done as products with the shared weights
 #: (never forming the (N, rows, n_0) coefficient tensor); above it the coefficients are formed and multiplied
 _SHARED_MAX_D = 32
@@ -164,11 +220,12 @@ class _Precision:
         return self.u > 0
 
     def gamma(self, n: int) -> float:
-        """``gamma_{2n+8} = k u / (1 - k u)``: bounds the relative error of any inner product of up to 2n terms (any
-        summation order, fused multiply-adds or not) including the roundings of its operands into ``dtype``."""
-        k = (2 * n + 8) * self.u
+        """``gamma_{n+8} = k u / (1 - k u)``, k = n + 8: bounds the relative error of an inner product of n terms
+        (any summation order, fused multiply-adds or not) whose terms carry up to 8 more roundings (operands rounded
+        into ``dtype``, the slope multiplied in, two partial products added)."""
+        k = (n + 8) * self.u
         if k >= 0.5:
-            raise ValueError(f"float32 bounds need (2n + 8) u < 1/2, got n = {n}")
+            raise ValueError(f"float32 bounds need (n + 8) u < 1/2, got n = {n}")
         return k / (1 - k)
 
 
@@ -221,7 +278,9 @@ class _Context:
     def build(cls, net: ReluNetwork, ball: InputBall, prec: _Precision) -> _Context:
         w0m = net.weights[0][:, ball.mask]
         c0 = ball.x0 @ net.weights[0].T + net.biases[0]
-        v0 = [c0.abs() + w0m.abs().sum(1)] if prec.sound32 else []
+        v0 = []
+        if prec.sound32:  # c0 itself rounded in float64, and eps times the row sums of |W_0m| for the spread
+            v0 = [c0.abs() + ball.x0.abs() @ net.weights[0].abs().T + net.biases[0].abs() + ball.eps * w0m.abs().sum(1)]
         dt = prec.dtype
         return cls(prec, [w.to(dt) for w in net.weights], [b.to(dt) for b in net.biases], c0.to(dt), w0m.to(dt),
                    [], v0)
@@ -240,9 +299,10 @@ class _Context:
 
 def _abs_mv(B: torch.Tensor, x: torch.Tensor, prec: _Precision) -> torch.Tensor:
     """An upper bound on ``|B| x`` (x >= 0, float64 (N, n)) per row: (N, R) float64; B shared (R, n) or (N, R, n)."""
-    if B.ndim == 2:
-        return (x @ B.abs().double().T) * (1 + 1e-12)
-    y = torch.bmm(B.abs(), x.to(B.dtype)[..., None])[..., 0].double()
+    if B.ndim == 2:  # B rounded from float64 to float32: the exact |B| is at most (1 + u) times larger
+        y = x @ B.abs().double().T
+    else:
+        y = torch.bmm(B.abs(), x.to(B.dtype)[..., None])[..., 0].double()
     return y * (1 + 3 * prec.gamma(B.shape[-1]))
 
 
@@ -371,6 +431,8 @@ def crown_bounds(net: ReluNetwork, ball: InputBall, *, ibp: LayerBounds | None =
     if ibp is None:
         ibp = ibp_bounds(net, ball)
     prec = _precision(dtype, ball.x0.device)
+    if prec.sound32:
+        ibp = _widen_ibp(net, ball, ibp)
     ctx = _Context.build(net, ball, prec)
     n = ball.x0.shape[0]
     widest = max(max(w.shape) for w in net.weights)
