@@ -247,8 +247,8 @@ def _relax(lo: torch.Tensor, up: torch.Tensor, prec: _Precision) -> tuple[torch.
     and the shift is recomputed for the rounded slope, ``t >= max(-s lo, up - s up)`` (so the line lies above
     relu at both ends of [lo, up], hence on all of it), with float64's rounding covered and rounded up to float32."""
     alpha, s, t = _relaxation(lo, up)
-    if not prec.sound32:
-        return alpha, s, t
+    if not prec.sound32:  # float64 (or float32 without margins: only the tests' naive comparison)
+        return alpha.to(prec.dtype), s.to(prec.dtype), t.to(prec.dtype)
     s32 = s.to(prec.dtype)
     s64 = s32.double()
     need = torch.maximum(-s64 * lo, up - s64 * up)
@@ -276,7 +276,7 @@ class _Context:
 
     @classmethod
     def build(cls, net: ReluNetwork, ball: InputBall, prec: _Precision) -> _Context:
-        w0m = net.weights[0][:, ball.mask]
+        w0m = net.weights[0][:, ball.mask] if bool(ball.mask.any()) else net.weights[0][:, :1] * 0
         c0 = ball.x0 @ net.weights[0].T + net.biases[0]
         v0 = []
         if prec.sound32:  # c0 itself rounded in float64, and eps times the row sums of |W_0m| for the spread
