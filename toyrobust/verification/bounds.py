@@ -312,9 +312,17 @@ def _mv(A: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _spread(G: torch.Tensor, eps: float | torch.Tensor, p: float, prec: _Precision) -> torch.Tensor:
-    """``eps ||G_r||_q`` (float64, rounded up in float32 mode) for G (..., d') on the perturbed coordinates."""
-    out = eps * _dual_norm(G.double(), p)
-    return out * (1 + (G.shape[-1] + 8) * 4 * _U64) if prec.sound32 else out
+    """``eps ||G_r||_q`` (float64; rounded up in float32 mode) for G (..., d') on the perturbed coordinates: in
+    float64, or for p = inf in G's float32 (a sum of d' nonnegative terms, rounded up by ``gamma(d')`` and, for
+    underflow, ``d' 2^-126``)."""
+    if not prec.sound32:
+        return eps * _dual_norm(G, p)
+    d = G.shape[-1]
+    if p == math.inf:
+        nrm = torch.linalg.vector_norm(G, ord=1, dim=-1).double() * (1 + prec.gamma(d)) + d * 2.0 ** -126
+    else:
+        nrm = _dual_norm(G.double(), p)
+    return eps * nrm * (1 + (d + 8) * 4 * _U64)
 
 
 def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: torch.Tensor,
@@ -326,7 +334,7 @@ def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: t
     and ``Q = B+ diag(alpha - s) right``, ``A right = [P + Q_top; -P + Q_bottom]``. For few columns (input
     dimension <= ``_SHARED_MAX_D``) the per-ball diagonals go into one right-hand factor and P, Q are two products
     with the shared W, B+; for large products, per ball over the live neurons only (``s != 0`` for P, unstable for
-    Q); otherwise A is formed after all.
+    Q) unless most neurons are unstable; otherwise A is formed after all.
 
     Args:
         B: (2m, n) shared rows; alpha, s: (N, n) slopes; right: (n, c) (W_j, or W_0 on the perturbed coordinates);
@@ -338,10 +346,12 @@ def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: t
     m = B.shape[0] // 2
     n, nn = s.shape
     cols = right.shape[1]
-    if cols > _SHARED_MAX_D and m * nn * cols < _PER_BALL_MIN_WORK:  # small per ball: form A
-        A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]) * B
-        return (A @ vec if vec.ndim == 1 else _mv(A, vec)), A @ right
     w, bp, delta = B[:m], B.clamp_min(0), alpha - s
+    # per ball: m (live + 2 unstable) cols multiply-adds against 2 m n cols once A is formed
+    sparse_work = float(((s != 0).sum(1) + 2 * (delta != 0).sum(1)).double().mean())
+    if cols > _SHARED_MAX_D and (m * nn * cols < _PER_BALL_MIN_WORK or sparse_work > 1.5 * nn):  # form A
+        A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]).mul_(B)
+        return (A @ vec if vec.ndim == 1 else _mv(A, vec)), A @ right
     cv = (s * vec) @ B.T + (delta * vec) @ bp.T
     if cols <= _SHARED_MAX_D:
         xs = (s.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
@@ -389,7 +399,7 @@ def _backsub(k: int, B: torch.Tensor, c: torch.Tensor, relax: list, ctx: _Contex
             cv, B = _shared_step(B, alpha, s, right, vec)
         else:
             c, mag = _acc(c, mag, _mv(B.clamp_max(0), t))
-            A = B * torch.where(B >= 0, alpha[:, None, :], s[:, None, :])
+            A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]).mul_(B)
             cv, B = (A @ vec if j > 0 else _mv(A, vec)), A @ right
         if j > 0:
             c, mag = _acc(c, mag, cv)
