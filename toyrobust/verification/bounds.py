@@ -319,7 +319,7 @@ def _spread(G: torch.Tensor, eps: float | torch.Tensor, p: float, prec: _Precisi
         return eps * _dual_norm(G, p)
     d = G.shape[-1]
     if p == math.inf:
-        nrm = torch.linalg.vector_norm(G, ord=1, dim=-1).double() * (1 + prec.gamma(d)) + d * 2.0 ** -126
+        nrm = G.abs().sum(-1).double() * (1 + prec.gamma(d)) + d * 2.0 ** -126
     else:
         nrm = _dual_norm(G.double(), p)
     return eps * nrm * (1 + (d + 8) * 4 * _U64)
@@ -348,8 +348,8 @@ def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: t
     cols = right.shape[1]
     w, bp, delta = B[:m], B.clamp_min(0), alpha - s
     # per ball: m (live + 2 unstable) cols multiply-adds against 2 m n cols once A is formed
-    sparse_work = float(((s != 0).sum(1) + 2 * (delta != 0).sum(1)).double().mean())
-    if cols > _SHARED_MAX_D and (m * nn * cols < _PER_BALL_MIN_WORK or sparse_work > 1.5 * nn):  # form A
+    if cols > _SHARED_MAX_D and (m * nn * cols < _PER_BALL_MIN_WORK or
+                                 int((s != 0).sum() + 2 * (delta != 0).sum()) > 1.5 * nn * n):  # form A
         A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]).mul_(B)
         return (A @ vec if vec.ndim == 1 else _mv(A, vec)), A @ right
     cv = (s * vec) @ B.T + (delta * vec) @ bp.T
