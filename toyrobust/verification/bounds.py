@@ -36,14 +36,16 @@ exact arithmetic. The argument, with u = 2^-24 and ``gamma(n) = (n + 8) u / (1 -
    relaxation's product ``B * where(...)`` and float32 copies of float64 weights add at most ``3u |B| |M|``. The
    error is multiplied by the variable it stands in front of, which the (already sound) bounds of the layer below
    bound: ``|relu(z_{j-1})| <= relu(u_{j-1})``, ``|z_j| <= max(|l_j|, |u_j|)``, and at the input eps times the row
-   sums of ``|W_0|`` (for every Lp ball, ``||E||_q <= ||E||_1``), plus ``|W_0| |x0| + |b_0|`` for the
-   centres. Since ``|A| <= |B| max(alpha, s)``, each step's
-   whole error is ``|B| v`` for a nonnegative float64 vector v, computed as one matrix-vector product and
-   rounded up (the terms are nonnegative, so dividing by ``1 - gamma`` covers its own rounding).
-3. Constants are accumulated in float64 and the dual norm is taken in float64 of the float32 matrix (exact
-   conversion); float64's own roundings are covered by lowering the result by ``1e-12`` of the magnitudes summed
-   (far above ``(additions) * 2^-53``) and the dual norm by ``(d + 8) * 2^-51``; underflow (flush to zero included)
-   by an absolute ``2^-100`` per term.
+   sums of ``|W_0|`` (for every Lp ball, ``||E||_q <= ||E||_1``), plus ``|c0|`` for the centres
+   ``c0 = W_0 x0 + b_0`` and their own float64 rounding, ``gamma64(d + 2) (|W_0| |x0| + |b_0|)``. Since
+   ``|A| <= |B| max(alpha, s)``, each step's whole error is ``|B| v`` for a nonnegative float64 vector v, computed
+   as one matrix-vector product and rounded up (nonnegative terms: multiplying by ``1 + 3 gamma`` covers its own
+   rounding).
+3. Constants are accumulated in float64; their roundings are covered by lowering the result by ``1e-12`` of the
+   magnitudes summed (far above ``(additions) * 2^-53``). The dual norm of the float32 matrix is a sum of d
+   nonnegative terms for Linf (float32, raised by ``gamma(d)`` and ``d 2^-126`` for underflow), or is taken in
+   float64 (exact conversion; raised by ``(d + 8) 2^-51``); other underflow (flush to zero included) is covered by
+   an absolute ``2^-100`` per term.
 4. Every bound is intersected with IBP's, whose float64 rounding is covered here too: each IBP layer is widened by
    ``(n + 8) 2^-52`` of its magnitudes ``|W_k| |h| + |b_k|`` plus ``|W_k|`` times the previous layer's widening
    (the first layer likewise), so every bound, not only the back-substitution, holds in exact arithmetic.
@@ -279,8 +281,11 @@ class _Context:
         w0m = net.weights[0][:, ball.mask] if bool(ball.mask.any()) else net.weights[0][:, :1] * 0
         c0 = ball.x0 @ net.weights[0].T + net.biases[0]
         v0 = []
-        if prec.sound32:  # c0 itself rounded in float64, and eps times the row sums of |W_0m| for the spread
-            v0 = [c0.abs() + ball.x0.abs() @ net.weights[0].abs().T + net.biases[0].abs() + ball.eps * w0m.abs().sum(1)]
+        if prec.sound32:  # |c0|, eps times the row sums of |W_0m| (the spread), and c0's own float64 rounding
+            n0, d = net.weights[0].shape
+            f64 = 2 * (d + 2) * _U64 / prec.gamma(n0)  # gamma64(d + 2) as a fraction of float32's gamma(n0)
+            mag0 = ball.x0.abs() @ net.weights[0].abs().T + net.biases[0].abs()
+            v0 = [c0.abs() + ball.eps * w0m.abs().sum(1) + f64 * mag0]
         dt = prec.dtype
         return cls(prec, [w.to(dt) for w in net.weights], [b.to(dt) for b in net.biases], c0.to(dt), w0m.to(dt),
                    [], v0)
