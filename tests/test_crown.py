@@ -137,8 +137,9 @@ nets = st.tuples(st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 7), s
 
 
 @given(net=nets, norm=st.sampled_from(sorted(NORMS)), eps=st.floats(0.01, 2.0), partial=st.booleans(),
-       per_ball=st.booleans(), dtype=st.sampled_from([torch.float64, torch.float32]))
-def test_bounds_contain_sampled_points_and_adversarial_vertices(net, norm, eps, partial, per_ball, dtype):
+       per_ball=st.booleans(), dtype=st.sampled_from([torch.float64, torch.float32]),
+       path=st.sampled_from(["auto", "shared", "per-ball", "formed"]))
+def test_bounds_contain_sampled_points_and_adversarial_vertices(net, norm, eps, partial, per_ball, dtype, path):
     seed, depth, width, d = net
     rn = _network([d] + [width] * depth + [1], seed, scale=2.0)
     g = torch.Generator().manual_seed(seed)
@@ -147,7 +148,10 @@ def test_bounds_contain_sampled_points_and_adversarial_vertices(net, norm, eps, 
     if partial:
         mask[1:] = False
     radius = torch.tensor([[eps], [eps / 3], [eps * 1.5]], dtype=torch.float64) if per_ball else eps
-    bd = crown_bounds(rn, InputBall(x0, radius, NORMS[norm], mask), dtype=dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        if path != "auto":
+            mp.setattr(bounds, "_choose_path", lambda *args: path)
+        bd = crown_bounds(rn, InputBall(x0, radius, NORMS[norm], mask), dtype=dtype)
     for i in range(3):
         r = float(radius[i, 0]) if per_ball else eps
         # float64 evaluation of the network: its own rounding is ~1e-15, the float32 margins are rigorous
@@ -155,7 +159,7 @@ def test_bounds_contain_sampled_points_and_adversarial_vertices(net, norm, eps, 
 
 
 @given(net=nets, norm=st.sampled_from(sorted(NORMS)), eps=st.floats(0.01, 2.0), partial=st.booleans(),
-       path=st.sampled_from(["auto", "dense", "per-ball", "formed"]))
+       path=st.sampled_from(["auto", "shared", "per-ball", "formed"]))
 def test_float64_bounds_equal_textbook_crown_on_every_path(net, norm, eps, partial, path):
     """The fast bounds are the textbook CROWN's (never looser), whichever way the first relaxation is computed."""
     seed, depth, width, d = net
@@ -165,11 +169,9 @@ def test_float64_bounds_equal_textbook_crown_on_every_path(net, norm, eps, parti
     if partial:
         mask[0] = False
     ball = InputBall(x0, eps, NORMS[norm], mask)
-    shared, per_ball = {"auto": (32, 2 ** 22), "dense": (10 ** 9, 0), "per-ball": (0, 0),
-                        "formed": (0, 10 ** 18)}[path]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bounds, "_SHARED_MAX_D", shared)
-        mp.setattr(bounds, "_PER_BALL_MIN_WORK", per_ball)
+        if path != "auto":
+            mp.setattr(bounds, "_choose_path", lambda *args: path)
         fast = crown_bounds(rn, ball, max_elements=64 if seed % 2 else 2 ** 24)
     ref = _reference_bounds(rn, ball)
     for k in range(len(rn.weights)):

@@ -201,11 +201,11 @@ def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 # ------------------------------------------------------------------------------------ precision and margins
-#: the input dimension up to which the last back-substitution step is done as products with the shared weights
-#: (never forming the (N, rows, n_0) coefficient tensor); above it the coefficients are formed and multiplied
+#: the first relaxation below a layer of m neurons is applied through products with the shared weights when the
+#: right-hand factor has at most max(m, _SHARED_MAX_D) columns (else the coefficients are formed for all balls) ...
 _SHARED_MAX_D = 32
-#: above it, the per-ball products over the live neurons (a loop over the balls) when a ball's product has at least
-#: this many multiply-adds; below, the coefficients are formed for all balls at once
+#: ... and per ball, over its live and unstable neurons only, when a ball's product has at least this many
+#: multiply-adds and fewer than 3/4 of the neurons are live-or-unstable on average (:func:`_choose_path`)
 _PER_BALL_MIN_WORK = 2 ** 22
 
 
@@ -330,16 +330,25 @@ def _spread(G: torch.Tensor, eps: float | torch.Tensor, p: float, prec: _Precisi
     return eps * nrm * (1 + (d + 8) * 4 * _U64)
 
 
+def _choose_path(m: int, n: int, nn: int, cols: int, live_plus_unstable: int) -> str:
+    """How :func:`_shared_step` computes (m rows per sign, n balls, nn neurons, cols columns on the right):
+    ``"per-ball"`` for large per-ball products with fewer than 3/4 of the neurons live or unstable (on average),
+    ``"formed"`` when the right-hand factor is much wider than m, else ``"shared"``."""
+    if m * nn * cols >= _PER_BALL_MIN_WORK and live_plus_unstable < 1.5 * nn * n:
+        return "per-ball"
+    return "formed" if cols > max(m, _SHARED_MAX_D) else "shared"
+
+
 def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: torch.Tensor,
                  vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A vec, A right)`` per ball for the first relaxation ``A = B+ diag(alpha) + B- diag(s)`` of the shared rows
-    ``B = [W; -W]`` (2m, n), without forming the (N, 2m, n) tensor A.
+    ``B = [W; -W]`` (2m, n), mostly without forming the (N, 2m, n) tensor A.
 
-    ``A = B diag(s) + B+ diag(alpha - s)``, and ``alpha - s`` is zero on stable neurons. With ``P = W diag(s) right``
-    and ``Q = B+ diag(alpha - s) right``, ``A right = [P + Q_top; -P + Q_bottom]``. For few columns (input
-    dimension <= ``_SHARED_MAX_D``) the per-ball diagonals go into one right-hand factor and P, Q are two products
-    with the shared W, B+; for large products, per ball over the live neurons only (``s != 0`` for P, unstable for
-    Q) unless most neurons are unstable; otherwise A is formed after all.
+    In centre/radius form ``A = [P + Q; Q - P] / 2`` with ``P = W diag(alpha + s)`` and ``Q = |W| diag(alpha - s)``
+    (``alpha - s`` is zero on stable neurons, ``alpha + s`` on dead ones). So ``A right`` takes two products with the
+    shared W, |W| whose right-hand factors carry the per-ball diagonals (one product for all balls), or, for large
+    layers with mostly stable neurons, per ball over its live and unstable neurons only; A is formed only when
+    ``right`` is much wider than m.
 
     Args:
         B: (2m, n) shared rows; alpha, s: (N, n) slopes; right: (n, c) (W_j, or W_0 on the perturbed coordinates);
@@ -351,26 +360,30 @@ def _shared_step(B: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor, right: t
     m = B.shape[0] // 2
     n, nn = s.shape
     cols = right.shape[1]
-    w, bp, delta = B[:m], B.clamp_min(0), alpha - s
-    # per ball: m (live + 2 unstable) cols multiply-adds against 2 m n cols once A is formed
-    if cols > _SHARED_MAX_D and (m * nn * cols < _PER_BALL_MIN_WORK or
-                                 int((s != 0).sum() + 2 * (delta != 0).sum()) > 1.5 * nn * n):  # form A
+    w, wa, sig, delta = B[:m], B[:m].abs(), alpha + s, alpha - s
+    live, unst = sig != 0, delta != 0
+    path = _choose_path(m, n, nn, cols, int(live.sum() + unst.sum()))
+    if path == "formed":
         A = torch.where(B >= 0, alpha[:, None, :], s[:, None, :]).mul_(B)
         return (A @ vec if vec.ndim == 1 else _mv(A, vec)), A @ right
-    cv = (s * vec) @ B.T + (delta * vec) @ bp.T
-    if cols <= _SHARED_MAX_D:
-        xs = (s.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
-        xd = (delta.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
-        P, Q = (w @ xs).reshape(m, n, cols), (bp @ xd).reshape(2 * m, n, cols)
-        return cv, torch.cat([P + Q[:m], Q[m:] - P]).permute(1, 0, 2)
+    per_ball = path == "per-ball"
+    P, Q = (sig * vec) @ w.T, (delta * vec) @ wa.T
+    cv = torch.cat([P + Q, Q - P], dim=1) * 0.5
     out = torch.empty(n, 2 * m, cols, dtype=B.dtype, device=B.device)
+    if not per_ball:
+        xs = (sig.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
+        xd = (delta.T[:, :, None] * right[:, None, :]).reshape(nn, n * cols)
+        P, Q = (w @ xs).reshape(m, n, cols).transpose(0, 1), (wa @ xd).reshape(m, n, cols).transpose(0, 1)
+        torch.add(P, Q, out=out[:, :m])
+        torch.sub(Q, P, out=out[:, m:])
+        return cv, out.mul_(0.5)
     for i in range(n):
-        live, unst = torch.nonzero(s[i]).squeeze(1), torch.nonzero(delta[i]).squeeze(1)
-        P = w[:, live] @ (s[i, live, None] * right[live])
-        Q = bp[:, unst] @ (delta[i, unst, None] * right[unst])
-        torch.add(P, Q[:m], out=out[i, :m])
-        torch.sub(Q[m:], P, out=out[i, m:])
-    return cv, out
+        li, ui = torch.nonzero(live[i]).squeeze(1), torch.nonzero(unst[i]).squeeze(1)
+        P = w[:, li] @ (sig[i, li, None] * right[li])
+        Q = wa[:, ui] @ (delta[i, ui, None] * right[ui])
+        torch.add(P, Q, out=out[i, :m])
+        torch.sub(Q, P, out=out[i, m:])
+    return cv, out.mul_(0.5)
 
 
 def _acc(c: torch.Tensor, mag: torch.Tensor | None, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
