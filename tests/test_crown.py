@@ -328,3 +328,18 @@ def test_verify_and_minimal_distance_give_the_same_answers_with_textbook_bounds(
     assert fast[2].status == slow[2].status
     assert np.allclose(fast[2].distance, slow[2].distance, rtol=1e-6, atol=1e-9)
     assert np.allclose(fast[2].lower, slow[2].lower, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_no_balls_and_zero_radius(dtype):
+    """No balls: empty bounds; radius 0: the bounds pinch the network's value (to the float32 margins)."""
+    for sizes in ([3, 1], [3, 5, 1], [3, 5, 5, 1]):
+        rn = _network(sizes, 0)
+        mask = torch.ones(3, dtype=torch.bool)
+        empty = crown_bounds(rn, InputBall(torch.zeros(0, 3, dtype=torch.float64), 0.5, math.inf, mask), dtype=dtype)
+        assert [tuple(t.shape) for t in empty.lower] == [(0, w.shape[0]) for w in rn.weights]
+        x0 = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        bd = crown_bounds(rn, InputBall(x0, 0.0, math.inf, mask), dtype=dtype, margin_sign=torch.ones(4))
+        m = rn.forward(x0)
+        lo = bd.margin()[0]
+        assert bool((lo <= m).all()) and bool((m - lo <= 1e-4 * (1 + m.abs())).all())
