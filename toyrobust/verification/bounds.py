@@ -264,17 +264,19 @@ def _relax(lo: torch.Tensor, up: torch.Tensor, prec: _Precision) -> tuple[torch.
 @dataclass
 class _Context:
     """What every back-substitution over the same balls shares: the layers in ``prec.dtype``, the centres
-    ``c0 = W_0 x0 + b_0`` (N, n_0), ``W_0`` on the perturbed coordinates (n_0, d'); in float32, the float64
-    vectors of the margins: ``zabs[j] >= |z_j|`` and ``v[j]`` bounding the operands of the product at layer j
-    (``|W_j| relu(u_{j-1}) + |b_j|``, or ``|c0| + |W_0m| 1`` at the input)."""
+    ``c0 = W_0 x0 + b_0`` (N, n_0), ``W_0`` on the perturbed coordinates (n_0, d'); in float32, per layer j the
+    float64 weights ``e[j]`` (N, n_j) of a step's rounding error ``|B| e[j]`` (module docstring, item 2) and the
+    underflow term ``uf[j]`` (N, 1), built from ``v[j]``, which bounds the operands of the product at layer j
+    (``|W_j| relu(u_{j-1}) + |b_j|``, or ``|c0| + eps |W_0m| 1`` at the input)."""
 
     prec: _Precision
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
     c0: torch.Tensor
     w0m: torch.Tensor
-    zabs: list[torch.Tensor]
     v: list[torch.Tensor]
+    e: list[torch.Tensor]
+    uf: list[torch.Tensor]
 
     @classmethod
     def build(cls, net: ReluNetwork, ball: InputBall, prec: _Precision) -> _Context:
@@ -288,18 +290,23 @@ class _Context:
             v0 = [c0.abs() + ball.eps * w0m.abs().sum(1) + f64 * mag0]
         dt = prec.dtype
         return cls(prec, [w.to(dt) for w in net.weights], [b.to(dt) for b in net.biases], c0.to(dt), w0m.to(dt),
-                   [], v0)
+                   v0, [], [])
 
-    def add_layer(self, net: ReluNetwork, j: int, lo: torch.Tensor, up: torch.Tensor) -> None:
-        """Record layer j's bounds (float32 margins only)."""
-        if self.prec.sound32:
-            self.zabs.append(torch.maximum(lo.abs(), up.abs()))
-            if j + 1 < len(net.weights):
-                self.v.append(up.clamp_min(0) @ net.weights[j + 1].abs().T + net.biases[j + 1].abs())
+    def add_layer(self, net: ReluNetwork, j: int, lo: torch.Tensor, up: torch.Tensor, relax: tuple) -> None:
+        """Record layer j's bounds and relaxation (float32 margins only)."""
+        if not self.prec.sound32:
+            return
+        alpha, s, t = relax
+        zabs, mu = torch.maximum(lo.abs(), up.abs()), torch.maximum(alpha, s).double()
+        g = self.prec.gamma(lo.shape[1])
+        self.e.append(g * (t.double() + mu * self.v[j]) + 3 * self.prec.u * mu * zabs)
+        self.uf.append(2.0 ** -100 * (1 + self.v[j] + zabs).sum(-1, keepdim=True))  # underflow
+        if j + 1 < len(net.weights):
+            self.v.append(up.clamp_min(0) @ net.weights[j + 1].abs().T + net.biases[j + 1].abs())
 
     def chunk(self, sl: slice) -> _Context:
-        return _Context(self.prec, self.weights, self.biases, self.c0[sl], self.w0m, [z[sl] for z in self.zabs],
-                        [v[sl] for v in self.v])
+        return _Context(self.prec, self.weights, self.biases, self.c0[sl], self.w0m, [], [e[sl] for e in self.e],
+                        [u[sl] for u in self.uf])
 
 
 def _abs_mv(B: torch.Tensor, x: torch.Tensor, prec: _Precision) -> torch.Tensor:
@@ -408,9 +415,7 @@ def _backsub(k: int, B: torch.Tensor, c: torch.Tensor, relax: list, ctx: _Contex
     for j in range(k - 1, -1, -1):
         alpha, s, t = relax[j]
         if err is not None:
-            g, mu = prec.gamma(B.shape[-1]), torch.maximum(alpha, s).double()
-            err = err + _abs_mv(B, g * (t.double() + mu * ctx.v[j]) + 3 * prec.u * mu * ctx.zabs[j], prec)
-            err = err + 2.0 ** -100 * (1 + ctx.v[j] + ctx.zabs[j]).sum(-1, keepdim=True)  # underflow
+            err = err + _abs_mv(B, ctx.e[j], prec) + ctx.uf[j]
         right, vec = (ctx.weights[j], ctx.biases[j]) if j > 0 else (ctx.w0m, ctx.c0)
         if B.ndim == 2:
             c, mag = _acc(c, mag, t @ B.clamp_max(0).T)
@@ -469,7 +474,7 @@ def crown_bounds(net: ReluNetwork, ball: InputBall, *, ibp: LayerBounds | None =
     relax: list = []
     for k in range(1, len(net.weights)):
         relax.append(_relax(lowers[k - 1], uppers[k - 1], prec))
-        ctx.add_layer(net, k - 1, lowers[k - 1], uppers[k - 1])
+        ctx.add_layer(net, k - 1, lowers[k - 1], uppers[k - 1], relax[-1])
         sign = margin_sign if k == len(net.weights) - 1 else None
         B, c = _rows(net, k, ctx, sign, n)
         low = torch.empty(c.shape, dtype=torch.float64, device=c.device)
