@@ -296,6 +296,10 @@ def test_float32_falls_back_to_float64_without_ieee_single_products():
         torch.set_float32_matmul_precision(before)
     exact = crown_bounds(rn, ball)
     assert all(torch.equal(a, b) for a, b in zip(loose.lower + loose.upper, exact.lower + exact.upper))
+    with pytest.MonkeyPatch.context() as mp:  # the newer per-backend setting (bf16 products on CPU)
+        mp.setattr(torch.backends.mkldnn.matmul, "fp32_precision", "bf16", raising=False)
+        assert bounds._precision(torch.float32, torch.device("cpu")).dtype == torch.float64
+    assert bounds._precision(torch.float32, torch.device("cpu")).dtype == torch.float32
     with pytest.raises(ValueError, match="dtype"):
         crown_bounds(rn, ball, dtype=torch.float16)
 

@@ -52,7 +52,8 @@ exact arithmetic. The argument, with u = 2^-24 and ``gamma(n) = (n + 8) u / (1 -
 
 The margins are of order ``gamma(n) |W| |h|``: about ``1e-4`` of the bounds' magnitudes at width 64. float32 is used
 only when float32 matrix products really are IEEE single precision (``torch.get_float32_matmul_precision() ==
-"highest"`` and no TF32 on CUDA); otherwise the call falls back to float64. The hypothesis tests in
+"highest"``, no TF32 on CUDA, and the newer per-backend ``fp32_precision`` settings unset or ``"ieee"``: no TF32 or
+bfloat16 products); otherwise the call falls back to float64. The hypothesis tests in
 ``tests/test_crown.py`` check both precisions against sampled points and vertices of the ball, against a textbook
 CROWN written out per neuron, and against the LP (triangle) relaxation, which CROWN can never beat.
 
@@ -233,15 +234,30 @@ class _Precision:
 
 def _precision(dtype: torch.dtype, device: torch.device) -> _Precision:
     """float64, or float32 with margins for u = 2^-24 when float32 products really are IEEE single precision
-    (``torch.get_float32_matmul_precision() == "highest"``, and no TF32 on CUDA); otherwise float64."""
+    (:func:`_ieee_float32_products`); otherwise float64."""
     if dtype == torch.float64:
         return _Precision(torch.float64, 0.0)
     if dtype != torch.float32:
         raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
-    tf32 = device.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32)
-    if torch.get_float32_matmul_precision() != "highest" or tf32:
+    if not _ieee_float32_products(device):
         return _Precision(torch.float64, 0.0)
     return _Precision(torch.float32, 2.0 ** -24)
+
+
+def _ieee_float32_products(device: torch.device) -> bool:
+    """Whether float32 matrix products on ``device`` are IEEE single precision: the legacy setting is
+    ``"highest"`` and no TF32 on CUDA, and the newer per-backend settings (``torch.backends.fp32_precision``,
+    ``torch.backends.{cuda,mkldnn}.matmul.fp32_precision``) are unset or ``"ieee"``."""
+    try:
+        legacy = torch.get_float32_matmul_precision()
+    except RuntimeError:  # legacy and new settings mixed: torch refuses to answer
+        return False
+    backend = torch.backends.cuda if device.type == "cuda" else torch.backends.mkldnn
+    settings = [getattr(torch.backends, "fp32_precision", "none"),
+                getattr(getattr(backend, "matmul", None), "fp32_precision", "none"),
+                getattr(backend, "fp32_precision", "none")]
+    tf32 = device.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32)
+    return legacy == "highest" and not tf32 and all(v in ("none", "ieee") for v in settings)
 
 
 def _relax(lo: torch.Tensor, up: torch.Tensor, prec: _Precision) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -452,7 +468,7 @@ def crown_bounds(net: ReluNetwork, ball: InputBall, *, ibp: LayerBounds | None =
         dtype: ``torch.float64`` (default) or ``torch.float32``: the large tensors in single precision, every bound
             lowered (raised) by a rigorous bound on its rounding errors, so still sound (the module docstring).
             float32 falls back to float64 when float32 matrix products are not IEEE single precision
-            (``torch.get_float32_matmul_precision() != "highest"``, or TF32 on CUDA).
+            (TF32 or bfloat16 products allowed by torch's matmul precision settings).
         margin_sign: optional (N,) signs: CROWN then bounds only ``sign_i * margin`` from below (the lower bound of
             the margin where the sign is positive, its upper bound where negative); the other side is IBP's.
             Hidden layers always get both bounds.
