@@ -624,7 +624,7 @@ def _certified_radius(net: ReluNetwork, xb: torch.Tensor, labels: np.ndarray, r_
     for _ in range(iters):
         mid = (lo + hi) / 2
         ball = InputBall(xb, mid[:, None], p, mask)
-        ml, mu = crown_bounds(net, ball).margin()
+        ml, mu = crown_bounds(net, ball, margin_sign=lab).margin()  # only the side the label needs
         ok = torch.where(lab > 0, ml, -mu) > 0
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
