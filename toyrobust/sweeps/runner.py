@@ -65,6 +65,8 @@ from .tasks import TASKS, SweepTask, TaskContext, resolve_task
 __all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "execute_chunk", "InProcessExecutor",
            "WorkerPool"]
 
+#: threads writing groups of rows (a group being synced does not hold up the rows that finish meanwhile)
+WRITER_THREADS = 2
 #: threads flushing (fdatasync) the files of one group of rows concurrently: the file system commits them together
 SYNC_THREADS = 8
 #: seconds of task time a chunk of tasks aims at (one submission; see the module docstring)
@@ -435,9 +437,11 @@ def _checked_executor(executor: Any) -> Any:
 
 
 class _RowWriter:
-    """One thread writing finished rows in durable groups (:meth:`Store.write_rows`): each time it takes every row
-    queued so far, writes them, and posts ``("written", rows, error)`` on the driver's event queue (``error`` None
-    once the group is on the disk). After a failed write it writes nothing more (the failure stops the sweep)."""
+    """A few threads writing finished rows in durable groups (:meth:`Store.write_rows`): a free thread takes every
+    row queued so far, writes them, and posts ``("written", rows, error)`` on the driver's event queue (``error``
+    None once the group is on the disk). Rows that arrive while a group is being synced go to the next free thread,
+    so the last rows of a sweep do not wait for an earlier group's sync. After a failed write nothing more is
+    written (the failure stops the sweep)."""
 
     def __init__(self, st: Store, events: queue.Queue) -> None:
         self.st, self.events = st, events
@@ -446,37 +450,47 @@ class _RowWriter:
         # concurrent fdatasyncs share the file system's journal commits (one thread waits ~5-10 ms per sync on a
         # busy disk; a group of 16 synced by 8 threads costs well under 1 ms per row)
         self.sync = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="toyrobust-sweep-sync")
-        self.thread = threading.Thread(target=self._loop, name="toyrobust-sweep-store")
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._loop, name=f"toyrobust-sweep-store-{i}")
+                        for i in range(WRITER_THREADS)]
+        for thread in self.threads:
+            thread.start()
 
     def put(self, rows: list[dict[str, Any]]) -> None:
         self.todo.put(rows)
 
     def close(self) -> None:
-        """Write the rows queued so far, then stop the thread."""
-        self.todo.put(None)
-        self.thread.join()
+        """Write the rows queued so far, then stop the threads."""
+        for _ in self.threads:
+            self.todo.put(None)
+        for thread in self.threads:
+            thread.join()
         self.sync.shutdown(wait=True)
 
     def _loop(self) -> None:
-        stop = False
-        while not stop:
+        while True:
             batches = [self.todo.get()]
             with contextlib.suppress(queue.Empty):
                 while True:
                     batches.append(self.todo.get_nowait())
-            stop = None in batches
             rows = [row for batch in batches if batch is not None for row in batch]
-            if not rows:
-                continue
-            if self.failed is None:
-                try:
-                    self.st.write_rows(rows, sync=self.sync)
-                except BaseException as err:  # noqa: BLE001 (handed to the driver, which stops the sweep)
-                    self.failed = err
-                    self.events.put(("written", rows, err))
-                    continue
-                self.events.put(("written", rows, None))
+            if rows:
+                self._write(rows)
+            stops = batches.count(None)
+            for _ in range(stops - 1):  # another thread's stop signal, taken along with the rows
+                self.todo.put(None)
+            if stops:
+                return
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self.st.write_rows(rows, sync=self.sync)
+        except BaseException as err:  # noqa: BLE001 (handed to the driver, which stops the sweep)
+            self.failed = err
+            self.events.put(("written", rows, err))
+            return
+        self.events.put(("written", rows, None))
 
 
 class _Driver:
