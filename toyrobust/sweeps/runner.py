@@ -408,8 +408,9 @@ def sweep(
         if done and not resume:
             raise ValueError(f"store {str(st.path)!r} already holds {len(done)} rows of this sweep; resume it "
                              f"(resume=True, or --resume on the command line) or choose another store")
-        st.create(manifest)
         todo = [t for t in tasks if t.id not in done or (retry_errors and done[t.id] != "ok")]
+        # with tasks to run, the manifest's fsync happens on the writer thread (before the first row), not here
+        st.create(manifest, sync=not todo)
         result = SweepResult(str(st.path), len(tasks), skipped=len(tasks) - len(todo), task=spec.name)
         if todo:
             _Driver(spec, _task_ref(spec, task), st, executor, result, options).run(todo)
@@ -447,6 +448,8 @@ class _RowWriter:
         self.st, self.events = st, events
         self.todo: queue.SimpleQueue = queue.SimpleQueue()
         self.failed: BaseException | None = None
+        self.created = False  # whether the store's manifest is known to be durable (Store.sync_created)
+        self.create_lock = threading.Lock()
         # concurrent fdatasyncs share the file system's journal commits (one thread waits ~5-10 ms per sync on a
         # busy disk; a group of 16 synced by 8 threads costs well under 1 ms per row)
         self.sync = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="toyrobust-sweep-sync")
@@ -485,6 +488,10 @@ class _RowWriter:
         if self.failed is not None:
             return
         try:
+            with self.create_lock:
+                if not self.created:  # the manifest is durable before any row
+                    self.st.sync_created()
+                    self.created = True
             self.st.write_rows(rows, sync=self.sync)
         except BaseException as err:  # noqa: BLE001 (handed to the driver, which stops the sweep)
             self.failed = err

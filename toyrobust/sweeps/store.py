@@ -70,20 +70,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and durably (temp file in the same folder, fsync, os.replace)."""
+def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, os.replace) and, with ``sync``, durably
+    (the file fsync'ed before the rename, the folder after it)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 class Store:
@@ -183,11 +186,27 @@ class Store:
                 raise ValueError(f"store {str(path)!r} cannot be written: cannot create {what} in {str(folder)!r} "
                                  f"({err.strerror or err}); choose another --store") from None
 
-    def create(self, manifest: dict[str, Any]) -> None:
-        """Create the folders and write the manifest (once; an existing compatible manifest is kept)."""
+    def create(self, manifest: dict[str, Any], *, sync: bool = True) -> None:
+        """Create the folders and write the manifest (once; an existing compatible manifest is kept).
+
+        With ``sync=False`` the manifest is written atomically but not yet made durable: it is complete for every
+        process at once (a process kill cannot cut it), and :meth:`sync_created` makes it durable; the driver
+        does so before it writes the first row, so a power loss can never leave rows without their manifest."""
         self.rows_dir.mkdir(parents=True, exist_ok=True)
         if not self.manifest_path.exists():
-            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
+            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False),
+                              sync=sync)
+
+    def sync_created(self) -> None:
+        """Make what :meth:`create` wrote durable: the manifest's data, and the entries of the manifest and
+        ``rows/`` in the store's folder and of the store in its parent folder."""
+        fd = os.open(self.manifest_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.path)
+        _fsync_dir(self.path.parent)
 
     # ------------------------------------------------------------------------------------------ lock
     def lock(self) -> None:
