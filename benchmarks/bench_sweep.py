@@ -116,6 +116,10 @@ def timed_map(mapper, params: list[dict]) -> float:
     return seconds
 
 
+def _r(seconds: list[float]) -> list[float]:
+    return [round(x, 3) for x in seconds]
+
+
 def _ms(total_s: float, base_s: float, tasks: int) -> float:
     return round(1e3 * (total_s - base_s) / tasks, 3)
 
@@ -170,7 +174,9 @@ def measure_pool_overhead(tiny_grid: dict, repeats: int, workers: int, pool: Exe
             "map_chunksize": chunk,
             "sweep_over_pool_map_ms_per_task": _ms(sweep_s, statistics.median(mapped), ntiny),
             "sweep_over_pool_map_chunked_ms_per_task": _ms(sweep_s, statistics.median(chunked), ntiny),
-            "target_over_pool_map_ms": 0.3}
+            "target_over_pool_map_ms": 0.3,
+            "seconds": {"loop": _r(loops), "in_process_sweep": _r(local), "pool_sweep": _r(pooled),
+                        "pool_map": _r(mapped), "pool_map_chunked": _r(chunked)}}
 
 
 def measure_dask_overhead(tiny_grid: dict, repeats: int, workers: int, folder: Path) -> dict:
@@ -197,7 +203,8 @@ def measure_dask_overhead(tiny_grid: dict, repeats: int, workers: int, folder: P
     return {"tasks": ntiny, "workers": workers, "cluster_warmup_s": round(startup, 2),
             "dask_sweep_ms_per_task": round(1e3 * sweep_s / ntiny, 3),
             "dask_map_ms_per_task": round(1e3 * map_s / ntiny, 3),
-            "sweep_over_dask_map_ms_per_task": _ms(sweep_s, map_s, ntiny), "target_ms": 2.0}
+            "sweep_over_dask_map_ms_per_task": _ms(sweep_s, map_s, ntiny), "target_ms": 2.0,
+            "seconds": {"dask_sweep": _r(swept), "dask_map": _r(mapped)}}
 
 
 def main() -> None:
