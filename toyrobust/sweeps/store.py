@@ -24,7 +24,9 @@ Only then are the group's rows counted, reported and shown as done. What this gu
   instead of once per row gives up nothing: until a row is counted nobody has been told it exists, and a row of
   a group cut by the crash is either there in full or missing (its task reruns on resume).
 
-Since the file name is the task id, a task has at most one row, whatever the number of kills and resumes.
+Since the file name is the task id, a task has at most one row, whatever the number of kills and resumes. The
+manifest is written atomically when the sweep starts and made durable (:meth:`Store.sync_created`) before the first
+row is written, so a crash can never leave rows without the manifest that says what they belong to.
 """
 
 from __future__ import annotations
