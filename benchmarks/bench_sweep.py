@@ -45,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toyrobust.sweeps import Store, default_executor, plan, sweep  # noqa: E402
+from toyrobust.sweeps import store as store_module  # noqa: E402
 from toyrobust.sweeps.runner import _init_worker  # noqa: E402
 from toyrobust.sweeps.tasks import resolve_task, risk_task  # noqa: E402
 
@@ -139,6 +140,16 @@ def measure_scaling(mc_grid: dict, repeats: int, pools: dict, folder: Path, n: i
             "busy_workers_2": [round(b, 2) for b in busy2]}
 
 
+def sweep_without_flushes(tiny_grid: dict, pool: Executor, folder: Path) -> float:
+    """A diagnostic: the sweep with the store's fdatasync and folder fsync turned off (rows still atomic)."""
+    saved = store_module._datasync, store_module._fsync_dir
+    store_module._datasync = store_module._fsync_dir = lambda _: None
+    try:
+        return timed_sweep(tiny_grid, "risk", pool, folder)
+    finally:
+        store_module._datasync, store_module._fsync_dir = saved
+
+
 def measure_pool_overhead(tiny_grid: dict, repeats: int, workers: int, pool: Executor, folder: Path) -> dict:
     """tr.sweep in this process and on the warm default pool, against a plain loop and a bare
     ProcessPoolExecutor.map (chunksize 1 and chunked) of the same function, alternated."""
@@ -150,7 +161,7 @@ def measure_pool_overhead(tiny_grid: dict, repeats: int, workers: int, pool: Exe
     startup = warm_pool(bare, workers)
     plain_loop(tiny_grid, "risk")  # warm this process's closed-form caches
     in_proc = default_executor(0)
-    loops, local, pooled, mapped, chunked = [], [], [], [], []
+    loops, local, pooled, mapped, chunked, unflushed = [], [], [], [], [], []
     try:
         for i in range(repeats):
             loops.append(plain_loop(tiny_grid, "risk"))
@@ -162,6 +173,8 @@ def measure_pool_overhead(tiny_grid: dict, repeats: int, workers: int, pool: Exe
                     chunked.append(timed_map(lambda f, p: list(bare.map(f, p, chunksize=chunk)), params))
                 else:
                     pooled.append(timed_sweep(tiny_grid, "risk", pool, folder))
+                    if hasattr(store_module, "_datasync"):
+                        unflushed.append(sweep_without_flushes(tiny_grid, pool, folder))
     finally:
         bare.shutdown()
     loop_s, sweep_s = statistics.median(loops), statistics.median(pooled)
@@ -175,8 +188,12 @@ def measure_pool_overhead(tiny_grid: dict, repeats: int, workers: int, pool: Exe
             "sweep_over_pool_map_ms_per_task": _ms(sweep_s, statistics.median(mapped), ntiny),
             "sweep_over_pool_map_chunked_ms_per_task": _ms(sweep_s, statistics.median(chunked), ntiny),
             "target_over_pool_map_ms": 0.3,
+            # diagnostic, not a mode of tr.sweep: the same sweep with the store's flushes (fdatasync, folder fsync)
+            # turned off, i.e. what the durability against a power loss costs
+            "pool_sweep_without_flushes_ms_per_task": round(1e3 * statistics.median(unflushed) / ntiny, 3)
+            if unflushed else None,
             "seconds": {"loop": _r(loops), "in_process_sweep": _r(local), "pool_sweep": _r(pooled),
-                        "pool_map": _r(mapped), "pool_map_chunked": _r(chunked)}}
+                        "pool_map": _r(mapped), "pool_map_chunked": _r(chunked), "pool_sweep_unflushed": _r(unflushed)}}
 
 
 def measure_dask_overhead(tiny_grid: dict, repeats: int, workers: int, folder: Path) -> dict:

@@ -208,3 +208,4 @@ def test_driver_killed_during_chunks_then_resumed(tmp_path):
     assert not list((store / "rows").glob(".tmp-*"))
     assert sorted((json.loads(v)["x"], json.loads(v)["y"]) for v in after.values()) == [(x, 2 * x) for x in range(36)]
     assert len(log.read_text().split()) >= 36  # the tasks cut by the kill ran again
+

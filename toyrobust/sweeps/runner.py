@@ -338,6 +338,13 @@ class _RunOptions:
     report: Callable[[dict[str, Any]], None] | None = None
     chunk_size: int | None = None
 
+    def __post_init__(self) -> None:
+        attempts, chunk = self.max_attempts, self.chunk_size
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {attempts!r}")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"chunk_size must be None (sized from the task times) or an int >= 1, got {chunk!r}")
+
 
 def sweep(
     grid: Mapping[str, Any],
@@ -390,10 +397,6 @@ def sweep(
         a :class:`SweepResult` (counts and the store; ``.frame()`` reads the rows).
     """
     start = time.perf_counter()
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None (sized from the task times) or an int >= 1, got {chunk_size!r}")
     options = _RunOptions(progress=progress, max_workers=max_workers, max_attempts=max_attempts,
                           in_flight=in_flight, report=report, chunk_size=chunk_size)
     spec, norm, tasks = plan(grid, task)
