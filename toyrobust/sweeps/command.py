@@ -114,6 +114,8 @@ def add_parser(subparsers: Any, usage_error: type[Exception] | None = None) -> a
     parser.add_argument("--retry-errors", action="store_true", help="with --resume, rerun tasks that failed")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes "
                         "(default: CPU count; 0 runs the tasks in this process)")
+    parser.add_argument("--chunk-size", type=int, default=None, metavar="N", help="tasks per submission to a "
+                        "worker (default: sized from the measured task times, about 75 ms of work per chunk)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the config and the store, list the task "
                         "count, run nothing")
@@ -150,6 +152,8 @@ def _run(args: argparse.Namespace, seen: dict[str, Any]) -> int:
     store = args.store or config["store"] or str(Path(args.config).with_suffix(".store"))
     if args.workers is not None and args.workers < 0:
         raise usage(f"--workers must be >= 0 (0: run the tasks in this process), got {args.workers}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise usage(f"--chunk-size must be >= 1, got {args.chunk_size}")
     if args.scheduler is not None and args.workers is not None:
         raise usage("--workers sets the local pool; with --scheduler the cluster decides")
     try:
@@ -185,7 +189,7 @@ def _run(args: argparse.Namespace, seen: dict[str, Any]) -> int:
         result = sweep(config["grid"], config["task"], store=store, executor=client, resume=True,
                        retry_errors=args.retry_errors or bool(config.get("retry_errors", False)),
                        progress=not args.no_progress, max_workers=args.workers,
-                       max_attempts=int(config.get("max_attempts", 3)))
+                       max_attempts=int(config.get("max_attempts", 3)), chunk_size=args.chunk_size)
     except (ValueError, TypeError) as err:
         raise usage(" ".join(str(err).split())) from None
     except OSError as err:  # a row that could not be written (disk full, store removed): the sweep stops there

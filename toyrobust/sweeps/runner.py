@@ -1,16 +1,27 @@
 """Running a sweep: the grid's tasks on a concurrent.futures executor or a Dask cluster, rows into a store.
 
 The driver expands the grid, checks every task's configuration and the store, then submits the missing tasks
-and writes each row as its future completes (workers return rows; only the driver writes, so workers need no
-access to the store's file system unless a task keeps files there, like training checkpoints).
+in chunks and writes the rows as the chunks complete (workers return rows; only the driver writes, so workers
+need no access to the store's file system unless a task keeps files there, like training checkpoints).
+
+Chunks: one submission runs several tasks one after the other in a worker and returns their rows together, so
+small tasks do not each pay a round trip to the executor (a Dask scheduler's is milliseconds). The first
+submissions hold one task each; from then on a chunk holds about :data:`CHUNK_SECONDS` of task time (the median
+wall time of the tasks finished so far), at most :data:`MAX_CHUNK` tasks and at most the waiting tasks divided by
+twice the executor's workers, so chunks shrink towards the end and every worker has work until the last one (and a
+long task, or a sleeping one, still goes alone). A task that raises gives its own error row; the other rows of its
+chunk are unaffected. Rows are written by one writer thread in groups (every row finished while the previous group
+was being written), one durable group at a time (see :meth:`toyrobust.sweeps.store.Store.write_rows`); a row is
+counted, reported and shown as done only once its group is on the disk.
 
 Failure handling:
 
 * a task that raises is caught in the worker and recorded with ``status = "error"`` and its error string;
   the sweep goes on;
-* a worker process that dies mid-task: Dask reschedules the task itself (up to its ``allowed-failures``);
-  the default process pool is rebuilt and the tasks it lost are resubmitted, each at most ``max_attempts``
-  times before being recorded as an error;
+* a worker process that dies mid-task: Dask reschedules the chunk itself (up to its ``allowed-failures``; a
+  chunk of several tasks that Dask gives up on is split and its tasks resubmitted one by one); the default process
+  pool is rebuilt and the tasks it lost are resubmitted one per chunk, each at most ``max_attempts`` times before
+  being recorded as an error;
 * the driver killed (``kill -9``): the rows written so far are complete and durable (see
   :mod:`toyrobust.sweeps.store`); running the same sweep again on the same store runs only the missing tasks.
   The default pool's workers notice that their driver died (a watchdog thread in each compares ``os.getppid()``
@@ -23,16 +34,19 @@ Failure handling:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing
 import os
 import queue
 import signal
 import socket
+import statistics
 import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,10 +62,19 @@ from .grid import TaskSpec, expand_grid, normalise_grid, stable_hash
 from .store import FORMAT, Store, load_results
 from .tasks import TASKS, SweepTask, TaskContext, resolve_task
 
-__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "InProcessExecutor", "WorkerPool"]
+__all__ = ["SweepResult", "sweep", "plan", "default_executor", "execute_task", "execute_chunk", "InProcessExecutor",
+           "WorkerPool"]
 
-#: threads writing rows (fsync'ed files) concurrently
-WRITER_THREADS = 4
+#: threads writing groups of rows (a group being synced does not hold up the rows that finish meanwhile)
+WRITER_THREADS = 2
+#: threads flushing (fdatasync) the files of one group of rows concurrently: the file system commits them together
+SYNC_THREADS = 8
+#: seconds of task time a chunk of tasks aims at (one submission; see the module docstring)
+CHUNK_SECONDS = 0.075
+#: most tasks in one chunk
+MAX_CHUNK = 256
+#: finished tasks whose median wall time sizes the next chunk
+TIMING_WINDOW = 64
 #: row columns written by the runner (a grid parameter or a task result may not use these names)
 RECORD_COLUMNS = ("task_id", "task", "status", "error", "toyrobust_version", "torch_version", "device",
                   "wall_time", "host", "pid", "finished", "attempts")
@@ -163,6 +186,18 @@ def execute_task(task_ref: Any, task_id: str, params: dict[str, Any], store: str
                device=str(device), wall_time=time.perf_counter() - start, host=socket.gethostname(),
                pid=os.getpid(), finished=datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
     return row
+
+
+def execute_chunk(task_ref: Any, items: list[tuple[str, dict[str, Any]]], store: str) -> list[dict[str, Any]]:
+    """Run several tasks one after the other in this worker and return their rows (one submission, one round trip
+    to the driver); a task that raises gives its own error row (see :func:`execute_task`), the others go on.
+
+    Args:
+        task_ref: the task's registered name, ``"module:function"``, or the function.
+        items: ``(task id, parameters)`` of each task.
+        store: the store's folder (for the tasks' context).
+    """
+    return [execute_task(task_ref, task_id, params, store) for task_id, params in items]
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -301,6 +336,14 @@ class _RunOptions:
     max_attempts: int = 3
     in_flight: int | None = None
     report: Callable[[dict[str, Any]], None] | None = None
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        attempts, chunk = self.max_attempts, self.chunk_size
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {attempts!r}")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"chunk_size must be None (sized from the task times) or an int >= 1, got {chunk!r}")
 
 
 def sweep(
@@ -316,6 +359,7 @@ def sweep(
     max_attempts: int = 3,
     in_flight: int | None = None,
     report: Callable[[dict[str, Any]], None] | None = None,
+    chunk_size: int | None = None,
 ) -> SweepResult:
     """Run every task of a parameter grid on an executor, one durable row per finished task in ``store``.
 
@@ -343,17 +387,18 @@ def sweep(
         progress: a tqdm bar on stderr.
         max_workers: workers of the default pool (default: CPU count; 0 runs the tasks in this process).
         max_attempts: times a task may lose its worker process (default pool) before it is recorded as an error.
-        in_flight: most tasks submitted at once (default: twice the executor's workers, at least 4).
+        in_flight: most submissions (chunks of tasks) in flight at once (default: twice the executor's workers, at
+            least 4).
         report: called with each row as it is written (after it is durable).
+        chunk_size: tasks per submission: None (default) sizes the chunks from the tasks' measured wall times (see
+            the module docstring); 1 submits every task alone; n > 1 submits chunks of n tasks.
 
     Returns:
         a :class:`SweepResult` (counts and the store; ``.frame()`` reads the rows).
     """
     start = time.perf_counter()
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
     options = _RunOptions(progress=progress, max_workers=max_workers, max_attempts=max_attempts,
-                          in_flight=in_flight, report=report)
+                          in_flight=in_flight, report=report, chunk_size=chunk_size)
     spec, norm, tasks = plan(grid, task)
     st = Store(store)
     st.check_writable()  # before any task: a store that cannot be written would lose every row
@@ -366,8 +411,9 @@ def sweep(
         if done and not resume:
             raise ValueError(f"store {str(st.path)!r} already holds {len(done)} rows of this sweep; resume it "
                              f"(resume=True, or --resume on the command line) or choose another store")
-        st.create(manifest)
         todo = [t for t in tasks if t.id not in done or (retry_errors and done[t.id] != "ok")]
+        # with tasks to run, the manifest's fsync happens on the writer thread (before the first row), not here
+        st.create(manifest, sync=not todo)
         result = SweepResult(str(st.path), len(tasks), skipped=len(tasks) - len(todo), task=spec.name)
         if todo:
             _Driver(spec, _task_ref(spec, task), st, executor, result, options).run(todo)
@@ -394,13 +440,76 @@ def _checked_executor(executor: Any) -> Any:
     return executor
 
 
-class _Driver:
-    """Runs the missing tasks of one :func:`sweep` call: submits them to the executor (at most ``window`` in
-    flight), hands each finished row to a few writer threads, counts the rows once they are durable, and rebuilds
-    its own process pool when a worker process dies.
+class _RowWriter:
+    """A few threads writing finished rows in durable groups (:meth:`Store.write_rows`): a free thread takes every
+    row queued so far, writes them, and posts ``("written", rows, error)`` on the driver's event queue (``error``
+    None once the group is on the disk). Rows that arrive while a group is being synced go to the next free thread,
+    so the last rows of a sweep do not wait for an earlier group's sync. After a failed write nothing more is
+    written (the failure stops the sweep)."""
 
-    Every event arrives on one queue, from the futures' callbacks: ``("task", future, None)`` when a task's future
-    is done, ``("written", future, row)`` when a row's write is done.
+    def __init__(self, st: Store, events: queue.Queue) -> None:
+        self.st, self.events = st, events
+        self.todo: queue.SimpleQueue = queue.SimpleQueue()
+        self.failed: BaseException | None = None
+        self.created = False  # whether the store's manifest is known to be durable (Store.sync_created)
+        self.create_lock = threading.Lock()
+        # concurrent fdatasyncs share the file system's journal commits (one thread waits ~5-10 ms per sync on a
+        # busy disk; a group of 16 synced by 8 threads costs well under 1 ms per row)
+        self.sync = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="toyrobust-sweep-sync")
+        self.threads = [threading.Thread(target=self._loop, name=f"toyrobust-sweep-store-{i}")
+                        for i in range(WRITER_THREADS)]
+        for thread in self.threads:
+            thread.start()
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        self.todo.put(rows)
+
+    def close(self) -> None:
+        """Write the rows queued so far, then stop the threads."""
+        for _ in self.threads:
+            self.todo.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.sync.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        while True:
+            batches = [self.todo.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batches.append(self.todo.get_nowait())
+            rows = [row for batch in batches if batch is not None for row in batch]
+            if rows:
+                self._write(rows)
+            stops = batches.count(None)
+            for _ in range(stops - 1):  # another thread's stop signal, taken along with the rows
+                self.todo.put(None)
+            if stops:
+                return
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            with self.create_lock:
+                if not self.created:  # the manifest is durable before any row
+                    self.st.sync_created()
+                    self.created = True
+            self.st.write_rows(rows, sync=self.sync)
+        except BaseException as err:  # noqa: BLE001 (handed to the driver, which stops the sweep)
+            self.failed = err
+            self.events.put(("written", rows, err))
+            return
+        self.events.put(("written", rows, None))
+
+
+class _Driver:
+    """Runs the missing tasks of one :func:`sweep` call: submits them to the executor in chunks (at most ``window``
+    chunks in flight), hands each finished chunk's rows to the writer thread, counts the rows once they are durable,
+    and rebuilds its own process pool when a worker process dies.
+
+    Every event arrives on one queue: ``("task", future, None)`` from a chunk's future when it is done,
+    ``("written", rows, error)`` from the writer when a group of rows is on the disk (or failed).
     """
 
     def __init__(self, spec: SweepTask, ref: Any, st: Store, executor: Any, result: SweepResult,
@@ -409,23 +518,29 @@ class _Driver:
         self.own = executor is None  # a pool made here is rebuilt when it breaks and shut down at the end
         self.executor = default_executor(options.max_workers) if self.own else _checked_executor(executor)
         self.dask = _is_dask_client(self.executor)
+        self.capacity = self._capacity()
         self.window = self._window()
         self.store_path = str(st.path.resolve())
         self.bar = self._progress_bar() if options.progress else None
         self.done_q: queue.Queue = queue.Queue()
-        self.pending: dict[Any, TaskSpec] = {}
+        self.pending: dict[Any, list[TaskSpec]] = {}
         self.attempts: dict[str, int] = {}
+        self.alone: set[str] = set()  # tasks lost with a dead worker: resubmitted one per chunk
+        self.times: collections.deque[float] = collections.deque(maxlen=TIMING_WINDOW)  # recent task wall times
         self.waiting: list[TaskSpec] = []
-        self.finished = self.breaks = self.writing = 0
-        # rows are written by a few threads: concurrent fsyncs share the file system's journal commits (one thread
-        # waits ~10 ms per fsync on a busy disk; four together reach ~1 ms per row)
-        self.writer = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="toyrobust-sweep-store")
+        self.finished = self.breaks = self.writing = self.submitted = 0
+        self.token = uuid.uuid4().hex[:8]  # makes this run's Dask keys unique
+        self.writer = _RowWriter(st, self.done_q)
+
+    def _capacity(self) -> int:
+        if isinstance(self.executor, InProcessExecutor):
+            return 1
+        return _capacity(self.executor, self.options.max_workers or os.cpu_count() or 1)
 
     def _window(self) -> int:
         if isinstance(self.executor, InProcessExecutor):
             return 1  # submit() runs the task at once: one at a time
-        workers = self.options.max_workers or os.cpu_count() or 1
-        return self.options.in_flight or max(4, 2 * _capacity(self.executor, workers))
+        return self.options.in_flight or max(4, 2 * self.capacity)
 
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm  # an optional nicety, loaded only when a bar is shown
@@ -440,11 +555,11 @@ class _Driver:
         try:
             while self.waiting or self.pending or self.writing:
                 self._fill_window()
-                kind, fut, row = self.done_q.get()
+                kind, item, error = self.done_q.get()
                 if kind == "written":
-                    self._on_written(fut, row)
+                    self._on_written(item, error)
                 else:
-                    self._on_task_done(fut)
+                    self._on_task_done(item)
         except BaseException:  # Ctrl-C (KeyboardInterrupt), a failed write, ...: stop the work in flight
             for f in self.pending:
                 f.cancel()
@@ -456,50 +571,75 @@ class _Driver:
                 self.own = False
             raise
         finally:
-            self.writer.shutdown(wait=True)  # rows already computed are complete: let them reach the disk
+            self.writer.close()  # rows already computed are complete: let them reach the disk
             if self.bar is not None:
                 self.bar.close()
             if self.own:
                 self.executor.shutdown(wait=True)
 
+    def _chunk_size(self) -> int:
+        """Tasks in the next chunk (see the module docstring)."""
+        if self.options.chunk_size is not None:
+            return self.options.chunk_size
+        if not self.times or isinstance(self.executor, InProcessExecutor):
+            return 1  # nothing measured yet (or no round trip to save)
+        per_task = max(statistics.median(self.times), 1e-6)
+        balanced = -(-len(self.waiting) // (2 * self.capacity))  # ceil: every worker keeps work until the end
+        return max(1, min(int(CHUNK_SECONDS / per_task), balanced, MAX_CHUNK))
+
+    def _next_chunk(self) -> list[TaskSpec]:
+        size = self._chunk_size()
+        chunk = [self.waiting.pop()]
+        if chunk[0].id in self.alone:
+            return chunk
+        while self.waiting and len(chunk) < size and self.waiting[-1].id not in self.alone:
+            chunk.append(self.waiting.pop())
+        return chunk
+
     def _fill_window(self) -> None:
         while self.waiting and len(self.pending) < self.window:
-            t = self.waiting.pop()
+            chunk = self._next_chunk()
             try:
-                self._submit(t)
+                self._submit(chunk)
             except BrokenProcessPool:
-                self.waiting.append(t)
-                self.attempts[t.id] -= 1
+                for t in reversed(chunk):
+                    self.waiting.append(t)
+                    self.attempts[t.id] -= 1
                 self.executor = _rebuild(self.executor, self.own, self.options.max_workers)
 
-    def _submit(self, t: TaskSpec) -> None:
-        self.attempts[t.id] = self.attempts.get(t.id, 0) + 1
+    def _submit(self, chunk: list[TaskSpec]) -> None:
+        for t in chunk:
+            self.attempts[t.id] = self.attempts.get(t.id, 0) + 1
+        items = [(t.id, t.params) for t in chunk]
+        self.submitted += 1
         if self.dask:
-            fut = self.executor.submit(execute_task, self.ref, t.id, t.params, self.store_path, pure=False,
-                                       key=f"toyrobust-{self.spec.name}-{t.id}-{self.attempts[t.id]}-{os.getpid()}")
+            key = f"toyrobust-{self.spec.name}-{chunk[0].id}-{len(chunk)}-{self.submitted}-{self.token}"
+            fut = self.executor.submit(execute_chunk, self.ref, items, self.store_path, pure=False, key=key)
         else:
-            fut = self.executor.submit(execute_task, self.ref, t.id, t.params, self.store_path)
-        self.pending[fut] = t
+            fut = self.executor.submit(execute_chunk, self.ref, items, self.store_path)
+        self.pending[fut] = chunk
         fut.add_done_callback(lambda f: self.done_q.put(("task", f, None)))
 
     # -------------------------------------------------------------------------------------------- task events
     def _on_task_done(self, fut: Any) -> None:
-        t = self.pending.pop(fut, None)
-        if t is None:  # a stale callback of a future already handled
+        chunk = self.pending.pop(fut, None)
+        if chunk is None:  # a stale callback of a future already handled
             return
         try:
-            row = fut.result()
+            rows = fut.result()
         except BrokenProcessPool:
-            self._on_broken_pool(t)
+            self._on_broken_pool(chunk)
             return
         except Exception as err:  # noqa: BLE001 (infrastructure failure: Dask's KilledWorker, pickling, ...)
-            self._on_not_run(t, err)
+            self._on_not_run(chunk, err)
             return
-        self._record(row)
+        self.times.extend(row["wall_time"] for row in rows if row.get("wall_time") is not None)
+        self._record(rows)
 
-    def _on_broken_pool(self, t: TaskSpec) -> None:
-        """A worker process died: every future of the pool fails; resubmit those tasks on a new pool."""
-        lost = [t] + [self.pending.pop(f) for f in list(self.pending)]
+    def _on_broken_pool(self, chunk: list[TaskSpec]) -> None:
+        """A worker process died: every future of the pool fails; resubmit those tasks, one per chunk, on a new
+        pool (a task that kills its worker then takes no other task down with it)."""
+        lost = chunk + [t for f in list(self.pending) for t in self.pending.pop(f)]
         self.breaks += 1
         max_attempts = self.options.max_attempts
         if self.finished == 0 and self.breaks >= max_attempts:
@@ -507,47 +647,59 @@ class _Driver:
                                f"cannot start or import the task (is the calling script guarded by "
                                f"`if __name__ == '__main__':`?); nothing was recorded") from None
         self.executor = _rebuild(self.executor, self.own, self.options.max_workers)
-        for lt in lost:
+        given_up = []
+        for lt in reversed(lost):  # the waiting list is popped from its end: keep the grid order
             if self.attempts[lt.id] >= max_attempts:
-                self._record(_lost_row(self.spec, lt, f"the worker process died {self.attempts[lt.id]} times "
-                                                      f"while this task was in flight (BrokenProcessPool)"))
+                given_up.append(_lost_row(self.spec, lt, f"the worker process died {self.attempts[lt.id]} times "
+                                                         f"while this task was in flight (BrokenProcessPool)"))
             else:
+                self.alone.add(lt.id)
                 self.waiting.append(lt)
+        if given_up:
+            self._record(given_up)
 
-    def _on_not_run(self, t: TaskSpec, err: Exception) -> None:
-        """The task's future failed outside the task (the task's own errors come back as rows)."""
+    def _on_not_run(self, chunk: list[TaskSpec], err: Exception) -> None:
+        """The chunk's future failed outside the tasks (the tasks' own errors come back as rows)."""
         if self.dask and type(err).__name__ == "KilledWorker":
-            self._record(_lost_row(self.spec, t, f"{type(err).__name__}: {err}"))
+            if len(chunk) > 1:  # which task killed the workers? run each alone to find out
+                for t in reversed(chunk):
+                    self.alone.add(t.id)
+                    self.waiting.append(t)
+                return
+            self._record([_lost_row(self.spec, chunk[0], f"{type(err).__name__}: {err}")])
             return
-        self.result.lost += 1
-        if len(self.result.error_messages) < 20:
-            self.result.error_messages.append(f"{t.id}: not run: {type(err).__name__}: {err}")
+        self.result.lost += len(chunk)
+        for t in chunk:
+            if len(self.result.error_messages) < 20:
+                self.result.error_messages.append(f"{t.id}: not run: {type(err).__name__}: {err}")
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(len(chunk))
 
     # -------------------------------------------------------------------------------------------- rows
-    def _record(self, row: dict[str, Any]) -> None:
-        """Hand a finished row to the writer threads."""
-        self.finished += 1
-        self.writing += 1
-        row["attempts"] = self.attempts.get(row["task_id"], 1)
-        w = self.writer.submit(self.st.write_row, row)
-        w.add_done_callback(lambda f: self.done_q.put(("written", f, row)))
+    def _record(self, rows: list[dict[str, Any]]) -> None:
+        """Hand finished rows to the writer thread."""
+        self.finished += len(rows)
+        self.writing += len(rows)
+        for row in rows:
+            row["attempts"] = self.attempts.get(row["task_id"], 1)
+        self.writer.put(rows)
 
-    def _on_written(self, fut: Future, row: dict[str, Any]) -> None:
-        self.writing -= 1
-        fut.result()  # a failed write (disk full, permissions) stops the sweep: nothing is half-written
+    def _on_written(self, rows: list[dict[str, Any]], error: BaseException | None) -> None:
+        self.writing -= len(rows)
+        if error is not None:  # a failed write (disk full, permissions) stops the sweep: nothing is half-written
+            raise error
         result = self.result
-        if row["status"] == "ok":
-            result.ok += 1
-        else:
-            result.errors += 1
-            if len(result.error_messages) < 20:
-                result.error_messages.append(f"{row['task_id']}: {row['error']}")
-        if self.options.report is not None:
-            self.options.report(row)
+        for row in rows:
+            if row["status"] == "ok":
+                result.ok += 1
+            else:
+                result.errors += 1
+                if len(result.error_messages) < 20:
+                    result.error_messages.append(f"{row['task_id']}: {row['error']}")
+            if self.options.report is not None:
+                self.options.report(row)
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(len(rows))
             self.bar.set_postfix(errors=result.errors, refresh=False)
 
 

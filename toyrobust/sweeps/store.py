@@ -7,10 +7,26 @@ Layout of a store folder::
     checkpoints/          files a task keeps inside the store (training checkpoints)
     .lock                 held (flock) by the one driver running the sweep
 
-A row is durable once its file exists: it is written to a temporary file in ``rows/``, flushed, fsync'ed and
-renamed over its final name (``os.replace`` is atomic), and the folder is fsync'ed. A driver killed at any
-moment leaves complete rows and at most some ``.tmp-*`` files, which readers ignore and the next run removes.
-Since the file name is the task id, a task has at most one row, whatever the number of kills and resumes.
+Rows are written in groups (:meth:`Store.write_rows`: the rows that finished while the previous group was being
+written): each row goes to its own temporary file in ``rows/``; the data of every file of the group is flushed to
+the disk (``fdatasync``, the group's files concurrently, so the file system commits them together); then each file
+is renamed over its final name (``os.replace`` is atomic) and the folder is fsync'ed once for the whole group.
+Only then are the group's rows counted, reported and shown as done. What this guarantees:
+
+* a process killed at any moment (``kill -9`` of the driver or a worker, Ctrl-C, an out-of-memory kill): the
+  rows are complete. A file appears under its final name only through the atomic rename, after its text is
+  fully written, and whatever a process wrote is in the kernel's page cache, which outlives the process: for a
+  process kill the syncs are not even needed. A kill leaves at most some ``.tmp-*`` files, which readers ignore
+  and the next run removes;
+* the machine losing power or crashing: every row that was counted, reported or shown as done is on the disk,
+  because its data was flushed before its rename (so no renamed file can come back empty or cut) and the
+  folder's fsync made the renames durable before anything was counted. Syncing the folder once per group
+  instead of once per row gives up nothing: until a row is counted nobody has been told it exists, and a row of
+  a group cut by the crash is either there in full or missing (its task reruns on resume).
+
+Since the file name is the task id, a task has at most one row, whatever the number of kills and resumes. The
+manifest is written atomically when the sweep starts and made durable (:meth:`Store.sync_created`) before the first
+row is written, so a crash can never leave rows without the manifest that says what they belong to.
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +63,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and durably (temp file in the same folder, fsync, os.replace)."""
+_datasync = getattr(os, "fdatasync", os.fsync)  # the file's data and the metadata needed to read it (macOS: fsync)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, os.replace) and, with ``sync``, durably
+    (the file fsync'ed before the rename, the folder after it)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 class Store:
@@ -159,11 +188,27 @@ class Store:
                 raise ValueError(f"store {str(path)!r} cannot be written: cannot create {what} in {str(folder)!r} "
                                  f"({err.strerror or err}); choose another --store") from None
 
-    def create(self, manifest: dict[str, Any]) -> None:
-        """Create the folders and write the manifest (once; an existing compatible manifest is kept)."""
+    def create(self, manifest: dict[str, Any], *, sync: bool = True) -> None:
+        """Create the folders and write the manifest (once; an existing compatible manifest is kept).
+
+        With ``sync=False`` the manifest is written atomically but not yet made durable: it is complete for every
+        process at once (a process kill cannot cut it), and :meth:`sync_created` makes it durable; the driver
+        does so before it writes the first row, so a power loss can never leave rows without their manifest."""
         self.rows_dir.mkdir(parents=True, exist_ok=True)
         if not self.manifest_path.exists():
-            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
+            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False),
+                              sync=sync)
+
+    def sync_created(self) -> None:
+        """Make what :meth:`create` wrote durable: the manifest's data, and the entries of the manifest and
+        ``rows/`` in the store's folder and of the store in its parent folder."""
+        fd = os.open(self.manifest_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.path)
+        _fsync_dir(self.path.parent)
 
     # ------------------------------------------------------------------------------------------ lock
     def lock(self) -> None:
@@ -202,8 +247,44 @@ class Store:
 
     def write_row(self, row: dict[str, Any]) -> None:
         """Write one task's row durably (replaces a previous row of the same task id)."""
-        text = json.dumps(row, sort_keys=True, allow_nan=True, default=_json_default)
-        atomic_write_text(self.rows_dir / f"{row['task_id']}.json", text)
+        self.write_rows([row])
+
+    def write_rows(self, rows: list[dict[str, Any]], *, sync: Executor | None = None) -> None:
+        """Write several tasks' rows durably as one group (see the module docstring): each to a temporary file,
+        every file's data flushed (fdatasync; concurrently on ``sync``, a thread pool, when given), each renamed
+        over its final name ``rows/<task id>.json`` (replacing a previous row of that task), then one fsync of
+        the folder. When this returns every row of the group is on the disk; when it raises (disk full, the
+        store removed) none of the group's temporary files is left, though some rows may already be in place."""
+        if not rows:
+            return
+        fds: list[int] = []  # open temporary files (closed once synced)
+        temps: list[tuple[str, Path]] = []  # (temporary file, final name) not yet renamed
+        try:
+            for row in rows:
+                data = json.dumps(row, sort_keys=True, allow_nan=True, default=_json_default).encode("utf-8")
+                fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.rows_dir)
+                fds.append(fd)
+                temps.append((tmp, self.rows_dir / f"{row['task_id']}.json"))
+                _write_all(fd, data)
+            if sync is not None and len(fds) > 1:
+                list(sync.map(_datasync, fds))
+            else:
+                for fd in fds:
+                    _datasync(fd)
+            while fds:
+                os.close(fds.pop())
+            while temps:
+                os.replace(*temps[-1])
+                temps.pop()
+        except BaseException:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for tmp, _ in temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise
+        _fsync_dir(self.rows_dir)
 
     def row_ids(self) -> dict[str, str]:
         """``{task id: status}`` of the rows on disk (reads every row; cheap for thousands)."""

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -165,12 +166,26 @@ def _spec_text(name: str, value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+@functools.lru_cache(maxsize=128)
+def _dist_and_classifier(name: str, items: tuple[str, ...], classifier: str | None) -> tuple[Any, Any]:
+    """A distribution and a classifier from their specs, remembered for the driver's checks (:func:`build` with
+    ``cached=True``): a grid's points share most specs (a spec that fails is not remembered)."""
+    dist = make_distribution(name, list(items))
+    return dist, make_classifier(classifier, dist) if classifier is not None else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _threat(threat: str | None, coords: str | None) -> Any:
+    return make_threat_spec(threat, coords)
+
+
 def build(params: Mapping[str, Any], task_keys: Iterable[str], symbols: Iterable[str] = (),
-          *, need_classifier: bool = True) -> tuple[Any, Any, Any]:
+          *, need_classifier: bool = True, cached: bool = False) -> tuple[Any, Any, Any]:
     """``(dist, classifier, threat)`` from a grid point's specs (ValueError for a bad spec or parameter).
 
     Keys outside ``task_keys`` are the distribution's parameters; names in ``symbols`` (array axes) become
-    sympy symbols where they are distribution parameters.
+    sympy symbols where they are distribution parameters. ``cached=True`` (the checks run on the driver) reuses
+    the objects built for the same specs before: only for reading them, never for running a task.
     """
     keys, symbols = set(task_keys), set(symbols)
     name = params.get("dist")
@@ -182,13 +197,15 @@ def build(params: Mapping[str, Any], task_keys: Iterable[str], symbols: Iterable
         if key in keys or (key in symbols and key not in allowed):
             continue
         items.append(f"{key}={key if key in symbols else _spec_text(key, value)}")
+    threat_spec, coords = params.get("threat"), params.get("coords")
+    specs = (str(params.get("classifier", "bayes")) if need_classifier else None,
+             None if threat_spec in (None, "", "none") else str(threat_spec), None if coords is None else str(coords))
     try:
+        if cached:
+            return (*_dist_and_classifier(name, tuple(items), specs[0]), _threat(specs[1], specs[2]))
         dist = make_distribution(name, items)
-        clf = make_classifier(str(params.get("classifier", "bayes")), dist) if need_classifier else None
-        threat_spec = params.get("threat")
-        coords = params.get("coords")
-        threat = make_threat_spec(None if threat_spec in (None, "", "none") else str(threat_spec),
-                                  None if coords is None else str(coords))
+        clf = make_classifier(specs[0], dist) if need_classifier else None
+        threat = make_threat_spec(specs[1], specs[2])
     except UsageError as err:
         raise ValueError(str(err)) from None
     return dist, clf, threat
@@ -208,7 +225,7 @@ def _int_param(params: Mapping[str, Any], name: str, default: int, minimum: int)
 # ---------------------------------------------------------------------------------------------------- risk
 def _check_risk(params: dict[str, Any]) -> None:
     arrays = [k for k, v in params.items() if is_array_spec(v)]
-    dist, clf, threat = build(params, RISK_KEYS, arrays)
+    dist, clf, threat = build(params, RISK_KEYS, arrays, cached=True)
     definition = _definition(params)
     try:
         find_risk(dist, clf, threat, definition)
@@ -284,7 +301,7 @@ def _estimate_common(params: Mapping[str, Any]) -> tuple[int, int, int]:
 
 def _check_estimate(params: dict[str, Any]) -> None:
     _estimate_common(params)
-    dist, _, threat = build(params, ESTIMATE_KEYS)
+    dist, _, threat = build(params, ESTIMATE_KEYS, cached=True)
     _definition(params)
     if dist.is_symbolic:
         raise ValueError(f"estimate needs numeric parameters, got {dist!r}")
@@ -452,7 +469,7 @@ def _make_model(spec: str, dim: Any, seed: int) -> Any:
 
 
 def _check_train(params: dict[str, Any]) -> None:
-    dist, _, threat = build(params, TRAIN_KEYS, need_classifier=False)
+    dist, _, threat = build(params, TRAIN_KEYS, need_classifier=False, cached=True)
     if dist.is_symbolic:
         raise ValueError(f"train needs numeric parameters, got {dist!r}")
     _make_model(params.get("model", "linear"), dist.dim, 0)
