@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("risks", "bounds", "hardpoints", "testing"),
     ("attacks", "models"),
     ("verification",),
-    ("montecarlo", "training", "clispecs"),
+    ("montecarlo", "training", "netcache", "clispecs"),
     ("transfer", "dynamics", "crosscheck", "defenses", "sweeps"),
     ("plotting", "reproduce", "epscommand", "cli", "launcher", "__main__", "__init__"),
 ]
