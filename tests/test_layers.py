@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("attacks", "models"),
     ("verification",),
     ("montecarlo", "training", "netcache", "clispecs"),
-    ("transfer", "dynamics", "crosscheck", "defenses", "sweeps"),
+    ("transfer", "dynamics", "crosscheck", "crosspool", "defenses", "sweeps"),
     ("plotting", "reproduce", "epscommand", "cli", "launcher", "__main__", "__init__"),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
