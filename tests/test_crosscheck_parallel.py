@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 from toyrobust import crosscheck as cc
 from toyrobust import crosspool, netcache
@@ -45,7 +46,8 @@ def tiny_training(monkeypatch):
 
 
 def test_a_second_build_loads_every_network_from_the_cache(tiny_training, monkeypatch, tmp_path):
-    first = cc.default_cases(quick=True, cache=tmp_path)
+    # the command line resolves the device to torch.device("cpu"); the worker processes get the string "cpu"
+    first = cc.default_cases(quick=True, cache=tmp_path, device=torch.device("cpu"))
     assert cc.BUILD_SECONDS["networks_trained"] == 7 and cc.BUILD_SECONDS["networks_cached"] == 0
     assert len(list((tmp_path / "networks").glob("*.pt"))) == 7
 
@@ -53,7 +55,7 @@ def test_a_second_build_loads_every_network_from_the_cache(tiny_training, monkey
         raise AssertionError("a warm cache must not train")
 
     monkeypatch.setattr(netcache, "train", no_training)
-    second = cc.default_cases(quick=True, cache=tmp_path)
+    second = cc.default_cases(quick=True, cache=tmp_path, device="cpu")
     assert cc.BUILD_SECONDS["networks_trained"] == 0 and cc.BUILD_SECONDS["networks_cached"] == 7
     assert "7 from the cache" in cc.timing_lines([])[0]
     nets = [(a.clf, b.clf) for a, b in zip(first, second, strict=True) if hasattr(a.clf, "state_dict")]

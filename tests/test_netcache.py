@@ -49,6 +49,12 @@ def test_the_key_changes_with_every_field():
     assert config["toyrobust"] == tr.__version__ and config["torch"] == torch.__version__ and config["code"]
 
 
+def test_the_device_is_keyed_by_its_type():
+    # the command line passes torch.device("cpu"), a worker process the string "cpu": one key
+    assert _key(device="cpu") == _key(device=torch.device("cpu")) == _key()
+    assert _key(device="meta") != _key()
+
+
 def test_versions_and_code_enter_the_key(monkeypatch):
     base = _key()
     monkeypatch.setattr(netcache, "__version__", "9.9.9")

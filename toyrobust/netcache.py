@@ -100,6 +100,7 @@ def cache_key(model: nn.Module, dist: Any, train_options: dict[str, Any], device
         device: where the training runs (its type is part of the key: CPU and CUDA round differently).
     """
     params = getattr(dist, "_params", {})
+    device = device if device is not None else train_options.get("device")
     first = next(model.parameters(), None)
     dev = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
     config = {
@@ -112,7 +113,8 @@ def cache_key(model: nn.Module, dist: Any, train_options: dict[str, Any], device
         "init": _weights_hash(model),
         "dist": repr(dist),
         "dist_params": {k: _param_text(v) for k, v in params.items()},
-        "train": {k: _param_text(v) for k, v in sorted(train_options.items())},
+        # the device is keyed by its type below ("cpu" and torch.device("cpu") are one device)
+        "train": {k: _param_text(v) for k, v in sorted(train_options.items()) if k != "device"},
         "device": dev.type,
     }
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:32]
