@@ -18,3 +18,9 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _private_network_cache(monkeypatch, tmp_path_factory):
+    """Trained networks are cached under a fresh temporary folder, never under the user's ~/.cache."""
+    monkeypatch.setenv("TOYROBUST_CACHE_DIR", str(tmp_path_factory.mktemp("netcache")))

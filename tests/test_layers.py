@@ -20,8 +20,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("risks", "bounds", "hardpoints", "testing"),
     ("attacks", "models"),
     ("verification",),
-    ("montecarlo", "training", "clispecs"),
-    ("transfer", "dynamics", "crosscheck", "defenses", "sweeps"),
+    ("montecarlo", "training", "netcache", "clispecs"),
+    ("transfer", "dynamics", "crosscheck", "crosspool", "defenses", "sweeps"),
     ("plotting", "reproduce", "epscommand", "cli", "launcher", "__main__", "__init__"),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -43,6 +43,7 @@ from .clispecs import (
     parse_vector,
 )
 from .constraints import is_symbolic
+from .crosspool import run_default
 from .defenses.evaluate import add_parser as add_defend_parser
 from .definitions import DEFINITIONS
 from .epscommand import add_parser as add_eps_parser
@@ -190,25 +191,35 @@ def _cmd_crosscheck(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     if not 0 <= args.seed <= MAX_SEED:
         raise UsageError(f"--seed must be an integer in [0, {MAX_SEED}], got {args.seed}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be an integer >= 0 (0: the cases run in this process), got {args.workers}")
+    if args.no_cache and args.cache_dir is not None:
+        raise UsageError("--no-cache and --cache-dir exclude each other: give one")
     device = check_device(args.device)
     if args.csv:
         check_output_file("--csv", args.csv)
-    quiet = args.json
-    if not quiet:
+    cache = False if args.no_cache else (None if args.cache_dir is None else check_output_folder("--cache-dir",
+                                                                                                 args.cache_dir))
+    progress = not args.no_progress and bool(getattr(sys.stderr, "isatty", lambda: False)())
+    lines = not args.json and not progress  # one line per case where no bar is shown (a log file, a pipe)
+    if not args.json:
         print(f"building the cross-check cases ({'quick' if args.quick else 'full'} size"
-              f"{', training networks' if not args.no_trained else ''}) ...", file=sys.stderr, flush=True)
-    cases = cc.default_cases(quick=args.quick, trained=not args.no_trained, seed=args.seed, device=device)
-    if args.only:
-        cases = [c for c in cases if args.only.lower() in f"{c.group} {c.name}".lower()]
-        if not cases:
-            raise UsageError(f"--only {args.only!r} matches no case")
+              f"{', training the networks or loading them from the cache' if not args.no_trained else ''}) ...",
+              file=sys.stderr, flush=True)
 
     def report(i: int, total: int, res: Any) -> None:
-        if not quiet:
+        if lines:
             print(f"[{i}/{total}] {res.group} | {res.classifier} | {res.threat} | {res.definition}: {res.verdict} "
                   f"({res.seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    results = cc.run(cases, n=args.n, seed=args.seed, level=args.level, device=device, report=report)
+    try:
+        results = run_default(quick=args.quick, trained=not args.no_trained, only=args.only, n=args.n,
+                              seed=args.seed, level=args.level, device=device, cache=cache, workers=args.workers,
+                              progress=progress, report=report)
+    except ValueError as err:
+        if args.only is not None and "matches no case" in str(err):
+            raise UsageError(f"--only {args.only!r} matches no case") from None
+        raise
     if args.csv:
         with open(args.csv, "w") as fh:
             fh.write(cc.to_csv(results))
@@ -300,9 +311,23 @@ def _add_crosscheck(sub: Any) -> None:
         description="For each case (distribution, classifier or trained network, threat, definition) print the "
                     "closed-form risk, the Monte Carlo estimate with its exact Clopper-Pearson interval, and a "
                     "verdict: agree, attack weaker (inexact attack below the closed form), DISAGREE, bound holds, "
-                    "BOUND VIOLATED.")
-    p.add_argument("--quick", action="store_true", help="small dimensions and trainings (minutes on a CPU)")
+                    "BOUND VIOLATED. Trained networks are cached on this machine (keyed by their whole "
+                    "configuration, never downloaded), so a second run skips their training; --workers N runs the "
+                    "cases on N processes.",
+        epilog="examples: toyrobust crosscheck --quick;  toyrobust crosscheck --workers 2;  "
+               "toyrobust crosscheck --only spheres --no-cache")
+    p.add_argument("--quick", action="store_true", help="small dimensions and short trainings")
     p.add_argument("--no-trained", action="store_true", help="skip the trained networks")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the cases on N worker processes (default 0: one after the other in this process); "
+                        "every case keeps its seed, so the rows equal the serial run's")
+    p.add_argument("--cache-dir", default=None, metavar="PATH",
+                   help="where trained networks are cached (default: $TOYROBUST_CACHE_DIR, else "
+                        "$XDG_CACHE_HOME/toyrobust, else ~/.cache/toyrobust)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="train every network afresh; read and write no cached network")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are shown only when stderr is a terminal; otherwise one line per case)")
     p.add_argument("--only", default=None, metavar="TEXT", help="only cases whose group or name contains TEXT")
     p.add_argument("--n", type=int, default=20_000, help="Monte Carlo samples per case (default 20000)")
     p.add_argument("--level", type=float, default=0.999, help="confidence level (default 0.999)")
