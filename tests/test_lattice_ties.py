@@ -137,3 +137,28 @@ def test_linear_predict_near_the_plane_is_the_real_sign(seed, d, scale):
             for row in x.to(torch.float64).tolist()]
     assert clf.predict(x).tolist() == want
     assert clf.predict(x.to(torch.float64)).tolist() == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), d=st.integers(1, 40))
+def test_exact_fsum_signs_equal_fractions(data, d):
+    """The TwoProduct + fsum sign equals the rational sign, ties (exact zeros) included, on doubles spanning many
+    binades; outside its magnitude window it declines (None) and the caller uses fractions."""
+    import numpy as np
+
+    from toyrobust.classifiers import _exact_signs_fsum
+
+    doubles = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    w = data.draw(st.lists(doubles.filter(lambda v: v == 0 or abs(v) > 1e-30), min_size=d, max_size=d))
+    rows = data.draw(st.lists(st.lists(doubles.filter(lambda v: v == 0 or abs(v) > 1e-30), min_size=d, max_size=d),
+                              min_size=1, max_size=6))
+    x = np.array(rows, dtype=np.float64)
+    # the bias that makes the first row an exact tie, when that bias is a double
+    tie = -sum(Fraction(a) * Fraction(v) for a, v in zip(rows[0], w))
+    b = tie if Fraction(float(tie)) == tie else Fraction(data.draw(doubles))
+    ws = [Fraction(v) for v in w]
+    want = [1 if sum((ws[i] * Fraction(v) for i, v in enumerate(r)), b) >= 0 else -1 for r in rows]
+    assert _exact_signs_fsum(x, ws, b) == want
+    if np.abs(x).max() > 1e-20:  # then some entry of x * 2^300 leaves the window
+        assert _exact_signs_fsum(x * 2.0**300, ws, b) is None
+    assert _exact_signs_fsum(x, [Fraction(1, 10)] * d, b) is None  # 1/10 is not a double

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import sympy
 import torch
 
@@ -265,9 +266,13 @@ class Linear(Classifier):
                 rows = rows[_near_zero(m64, x64, w_l1, abs(float(self.b)))]
             if not rows.numel():
                 return labels
-            xs = x[rows].detach().to("cpu", torch.float64).tolist()  # float32 -> float64 is exact
+            x_np = x[rows].detach().to("cpu", torch.float64).numpy()  # float32 -> float64 is exact
             cols, ws, b = exact[1], exact[0], exact[2]
-            signs = [1 if sum((ws[j] * Fraction(row[i]) for j, i in enumerate(cols)), b) >= 0 else -1 for row in xs]
+            signs = _exact_signs_fsum(x_np[:, cols], ws, b)
+            if signs is None:  # parameters that are not doubles, or magnitudes where a product could round
+                xs = x_np.tolist()
+                signs = [1 if sum((ws[j] * Fraction(row[i]) for j, i in enumerate(cols)), b) >= 0 else -1
+                         for row in xs]
             labels = labels.clone()
             labels[rows] = torch.tensor(signs, dtype=labels.dtype, device=labels.device)
             return labels
@@ -292,6 +297,40 @@ class Linear(Classifier):
 
     def margin_expr(self, x: Any = None) -> sympy.Expr:
         return self.w.dot_expr(self._point(x)) + self.b
+
+
+_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's splitting constant for doubles
+
+
+def _exact_signs_fsum(x: np.ndarray, ws: list[Fraction], b: Fraction) -> list[int] | None:
+    """Signs (+1 for >= 0) of the real numbers ``x_i . w + b``, without fractions; None where it cannot.
+
+    Each product of two doubles is split exactly into ``p + e`` (Dekker's TwoProduct with Veltkamp's splitting:
+    exact when nothing overflows or underflows, which the magnitude window below guarantees), and ``math.fsum`` of
+    all ``p``, ``e`` and ``b`` is the correctly rounded sum of those exact terms (Shewchuk), so its sign is the real
+    sign, and it is 0 only for a true tie. Needs weights and bias that are doubles exactly.
+
+    Args:
+        x: (k, d) float64 points (the columns of the non-zero weights).
+        ws: the d weights as fractions; b: the bias as a fraction.
+    """
+    w = np.array([float(v) for v in ws], dtype=np.float64)
+    if any(Fraction(float(v)) != v for v in ws) or Fraction(float(b)) != b:
+        return None
+    nonzero = np.concatenate([np.abs(x[x != 0]), np.abs(w[w != 0])])
+    if nonzero.size and (nonzero.max() > 2.0**200 or nonzero.min() < 2.0**-200):
+        return None  # keep every product and its error term far from overflow and underflow
+    p = x * w
+    xh = _SPLIT * x
+    xh = xh - (xh - x)
+    xl = x - xh
+    wh = _SPLIT * w
+    wh = wh - (wh - w)
+    wl = w - wh
+    e = ((xh * wh - p) + xh * wl + xl * wh) + xl * wl  # p + e == x * w exactly
+    terms = np.concatenate([p, e], axis=1).tolist()
+    fb = float(b)
+    return [1 if math.fsum(row + [fb]) >= 0 else -1 for row in terms]
 
 
 def _near_zero(m: torch.Tensor, x: torch.Tensor, w_l1: float, b_abs: float) -> torch.Tensor:
