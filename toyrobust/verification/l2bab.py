@@ -133,6 +133,8 @@ class _Program:
     box_hi: np.ndarray
     radius: float
     distance: bool
+    sizes: list[int]
+    tri: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
 
 
 def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -153,17 +155,19 @@ def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[n
 
 
 def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distance: bool,
-           shrink: float = 0.0) -> _Program:
+           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None) -> _Program:
     """The node's program (see the module docstring) for the pre-activation bounds ``lo``/``up`` (splits included).
 
     ``shrink`` tightens the region rows to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (points strictly
-    inside, for counterexamples).
+    inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
+    tightening).
     """
     dm = int(prob.mask.sum())
     sizes = [w.shape[0] for w in prob.weights[:-1]]
     n_var = dm + sum(sizes) + (1 if distance else 0)
     maps = _affine_maps(prob, sizes, n_var)
     eq_rows, eq_b, in_rows, in_b = [], [], [], []
+    tri, n_in = [], 0  # per layer: the unstable neurons, their rows a <= s (z - l), and the intercepts -s l
     start = dm
     for k, n_k in enumerate(sizes):
         Z, c = maps[k]
@@ -177,8 +181,14 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         s = u[uns] / (u[uns] - low[uns])
         eq_rows += [E[ina], E[act] - Z[act]]
         eq_b += [np.zeros(int(ina.sum())), c[act]]
-        in_rows += [Z[ina], -Z[act], -E[uns], Z[uns] - E[uns], E[uns] - s[:, None] * Z[uns]]
-        in_b += [-c[ina], c[act], np.zeros(int(uns.sum())), -c[uns], s * (c[uns] - low[uns])]
+        # z <= 0 (z >= 0) is implied where the bound is strict; a split sets it to exactly 0
+        off, on = ina & (u == 0), act & (low == 0)
+        in_rows += [Z[off], -Z[on], -E[uns], Z[uns] - E[uns], E[uns] - s[:, None] * Z[uns]]
+        in_b += [-c[off], c[on], np.zeros(int(uns.sum())), -c[uns], s * (c[uns] - low[uns])]
+        n_u = int(uns.sum())
+        n_in += int(off.sum()) + int(on.sum()) + 2 * n_u
+        tri.append((k, np.flatnonzero(uns), n_in + np.arange(n_u), -s * low[uns]))
+        n_in += n_u
     if prob.poly is not None:
         A, b = prob.poly
         b = b - shrink * (1 + np.abs(b) + np.abs(A) @ (np.abs(prob.x0) + prob.eps))
@@ -199,18 +209,25 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     else:
         q = lab * Zm[0]
         c0 = lab * float(cm[0])
+    if neuron is not None:
+        k, j, sign = neuron
+        q, c0 = sign * maps[k][0][j], sign * float(maps[k][1][j])
     A_lin = np.concatenate(eq_rows + in_rows) if eq_rows + in_rows else np.zeros((0, n_var))
     b_lin = np.concatenate(eq_b + in_b) if eq_b + in_b else np.zeros(0)
     box_lo = np.concatenate([np.maximum(x, 0.0) for x in lo]) if lo else np.zeros(0)
     box_hi = np.concatenate([np.maximum(x, 0.0) for x in up]) if up else np.zeros(0)
-    return _Program(q, c0, A_lin, b_lin, int(sum(r.shape[0] for r in eq_rows)), dm, box_lo,
-                    np.maximum(box_hi, box_lo), prob.eps, distance)
+    n_eq = int(sum(r.shape[0] for r in eq_rows))
+    tri = [(k, idx, n_eq + rows, gain) for k, idx, rows, gain in tri]
+    return _Program(q, c0, A_lin, b_lin, n_eq, dm, box_lo, np.maximum(box_hi, box_lo), prob.eps, distance, sizes,
+                    tri)
 
 
 def _settings(deadline: float) -> clarabel.DefaultSettings:
     s = clarabel.DefaultSettings()
     s.verbose = False
     s.max_iter = 200
+    # the bound comes from the multipliers (_dual_bound), so a 1e-7 gap is as sound as 1e-8 and a little faster
+    s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = 1e-7
     s.time_limit = max(1e-3, deadline - time.perf_counter())
     return s
 
@@ -247,6 +264,7 @@ class _Solved:
 
     lower: float
     v: np.ndarray | None
+    score: list[np.ndarray] | None = None
 
 
 def _solve(prog: _Program, deadline: float) -> _Solved:
@@ -280,11 +298,44 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
     if not np.all(np.isfinite(v)) or not np.all(np.isfinite(z)):
         return _Solved(-math.inf, None)
     lower = _dual_bound(prog, z)
-    return _Solved(lower if math.isfinite(lower) else -math.inf, v if sol.status in _SOLVED else None)
+    score = [np.zeros(n) for n in prog.sizes]
+    for k, idx, rows, gain in prog.tri:
+        score[k][idx] = np.maximum(z[rows], 0.0) * gain
+    return _Solved(lower if math.isfinite(lower) else -math.inf, v if sol.status in _SOLVED else None, score)
+
+
+def _relax(low: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CROWN's linear bounds ``alpha z <= relu(z) <= s z + t`` on ``[low, up]`` (split neurons are stable: exact)."""
+    act, uns = low >= 0, (low < 0) & (up > 0)
+    s = np.where(uns, up / np.where(uns, up - low, 1.0), act.astype(np.float64))
+    t = np.where(uns, -s * low, 0.0)
+    alpha = np.where(uns, (up >= -low).astype(np.float64), act.astype(np.float64))
+    return alpha, s, t
+
+
+def _backsub(prob: BabProblem, k: int, lam: np.ndarray, lo: list[np.ndarray],
+             up: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Lower bounds of ``lam . z_k`` (lam (m, n_k)) over the ball, with the node's relaxations (CROWN, Zhang et
+    al. 2018), and per hidden layer below k the coefficients (m, n_j) on its post-activations."""
+    const = np.zeros(lam.shape[0])
+    A, coeffs = lam, []
+    for j in range(k, 0, -1):
+        const = const + A @ prob.biases[j]
+        A = A @ prob.weights[j]
+        coeffs.append(A)
+        alpha, s, t = _relax(lo[j - 1], up[j - 1])
+        neg = np.minimum(A, 0.0)
+        const = const + neg @ t
+        A = np.maximum(A, 0.0) * alpha + neg * s
+    S = np.flatnonzero(prob.mask)
+    low = A @ (prob.weights[0] @ prob.x0 + prob.biases[0]) + const
+    low -= prob.eps * np.linalg.norm(A @ prob.weights[0][:, S], axis=1)
+    return low, coeffs[::-1]
 
 
 def _tighten(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], k: int) -> None:
-    """Interval arithmetic from layer ``k`` (just split) onwards, intersected with the bounds (in place)."""
+    """Layers after ``k`` (just split): interval arithmetic, then CROWN with the node's relaxations (sound on the
+    node: a split neuron is linear there), intersected with the bounds (in place)."""
     for j in range(k + 1, len(lo)):
         a_lo, a_up = np.maximum(lo[j - 1], 0.0), np.maximum(up[j - 1], 0.0)
         w, b = prob.weights[j], prob.biases[j]
@@ -292,7 +343,42 @@ def _tighten(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], k: in
         r = np.abs(w) @ ((a_up - a_lo) / 2)
         lo[j] = np.maximum(lo[j], c - r)
         up[j] = np.minimum(up[j], c + r)
+        n = lo[j].size
+        low, _ = _backsub(prob, j, np.concatenate([np.eye(n), -np.eye(n)]), lo, up)
+        lo[j] = np.maximum(lo[j], low[:n])
+        up[j] = np.minimum(up[j], -low[n:])
         lo[j] = np.minimum(lo[j], up[j])
+
+
+def _crown_margin(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray]) -> float:
+    """CROWN's lower bound on ``lab * m`` over the ball with the node's relaxations (no program)."""
+    low, _ = _backsub(prob, len(lo), float(prob.label) * np.eye(1), lo, up)
+    return float(low[0])
+
+
+def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], deadline: float) -> int:
+    """Tighten the bounds of every unstable neuron after the first layer (whose bounds over the ball are exact)
+    by minimising and maximising its pre-activation over the relaxation (one SOCP each, dual-bounded, so sound;
+    layer by layer, each using the bounds tightened before it), in place; returns the programs solved.
+
+    This is the LP-based bound tightening of Ehlers (2017) with the L2 ball: the triangle relaxation is the
+    tightest convex one for given bounds, so the bounds are what the per-node relaxations' quality rests on.
+    """
+    solves = 0
+    for k in range(1, len(lo)):
+        for j in np.flatnonzero((lo[k] < 0) & (up[k] > 0)):
+            for sign in (1.0, -1.0):
+                if time.perf_counter() > deadline or not (lo[k][j] < 0 < up[k][j]):
+                    break
+                got = _solve(_build(prob, lo, up, False, neuron=(k, int(j), sign)), deadline)
+                solves += 1
+                if sign > 0 and got.lower > lo[k][j]:
+                    lo[k][j] = min(got.lower, up[k][j])
+                elif sign < 0 and -got.lower < up[k][j]:
+                    up[k][j] = max(-got.lower, lo[k][j])
+        if k + 1 < len(lo):
+            _tighten(prob, lo, up, k)
+    return solves
 
 
 def _unstable(lo: list[np.ndarray], up: list[np.ndarray]) -> list[np.ndarray]:
@@ -300,20 +386,32 @@ def _unstable(lo: list[np.ndarray], up: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _branch_neuron(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray],
-                   v: np.ndarray | None) -> tuple[int, int] | None:
-    """The unstable neuron ``(layer, index)`` to split (module docstring), or None when none is unstable."""
+                   got: _Solved) -> tuple[int, int] | None:
+    """The unstable neuron ``(layer, index)`` to split, or None when none is unstable.
+
+    The score estimates what the node's bound loses to the neuron's triangle (BaBSR, Bunel et al. 2020): the
+    solver's multiplier of the row ``a <= s (z - l)`` times its intercept ``-s l``, plus the same with CROWN's
+    coefficient (the negative part of the coefficient on ``a`` in CROWN's bound on ``lab * m``), plus the
+    triangle's violation ``a - relu(z)`` at the node's minimiser, plus a thousandth of the triangle's height
+    ``-l u / (u - l)`` (ties).
+    """
+    n_hidden = len(lo)
+    if n_hidden == 0:
+        return None
+    _, coeffs = _backsub(prob, n_hidden, float(prob.label) * np.eye(1), lo, up)
     best, best_score = None, -math.inf
     start = int(prob.mask.sum())
+    v = got.v
     for k, uns in enumerate(_unstable(lo, up)):
         n_k = uns.size
         if uns.any():
             low, u = lo[k], up[k]
             height = np.where(uns, -low * u / np.where(uns, u - low, 1.0), 0.0)
-            score = 1e-3 * height
+            score = (np.maximum(-coeffs[k][0], 0.0) + 1e-3) * height
+            if got.score is not None:
+                score = score + got.score[k]
             if v is not None:
-                a = v[start:start + n_k]
-                z = _layer_z(prob, v, k, start)
-                score = score + np.maximum(a - np.maximum(z, 0.0), 0.0)
+                score = score + np.maximum(v[start:start + n_k] - np.maximum(_layer_z(prob, v, k, start), 0.0), 0.0)
             score = np.where(uns, score, -math.inf)
             j = int(np.argmax(score))
             if score[j] > best_score:
@@ -387,13 +485,13 @@ class _Search:
         self.solves += 1
         return _solve(_build(self.prob, lo, up, self.distance, shrink), self.deadline)
 
-    def push(self, lower: float, lo: list[np.ndarray], up: list[np.ndarray], v: np.ndarray | None) -> None:
+    def push(self, lower: float, lo: list[np.ndarray], up: list[np.ndarray], got: _Solved) -> None:
         self.tie += 1
-        heapq.heappush(self.heap, (lower, self.tie, lo, up, v))
+        heapq.heappush(self.heap, (lower, self.tie, lo, up, got))
 
-    def children(self, lo: list[np.ndarray], up: list[np.ndarray], v: np.ndarray | None):
+    def children(self, lo: list[np.ndarray], up: list[np.ndarray], got: _Solved):
         """The two children of a node (active first), with tightened later-layer bounds; [] for a leaf."""
-        pick = _branch_neuron(self.prob, lo, up, v)
+        pick = _branch_neuron(self.prob, lo, up, got)
         if pick is None:
             return []
         k, j = pick
@@ -435,24 +533,35 @@ def decide(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], tol: fl
     run.nodes = 1
     if root.lower > tol:
         return BabOutcome("robust", root.lower, None, run.nodes, run.solves)
-    run.push(root.lower, lo, up, root.v)
+    x = _counterexample(run, lo, up, root.v, root.lower, tol, confirm)
+    if x is not None:
+        return BabOutcome("vulnerable", root.lower, x, run.nodes, run.solves)
+    if len(lo) > 1:  # the root is open: tighten the deeper layers' bounds by programs, once
+        lo, up = [a.copy() for a in lo], [b.copy() for b in up]
+        run.solves += tighten_by_programs(prob, lo, up, deadline)
+        root = run.solve(lo, up)
+        if root.lower > tol:
+            return BabOutcome("robust", root.lower, None, run.nodes, run.solves)
+    run.push(root.lower, lo, up, root)
     while run.heap:
         why = run.stopped()
         if why:
             return BabOutcome(why, min(run.heap[0][0], boundary), None, run.nodes, run.solves)
-        lower, _, nlo, nup, v = heapq.heappop(run.heap)
-        x = _counterexample(run, nlo, nup, v, lower, tol, confirm)
+        lower, _, nlo, nup, node = heapq.heappop(run.heap)
+        x = _counterexample(run, nlo, nup, node.v, lower, tol, confirm)
         if x is not None:
             return BabOutcome("vulnerable", min(lower, boundary), x, run.nodes, run.solves)
-        kids = run.children(nlo, nup, v)
+        kids = run.children(nlo, nup, node)
         if not kids:
             boundary = min(boundary, lower)  # exact and within the band: undecided
             continue
         for clo, cup in kids:
             run.nodes += 1
+            if _crown_margin(prob, clo, cup) > tol:  # the cheap bound suffices: no program
+                continue
             got = run.solve(clo, cup)
             if got.lower <= tol:
-                run.push(got.lower, clo, cup, got.v)
+                run.push(got.lower, clo, cup, got)
     if math.isfinite(boundary):
         return BabOutcome("boundary", boundary, None, run.nodes, run.solves)
     return BabOutcome("robust", tol, None, run.nodes, run.solves)
@@ -531,13 +640,13 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
     run.nodes = 1
     if root.lower == math.inf:
         return DistanceOutcome("beyond", prob.eps, best, best_x, run.nodes, run.solves)
-    run.push(root.lower, root_lo, root_up, root.v)
+    run.push(root.lower, root_lo, root_up, root)
     while run.heap and run.heap[0][0] < best * (1 - rtol):
         why = run.stopped()
         if why:
             return DistanceOutcome(why, min(run.heap[0][0], stuck, best), best, best_x, run.nodes, run.solves)
-        lower, _, nlo, nup, v = heapq.heappop(run.heap)
-        for z in _distance_candidates(run, nlo, nup, v):
+        lower, _, nlo, nup, node = heapq.heappop(run.heap)
+        for z in _distance_candidates(run, nlo, nup, node.v):
             if prob.label * prob.margin(prob.x0 + (z - prob.x0) * (1 + 2.0 ** -10)) >= 0:
                 continue  # not even past the boundary by 1e-3: skip the model's forward pass
             xa = adversarial(z)
@@ -548,10 +657,16 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             root_lo, root_up = bounds(prob.eps)
         if lower >= best * (1 - rtol):
             continue
-        nlo = [np.minimum(np.maximum(a, b), c) for a, b, c in zip(nlo, root_lo, nup)]
-        nup = [np.minimum(a, b) for a, b in zip(nup, root_up)]
-        nlo = [np.minimum(a, b) for a, b in zip(nlo, nup)]
-        kids = run.children(nlo, nup, v)
+        tlo = [np.minimum(np.maximum(a, b), c) for a, b, c in zip(nlo, root_lo, nup)]
+        tup = [np.minimum(a, b) for a, b in zip(nup, root_up)]
+        tlo = [np.minimum(a, b) for a, b in zip(tlo, tup)]
+        if any(np.any(a != b) for a, b in zip(tlo + tup, nlo + nup)):  # the radius shrank: solve again
+            run.nodes += 1
+            got = run.solve(tlo, tup)
+            if got.lower < best * (1 - rtol):
+                run.push(got.lower, tlo, tup, got)
+            continue
+        kids = run.children(nlo, nup, node)
         if not kids:
             stuck = min(stuck, lower)
             continue
@@ -559,7 +674,7 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             run.nodes += 1
             got = run.solve(clo, cup)
             if got.lower < best * (1 - rtol):
-                run.push(got.lower, clo, cup, got.v)
+                run.push(got.lower, clo, cup, got)
     low = min(run.heap[0][0] if run.heap else math.inf, stuck, best)
     if not math.isfinite(best):
         return DistanceOutcome("beyond" if not math.isfinite(stuck) else "boundary", prob.eps, best, None,
