@@ -333,7 +333,7 @@ def _trained_cases(quick: bool, seed: int, device: Any, progress: bool) -> list[
     train(mlp, sp, steps=400 if quick else 4000, batch_size=128, lr=1e-3, seed=seed, device=device,
           progress=progress)
     for eps, bounds in _sphere_mlp_bounds(sp, mlp, (0.05, 0.2), seed, device).items():
-        # bracketed: L2 balls get the verifier's bound-propagation certificate (sound, incomplete)
+        # bracketed by the attack and the verifier (complete under L2: branch and bound), closed when it decides all
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
                           attack_options={"steps": 40}, upper="verify"))
     cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, None))
