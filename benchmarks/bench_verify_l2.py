@@ -54,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n = args.points or (8 if args.quick else 20)
-    setups = [("2-16-16-1", 2, (16, 16), [1.0, 0.5], (0.25, 0.5)),
+    setups = [("2-16-16-1", 2, (16, 16), [1.0, 0.5], (0.5, 1.5)),
               ("20-64-64-1", 20, (64, 64), [0.3] * 20, (0.2, 0.5))]
     rows, detail = [], []
     for name, d, hidden, mean, radii in setups:
