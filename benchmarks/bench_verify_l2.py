@@ -48,12 +48,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer points")
     ap.add_argument("--points", type=int, default=None, help="points per network (default 20, quick 8)")
-    ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per point (both methods)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds per point, both methods (default 60, quick 10)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", default=None, help="also write the result object here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n = args.points or (8 if args.quick else 20)
+    if args.time_limit is None:
+        args.time_limit = 10.0 if args.quick else 60.0
     setups = [("2-16-16-1", 2, (16, 16), [1.0, 0.5], (0.5, 1.5)),
               ("20-64-64-1", 20, (64, 64), [0.3] * 20, (0.2, 0.5))]
     rows, detail = [], []
