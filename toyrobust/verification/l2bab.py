@@ -64,7 +64,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import clarabel
 import numpy as np
 import scipy.sparse as sp
 
@@ -222,7 +221,17 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
                     tri)
 
 
-def _settings(deadline: float) -> clarabel.DefaultSettings:
+def _clarabel():
+    """The solver module, imported on first use (a core dependency; the rest of the verifier works without it)."""
+    try:
+        import clarabel
+    except ImportError as err:  # pragma: no cover - clarabel is a core dependency
+        raise ImportError("L2 verification of ReLU networks needs the clarabel package (pip install clarabel)") from err
+    return clarabel
+
+
+def _settings(deadline: float):
+    clarabel = _clarabel()
     s = clarabel.DefaultSettings()
     s.verbose = False
     s.max_iter = 200
@@ -232,8 +241,8 @@ def _settings(deadline: float) -> clarabel.DefaultSettings:
     return s
 
 
-_SOLVED = {clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved}
-_INFEASIBLE = {clarabel.SolverStatus.PrimalInfeasible, clarabel.SolverStatus.AlmostPrimalInfeasible}
+_SOLVED = ("Solved", "AlmostSolved")
+_INFEASIBLE = ("PrimalInfeasible", "AlmostPrimalInfeasible")
 
 
 def _dual_bound(prog: _Program, z: np.ndarray, homogeneous: bool = False) -> float:
@@ -279,6 +288,7 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
         soc_b[0] = prog.radius
     A = sp.csc_matrix(np.concatenate([prog.A_lin, soc]))
     b = np.r_[prog.b_lin, soc_b]
+    clarabel = _clarabel()
     cones = []
     if prog.n_eq:
         cones.append(clarabel.ZeroConeT(prog.n_eq))
@@ -289,7 +299,8 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
     sol = clarabel.DefaultSolver(P, prog.q, A, b, cones, _settings(deadline)).solve()
     n_lin = prog.A_lin.shape[0]
     z = np.asarray(sol.z, dtype=np.float64)[:n_lin]
-    if sol.status in _INFEASIBLE:
+    status = str(sol.status)
+    if status in _INFEASIBLE:
         scale = float(np.abs(z).max()) if z.size else 0.0
         if scale > 0 and _dual_bound(prog, z / scale, homogeneous=True) > 1e-9:
             return _Solved(math.inf, None)
@@ -301,7 +312,7 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
     score = [np.zeros(n) for n in prog.sizes]
     for k, idx, rows, gain in prog.tri:
         score[k][idx] = np.maximum(z[rows], 0.0) * gain
-    return _Solved(lower if math.isfinite(lower) else -math.inf, v if sol.status in _SOLVED else None, score)
+    return _Solved(lower if math.isfinite(lower) else -math.inf, v if status in _SOLVED else None, score)
 
 
 def _relax(low: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
