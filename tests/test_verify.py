@@ -352,7 +352,7 @@ def test_bad_arguments_name_the_parameter():
     with pytest.raises(ValueError, match="coords"):
         verify(net, x, y, tr.Linf(0.1, coords=[5]))
     with pytest.raises(ValueError, match="norm"):
-        minimal_distance(net, x, y, "l2")
+        minimal_distance(net, x, y, "l3")
 
 
 def test_one_and_two_logit_twins_and_mlp_wrappers_agree():
@@ -404,14 +404,17 @@ def test_tie_rule_margin_zero_predicts_plus_one():
     assert float(res.x_adv[1, 0]) >= 0
 
 
-def test_l2_is_certificate_only_and_large_networks_skip_the_milp():
+def test_l2_bounds_only_is_a_certificate_and_large_networks_skip_the_milp():
     net = _net([5, 16, 16], 2).double()
     x = torch.randn(20, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     with torch.no_grad():
         y = torch.where(net(x)[:, 0] >= 0, 1, -1)
-    res = verify(net, x, y, tr.L2(0.5))
-    assert res.stats["milp_calls"] == 0
+    res = verify(net, x, y, tr.L2(0.5), method="bounds")
+    assert res.stats["milp_calls"] == 0 and res.stats["bab_nodes"] == 0
     assert set(res.decided_by) <= {"ibp", "crown", "pgd", "incomplete"}
+    complete = verify(net, x, y, tr.L2(0.5))  # branch and bound decides the rest (tests/test_verify_l2.py)
+    assert complete.counts()["unknown"] == 0
+    assert not bool((res.robust & complete.vulnerable).any()) and not bool((res.vulnerable & complete.robust).any())
     cap = verify(net, x, y, tr.Linf(0.5), max_binaries=0)
     assert cap.stats["milp_calls"] == 0
     full = verify(net, x, y, tr.Linf(0.5))

@@ -1,9 +1,10 @@
-"""Complete verification of ReLU networks: MILP (Tjeng et al. 2019) with IBP and CROWN bound tightening; quadratic
+"""Complete verification of ReLU networks: MILP (Tjeng et al. 2019) for Linf and L1, branch and bound with a
+second-order-cone program per node for L2 (:mod:`.l2bab`), both with IBP and CROWN bound tightening; quadratic
 networks exactly under L2 (the trust-region subproblem, :mod:`.quadratic`).
 
-* :func:`verify` -- per point robust (proven) / vulnerable (counterexample) / unknown (time limit, or an L2 ball
-  around a ReLU network), for the ball, projection and error-region definitions.
-* :func:`minimal_distance` -- the exact minimal adversarial Linf or L1 distance (ReLU networks), L2 distance
+* :func:`verify` -- per point robust (proven) / vulnerable (counterexample) / unknown (time or node limit), for
+  the ball, projection and error-region definitions.
+* :func:`minimal_distance` -- the exact minimal adversarial Linf, L1 or L2 distance (ReLU networks), L2 distance
   (quadratic networks).
 * :data:`VERIFIERS` -- the verifiers (:class:`ModelVerifier`), tried in order.
 * :mod:`.bounds` -- IBP and CROWN bounds; :mod:`.network` -- reading a torch model; :mod:`.regions` -- label

@@ -22,7 +22,10 @@ Pipeline per batch (every stage only sees what the earlier ones left open):
 4. for Linf and L1 balls, the MILP of Tjeng et al. (:mod:`.milp`) with the CROWN pre-activation bounds (stable
    neurons need no binary), per-point time limit: infeasible or a dual bound above ``tol`` proves robustness; a
    solution is accepted only when the forward pass confirms it (else a second program asks for ``l * m <= -tol``
-   strictly inside the region); a time-out leaves the point unknown.
+   strictly inside the region); a time-out leaves the point unknown;
+5. for L2 balls, branch and bound over the unstable neurons with one second-order-cone program per node
+   (:mod:`.l2bab`, Clarabel; Bunel et al. 2020 with the relaxation of Wong & Kolter 2018), from the same CROWN
+   bounds, once per polyhedron of the region that meets the ball; same time limit, same tolerances, a node cap.
 
 The tie rule and tolerances (never erring towards "robust"): ``predict`` is +1 when ``m >= 0``. A counterexample
 must be adversarial by the model's own forward pass (in its dtype) with that rule, lie in the ball
@@ -31,12 +34,14 @@ certificate needs ``l * m > tol`` on the whole ball, ``tol = max(1e-6, 64 eps_ma
 (``max|m|`` from CROWN), which covers HiGHS's feasibility tolerances (1e-6 to 1e-7) and the model's rounding.
 Margins within ``tol`` of 0 at the worst point are left unknown.
 
-For L2 balls (and networks whose unstable neurons exceed ``max_binaries``) only stages 1-3 run: sound and
+Networks whose unstable neurons exceed ``max_binaries`` (and ``method="bounds"``) stop after stage 3: sound and
 incomplete.
 
 References:
     V. Tjeng, K. Xiao, R. Tedrake, "Evaluating robustness of neural networks with mixed integer programming",
-    ICLR 2019. H. Zhang et al., CROWN, NeurIPS 2018. S. Gowal et al., IBP, 2018.
+    ICLR 2019. H. Zhang et al., CROWN, NeurIPS 2018. S. Gowal et al., IBP, 2018. R. Bunel et al., "Branch and
+    bound for piecewise linear neural network verification", JMLR 2020. E. Wong, J. Z. Kolter, "Provable
+    defenses against adversarial examples via the convex outer adversarial polytope", ICML 2018.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import torch
 
 from ..attacks import PGD, Attack
 from ..constraints import check_positive_float
-from ..threats import L1, Linf, ThreatModel
+from ..threats import L1, L2, Linf, ThreatModel
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
 from .common import (
     DEFINITIONS,
@@ -72,6 +77,7 @@ from .common import (
     _relative_tolerance,
     _sub_problems,
 )
+from .l2bab import BabProblem, decide, minimise_distance
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
 from .quadratic import QUADRATIC
@@ -134,7 +140,7 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "milp" and p == 2:
         raise ValueError("method='milp' needs an Linf or L1 threat (the L2 ball is not polyhedral); got L2: use "
-                         "method='auto' or 'bounds' for the certificate")
+                         "method='auto' (branch and bound with second-order-cone programs) or 'bounds'")
     time_limit = check_positive_float("time_limit", time_limit)
     if atol is not None:
         atol = check_positive_float("atol", atol)
@@ -153,8 +159,9 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
     adversarial under ``definition``: for every sub-problem ``(l, R)``, is ``min {l * m(x') : x' in B(x) ∩ R}``
     ``> tol`` (robust) or is there ``x'`` with ``predict(x') != l`` (vulnerable)? The model goes to the first of
     :data:`VERIFIERS` that accepts it. ReLU networks (see the module docstring for the sub-problems, the pipeline
-    and the tolerances): complete for Linf and L1 (mixed-integer programming, Tjeng et al. 2019) up to the time
-    limit; for L2 a sound certificate only (IBP and CROWN) plus the attack. Quadratic networks
+    and the tolerances): complete for Linf and L1 (mixed-integer programming, Tjeng et al. 2019) and for L2
+    (branch and bound with a second-order-cone program per node, :mod:`.l2bab`) up to the time limit. Quadratic
+    networks
     (:mod:`.quadratic`): exact for L2 on every coordinate (the trust-region subproblem), a sound certificate plus
     the attack otherwise.
 
@@ -168,9 +175,10 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         definition: ``"ball"``, ``"projection"`` or ``"error-region"``.
         region: for the latter two, ``region(label) -> [(A, b), ...]``: the closure of ``R_label`` as a union of
             polyhedra ``{A z <= b}``, A (m, d), b (m,) (see :mod:`toyrobust.verification.regions`).
-        time_limit: seconds of MILP per point (shared by its sub-problems).
-        method: ``"auto"`` (MILP for Linf/L1 when the point's unstable neurons are at most ``max_binaries``),
-            ``"milp"`` (always for Linf/L1; L2 raises) or ``"bounds"`` (no MILP: sound, incomplete).
+        time_limit: seconds of MILP (or L2 branch and bound) per point (shared by its sub-problems).
+        method: ``"auto"`` (MILP for Linf/L1, branch and bound for L2, when the point's unstable neurons are at
+            most ``max_binaries``), ``"milp"`` (always for Linf/L1; L2 raises) or ``"bounds"`` (neither: sound,
+            incomplete).
         max_binaries: the cap on unstable neurons for ``"auto"``.
         pgd_steps, pgd_restarts: the default PGD pre-pass (margin loss; ``pgd_steps=0`` skips it); ignored when
             ``attack`` is given.
@@ -185,9 +193,10 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
     Returns:
         :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
         number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
-        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``tol_rel`` and
-        ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
-        ``milp``); a quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
+        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``bab_nodes`` and
+        ``bab_solves`` (L2 branch and bound: nodes, and programs solved), ``tol_rel`` and ``seconds`` per stage
+        (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``, ``milp``, ``bab``); a
+        quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
     """
     return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
                                       time_limit=time_limit, method=method, max_binaries=max_binaries,
@@ -233,15 +242,16 @@ class _Verification:
         self.tols = np.zeros(n)
         self.crown: LayerBounds | None = None
         self.row_pos: dict[int, int] = {}
-        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "milp": 0.0}
+        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "milp": 0.0, "bab": 0.0}
         self.stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
-                                      "binaries": 0, "binaries_naive": 0, "unstable_ibp_mean": float("nan"),
+                                      "binaries": 0, "binaries_naive": 0, "bab_nodes": 0, "bab_solves": 0,
+                                      "unstable_ibp_mean": float("nan"),
                                       "unstable_crown_mean": float("nan"), "tol_rel": options.rel}
 
     def run(self) -> VerificationResult:
         """Run the four stages (timed) and combine the sub-problems' verdicts."""
         stages = (("forward", self.clean_stage), ("pgd", self.attack_stage), ("bounds", self.bounds_stage),
-                  ("milp", self.milp_stage))
+                  ("milp", self.milp_stage), ("bab", self.bab_stage))
         for key, stage in stages:
             t0 = time.perf_counter()
             stage()
@@ -361,6 +371,60 @@ class _Verification:
             if z2 is None or not self._accept_solver_point(i, k, z2):
                 self.how[i][k] = "boundary"
 
+    def bab_stage(self) -> None:
+        """4'. L2 balls: branch and bound with one SOCP per node (:mod:`.l2bab`) per open sub-problem, unless
+        ``method="bounds"``, with a per-point deadline."""
+        items = self.open_items()
+        if not items or self.ball.p != 2 or self.options.method == "bounds":
+            return
+        weights = [w.cpu().numpy() for w in self.net.weights]
+        biases = [b.cpu().numpy() for b in self.net.biases]
+        deadline: dict[int, float] = {}
+        for i, k in items:
+            if self._vulnerable(i):
+                continue
+            j = self.row_pos[i]
+            lo = [t[j].cpu().numpy() for t in self.crown.lower[:-1]]
+            up = [t[j].cpu().numpy() for t in self.crown.upper[:-1]]
+            n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
+            if self.options.method == "auto" and n_unst > self.options.max_binaries:
+                self.how[i][k] = "too-large"
+                continue
+            deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
+            self._bab_item(i, k, weights, biases, lo, up, deadline[i])
+
+    def _bab_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray], lo: list[np.ndarray],
+                  up: list[np.ndarray], deadline: float) -> None:
+        """Sub-problem ``k`` of point ``i`` by :func:`.l2bab.decide`, once per polyhedron of its region that meets
+        the ball: robust when every one is, vulnerable with any confirmed counterexample."""
+        lab, polys = self.subs[i][k]
+        x0 = self.x[i].detach().to("cpu", torch.float64).numpy()
+        pieces = [None] if polys is None else [(A, b) for A, b in polys if not _region_misses([(A, b)], x0, self.ball)]
+        xi = self.x[i:i + 1]
+
+        def confirm(z: np.ndarray) -> bool:
+            zt = torch.as_tensor(z, dtype=self.x.dtype, device=self.x.device)[None, :]
+            if _confirm(self.model, self.threat, zt, xi, np.array([lab]), polys)[0]:
+                self.state[i][k], self.how[i][k] = zt[0], "bab"
+                return True
+            return False
+
+        lower, verdicts = math.inf, []
+        for poly in pieces:
+            prob = BabProblem(weights, biases, x0, self.ball.mask, self.ball.eps, lab, poly)
+            out = decide(prob, lo, up, float(self.tols[i]), confirm, deadline)
+            self.stats["bab_nodes"] += out.nodes
+            self.stats["bab_solves"] += out.solves
+            lower = min(lower, out.lower)
+            verdicts.append(out.verdict)
+            if out.verdict == "vulnerable":
+                return
+        self.lower[i, k] = max(self.lower[i, k], lower)
+        if all(v == "robust" for v in verdicts):
+            self.state[i][k], self.how[i][k] = True, "bab"
+        else:
+            self.how[i][k] = next(v for v in verdicts if v != "robust")
+
     def _accept_solver_point(self, i: int, k: int, z: np.ndarray) -> bool:
         """Pull a solver point (d,) into the ball and keep it when :func:`_confirm` accepts it."""
         lab, polys = self.subs[i][k]
@@ -377,7 +441,7 @@ class _Verification:
         if adv:
             return "vulnerable", adv[0][1], adv[0][0]
         if all(s is True for s in self.state[i]):
-            order = ["milp", "crown", "ibp", "region"]
+            order = ["milp", "bab", "crown", "ibp", "region"]
             return "robust", min(self.how[i], key=lambda h: order.index(h) if h in order else 9), None
         reasons = [h for s, h in zip(self.state[i], self.how[i]) if s is None]
         return "unknown", (reasons[0] if reasons and reasons[0] else "incomplete"), None
@@ -477,17 +541,22 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
     The model goes to the first of :data:`VERIFIERS` that accepts it. A ReLU network: by MILP, p = inf or 1:
     ``min e`` subject to the network's MILP encoding (Tjeng et al. 2019), ``|x'_i - x_i| <= e`` (Linf) or
     ``sum_i |x'_i - x_i| <= e`` (L1), and ``y m(x') <= 0`` (the closure of the adversarial set, so the optimum is
-    the infimum). The search box has radius ``max_eps``; None means the norm of the first counterexample PGD
-    finds with radii 2^k / 16 (k = 0..24), whose own distance is an upper bound. Pre-activation bounds come from
-    CROWN over that box. A :class:`~toyrobust.models.QuadraticNet`: p = 2 (``norm="l2"``, every coordinate), the
-    distance to the quadric ``m = 0`` by the secular equation (:mod:`.quadratic`).
+    the infimum). p = 2: branch and bound over the unstable neurons (:func:`.l2bab.minimise_distance`), each node
+    the second-order-cone program ``min t`` s.t. ``||x' - x||_2 <= t``, ``y m(x') <= 0`` and the triangle
+    relaxation of its unstable ReLUs (Wong & Kolter 2018; Bunel et al. 2020), until the best confirmed
+    counterexample is within a relative 1e-5 of the smallest proven lower bound (``distance`` is then that
+    counterexample's norm, ``lower`` the bound). The search ball has radius ``max_eps``; None means the norm of
+    the first counterexample PGD finds with radii 2^k / 16 (k = 0..24), whose own distance is an upper bound.
+    Pre-activation bounds come from CROWN over that ball (for L2 recomputed whenever a closer counterexample
+    shrinks it). A :class:`~toyrobust.models.QuadraticNet`: p = 2 (``norm="l2"``, every coordinate), the distance
+    to the quadric ``m = 0`` by the secular equation (:mod:`.quadratic`).
 
     Args:
         model: a ReLU or quadratic network (see :func:`verify`).
         x: (N, d) points; y: (N,) labels in {-1, +1}.
-        norm: ``"linf"`` or ``"l1"`` (ReLU networks), ``"l2"`` (quadratic networks).
+        norm: ``"linf"``, ``"l1"`` or ``"l2"`` (ReLU networks), ``"l2"`` (quadratic networks).
         max_eps: the largest radius searched (None: found by PGD as above; a quadratic network needs no search).
-        time_limit: seconds of MILP per point.
+        time_limit: seconds of MILP (or L2 branch and bound) per point.
         coords: perturb only these coordinates (as in the threat models).
         generator: seed or torch.Generator for PGD.
 
@@ -501,13 +570,13 @@ def minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
 def _relu_minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "linf", *,
                            max_eps: float | None = None, time_limit: float = 10.0, coords: Any = None,
                            generator: Any = 0) -> DistanceResult:
-    """:func:`minimal_distance` for a ReLU network (MILP)."""
+    """:func:`minimal_distance` for a ReLU network (MILP for Linf and L1, branch and bound for L2)."""
     net = extract_network(model)
     x = _check_x(x, net)
     n, d = x.shape
     yl = _check_y(y, n)
-    if norm not in ("linf", "l1"):
-        raise ValueError(f"norm must be 'linf' or 'l1', got {norm!r}")
+    if norm not in ("linf", "l1", "l2"):
+        raise ValueError(f"norm must be 'linf', 'l1' or 'l2', got {norm!r}")
     time_limit = check_positive_float("time_limit", time_limit)
     if max_eps is not None:
         max_eps = check_positive_float("max_eps", max_eps)
@@ -518,26 +587,31 @@ def _relu_minimal_distance(model: Any, x: torch.Tensor, y: Any, norm: str = "lin
     for i in np.flatnonzero(pred != yl):
         res.distance[i], res.lower[i], res.upper[i], res.status[i] = 0.0, 0.0, 0.0, "misclassified"
     todo = [i for i in range(n) if res.status[i] != "misclassified"]
+    found: dict[int, torch.Tensor] = {}
     if max_eps is not None:
         radius[todo] = max_eps
     else:
-        _search_radius(model, x, yl, todo, norm, coords, generator, radius, res)
+        _search_radius(model, x, yl, todo, norm, coords, generator, radius, res, found)
     todo = [i for i in todo if math.isfinite(radius[i])]
-    if todo:
+    if todo and norm == "l2":
+        _bab_distances(model, net, x, yl, todo, radius, coords, time_limit, res, found)
+    elif todo:
         _milp_distances(net, x, yl, todo, radius, norm, coords, time_limit, res)
     return res
 
 
 def _threat_class(norm: str) -> type[ThreatModel]:
-    """The threat model class of ``norm`` (``"linf"`` or ``"l1"``)."""
-    return Linf if norm == "linf" else L1
+    """The threat model class of ``norm`` (``"linf"``, ``"l1"`` or ``"l2"``)."""
+    return {"linf": Linf, "l1": L1, "l2": L2}[norm]
 
 
 def _search_radius(model: Any, x: torch.Tensor, yl: np.ndarray, todo: list[int], norm: str, coords: Any,
-                   generator: Any, radius: np.ndarray, res: DistanceResult) -> None:
+                   generator: Any, radius: np.ndarray, res: DistanceResult,
+                   found: dict[int, torch.Tensor] | None = None) -> None:
     """Set ``radius[i]`` (N,) for the points ``todo`` to the norm of a counterexample that PGD finds with radii
     ``2^k / 16`` (k = 0..24), shortened along the segment from ``x_i``; points with none are marked
-    ``"beyond-max-eps"`` in ``res`` (distance inf, lower bound ``2^24 / 16``)."""
+    ``"beyond-max-eps"`` in ``res`` (distance inf, lower bound ``2^24 / 16``); ``found[i]`` (when given) gets
+    the adversarial point on the segment."""
     cls = _threat_class(norm)
     left = list(todo)
     for k in range(25):
@@ -548,12 +622,14 @@ def _search_radius(model: Any, x: torch.Tensor, yl: np.ndarray, todo: list[int],
         z = z.to(dtype=x.dtype, device=x.device)
         ok = _confirm(model, threat, z, x[left], yl[left], None)
         delta = (z - x[left]).detach().to("cpu", torch.float64)
-        nrm = delta.abs().amax(1) if norm == "linf" else delta.abs().sum(1)
+        nrm = torch.linalg.vector_norm(delta, ord={"linf": math.inf, "l1": 1, "l2": 2}[norm], dim=1)
         for j in np.flatnonzero(ok):
             i = left[j]
             # shorten along the segment x -> z: the last sign change found by bisection
             t = _segment_crossing(model, x[i], z[j], int(yl[i]))
             radius[i] = float(nrm[j]) * t * (1 + 1e-9) + 1e-12
+            if found is not None:
+                found[i] = x[i] + t * (z[j] - x[i])
         left = [i for j, i in enumerate(left) if not ok[j]]
     for i in left:
         res.status[i] = "beyond-max-eps"
@@ -595,6 +671,54 @@ def _milp_distances(net: ReluNetwork, x: torch.Tensor, yl: np.ndarray, todo: lis
             res.x_adv[i] = torch.as_tensor(out.x, dtype=x.dtype, device=x.device)
         if out.status == "optimal":
             res.status[i], res.distance[i] = "optimal", out.value
+
+
+def _bab_distances(model: Any, net: ReluNetwork, x: torch.Tensor, yl: np.ndarray, todo: list[int],
+                   radius: np.ndarray, coords: Any, time_limit: float, res: DistanceResult,
+                   found: dict[int, torch.Tensor]) -> None:
+    """The L2 distance of each point in ``todo`` by :func:`.l2bab.minimise_distance` within radius ``radius[i]``,
+    starting from the adversarial points ``found[i]`` of the radius search (upper bounds) where there are some.
+
+    Pre-activation bounds are CROWN's over the L2 ball of that radius; a solver point counts as an upper bound
+    once moved out along its ray from ``x_i`` by ``(1 + tau)``, ``tau = 0, 2^-52, 2^-50, ..., 2^-10``, until the
+    model's own forward pass (its dtype) predicts the other label.
+    """
+    d = x.shape[1]
+    mask = np.zeros(d, dtype=bool)
+    mask[L2(1.0, coords=coords).coord_indices(d)] = True
+    tmask = torch.as_tensor(mask, device=net.device)
+    weights = [w.cpu().numpy() for w in net.weights]
+    biases = [b.cpu().numpy() for b in net.biases]
+    taus = torch.as_tensor([0.0] + [2.0 ** -k for k in range(52, 9, -2)], dtype=torch.float64)
+    for i in todo:
+        x0 = x[i].detach().to("cpu", torch.float64)
+        lab = int(yl[i])
+
+        def adversarial(z: np.ndarray, x0: torch.Tensor = x0, lab: int = lab) -> np.ndarray | None:
+            cand = x0[None, :] + (torch.as_tensor(z) - x0)[None, :] * (1 + taus[:, None])
+            cand = cand.to(dtype=x.dtype, device=x.device)
+            wrong = np.flatnonzero(np.where(_model_margin(model, cand).cpu().numpy() >= 0, 1, -1) != lab)
+            return None if wrong.size == 0 else cand[wrong[0]].to("cpu", torch.float64).numpy()
+
+
+        def bounds(r: float, x0: torch.Tensor = x0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            cb = crown_bounds(net, InputBall(x0[None, :].to(net.device), r, 2.0, tmask))
+            return [t[0].cpu().numpy() for t in cb.lower[:-1]], [t[0].cpu().numpy() for t in cb.upper[:-1]]
+
+        prob = BabProblem(weights, biases, x0.numpy(), mask, float(radius[i]), lab)
+        upper, x_upper = math.inf, None
+        if i in found:
+            x_upper = found[i].detach().to("cpu", torch.float64).numpy()
+            upper = float(np.linalg.norm(x_upper - x0.numpy()))
+        out = minimise_distance(prob, bounds, adversarial, time.perf_counter() + time_limit, upper=upper,
+                                x_upper=x_upper)
+        res.lower[i], res.upper[i] = out.lower, out.upper
+        if out.x is not None:
+            res.x_adv[i] = torch.as_tensor(out.x, dtype=x.dtype, device=x.device)
+        if out.status == "optimal":
+            res.status[i], res.distance[i] = "optimal", out.upper
+        elif out.status == "beyond":
+            res.status[i], res.distance[i], res.lower[i] = "beyond-max-eps", math.inf, float(radius[i])
 
 
 def _segment_crossing(model: Any, x0: torch.Tensor, z: torch.Tensor, label: int, iters: int = 40) -> float:

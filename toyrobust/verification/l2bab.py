@@ -1,0 +1,715 @@
+"""Complete L2 verification of ReLU networks: branch and bound over the unstable neurons, one convex
+second-order-cone program (SOCP) per node, solved by Clarabel.
+
+The input set is the ball ``B = {x0 + S delta : ||delta||_2 <= eps}`` (``S`` selects the perturbed coordinates)
+intersected, for the projection and error-region definitions, with one polyhedron ``{A x <= b}`` of the label
+region. Each hidden neuron ``a = relu(z)`` has pre-activation bounds ``l <= z <= u`` over the ball (CROWN at the
+root, :mod:`.bounds`). A *node* fixes some unstable neurons (a *split*: ``z >= 0`` and ``a = z``, or ``z <= 0``
+and ``a = 0``); its convex relaxation is
+
+* stably or split inactive (``u <= 0``): ``a = 0``, ``z <= 0``;
+* stably or split active (``l >= 0``): ``a = z``, ``z >= 0``;
+* unstable: the triangle ``a >= 0``, ``a >= z``, ``a <= u (z - l) / (u - l)`` (Wong & Kolter 2018; the LP
+  relaxation of Ehlers 2017);
+* ``||delta||_2 <= eps``: one second-order cone.
+
+**Decision** (:func:`decide`), for a label ``lab`` (+1 or -1): the node's SOCP minimises ``lab * m`` (``m`` the
+margin). Its optimum lower-bounds ``lab * m`` on the node's part of the ball; the node is *robust* when that bound
+exceeds ``tol``. Otherwise the minimiser goes through the real network: when it is adversarial (and the caller's
+forward-pass check, ball and region included, confirms it) the answer is *vulnerable*; else the node's
+minimiser's activation pattern is fixed (a convex program, exact on that linear region) and its minimiser is tried
+too; else the node is split on the unstable neuron whose triangle is most violated at the minimiser (largest
+``a - relu(z)``, ties by the triangle's height ``-l u / (u - l)``: a BaBSR-like score, Bunel et al. 2020) and the
+children's later-layer bounds are tightened by interval arithmetic from the split. Nodes are taken best first
+(lowest bound). A node without unstable neurons is exact: its minimum is the minimum of ``lab * m`` on its region,
+so when it lies in ``(-tol, tol]`` and no counterexample confirms, the node stays *boundary* (undecided). The
+whole search has a node limit and a deadline; what is left open is *undecided*, never robust.
+
+**Minimal distance** (:func:`minimise_distance`): the same tree with the objective ``min t`` subject to
+``||delta||_2 <= t <= R``, ``lab * m <= 0`` (the closure of the adversarial set) and the relaxation over the
+ball of radius ``R`` (a distance known to be reachable). Every node's bound is a lower bound on the distance in
+its part; every minimiser that the real network confirms adversarial (moved out along its ray by a few ulps past
+the boundary) is an upper bound. The search stops when the best upper bound is within ``rtol`` of the smallest
+open lower bound.
+
+**Soundness.** The solver's answer is never trusted as such. Each node's lower bound is the Lagrangian dual
+function evaluated, in float64, at the solver's multipliers of the linear rows (inequality multipliers clipped
+to ``>= 0``): ``g(mu) = c0 - mu.h + min over (delta in the ball, a in its box [max(l, 0), max(u, 0)]) of
+(c + G^T mu).(delta, a)``, whose inner minimum is exact (``-eps ||r_delta||_2`` plus a box term). Weak duality
+makes ``g(mu)`` a lower bound for *any* ``mu >= 0``, however inaccurate the interior-point iterate; infeasibility
+is accepted only when the solver's certificate gives ``g > 0`` for the homogeneous problem (Farkas). So a
+"robust" needs a float64 dual bound above ``tol`` (:mod:`.api`'s tolerance, >= 1e-6 relative), far above
+float64 rounding, and a "vulnerable" needs a point that the model's own forward pass confirms.
+
+**Solver choice.** Clarabel (Goulart & Chen 2024): an interior-point solver for conic programs, with second-order
+cones and quadratic objectives natively, accurate dual variables (needed for the dual bound above), and a small
+wheel (numpy, scipy, cffi). HiGHS's QP solver (``highspy``) handles a convex quadratic *objective* with linear
+constraints only: no second-order cone and no quadratic constraint, so the ball ``||delta|| <= eps`` of the
+decision problem would need an outer polyhedral approximation (looser, more rows). OSQP is a first-order (ADMM)
+QP solver with the same restriction and low-accuracy duals.
+
+References:
+    E. Wong, J. Z. Kolter, "Provable defenses against adversarial examples via the convex outer adversarial
+    polytope", ICML 2018. R. Ehlers, "Formal verification of piece-wise linear feed-forward neural networks",
+    ATVA 2017. R. Bunel, J. Lu, I. Turkaslan, P. H. S. Torr, P. Kohli, M. P. Kumar, "Branch and bound for
+    piecewise linear neural network verification", JMLR 2020. P. J. Goulart, Y. Chen, "Clarabel: an
+    interior-point solver for conic programs with quadratic objectives", arXiv:2405.12762, 2024.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BabProblem", "BabOutcome", "DistanceOutcome", "decide", "minimise_distance", "node_count_limit"]
+
+#: the default cap on the nodes of one search (each node is one or two SOCPs)
+node_count_limit = 20_000
+
+
+@dataclass(frozen=True)
+class BabProblem:
+    """One sub-problem of :func:`decide` or :func:`minimise_distance`.
+
+    Attributes:
+        weights, biases: the affine layers (float64 numpy), ``W_k`` (n_k, n_{k-1}); the last has one row (margin).
+        x0: the centre (d,).
+        mask: bool (d,), the perturbed coordinates.
+        eps: the ball's radius (the search radius ``R`` for the distance).
+        label: +1 or -1: the sign the margin must keep.
+        poly: one polyhedron ``(A, b)`` (A (r, d), b (r,)) the points must lie in, or None.
+    """
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    x0: np.ndarray
+    mask: np.ndarray
+    eps: float
+    label: int
+    poly: tuple[np.ndarray, np.ndarray] | None = None
+
+    def margin(self, x: np.ndarray) -> float:
+        """The network's margin at x (d,) in float64."""
+        h = x
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = w @ h + b
+            if k < len(self.weights) - 1:
+                h = np.maximum(h, 0.0)
+        return float(h[0])
+
+    def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """The hidden layers' pre-activations ``z_k`` at x (d,)."""
+        out, h = [], x
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            z = w @ h + b
+            out.append(z)
+            h = np.maximum(z, 0.0)
+        return out
+
+
+@dataclass
+class _Program:
+    """A node's conic program: ``min q.v + c0`` s.t. ``A_lin v + s = b_lin`` (the first ``n_eq`` rows equalities,
+    the rest ``s >= 0``) and the cone rows (ball, or ``||delta|| <= t`` for the distance).
+
+    Columns: ``delta`` (dm), then the hidden layers' ``a`` blocks (``box_lo``/``box_hi`` their boxes), then ``t``
+    (distance only).
+    """
+
+    q: np.ndarray
+    c0: float
+    A_lin: np.ndarray
+    b_lin: np.ndarray
+    n_eq: int
+    dm: int
+    box_lo: np.ndarray
+    box_hi: np.ndarray
+    radius: float
+    distance: bool
+    sizes: list[int]
+    tri: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer k (hidden ones and the output) ``(Z_k, c_k)`` with ``z_k = Z_k v + c_k`` in the node's columns
+    (dense: the networks are small, and dense rows build far faster than sparse ones)."""
+    S = np.flatnonzero(prob.mask)
+    dm = S.size
+    starts = np.cumsum([dm] + sizes)
+    maps = []
+    for k, (w, b) in enumerate(zip(prob.weights, prob.biases)):
+        Z = np.zeros((w.shape[0], n_var))
+        if k == 0:
+            Z[:, :dm], const = w[:, S], w @ prob.x0 + b
+        else:
+            Z[:, starts[k - 1]:starts[k]], const = w, b.copy()
+        maps.append((Z, const))
+    return maps
+
+
+def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distance: bool,
+           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None) -> _Program:
+    """The node's program (see the module docstring) for the pre-activation bounds ``lo``/``up`` (splits included).
+
+    ``shrink`` tightens the region rows to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (points strictly
+    inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
+    tightening).
+    """
+    dm = int(prob.mask.sum())
+    sizes = [w.shape[0] for w in prob.weights[:-1]]
+    n_var = dm + sum(sizes) + (1 if distance else 0)
+    maps = _affine_maps(prob, sizes, n_var)
+    eq_rows, eq_b, in_rows, in_b = [], [], [], []
+    tri, n_in = [], 0  # per layer: the unstable neurons, their rows a <= s (z - l), and the intercepts -s l
+    start = dm
+    for k, n_k in enumerate(sizes):
+        Z, c = maps[k]
+        E = np.zeros((n_k, n_var))
+        E[np.arange(n_k), start + np.arange(n_k)] = 1.0
+        start += n_k
+        low, u = lo[k], up[k]
+        ina = u <= 0
+        act = (low >= 0) & ~ina
+        uns = ~(ina | act)
+        s = u[uns] / (u[uns] - low[uns])
+        eq_rows += [E[ina], E[act] - Z[act]]
+        eq_b += [np.zeros(int(ina.sum())), c[act]]
+        # z <= 0 (z >= 0) is implied where the bound is strict; a split sets it to exactly 0
+        off, on = ina & (u == 0), act & (low == 0)
+        in_rows += [Z[off], -Z[on], -E[uns], Z[uns] - E[uns], E[uns] - s[:, None] * Z[uns]]
+        in_b += [-c[off], c[on], np.zeros(int(uns.sum())), -c[uns], s * (c[uns] - low[uns])]
+        n_u = int(uns.sum())
+        n_in += int(off.sum()) + int(on.sum()) + 2 * n_u
+        tri.append((k, np.flatnonzero(uns), n_in + np.arange(n_u), -s * low[uns]))
+        n_in += n_u
+    if prob.poly is not None:
+        A, b = prob.poly
+        b = b - shrink * (1 + np.abs(b) + np.abs(A) @ (np.abs(prob.x0) + prob.eps))
+        rows = np.zeros((A.shape[0], n_var))
+        rows[:, :dm] = A[:, np.flatnonzero(prob.mask)]
+        in_rows.append(rows)
+        in_b.append(b - A @ prob.x0)
+    Zm, cm = maps[-1]
+    lab = float(prob.label)
+    if distance:
+        q = np.zeros(n_var)
+        q[-1] = 1.0
+        c0 = 0.0
+        t_row = np.zeros((1, n_var))
+        t_row[0, -1] = 1.0
+        in_rows += [lab * Zm, t_row, -t_row]
+        in_b += [np.array([-lab * cm[0]]), np.array([prob.eps]), np.zeros(1)]
+    else:
+        q = lab * Zm[0]
+        c0 = lab * float(cm[0])
+    if neuron is not None:
+        k, j, sign = neuron
+        q, c0 = sign * maps[k][0][j], sign * float(maps[k][1][j])
+    A_lin = np.concatenate(eq_rows + in_rows) if eq_rows + in_rows else np.zeros((0, n_var))
+    b_lin = np.concatenate(eq_b + in_b) if eq_b + in_b else np.zeros(0)
+    box_lo = np.concatenate([np.maximum(x, 0.0) for x in lo]) if lo else np.zeros(0)
+    box_hi = np.concatenate([np.maximum(x, 0.0) for x in up]) if up else np.zeros(0)
+    n_eq = int(sum(r.shape[0] for r in eq_rows))
+    tri = [(k, idx, n_eq + rows, gain) for k, idx, rows, gain in tri]
+    return _Program(q, c0, A_lin, b_lin, n_eq, dm, box_lo, np.maximum(box_hi, box_lo), prob.eps, distance, sizes,
+                    tri)
+
+
+def _clarabel():
+    """The solver module, imported on first use (a core dependency; the rest of the verifier works without it)."""
+    try:
+        import clarabel
+    except ImportError as err:  # pragma: no cover - clarabel is a core dependency
+        raise ImportError("L2 verification of ReLU networks needs the clarabel package (pip install clarabel)") from err
+    return clarabel
+
+
+def _settings(deadline: float):
+    clarabel = _clarabel()
+    s = clarabel.DefaultSettings()
+    s.verbose = False
+    s.max_iter = 200
+    # the bound comes from the multipliers (_dual_bound), so a 1e-7 gap is as sound as 1e-8 and a little faster
+    s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = 1e-7
+    s.time_limit = max(1e-3, deadline - time.perf_counter())
+    return s
+
+
+_SOLVED = ("Solved", "AlmostSolved")
+_INFEASIBLE = ("PrimalInfeasible", "AlmostPrimalInfeasible")
+
+
+def _dual_bound(prog: _Program, z: np.ndarray, homogeneous: bool = False) -> float:
+    """The Lagrangian dual function at the multipliers ``z`` of the linear rows (inequalities clipped to >= 0),
+    minimised exactly over the ball (or ``||delta|| <= t <= R``) and the ``a`` boxes; ``homogeneous`` drops the
+    objective (an infeasibility certificate when > 0)."""
+    z = z.copy()
+    z[prog.n_eq:] = np.maximum(z[prog.n_eq:], 0.0)
+    r = prog.A_lin.T @ z
+    val = -float(prog.b_lin @ z)
+    if not homogeneous:
+        r = r + prog.q
+        val += prog.c0
+    dm, na = prog.dm, prog.box_lo.size
+    ra = r[dm:dm + na]
+    val += float(np.minimum(ra * prog.box_lo, ra * prog.box_hi).sum())
+    rd = float(np.linalg.norm(r[:dm]))
+    if prog.distance:
+        val += min(0.0, prog.radius * (float(r[-1]) - rd))
+    else:
+        val -= prog.radius * rd
+    return val
+
+
+@dataclass
+class _Solved:
+    """A node's SOCP: a proven lower bound (+inf when infeasible) and the minimiser's ``(delta, a, t)`` or None."""
+
+    lower: float
+    v: np.ndarray | None
+    score: list[np.ndarray] | None = None
+
+
+def _solve(prog: _Program, deadline: float) -> _Solved:
+    """Solve with Clarabel and turn the answer into a proven bound (:func:`_dual_bound`)."""
+    n_var, dm = prog.q.size, prog.dm
+    soc = np.zeros((dm + 1, n_var))
+    soc[1 + np.arange(dm), np.arange(dm)] = -1.0
+    soc_b = np.zeros(dm + 1)
+    if prog.distance:
+        soc[0, n_var - 1] = -1.0
+    else:
+        soc_b[0] = prog.radius
+    A = sp.csc_matrix(np.concatenate([prog.A_lin, soc]))
+    b = np.r_[prog.b_lin, soc_b]
+    clarabel = _clarabel()
+    cones = []
+    if prog.n_eq:
+        cones.append(clarabel.ZeroConeT(prog.n_eq))
+    if prog.A_lin.shape[0] > prog.n_eq:
+        cones.append(clarabel.NonnegativeConeT(prog.A_lin.shape[0] - prog.n_eq))
+    cones.append(clarabel.SecondOrderConeT(dm + 1))
+    P = sp.csc_matrix((n_var, n_var))
+    sol = clarabel.DefaultSolver(P, prog.q, A, b, cones, _settings(deadline)).solve()
+    n_lin = prog.A_lin.shape[0]
+    z = np.asarray(sol.z, dtype=np.float64)[:n_lin]
+    status = str(sol.status)
+    if status in _INFEASIBLE:
+        scale = float(np.abs(z).max()) if z.size else 0.0
+        if scale > 0 and _dual_bound(prog, z / scale, homogeneous=True) > 1e-9:
+            return _Solved(math.inf, None)
+        return _Solved(-math.inf, None)
+    v = np.asarray(sol.x, dtype=np.float64)
+    if not np.all(np.isfinite(v)) or not np.all(np.isfinite(z)):
+        return _Solved(-math.inf, None)
+    lower = _dual_bound(prog, z)
+    score = [np.zeros(n) for n in prog.sizes]
+    for k, idx, rows, gain in prog.tri:
+        score[k][idx] = np.maximum(z[rows], 0.0) * gain
+    return _Solved(lower if math.isfinite(lower) else -math.inf, v if status in _SOLVED else None, score)
+
+
+def _relax(low: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CROWN's linear bounds ``alpha z <= relu(z) <= s z + t`` on ``[low, up]`` (split neurons are stable: exact)."""
+    act, uns = low >= 0, (low < 0) & (up > 0)
+    s = np.where(uns, up / np.where(uns, up - low, 1.0), act.astype(np.float64))
+    t = np.where(uns, -s * low, 0.0)
+    alpha = np.where(uns, (up >= -low).astype(np.float64), act.astype(np.float64))
+    return alpha, s, t
+
+
+def _backsub(prob: BabProblem, k: int, lam: np.ndarray, lo: list[np.ndarray],
+             up: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Lower bounds of ``lam . z_k`` (lam (m, n_k)) over the ball, with the node's relaxations (CROWN, Zhang et
+    al. 2018), and per hidden layer below k the coefficients (m, n_j) on its post-activations."""
+    const = np.zeros(lam.shape[0])
+    A, coeffs = lam, []
+    for j in range(k, 0, -1):
+        const = const + A @ prob.biases[j]
+        A = A @ prob.weights[j]
+        coeffs.append(A)
+        alpha, s, t = _relax(lo[j - 1], up[j - 1])
+        neg = np.minimum(A, 0.0)
+        const = const + neg @ t
+        A = np.maximum(A, 0.0) * alpha + neg * s
+    S = np.flatnonzero(prob.mask)
+    low = A @ (prob.weights[0] @ prob.x0 + prob.biases[0]) + const
+    low -= prob.eps * np.linalg.norm(A @ prob.weights[0][:, S], axis=1)
+    return low, coeffs[::-1]
+
+
+def _tighten(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], k: int) -> None:
+    """Layers after ``k`` (just split): interval arithmetic, then CROWN with the node's relaxations (sound on the
+    node: a split neuron is linear there), intersected with the bounds (in place)."""
+    for j in range(k + 1, len(lo)):
+        a_lo, a_up = np.maximum(lo[j - 1], 0.0), np.maximum(up[j - 1], 0.0)
+        w, b = prob.weights[j], prob.biases[j]
+        c = w @ ((a_lo + a_up) / 2) + b
+        r = np.abs(w) @ ((a_up - a_lo) / 2)
+        lo[j] = np.maximum(lo[j], c - r)
+        up[j] = np.minimum(up[j], c + r)
+        n = lo[j].size
+        low, _ = _backsub(prob, j, np.concatenate([np.eye(n), -np.eye(n)]), lo, up)
+        lo[j] = np.maximum(lo[j], low[:n])
+        up[j] = np.minimum(up[j], -low[n:])
+        lo[j] = np.minimum(lo[j], up[j])
+
+
+def _crown_margin(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray]) -> float:
+    """CROWN's lower bound on ``lab * m`` over the ball with the node's relaxations (no program)."""
+    low, _ = _backsub(prob, len(lo), float(prob.label) * np.eye(1), lo, up)
+    return float(low[0])
+
+
+def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], deadline: float) -> int:
+    """Tighten the bounds of every unstable neuron after the first layer (whose bounds over the ball are exact)
+    by minimising and maximising its pre-activation over the relaxation (one SOCP each, dual-bounded, so sound;
+    layer by layer, each using the bounds tightened before it), in place; returns the programs solved.
+
+    This is the LP-based bound tightening of Ehlers (2017) with the L2 ball: the triangle relaxation is the
+    tightest convex one for given bounds, so the bounds are what the per-node relaxations' quality rests on.
+    """
+    solves = 0
+    for k in range(1, len(lo)):
+        for j in np.flatnonzero((lo[k] < 0) & (up[k] > 0)):
+            for sign in (1.0, -1.0):
+                if time.perf_counter() > deadline or not (lo[k][j] < 0 < up[k][j]):
+                    break
+                got = _solve(_build(prob, lo, up, False, neuron=(k, int(j), sign)), deadline)
+                solves += 1
+                if sign > 0 and got.lower > lo[k][j]:
+                    lo[k][j] = min(got.lower, up[k][j])
+                elif sign < 0 and -got.lower < up[k][j]:
+                    up[k][j] = max(-got.lower, lo[k][j])
+        if k + 1 < len(lo):
+            _tighten(prob, lo, up, k)
+    return solves
+
+
+def _unstable(lo: list[np.ndarray], up: list[np.ndarray]) -> list[np.ndarray]:
+    return [(a < 0) & (b > 0) for a, b in zip(lo, up)]
+
+
+def _branch_neuron(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray],
+                   got: _Solved) -> tuple[int, int] | None:
+    """The unstable neuron ``(layer, index)`` to split, or None when none is unstable.
+
+    The score estimates what the node's bound loses to the neuron's triangle (BaBSR, Bunel et al. 2020): the
+    solver's multiplier of the row ``a <= s (z - l)`` times its intercept ``-s l``, plus the same with CROWN's
+    coefficient (the negative part of the coefficient on ``a`` in CROWN's bound on ``lab * m``), plus the
+    triangle's violation ``a - relu(z)`` at the node's minimiser, plus a thousandth of the triangle's height
+    ``-l u / (u - l)`` (ties).
+    """
+    n_hidden = len(lo)
+    if n_hidden == 0:
+        return None
+    _, coeffs = _backsub(prob, n_hidden, float(prob.label) * np.eye(1), lo, up)
+    best, best_score = None, -math.inf
+    start = int(prob.mask.sum())
+    v = got.v
+    for k, uns in enumerate(_unstable(lo, up)):
+        n_k = uns.size
+        if uns.any():
+            low, u = lo[k], up[k]
+            height = np.where(uns, -low * u / np.where(uns, u - low, 1.0), 0.0)
+            score = (np.maximum(-coeffs[k][0], 0.0) + 1e-3) * height
+            if got.score is not None:
+                score = score + got.score[k]
+            if v is not None:
+                score = score + np.maximum(v[start:start + n_k] - np.maximum(_layer_z(prob, v, k, start), 0.0), 0.0)
+            score = np.where(uns, score, -math.inf)
+            j = int(np.argmax(score))
+            if score[j] > best_score:
+                best, best_score = (k, j), float(score[j])
+        start += n_k
+    return best
+
+
+def _layer_z(prob: BabProblem, v: np.ndarray, k: int, start: int) -> np.ndarray:
+    """Layer k's pre-activations from the program's variables (``start``: the column of layer k's ``a``)."""
+    if k == 0:
+        S = np.flatnonzero(prob.mask)
+        return prob.weights[0][:, S] @ v[:S.size] + prob.weights[0] @ prob.x0 + prob.biases[0]
+    n_prev = prob.weights[k].shape[1]
+    return prob.weights[k] @ v[start - n_prev:start] + prob.biases[k]
+
+
+def _point(prob: BabProblem, v: np.ndarray, radius: float) -> np.ndarray:
+    """The input ``x0 + S delta`` of a solution, ``delta`` pulled into the ball of ``radius`` (solver slack)."""
+    S = np.flatnonzero(prob.mask)
+    delta = v[:S.size].copy()
+    nrm = float(np.linalg.norm(delta))
+    if nrm > radius:
+        delta *= radius / nrm
+    x = prob.x0.copy()
+    x[S] += delta
+    return x
+
+
+def _pattern_bounds(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray],
+                    x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The node's bounds with every unstable neuron fixed to its state at x (d,): one linear region."""
+    plo, pup = [a.copy() for a in lo], [b.copy() for b in up]
+    for k, z in enumerate(prob.pre_activations(x)):
+        uns = (plo[k] < 0) & (pup[k] > 0)
+        on = uns & (z >= 0)
+        plo[k][on] = 0.0
+        pup[k][uns & ~on] = 0.0
+    return plo, pup
+
+
+@dataclass
+class BabOutcome:
+    """What :func:`decide` found.
+
+    Attributes:
+        verdict: ``"robust"`` (every node's bound above ``tol``), ``"vulnerable"`` (``x`` confirmed by the
+            caller), ``"boundary"`` (exact leaves whose minimum lies in ``(-tol, tol]``, nothing else open),
+            ``"timeout"`` or ``"node-limit"``.
+        lower: a proven lower bound on ``min lab * m`` over the ball (and polyhedron).
+        x: the counterexample (d,), or None.
+        nodes: nodes evaluated (SOCPs solved, the pattern programs included: ``solves``).
+    """
+
+    verdict: str
+    lower: float
+    x: np.ndarray | None
+    nodes: int
+    solves: int
+
+
+class _Search:
+    """A best-first tree over splits: a heap of ``(bound, tie, lo, up, v)``, the counters and the deadline."""
+
+    def __init__(self, prob: BabProblem, deadline: float, max_nodes: int, distance: bool) -> None:
+        self.prob, self.deadline, self.max_nodes, self.distance = prob, deadline, max_nodes, distance
+        self.heap: list[tuple[float, int, list[np.ndarray], list[np.ndarray], np.ndarray | None]] = []
+        self.nodes = self.solves = self.tie = 0
+
+    def solve(self, lo: list[np.ndarray], up: list[np.ndarray], shrink: float = 0.0) -> _Solved:
+        self.solves += 1
+        return _solve(_build(self.prob, lo, up, self.distance, shrink), self.deadline)
+
+    def push(self, lower: float, lo: list[np.ndarray], up: list[np.ndarray], got: _Solved) -> None:
+        self.tie += 1
+        heapq.heappush(self.heap, (lower, self.tie, lo, up, got))
+
+    def children(self, lo: list[np.ndarray], up: list[np.ndarray], got: _Solved):
+        """The two children of a node (active first), with tightened later-layer bounds; [] for a leaf."""
+        pick = _branch_neuron(self.prob, lo, up, got)
+        if pick is None:
+            return []
+        k, j = pick
+        out = []
+        for active in (True, False):
+            clo, cup = [x.copy() for x in lo], [x.copy() for x in up]
+            if active:
+                clo[k][j] = 0.0
+            else:
+                cup[k][j] = 0.0
+            _tighten(self.prob, clo, cup, k)
+            out.append((clo, cup))
+        return out
+
+    def stopped(self) -> str | None:
+        if time.perf_counter() > self.deadline:
+            return "timeout"
+        if self.nodes >= self.max_nodes:
+            return "node-limit"
+        return None
+
+
+def decide(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], tol: float,
+           confirm: Callable[[np.ndarray], bool], deadline: float,
+           max_nodes: int = node_count_limit) -> BabOutcome:
+    """Decide ``min {lab * m(x) : x in ball ∩ poly} > tol`` by branch and bound (module docstring).
+
+    Args:
+        prob: the sub-problem (``prob.eps`` the ball's radius).
+        lo, up: sound pre-activation bounds of the hidden layers over the ball, (n_k,) each.
+        tol: the certification margin (> 0).
+        confirm: ``confirm(x) -> bool`` for a candidate x (d,): adversarial by the model's own forward pass, in the
+            ball and strictly in the region (the caller's check; nothing else makes a counterexample).
+        deadline: ``time.perf_counter()`` seconds; max_nodes: the node cap.
+    """
+    run = _Search(prob, deadline, max_nodes, distance=False)
+    boundary = math.inf
+    root = run.solve(lo, up)
+    run.nodes = 1
+    if root.lower > tol:
+        return BabOutcome("robust", root.lower, None, run.nodes, run.solves)
+    x = _counterexample(run, lo, up, root.v, root.lower, tol, confirm)
+    if x is not None:
+        return BabOutcome("vulnerable", root.lower, x, run.nodes, run.solves)
+    if len(lo) > 1:  # the root is open: tighten the deeper layers' bounds by programs, once
+        lo, up = [a.copy() for a in lo], [b.copy() for b in up]
+        run.solves += tighten_by_programs(prob, lo, up, deadline)
+        root = run.solve(lo, up)
+        if root.lower > tol:
+            return BabOutcome("robust", root.lower, None, run.nodes, run.solves)
+    run.push(root.lower, lo, up, root)
+    while run.heap:
+        why = run.stopped()
+        if why:
+            return BabOutcome(why, min(run.heap[0][0], boundary), None, run.nodes, run.solves)
+        lower, _, nlo, nup, node = heapq.heappop(run.heap)
+        x = _counterexample(run, nlo, nup, node.v, lower, tol, confirm)
+        if x is not None:
+            return BabOutcome("vulnerable", min(lower, boundary), x, run.nodes, run.solves)
+        kids = run.children(nlo, nup, node)
+        if not kids:
+            boundary = min(boundary, lower)  # exact and within the band: undecided
+            continue
+        for clo, cup in kids:
+            run.nodes += 1
+            if _crown_margin(prob, clo, cup) > tol:  # the cheap bound suffices: no program
+                continue
+            got = run.solve(clo, cup)
+            if got.lower <= tol:
+                run.push(got.lower, clo, cup, got)
+    if math.isfinite(boundary):
+        return BabOutcome("boundary", boundary, None, run.nodes, run.solves)
+    return BabOutcome("robust", tol, None, run.nodes, run.solves)
+
+
+def _counterexample(run: _Search, lo: list[np.ndarray], up: list[np.ndarray], v: np.ndarray | None, lower: float,
+                    tol: float, confirm: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+    """A confirmed counterexample from a node: its relaxation's minimiser, else (when the bound is below
+    ``-tol``) the minimiser over the linear region of that point's activation pattern (region rows shrunk)."""
+    if v is None:
+        return None
+    prob = run.prob
+    x = _point(prob, v, prob.eps)
+    if prob.label * prob.margin(x) < 0 and confirm(x):
+        return x
+    if lower > -tol:
+        return None
+    plo, pup = _pattern_bounds(prob, lo, up, x)
+    got = run.solve(plo, pup, shrink=1e-6 if prob.poly is not None else 0.0)
+    if got.v is None:
+        return None
+    x2 = _point(prob, got.v, prob.eps * (1 - 1e-12))
+    if prob.label * prob.margin(x2) < 0 and confirm(x2):
+        return x2
+    return None
+
+
+@dataclass
+class DistanceOutcome:
+    """What :func:`minimise_distance` found.
+
+    Attributes:
+        status: ``"optimal"`` (``upper - lower <= rtol upper``), ``"beyond"`` (nothing adversarial within the
+            search radius: every node infeasible), ``"timeout"`` or ``"node-limit"``.
+        lower, upper: proven bounds on the distance (upper: the norm of ``x``'s perturbation; inf when none).
+        x: the best confirmed adversarial point (d,), or None.
+        nodes, solves: as :class:`BabOutcome`.
+    """
+
+    status: str
+    lower: float
+    upper: float
+    x: np.ndarray | None
+    nodes: int
+    solves: int
+
+
+def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.ndarray], list[np.ndarray]]],
+                      adversarial: Callable[[np.ndarray], np.ndarray | None], deadline: float, *,
+                      upper: float = math.inf, x_upper: np.ndarray | None = None, rtol: float = 1e-5,
+                      max_nodes: int = node_count_limit) -> DistanceOutcome:
+    """The minimal L2 distance from ``x0`` to ``{lab * m <= 0}`` within radius ``prob.eps`` (module docstring).
+
+    Whenever the best distance found drops below 0.9 of the radius the bounds were computed for, the search radius
+    shrinks to it: the root bounds are recomputed for the smaller ball and every open node's bounds are intersected
+    with them (only points closer than the best one matter).
+
+    Args:
+        prob: the sub-problem (``prob.eps`` the search radius R; ``poly`` must be None).
+        bounds: ``bounds(r) -> (lo, up)``: sound pre-activation bounds of the hidden layers over the ball of
+            radius r, (n_k,) each.
+        adversarial: ``adversarial(x) -> x' or None``: for a point x (d,) on or near the boundary, a point on its
+            ray from x0 (moved out by a few ulps) that the model's forward pass confirms adversarial, or None.
+        deadline: ``time.perf_counter()`` seconds.
+        upper, x_upper: a known adversarial point and its distance (e.g. from an attack).
+        rtol: the relative gap at which the search stops.
+        max_nodes: the node cap.
+    """
+    run = _Search(prob, deadline, max_nodes, distance=True)
+    best, best_x = upper, x_upper
+    if best < 0.9 * prob.eps:
+        run.prob = prob = _with_radius(prob, best)
+    root_lo, root_up = bounds(prob.eps)
+    stuck = math.inf  # exact leaves whose minimiser no forward pass confirmed
+    root = run.solve(root_lo, root_up)
+    run.nodes = 1
+    if root.lower == math.inf:
+        return DistanceOutcome("beyond", prob.eps, best, best_x, run.nodes, run.solves)
+    run.push(root.lower, root_lo, root_up, root)
+    while run.heap and run.heap[0][0] < best * (1 - rtol):
+        why = run.stopped()
+        if why:
+            return DistanceOutcome(why, min(run.heap[0][0], stuck, best), best, best_x, run.nodes, run.solves)
+        lower, _, nlo, nup, node = heapq.heappop(run.heap)
+        for z in _distance_candidates(run, nlo, nup, node.v):
+            if prob.label * prob.margin(prob.x0 + (z - prob.x0) * (1 + 2.0 ** -10)) >= 0:
+                continue  # not even past the boundary by 1e-3: skip the model's forward pass
+            xa = adversarial(z)
+            if xa is not None and float(np.linalg.norm(xa - prob.x0)) < best:
+                best, best_x = float(np.linalg.norm(xa - prob.x0)), xa
+        if best < 0.9 * prob.eps:
+            run.prob = prob = _with_radius(prob, best)
+            root_lo, root_up = bounds(prob.eps)
+        if lower >= best * (1 - rtol):
+            continue
+        tlo = [np.minimum(np.maximum(a, b), c) for a, b, c in zip(nlo, root_lo, nup)]
+        tup = [np.minimum(a, b) for a, b in zip(nup, root_up)]
+        tlo = [np.minimum(a, b) for a, b in zip(tlo, tup)]
+        if any(np.any(a != b) for a, b in zip(tlo + tup, nlo + nup)):  # the radius shrank: solve again
+            run.nodes += 1
+            got = run.solve(tlo, tup)
+            if got.lower < best * (1 - rtol):
+                run.push(got.lower, tlo, tup, got)
+            continue
+        kids = run.children(nlo, nup, node)
+        if not kids:
+            stuck = min(stuck, lower)
+            continue
+        for clo, cup in kids:
+            run.nodes += 1
+            got = run.solve(clo, cup)
+            if got.lower < best * (1 - rtol):
+                run.push(got.lower, clo, cup, got)
+    low = min(run.heap[0][0] if run.heap else math.inf, stuck, best)
+    if not math.isfinite(best):
+        return DistanceOutcome("beyond" if not math.isfinite(stuck) else "boundary", prob.eps, best, None,
+                               run.nodes, run.solves)
+    status = "optimal" if best - low <= rtol * best + 1e-12 else "boundary"
+    return DistanceOutcome(status, max(low, 0.0), best, best_x, run.nodes, run.solves)
+
+
+def _with_radius(prob: BabProblem, radius: float) -> BabProblem:
+    """``prob`` with the search radius ``radius`` (a hair above, for the rounding of the best distance)."""
+    return BabProblem(prob.weights, prob.biases, prob.x0, prob.mask, radius * (1 + 1e-9) + 1e-12, prob.label,
+                      prob.poly)
+
+
+def _distance_candidates(run: _Search, lo: list[np.ndarray], up: list[np.ndarray],
+                         v: np.ndarray | None) -> list[np.ndarray]:
+    """Points to try as upper bounds: the relaxation's minimiser and the minimiser over its pattern's region."""
+    if v is None:
+        return []
+    prob = run.prob
+    x = _point(prob, v, math.inf)
+    out = [x]
+    plo, pup = _pattern_bounds(prob, lo, up, x)
+    got = run.solve(plo, pup)
+    if got.v is not None:
+        out.append(_point(prob, got.v, math.inf))
+    return out
