@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_verify import _linear_relu  # the linear ReLU nets of the Linf tests
 from torch import nn
 
 import toyrobust as tr
@@ -122,17 +123,6 @@ def test_20d_every_point_decided_and_verdicts_monotone_in_the_radius():
     assert big.stats["bab_nodes"] > 0 and int(big.vulnerable.sum()) > int(small.vulnerable.sum())
 
 
-def _linear_relu(w, b):
-    """A ReLU network computing w.x + b exactly: relu(w.x + b) - relu(-w.x - b)."""
-    w = torch.as_tensor(w, dtype=torch.float64)
-    first = nn.Linear(w.numel(), 2).double()
-    last = nn.Linear(2, 1).double()
-    with torch.no_grad():
-        first.weight.copy_(torch.stack([w, -w]))
-        first.bias.copy_(torch.tensor([b, -b], dtype=torch.float64))
-        last.weight.copy_(torch.tensor([[1.0, -1.0]], dtype=torch.float64))
-        last.bias.zero_()
-    return nn.Sequential(first, nn.ReLU(), last)
 
 
 @pytest.mark.parametrize("kind", ["relu", "linear-model"])

@@ -349,12 +349,8 @@ class _Verification:
     def _milp_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray],
                    deadline: dict[int, float]) -> None:
         """Sub-problem ``k`` of point ``i`` by MILP with the CROWN pre-activation bounds of its ball."""
-        j = self.row_pos[i]
-        lo = [t[j].cpu().numpy() for t in self.crown.lower[:-1]]
-        up = [t[j].cpu().numpy() for t in self.crown.upper[:-1]]
-        n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
-        if self.options.method == "auto" and n_unst > self.options.max_binaries:
-            self.how[i][k] = "too-large"
+        lo, up = self._pre_bounds_or_too_large(i, k)
+        if lo is None:
             return
         deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
         lab, polys = self.subs[i][k]
@@ -371,6 +367,18 @@ class _Verification:
             if z2 is None or not self._accept_solver_point(i, k, z2):
                 self.how[i][k] = "boundary"
 
+    def _pre_bounds_or_too_large(self, i: int, k: int) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
+        """Point ``i``'s CROWN pre-activation bounds per hidden layer, or ``(None, None)`` (sub-problem ``k``
+        marked "too-large") when ``method="auto"`` and it has more unstable neurons than ``max_binaries``."""
+        j = self.row_pos[i]
+        lo = [t[j].cpu().numpy() for t in self.crown.lower[:-1]]
+        up = [t[j].cpu().numpy() for t in self.crown.upper[:-1]]
+        n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
+        if self.options.method == "auto" and n_unst > self.options.max_binaries:
+            self.how[i][k] = "too-large"
+            return None, None
+        return lo, up
+
     def bab_stage(self) -> None:
         """4'. L2 balls: branch and bound with one SOCP per node (:mod:`.l2bab`) per open sub-problem, unless
         ``method="bounds"``, with a per-point deadline."""
@@ -383,12 +391,8 @@ class _Verification:
         for i, k in items:
             if self._vulnerable(i):
                 continue
-            j = self.row_pos[i]
-            lo = [t[j].cpu().numpy() for t in self.crown.lower[:-1]]
-            up = [t[j].cpu().numpy() for t in self.crown.upper[:-1]]
-            n_unst = int(sum(((a < 0) & (b > 0)).sum() for a, b in zip(lo, up)))
-            if self.options.method == "auto" and n_unst > self.options.max_binaries:
-                self.how[i][k] = "too-large"
+            lo, up = self._pre_bounds_or_too_large(i, k)
+            if lo is None:
                 continue
             deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
             self._bab_item(i, k, weights, biases, lo, up, deadline[i])
