@@ -61,7 +61,7 @@ def test_public_methods_validate_their_points(name):
     good = dist.sample(3, generator=0, dtype=torch.float64)[0]
     methods = {"log_likelihood": lambda x: dist.log_likelihood(x, 1), "log_odds": dist.log_odds,
                "posterior": dist.posterior, "project": dist.project, "support.contains": dist.support.contains,
-               "bayes_label": dist.bayes_label}
+               "bayes_label": dist.bayes_label, "projected_bayes_label": dist.projected_bayes_label}
     for what, method in methods.items():
         assert method(good).shape == (3,) + ((dist.dim,) if what == "project" else ())
         with pytest.raises(ValueError, match=rf"x must have shape \(N, {dist.dim}\).*got \(3, {dist.dim + 1}\)"):
@@ -74,6 +74,19 @@ def test_public_methods_validate_their_points(name):
             method(good.tolist())
     with pytest.raises(ValueError, match="y must be -1 or \\+1, got 0"):
         dist.log_likelihood(good, 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_projected_bayes_label_is_the_bayes_label_of_the_projection(name):
+    # a distribution's shortcut (spheres: one norm) must give the labels of the long way, near the decision
+    # boundary of the projection too (points scaled towards the middle of the support's gaps)
+    for example in complete(name).examples(quick=True):
+        dist = example.dist
+        x = dist.sample(200, generator=1, dtype=torch.float64)[0]
+        g = torch.Generator().manual_seed(2)
+        pts = torch.cat([x, x + torch.randn(x.shape, generator=g, dtype=torch.float64),
+                         x * (0.5 + torch.rand(200, 1, generator=g, dtype=torch.float64)), torch.zeros_like(x[:1])])
+        assert torch.equal(dist.projected_bayes_label(pts), dist.bayes_label(dist.project(pts))), example
 
 
 # ----------------------------------------------------------------------------------------------- references

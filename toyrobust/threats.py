@@ -366,6 +366,8 @@ class ThreatModel:
         """
         x, x0 = _check_pair(x, x0)
         eps = self.radius
+        if self.coords is None:  # every coordinate free: no mask to apply (same numbers, two passes fewer)
+            return self._project_delta(x, x0, x - x0, eps)
         m = self._bool_mask(x)
         delta = torch.where(m, x - x0, torch.zeros((), dtype=x.dtype, device=x.device))
         z = self._project_delta(x, x0, delta, eps)
@@ -461,12 +463,22 @@ class L2(ThreatModel):
     def _project_delta(self, x, x0, delta, eps):
         n = _vector_norm(delta, 2, keepdim=True)
         inside = n <= eps
-        return torch.where(inside, x, x0 + delta / torch.where(inside, torch.ones_like(n), n) * eps)
+        scale = torch.where(inside, torch.ones_like(n), n)
+        if torch.is_grad_enabled() and (x.requires_grad or x0.requires_grad):
+            return torch.where(inside, x, x0 + delta / scale * eps)
+        # x0 + delta / n * eps in place in one buffer (the same roundings as the plain expression above)
+        z = (delta / scale).mul_(eps).add_(x0)
+        return torch.where(inside, x, z, out=z)
 
     def _steepest(self, g, r):
         n = _vector_norm(g, 2, keepdim=True)
         nonzero = n > 0
-        return torch.where(nonzero, g / torch.where(nonzero, n, torch.ones_like(n)) * r, torch.zeros_like(g))
+        if torch.is_grad_enabled() and g.requires_grad:
+            return torch.where(nonzero, g / torch.where(nonzero, n, torch.ones_like(n)) * r, torch.zeros_like(g))
+        z = (g / torch.where(nonzero, n, torch.ones_like(n))).mul_(r)
+        if z.device.type == "cpu" and bool(nonzero.all()):  # the usual case; on an accelerator, no host sync
+            return z
+        return z.masked_fill_(~nonzero, 0.0)
 
     def _sample(self, shape, m, k, eps, gen, dev):
         # Gaussian direction, radius eps * U^(1/k) ~ eps * Beta(k, 1)

@@ -179,7 +179,7 @@ def success_from_margin(
     rule = get_definition(definition)
     pred = labels_from_scores(margin)
     # iterates are finite (projected into the ball around finite points): no NaN check, no host sync per step
-    truth = dist.bayes_label(dist.project(x_adv), check=False) if rule.needs_truth else None
+    truth = dist.projected_bayes_label(x_adv, check=False) if rule.needs_truth else None
     return rule.rule(pred, y_true, truth, clean_pred)
 
 

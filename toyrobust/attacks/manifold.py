@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..threats import L2, ThreatModel
+from ..threats import L2, Linf, ThreatModel
 from .base import SUPPORTED, AttackResult, Support
 from .gradient import PGD
 from .losses import check_int
@@ -171,6 +171,87 @@ def _ball_shell_projection(v: torch.Tensor, x0: torch.Tensor, eps: float, lo: to
     return (z if bool(ok.all()) else torch.where(ok[:, None], z, v)), ok
 
 
+def _box_shell_projection(v: torch.Tensor, low: torch.Tensor, up: torch.Tensor, lo: torch.Tensor,
+                          hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Euclidean projection of each row of ``v`` onto the box ``[low, up]`` intersected with the radial
+    shell ``{lo <= ||z||_2 <= hi}`` (an Linf ball, some coordinates possibly pinned by ``low = up``).
+
+    With a multiplier ``lambda`` on ``||z||^2`` the problem separates by coordinate, and the minimiser of
+    ``(z_i - v_i)^2 + lambda z_i^2`` over ``[low_i, up_i]`` is ``clip(s v_i)`` with ``s = 1 / (1 + lambda)``;
+    ``N(s) = ||clip(s v)||`` is non-decreasing in ``s > 0``. So:
+
+    * ``lo <= N(1) <= hi``: the box projection ``clip(v)`` is the answer;
+    * ``N(1) > hi`` (the convex case, ``lambda > 0``): the ``s`` in ``[0, 1)`` with ``N(s) = hi`` (KKT are
+      sufficient for a convex problem); empty when ``N(0) = ||clip(0)|| > hi``;
+    * ``N(1) < lo`` (the non-convex outside of a ball, ``-1 < lambda < 0``): the ``s > 1`` with ``N(s) = lo``.
+      It is the global minimiser: for every feasible ``z``, ``||z - v||^2 - mu ||z||^2 >= ||z* - v||^2 -
+      mu ||z*||^2`` with ``mu = -lambda in (0, 1)`` (``z*`` minimises the convex separable left side over the box)
+      and ``||z|| >= lo = ||z*||``. When even ``s -> inf`` (``clip`` towards the corner in ``v``'s signs) stays
+      below ``lo``, the minimiser needs ``mu >= 1`` (a combinatorial choice of corners): the row is reported
+      not solved.
+
+    ``s`` is found by bisection to the dtype's precision, keeping the feasible end, so the result lies in the
+    shell up to rounding of the norm (the caller checks the label region).
+
+    Args:
+        v: (N, d) points; low, up: (N, d) the box; lo, hi: (N,) the shell's radii (``lo = 0``, ``hi = inf`` drop
+            a side).
+
+    Returns:
+        ``(z, ok)``: (N, d) projections (rows not solved get ``clip(v)``) and (N,) whether each row was solved.
+    """
+    z = torch.minimum(torch.maximum(v, low), up)
+    norm = torch.linalg.vector_norm(z, dim=1)
+    shrink, grow = norm > hi, norm < lo
+    ok = torch.ones_like(norm, dtype=torch.bool)
+    if not bool((shrink | grow).any()):
+        return z, ok
+    bits = 56 if v.dtype == torch.float64 else 27  # the mantissa and a few more
+    rows = (shrink | grow).nonzero()[:, 0]
+    vr, lr, ur = v[rows], low[rows], up[rows]
+    grow_r = grow[rows][:, None]
+    # grow: clip(v / t) for t in (0, 1], t -> 0 the corner in v's signs; shrink: clip(s v) for s in [0, 1]
+    inf_pt = torch.where(vr > 0, ur, torch.where(vr < 0, lr, torch.minimum(torch.maximum(torch.zeros_like(vr), lr),
+                                                                           ur)))
+
+    def at(t: torch.Tensor) -> torch.Tensor:
+        tt = t[:, None]
+        scaled = torch.where(grow_r, vr / torch.where(tt > 0, tt, 1.0), vr * tt)
+        pt = torch.minimum(torch.maximum(scaled, lr), ur)
+        return torch.where(grow_r & (tt == 0), inf_pt, pt)
+
+    def feasible(t: torch.Tensor) -> torch.Tensor:
+        n = torch.linalg.vector_norm(at(t), dim=1)
+        return torch.where(grow_r[:, 0], n >= lo[rows], n <= hi[rows])
+
+    good = torch.zeros(rows.shape[0], dtype=v.dtype, device=v.device)  # t = 0 / s = 0: the feasible end
+    bad = torch.ones_like(good)
+    solvable = feasible(good)
+    for _ in range(bits):
+        mid = (good + bad) / 2
+        f = feasible(mid)
+        good, bad = torch.where(f, mid, good), torch.where(f, bad, mid)
+    z[rows] = torch.where(solvable[:, None], at(good), z[rows])
+    ok[rows] = solvable
+    return z, ok
+
+
+def _l2_shell_projection(v: torch.Tensor, x0: torch.Tensor, threat: ThreatModel, lo: torch.Tensor,
+                         hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_ball_shell_projection`, with the ball's own projection first: where it lies in the shell it is the
+    answer (the nearest point of the ball is the nearest of any subset holding it), so only the other rows go
+    through the plane's candidates (most steps of an attack that the shell does not stop)."""
+    z = threat.project(v, x0)
+    norm = torch.linalg.vector_norm(z, dim=1)
+    out = ~((norm >= lo) & (norm <= hi))
+    ok = torch.ones_like(out)
+    if not bool(out.any()):
+        return z, ok
+    rows = out.nonzero()[:, 0]
+    z[rows], ok[rows] = _ball_shell_projection(v[rows], x0[rows], threat.radius, lo[rows], hi[rows])
+    return z, ok
+
+
 def _exact_projection(dist: Any, threat: ThreatModel, z: torch.Tensor, x0: torch.Tensor,
                       y: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
     """The exact projection of the rows of ``z`` onto ``B(x0, eps) ∩ R_y`` where the geometry allows, else None.
@@ -185,12 +266,17 @@ def _exact_projection(dist: Any, threat: ThreatModel, z: torch.Tensor, x0: torch
     half = dist.label_halfspace(z, y)
     if half is not None:
         return _ball_halfspace_projection(threat, z, x0, *half), False
-    if not isinstance(threat, L2) or threat.coords is not None:
+    box = isinstance(threat, Linf)
+    if not (box or (isinstance(threat, L2) and threat.coords is None)):
         return None
     shell = dist.label_shell(z, y)
     if shell is None:
         return None
-    out, ok = _ball_shell_projection(z, x0, threat.radius, *shell)
+    if box:
+        reach = threat._bool_mask(z).to(z.dtype) * threat.radius  # in z's dtype (a float32 eps is not the radius)
+        out, ok = _box_shell_projection(z, x0 - reach, x0 + reach, *shell)
+    else:
+        out, ok = _l2_shell_projection(z, x0, threat, *shell)
     if not bool(ok.all()):
         return torch.where(ok[:, None], out, threat.project(z, x0)), False
     norm = torch.linalg.vector_norm(out, dim=1)

@@ -106,6 +106,13 @@ class ConcentricSpheres(Distribution):
         e1[0, 0] = 1.0
         return torch.where(norm == 0, e1 * r, x * scale)
 
+    def _projected_bayes_label(self, x: torch.Tensor) -> torch.Tensor:
+        """``+1`` where ``||x|| >= r_mid`` (:meth:`_project` sends the row to the outer sphere), else ``-1``
+        (the inner sphere, the origin included): the labels of ``bayes_label(project(x))`` from one norm, without
+        the projected points (attack loops ask this every step)."""
+        norm = torch.linalg.vector_norm(x, dim=1)
+        return torch.where(norm >= float(self.r_mid), 1, -1).to(torch.int64)
+
     def bayes_classifier(self) -> Radial:
         """``sign(||x|| - (r_inner + r_outer)/2)``, i.e. the label of the projection (zero margin: +1)."""
         return Radial(self.r_mid, dim=self.dim)
