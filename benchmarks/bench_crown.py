@@ -202,9 +202,15 @@ def _run_radius(name, model, x, eps, args) -> dict:
         ours64, ours32 = fns["float64"](), fns["float32"]()
         if "auto_LiRPA float64" in lirpa:  # identical bounds? (theirs: pure CROWN; ours: intersected with IBP)
             res["auto_LiRPA_float64_vs_ours_float64"] = _lirpa_diff(lirpa["auto_LiRPA float64"](), ours64)
-        if "auto_LiRPA float32" in lirpa:  # theirs: plain float32 (no rounding margins); ours: sound margins
-            th32 = lirpa["auto_LiRPA float32"]()
-            res["auto_LiRPA_float32_vs_ours_float64"] = _lirpa_diff(th32, ours64)
+        # float32 soundness: by how much a float32 result is tighter than the same CROWN in float64 (> 0: it cuts
+        # inside the bound it approximates). Ours: rounding margins, so never; theirs: plain float32 products.
+        res["ours_float32_tighter_than_ours_float64_by_at_most"] = _lirpa_diff(
+            list(zip(ours32.lower, ours32.upper)), ours64)["ours_looser_by_at_most"]
+        if "auto_LiRPA float32" in lirpa and "auto_LiRPA float64" in lirpa:
+            th32, th64 = lirpa["auto_LiRPA float32"](), lirpa["auto_LiRPA float64"]()
+            res["auto_LiRPA_float32_tighter_than_auto_LiRPA_float64_by_at_most"] = _lirpa_diff(
+                th32, LayerBounds([a.double() for a, _ in th64], [b.double() for _, b in th64]))[
+                "ours_looser_by_at_most"]  # (the first argument tighter than the second)
             lo32, up32 = ours32.margin()
             tlo, tup = (t.reshape(-1).double() for t in th32[-1])
             scale = 1 + torch.maximum(tlo.abs(), tup.abs())
@@ -239,13 +245,16 @@ def _summary(results: list, note: str | None) -> str:
     """The auto_LiRPA ratios as a short table (or the one-line note when auto_LiRPA is not importable)."""
     if note:
         return f"note: {note}"
-    lines = ["auto_LiRPA median time / ours (>= 1.0: ours faster); float64 bounds: max |theirs - ours|",
-             f"{'network':<18}{'points':>7}{'eps':>8}{'float64':>9}{'float32':>9}{'max diff':>11}"]
+    lines = ["auto_LiRPA median time / ours (>= 1.0: ours faster); float64 bounds: max |theirs - ours|; float32 "
+             "bounds tighter than the same CROWN in float64 by at most (> 0: not sound), ours / auto_LiRPA's",
+             f"{'network':<18}{'points':>7}{'eps':>8}{'float64':>9}{'float32':>9}{'max diff':>11}"
+             f"{'f32 ours':>11}{'f32 theirs':>11}"]
     for r in results:
         q = r.get("ratio_vs_auto_LiRPA", {})
         d = r.get("auto_LiRPA_float64_vs_ours_float64", {}).get("max_abs_diff", math.nan)
+        c32 = [r.get(f"{w}_float32_tighter_than_{w}_float64_by_at_most", math.nan) for w in ("ours", "auto_LiRPA")]
         lines.append(f"{r['network']:<18}{r['points']:>7}{r['eps']:>8g}{q.get('float64', math.nan):>8.2f}x"
-                     f"{q.get('float32', math.nan):>8.2f}x{d:>11.1e}")
+                     f"{q.get('float32', math.nan):>8.2f}x{d:>11.1e}{c32[0]:>11.1e}{c32[1]:>11.1e}")
     return "\n".join(lines)
 
 
