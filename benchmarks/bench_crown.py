@@ -24,6 +24,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -90,18 +91,36 @@ def old_crown_bounds(net: ReluNetwork, ball: InputBall, ibp: LayerBounds, max_el
 
 # ------------------------------------------------------------------------------------------------- auto_LiRPA
 def _lirpa_runner(model, x, eps, dtype):
-    """A callable returning auto_LiRPA's CROWN bounds (lower, upper) of the margin, or None when auto_LiRPA is not
-    importable (untested here: auto_LiRPA 0.3 does not install beside numpy 2 / torch 2.13)."""
+    """A callable returning auto_LiRPA's CROWN bounds, a list of (lower, upper) per layer (the pre-activations of
+    every ReLU, then the margin), or None when auto_LiRPA is not importable (auto_LiRPA 0.3 needs numpy < 2 and,
+    with torch >= 2.9, a patch: benchmarks/README.md)."""
     try:
         from auto_LiRPA import BoundedModule, BoundedTensor
         from auto_LiRPA.perturbations import PerturbationLpNorm
     except Exception:  # not installed, or broken by numpy 2 / a newer torch
         return None
-    net = copy.deepcopy(model).to(dtype).eval()
+    # the Sequential inside the MLP: its (N, 1) output, not the MLP's out[:, 0] (a Gather auto_LiRPA 0.3 mis-bounds)
+    net = copy.deepcopy(model.net).to(dtype).eval().requires_grad_(False)
     xd = x.to(dtype)
     bounded = BoundedModule(net, torch.zeros_like(xd[:1]), device=str(x.device))
     bx = BoundedTensor(xd, PerturbationLpNorm(norm=math.inf, eps=eps))
-    return lambda: bounded.compute_bounds(x=(bx,), method="CROWN")
+
+    def run():
+        with torch.no_grad():  # as ours: no autograd graph (auto_LiRPA builds one when its inputs need grad)
+            lo, up = bounded.compute_bounds(x=(bx,), method="CROWN")
+        return [(r.inputs[0].lower, r.inputs[0].upper) for r in bounded.relus] + [(lo, up)]
+    return run
+
+
+def _bounds_diff(theirs: list, ours: LayerBounds) -> dict:
+    """Bounds ``theirs`` (a list of (lower, upper) per layer: auto_LiRPA's, or any) against ``ours``: the largest
+    absolute difference, and by how much ours are tighter or looser at most (every layer)."""
+    pairs = [(a.double(), b.double(), c, d) for (a, b), c, d in zip(theirs, ours.lower, ours.upper)]
+    diff = max(float(torch.maximum((a - c).abs(), (b - d).abs()).max()) for a, b, c, d in pairs)
+    tighter = max(float(torch.maximum(c - a, b - d).max()) for a, b, c, d in pairs)
+    looser = max(float(torch.maximum(a - c, d - b).max()) for a, b, c, d in pairs)
+    return {"max_abs_diff": diff, "ours_tighter_by_at_most": max(tighter, 0.0),
+            "ours_looser_by_at_most": max(looser, 0.0)}
 
 
 # ------------------------------------------------------------------------------------------------- the runs
@@ -177,14 +196,26 @@ def _run_radius(name, model, x, eps, args) -> dict:
            "unstable_fraction": [float(u.double().mean()) for u in crown_bounds(net, ball, ibp=ibp).unstable()],
            "speedup_vs_old": {k: secs["old"] / secs[k] for k in ("float64", "float32")},
            **_compare_bounds(fns["old"](), fns["float64"](), fns["float32"]())}
+    # float32 soundness: by how much a float32 result is tighter than the same CROWN in float64 (> 0: it cuts
+    # inside the bound it approximates). Ours: rounding margins, so never; auto_LiRPA's: plain float32 products.
+    ours64, ours32 = fns["float64"](), fns["float32"]()
+    res["ours_float32_tighter_than_ours_float64_by_at_most"] = _bounds_diff(
+        list(zip(ours32.lower, ours32.upper)), ours64)["ours_looser_by_at_most"]
     if lirpa:
         res["ratio_vs_auto_LiRPA"] = {k: secs[f"auto_LiRPA {k}"] / secs[k] for k in ("float64", "float32")
                                       if f"auto_LiRPA {k}" in secs}
         if "auto_LiRPA float64" in lirpa:  # identical bounds? (theirs: pure CROWN; ours: intersected with IBP)
-            lo, up = (t.reshape(-1).double() for t in lirpa["auto_LiRPA float64"]())
-            mlo, mup = crown_bounds(net, ball, ibp=ibp).margin()
-            res["auto_LiRPA_float64_minus_ours"] = {"lower_max": float((lo - mlo).max()),
-                                                    "upper_min": float((up - mup).min())}
+            res["auto_LiRPA_float64_vs_ours_float64"] = _bounds_diff(lirpa["auto_LiRPA float64"](), ours64)
+        if "auto_LiRPA float32" in lirpa and "auto_LiRPA float64" in lirpa:
+            th32, th64 = lirpa["auto_LiRPA float32"](), lirpa["auto_LiRPA float64"]()
+            res["auto_LiRPA_float32_tighter_than_auto_LiRPA_float64_by_at_most"] = _bounds_diff(
+                th32, LayerBounds([a.double() for a, _ in th64], [b.double() for _, b in th64]))[
+                "ours_looser_by_at_most"]  # (the first argument tighter than the second)
+            lo32, up32 = ours32.margin()
+            tlo, tup = (t.reshape(-1).double() for t in th32[-1])
+            scale = 1 + torch.maximum(tlo.abs(), tup.abs())
+            res["ours_float32_margin_looser_than_auto_LiRPA_float32_relative_max"] = float(
+                torch.maximum((tlo - lo32) / scale, (up32 - tup) / scale).max())
     return res
 
 
@@ -199,7 +230,37 @@ def _rows(results: list) -> list:
         rows.append({"metric": "  float64 bounds looser than old by at most", "ours": r[
             "float64_looser_than_old_by_at_most"], "baseline": None, "ratio": None, "target": "<= 1e-12"})
         rows[-1]["met"] = rows[-1]["ours"] <= 1e-12
+        c32 = r["ours_float32_tighter_than_ours_float64_by_at_most"]
+        rows.append({"metric": "  float32 bounds tighter than float64 by at most, every layer (> 0: unsound)",
+                     "ours": c32, "baseline": None, "ratio": None, "target": "0", "met": c32 <= 0})
+        for k, ratio in r.get("ratio_vs_auto_LiRPA", {}).items():
+            rows.append({"metric": f"  ours {k} vs auto_LiRPA {k} (speed-up, median)", "ours": r["seconds"][k],
+                         "baseline": r["seconds"][f"auto_LiRPA {k}"], "ratio": ratio, "target": ">= 1.0",
+                         "met": ratio >= 1.0})
+        if "auto_LiRPA_float64_vs_ours_float64" in r:
+            cmp = r["auto_LiRPA_float64_vs_ours_float64"]
+            d = cmp["ours_looser_by_at_most"]  # tighter is allowed: ours intersects every layer with IBP
+            rows.append({"metric": f"  float64 bounds looser than auto_LiRPA by at most, every layer (max |diff| "
+                                   f"{cmp['max_abs_diff']:.1e}: ours tighter where IBP is)", "ours": d,
+                         "baseline": None, "ratio": None, "target": "<= 1e-12", "met": d <= 1e-12})
     return rows
+
+
+def _summary(results: list, note: str | None) -> str:
+    """The auto_LiRPA ratios as a short table (or the one-line note when auto_LiRPA is not importable)."""
+    if note:
+        return f"note: {note}"
+    lines = ["auto_LiRPA median time / ours (>= 1.0: ours faster); float64 bounds: max |theirs - ours|; float32 "
+             "bounds tighter than the same CROWN in float64 by at most (> 0: not sound), ours / auto_LiRPA's",
+             f"{'network':<18}{'points':>7}{'eps':>8}{'float64':>9}{'float32':>9}{'max diff':>11}"
+             f"{'f32 ours':>11}{'f32 theirs':>11}"]
+    for r in results:
+        q = r.get("ratio_vs_auto_LiRPA", {})
+        d = r.get("auto_LiRPA_float64_vs_ours_float64", {}).get("max_abs_diff", math.nan)
+        c32 = [r.get(f"{w}_float32_tighter_than_{w}_float64_by_at_most", math.nan) for w in ("ours", "auto_LiRPA")]
+        lines.append(f"{r['network']:<18}{r['points']:>7}{r['eps']:>8g}{q.get('float64', math.nan):>8.2f}x"
+                     f"{q.get('float32', math.nan):>8.2f}x{d:>11.1e}{c32[0]:>11.1e}{c32[1]:>11.1e}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -219,13 +280,14 @@ def main(argv: list[str] | None = None) -> dict:
     results = [r for s in _setups(args.quick) for r in run_setup(*s, args, device)]
     note = None
     if not any("ratio_vs_auto_LiRPA" in r for r in results):
-        note = ("auto_LiRPA not importable here (it does not install with numpy 2 / torch 2.13): compared with "
-                "the old implementation only; see benchmarks/README.md for the separate-environment recipe")
+        note = ("auto_LiRPA not importable: skipped (compared with the old implementation only; "
+                "benchmarks/README.md has the separate-environment recipe)")
     out = {"benchmark": "crown", "device": str(device), "threads": args.threads,
            "load_average": list(os.getloadavg()), "results": results, "auto_LiRPA_note": note,
            "rows": _rows(results)}
     text = json.dumps(out, indent=1)
     print(text)
+    print(_summary(results, note), file=sys.stderr)  # stdout stays one JSON object
     if args.json:
         with open(args.json, "w") as fh:
             fh.write(text)
