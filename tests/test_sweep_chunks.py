@@ -209,3 +209,41 @@ def test_driver_killed_during_chunks_then_resumed(tmp_path):
     assert sorted((json.loads(v)["x"], json.loads(v)["y"]) for v in after.values()) == [(x, 2 * x) for x in range(36)]
     assert len(log.read_text().split()) >= 36  # the tasks cut by the kill ran again
 
+
+
+def kill_own_worker_at(params):
+    """Kills its own worker process whenever x equals params["bad"]; returns x + 1 otherwise."""
+    if params["x"] == params["bad"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"y": params["x"] + 1}
+
+
+def test_dask_killed_worker_splits_the_chunk_and_loses_only_the_killer(tmp_path):
+    """Dask gives up on a chunk of 4 whose third task kills every worker it runs on (KilledWorker after
+    ``allowed-failures``); the sweep then runs that chunk's tasks one by one: the three innocent tasks end ok, the
+    killer alone gets a "lost" row naming KilledWorker, and every other chunk is untouched."""
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+    import dask
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                               dashboard_address=None)
+            client = distributed.Client(cluster)
+            try:
+                res = sweep({"x": list(range(1, 9)), "bad": 3}, kill_own_worker_at, store=tmp_path / "s",
+                            executor=client, progress=False, chunk_size=4)
+            finally:
+                client.close()
+                cluster.close()
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    df = load_results(tmp_path / "s")
+    assert df.task_id.is_unique and len(df) == 8
+    ok = df[df.status == "ok"]
+    assert sorted(zip(ok.x, ok.y)) == [(x, x + 1) for x in range(1, 9) if x != 3]
+    bad = df[df.status != "ok"]
+    assert list(bad.x) == [3] and "KilledWorker" in bad.error.iloc[0]
+    assert (res.ok, res.errors + res.lost) == (7, 1)

@@ -19,7 +19,8 @@ Failure handling:
 * a task that raises is caught in the worker and recorded with ``status = "error"`` and its error string;
   the sweep goes on;
 * a worker process that dies mid-task: Dask reschedules the chunk itself (up to its ``allowed-failures``; a
-  chunk of several tasks that Dask gives up on is split and its tasks resubmitted one by one); the default process
+  chunk that Dask gives up on (``KilledWorker``) is split and its tasks rerun one at a time with nothing else in
+  flight, so only the task that kills its workers is recorded lost, not one that died beside it); the default process
   pool is rebuilt and the tasks it lost are resubmitted one per chunk, each at most ``max_attempts`` times before
   being recorded as an error;
 * the driver killed (``kill -9``): the rows written so far are complete and durable (see
@@ -526,6 +527,9 @@ class _Driver:
         self.pending: dict[Any, list[TaskSpec]] = {}
         self.attempts: dict[str, int] = {}
         self.alone: set[str] = set()  # tasks lost with a dead worker: resubmitted one per chunk
+        # tasks of a chunk Dask gave up on (KilledWorker): each runs with nothing else in flight, so that a task
+        # killed beside the culprit is not blamed with it
+        self.isolated: set[str] = set()
         self.times: collections.deque[float] = collections.deque(maxlen=TIMING_WINDOW)  # recent task wall times
         self.waiting: list[TaskSpec] = []
         self.finished = self.breaks = self.writing = self.submitted = 0
@@ -590,14 +594,23 @@ class _Driver:
     def _next_chunk(self) -> list[TaskSpec]:
         size = self._chunk_size()
         chunk = [self.waiting.pop()]
-        if chunk[0].id in self.alone:
+        if chunk[0].id in self.alone or chunk[0].id in self.isolated:
             return chunk
-        while self.waiting and len(chunk) < size and self.waiting[-1].id not in self.alone:
+        while (self.waiting and len(chunk) < size and self.waiting[-1].id not in self.alone
+               and self.waiting[-1].id not in self.isolated):
             chunk.append(self.waiting.pop())
         return chunk
 
+    def _isolation_holds(self) -> bool:
+        """Whether the next submission must wait: an isolated task is in flight, or is next and others are."""
+        if not self.isolated:
+            return False
+        if any(c[0].id in self.isolated for c in self.pending.values()):
+            return True
+        return bool(self.pending) and self.waiting[-1].id in self.isolated
+
     def _fill_window(self) -> None:
-        while self.waiting and len(self.pending) < self.window:
+        while self.waiting and len(self.pending) < self.window and not self._isolation_holds():
             chunk = self._next_chunk()
             try:
                 self._submit(chunk)
@@ -661,11 +674,13 @@ class _Driver:
     def _on_not_run(self, chunk: list[TaskSpec], err: Exception) -> None:
         """The chunk's future failed outside the tasks (the tasks' own errors come back as rows)."""
         if self.dask and type(err).__name__ == "KilledWorker":
-            if len(chunk) > 1:  # which task killed the workers? run each alone to find out
+            if len(chunk) > 1 or chunk[0].id not in self.isolated:
+                # which task killed the workers? each runs alone, with nothing else in flight, to find out
                 for t in reversed(chunk):
-                    self.alone.add(t.id)
+                    self.isolated.add(t.id)
                     self.waiting.append(t)
                 return
+            # it ran with nothing beside it: it is the one that kills its workers
             self._record([_lost_row(self.spec, chunk[0], f"{type(err).__name__}: {err}")])
             return
         self.result.lost += len(chunk)
