@@ -117,3 +117,18 @@ def test_every_number_in_the_notes_says_where_it_comes_from():
     net = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
     res = cc.run_case(cc.Case("g", "net", gm, net, None), n=500, seed=5)
     assert "Bayes risk (closed form)" in res.detail
+
+
+def test_rows_left_without_a_check_say_why():
+    # no closed form (Radial under Linf on the spheres: the law of ||x||_1 on a sphere) and an exact estimate;
+    # then the projection definition, where the estimate is an attack's lower bound
+    sp = tr.ConcentricSpheres(20, 1.0, 1.3)
+    exact = cc.run_case(cc.Case("g", "radial", sp, tr.Radial(1.05), tr.Linf(0.03)), n=500)
+    assert exact.verdict in ("estimate only", "vacuous") and exact.kind == "exact"
+    assert "left open: no closed form for the 'ball' risk of Radial" in exact.detail
+    assert "the estimate is exact" in exact.detail and "estimate it" not in exact.detail
+    lower = cc.run_case(cc.Case("g", "radial", sp, tr.Radial(1.05), tr.Linf(0.03), "projection",
+                                attack_options={"steps": 5}), n=200)
+    assert lower.kind == "lower bound" and "the estimate is a lower bound (projection_attack" in lower.detail
+    agree = cc.run_case(cc.Case("g", "radial", sp, tr.Radial(1.05), tr.L2(0.1)), n=500)
+    assert agree.verdict == "agree" and "left open" not in agree.detail

@@ -204,12 +204,13 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
         details.append(f"twin margin gap {gap:.1e} (largest over {_TWIN_POINTS} fresh points, seed={seed + 7})")
         if gap > 1e-6:
             details.append("TWIN DIFFERS FROM NETWORK")
+    missing = None
     if isinstance(source, Classifier):
         try:
             res = risk(case.dist, source, case.threat, case.definition)
             analytic, method = float(res), res.method
-        except NotImplementedError:
-            pass
+        except NotImplementedError as err:
+            missing = _why_no_closed_form(err)
     est = estimate_risk(case.dist, case.clf, case.threat, case.definition, n=case.n or n, seed=seed, level=level,
                         device=device, dtype=torch.float64 if not isinstance(case.clf, torch.nn.Module) else None,
                         progress=progress, attack_options=case.attack_options, upper=case.upper,
@@ -224,6 +225,8 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
     bounds = _bounds_for(case, lambda: None) if analytic is None else {}
     verdict, why = judge(est, analytic, bounds, twin_differs=any("DIFFERS" in d for d in details))
     details += why
+    if verdict in ("estimate only", "vacuous"):
+        details.append(_why_open(est, missing))
     return CaseResult(
         group=case.group, classifier=case.name, distribution=repr(case.dist), threat=_threat_name(case.threat),
         definition=case.definition, analytic=analytic, analytic_method=method, estimate=est.value,
@@ -231,6 +234,22 @@ def run_case(case: Case, *, n: int = 20_000, seed: int = 0, level: float = 0.999
         detail="; ".join(details), seconds=time.perf_counter() - start, kind=est.kind, upper=est.upper,
         upper_ci_low=est.upper_ci_low, upper_ci_high=est.upper_ci_high, decided=est.decided,
         n_fixed=case.n is not None)
+
+
+def _why_no_closed_form(err: NotImplementedError) -> str:
+    """The closed-form registry's reason, without its advice to estimate (the row is that estimate)."""
+    text = " ".join(str(err).split())
+    for cut in ("; estimate it", ": estimate it", "; use tr.estimate_risk"):
+        text = text.split(cut)[0]
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _why_open(est: Any, missing: str | None) -> str:
+    """A row left without a check says why: no closed form (the registry's reason), and what its estimate is."""
+    what = ("the estimate is exact (every point decided), there is nothing to compare it with" if est.kind == "exact"
+            else f"the estimate is a lower bound ({est.method}, an attack that may miss) and no verifier decides "
+                 f"this classifier under this definition")
+    return f"left open: {missing or 'no closed form for this classifier'}; {what}"
 
 
 def judge(est: Any, analytic: float | None, bounds: dict[str, float] | None = None, *,
