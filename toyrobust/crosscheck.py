@@ -430,7 +430,9 @@ def _quadratic_net_cases(sp: ConcentricSpheres, quad: QuadraticNet, group: str) 
     """The quadratic network's rows: its standard risk, and L2 0.05 decided exactly by the verifier (the
     trust-region subproblem), both next to the closed form of its twin."""
     twin = quad.twin()
-    return [Case(group, "quadratic net (network)", sp, quad, threat, twin=twin, attack_options={"steps": 40},
+    # the verifier decides every point exactly, so the attack only cross-checks its verdicts (a point it breaks
+    # must not be proven robust): 10 steps, not 40 (measured at full size: 57 of the row's 64 s were the attack)
+    return [Case(group, "quadratic net (network)", sp, quad, threat, twin=twin, attack_options={"steps": 10},
                  upper=None if threat is None else "verify") for threat in (None, L2(0.05))]
 
 
