@@ -6,10 +6,10 @@ label. :func:`projection_attack` runs PGD inside ``B(x, eps) ∩ R_y`` with ``R_
 after each ball projection the iterate is projected onto the intersection, exactly in closed form where the
 geometry allows (:func:`_exact_projection`: a half-space ``R_y`` -- the Gaussian mixture, the point masses --
 under any norm; a radial shell -- the outside / inside of the middle sphere of the concentric spheres -- under an
-L2 ball on every coordinate, a two-dimensional problem in the plane of ``x`` and the iterate), and otherwise by
-Dykstra's algorithm from the exact projections onto the ball and onto ``R_y`` (Tsipras' union of two products of
-half-spaces, Linf and L1 balls on the spheres); a bisection towards the previous feasible iterate guarantees
-feasibility (which is all an unknown distribution gets).
+L2 ball on every coordinate, a two-dimensional problem in the plane of ``x`` and the iterate, and under an Linf
+ball, a box, by one multiplier on ``||z||^2``), and otherwise by Dykstra's algorithm from the exact projections onto
+the ball and onto ``R_y`` (Tsipras' union of two products of half-spaces, L1 balls on the spheres); a bisection
+towards the previous feasible iterate guarantees feasibility (which is all an unknown distribution gets).
 
 :func:`on_manifold_attack` keeps every iterate on the sphere of its own clean radius ``||x||`` (PITFALLS 8: an
 attack that projects onto the *unit* sphere moves outer-sphere points onto the inner sphere and changes their
@@ -259,8 +259,9 @@ def _exact_projection(dist: Any, threat: ThreatModel, z: torch.Tensor, x0: torch
     A half-space ``R_y`` (:meth:`~toyrobust.distributions.Distribution.label_halfspace`), any norm:
     :func:`_ball_halfspace_projection`. A radial shell ``R_y``
     (:meth:`~toyrobust.distributions.Distribution.label_shell`) and an L2 ball on every coordinate:
-    :func:`_ball_shell_projection` (rows whose intersection is empty get the ball projection; the feasibility
-    repair takes them). Returns ``(projection, inside)``, ``inside`` True when every row is checked to lie in the
+    :func:`_l2_shell_projection`; an Linf ball (some coordinates possibly fixed): :func:`_box_shell_projection`
+    (rows whose intersection is empty, or the box's corner case, get the ball projection; the feasibility repair
+    takes them). Returns ``(projection, inside)``, ``inside`` True when every row is checked to lie in the
     shell (so in ``R_y``, which holds it: the repair has nothing to do).
     """
     half = dist.label_halfspace(z, y)
@@ -342,7 +343,8 @@ class ProjectionAttack(PGD):
     projection onto the intersection; where ``R_y`` is a half-space (Gaussian mixture, point masses) the
     projection onto ``B ∩ R_y`` is exact (``Proj_B(z + mu a)`` with the multiplier ``mu`` found by bisection), and
     where it is a radial shell (concentric spheres) under an L2 ball on every coordinate it is exact in closed form
-    (:func:`_ball_shell_projection`); ``alternations`` then does not apply. A
+    (:func:`_ball_shell_projection`), and under an Linf ball exact by a one-dimensional search
+    (:func:`_box_shell_projection`); ``alternations`` then does not apply. A
     bisection towards the previous iterate then repairs any row still outside ``R_y``. Every iterate thus stays
     where the true label is ``y``, so a found point is adversarial under the projection definition, not a label
     change. It needs the distribution.
