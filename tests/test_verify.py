@@ -135,7 +135,7 @@ def test_pre_pass_takes_an_attack_name_or_object_and_its_counterexamples_are_gen
     default = verify(net, x, y, threat, method="bounds")
     by_attack = torch.tensor([h == label for h in res.decided_by])
     assert int(by_attack.sum()) >= 1, res.decided_by
-    assert set(res.decided_by) <= {"clean", label, "ibp", "crown", "incomplete"}
+    assert set(res.decided_by) <= {"clean", label, "ibp", "crown", "alpha-crown", "incomplete"}
     vul = res.vulnerable
     assert bool(vul[by_attack].all())
     with torch.no_grad():
@@ -411,7 +411,7 @@ def test_l2_bounds_only_is_a_certificate_and_large_networks_skip_the_milp():
         y = torch.where(net(x)[:, 0] >= 0, 1, -1)
     res = verify(net, x, y, tr.L2(0.5), method="bounds")
     assert res.stats["milp_calls"] == 0 and res.stats["bab_nodes"] == 0
-    assert set(res.decided_by) <= {"ibp", "crown", "pgd", "incomplete"}
+    assert set(res.decided_by) <= {"ibp", "crown", "alpha-crown", "pgd", "incomplete"}
     complete = verify(net, x, y, tr.L2(0.5))  # branch and bound decides the rest (tests/test_verify_l2.py)
     assert complete.counts()["unknown"] == 0
     assert not bool((res.robust & complete.vulnerable).any()) and not bool((res.vulnerable & complete.robust).any())

@@ -7,7 +7,8 @@ networks exactly under L2 (the trust-region subproblem, :mod:`.quadratic`).
 * :func:`minimal_distance` -- the exact minimal adversarial Linf, L1 or L2 distance (ReLU networks), L2 distance
   (quadratic networks).
 * :data:`VERIFIERS` -- the verifiers (:class:`ModelVerifier`), tried in order.
-* :mod:`.bounds` -- IBP and CROWN bounds; :mod:`.network` -- reading a torch model; :mod:`.regions` -- label
+* :mod:`.bounds` -- IBP and CROWN bounds; :mod:`.alpha` -- alpha-CROWN (optimised lower slopes, a stage of
+  :func:`verify`); :mod:`.network` -- reading a torch model; :mod:`.regions` -- label
   regions as unions of polyhedra.
 """
 

@@ -19,6 +19,10 @@ Pipeline per batch (every stage only sees what the earlier ones left open):
 3. IBP then CROWN bounds (:mod:`.bounds`, batched, in float64 on the model's device): a sub-problem is robust when
    the lower bound of ``l * m`` over the ball exceeds ``tol``, or when every polyhedron of ``R`` misses the ball
    (one row ``a.x <= b`` with ``min_B a.x > b``);
+3'. alpha-CROWN (:mod:`.alpha`, Xu et al. 2021) on the sub-problems CROWN leaves open, batched: the lower ReLU
+   slopes of the unstable neurons optimised per point by projected Adam (float32, on the model's device, CROWN's
+   intermediate bounds kept), then the bound recomputed with the clamped slopes in float64; robust when that
+   exceeds ``tol`` (``alpha_crown=`` sets its iterations, step size and time budget, or turns it off);
 4. for Linf and L1 balls, the MILP of Tjeng et al. (:mod:`.milp`) with the CROWN pre-activation bounds (stable
    neurons need no binary), per-point time limit: infeasible or a dual bound above ``tol`` proves robustness; a
    solution is accepted only when the forward pass confirms it (else a second program asks for ``l * m <= -tol``
@@ -34,12 +38,13 @@ certificate needs ``l * m > tol`` on the whole ball, ``tol = max(1e-6, 64 eps_ma
 (``max|m|`` from CROWN), which covers HiGHS's feasibility tolerances (1e-6 to 1e-7) and the model's rounding.
 Margins within ``tol`` of 0 at the worst point are left unknown.
 
-Networks whose unstable neurons exceed ``max_binaries`` (and ``method="bounds"``) stop after stage 3: sound and
+Networks whose unstable neurons exceed ``max_binaries`` (and ``method="bounds"``) stop after stage 3': sound and
 incomplete.
 
 References:
     V. Tjeng, K. Xiao, R. Tedrake, "Evaluating robustness of neural networks with mixed integer programming",
-    ICLR 2019. H. Zhang et al., CROWN, NeurIPS 2018. S. Gowal et al., IBP, 2018. R. Bunel et al., "Branch and
+    ICLR 2019. H. Zhang et al., CROWN, NeurIPS 2018. K. Xu et al., "Fast and complete" (alpha-CROWN), ICLR 2021.
+    S. Gowal et al., IBP, 2018. R. Bunel et al., "Branch and
     bound for piecewise linear neural network verification", JMLR 2020. E. Wong, J. Z. Kolter, "Provable
     defenses against adversarial examples via the convex outer adversarial polytope", ICML 2018.
 """
@@ -57,6 +62,7 @@ import torch
 from ..attacks import PGD, Attack
 from ..constraints import check_positive_float
 from ..threats import L1, L2, Linf, ThreatModel
+from .alpha import AlphaCrownOptions, alpha_crown_margin, alpha_options
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
 from .common import (
     DEFINITIONS,
@@ -120,6 +126,7 @@ class _VerifyOptions:
         method, time_limit, max_binaries, generator: as in :func:`verify`.
         attack: the pre-pass attack (None: no pre-pass); attack_label: its ``decided_by`` label.
         rel: the relative certification tolerance, ``tol = rel (1 + max|m|)`` (see the module docstring).
+        alpha: alpha-CROWN's settings (None: off).
     """
 
     method: str
@@ -129,6 +136,7 @@ class _VerifyOptions:
     attack_label: str
     generator: Any
     rel: float
+    alpha: AlphaCrownOptions | None = None
 
 
 def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, atol: Any,
@@ -152,7 +160,7 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
 def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
            region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
            pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-           atol: float | None = None, attack: Any = None) -> VerificationResult:
+           atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
     """Verify a ReLU or quadratic network on N points: robust (proven), vulnerable (counterexample) or unknown.
 
     Decides, per point, whether some ``x'`` in the ball ``{||x' - x||_p <= eps}`` (on ``threat.coords``) is
@@ -189,25 +197,31 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             (resolved by :func:`~toyrobust.attacks.make_attack`), run with the ball definition on each
             sub-problem's label, its counterexamples labelled with the attack's ``label`` (e.g. ``"apgd"``). Its
             candidates are re-checked like PGD's, so any attack keeps the verdicts sound.
+        alpha_crown: the alpha-CROWN stage on what CROWN leaves open (ReLU networks; sound with any settings):
+            True (defaults of :class:`~toyrobust.verification.alpha.AlphaCrownOptions`: 40 Adam steps, step size
+            0.25, a 60 s budget per call), False or None (off), or a dict with ``iterations``, ``lr``,
+            ``time_limit`` (seconds for all points together) and ``dtype`` (of the sound recomputation).
 
     Returns:
         :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
         number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
-        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``bab_nodes`` and
-        ``bab_solves`` (L2 branch and bound: nodes, and programs solved), ``tol_rel`` and ``seconds`` per stage
-        (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``, ``milp``, ``bab``); a
+        the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``alpha_items``,
+        ``alpha_decided`` and ``alpha_iterations`` (alpha-CROWN's sub-problems, those it proved, its Adam steps),
+        ``bab_nodes`` and ``bab_solves`` (L2 branch and bound: nodes, and programs solved), ``tol_rel`` and
+        ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
+        ``alpha``, ``milp``, ``bab``); a
         quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
     """
     return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
                                       time_limit=time_limit, method=method, max_binaries=max_binaries,
                                       pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, generator=generator,
-                                      atol=atol, attack=attack)
+                                      atol=atol, attack=attack, alpha_crown=alpha_crown)
 
 
 def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
                  region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
                  pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-                 atol: float | None = None, attack: Any = None) -> VerificationResult:
+                 atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
     """:func:`verify` for a ReLU network (the module docstring's pipeline)."""
     net = extract_network(model)
     x = _check_x(x, net)
@@ -216,15 +230,18 @@ def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, de
     eps, p, mask = _check_threat(threat, d)
     time_limit, atol = _check_settings(definition, method, p, time_limit, atol, max_binaries)
     regs = _regions(region, definition, d)
+    alpha = alpha_options(alpha_crown)
     prepass, label = _prepass_attack(attack, pgd_steps, pgd_restarts, model, threat)
     options = _VerifyOptions(method=method, time_limit=time_limit, max_binaries=max_binaries, attack=prepass,
-                             attack_label=label, generator=generator, rel=_relative_tolerance(model, atol))
+                             attack_label=label, generator=generator, rel=_relative_tolerance(model, atol),
+                             alpha=alpha)
     run = _Verification(model, net, x, threat, _Ball(eps, p, mask), _sub_problems(definition, yl, regs), options)
     return run.run()
 
 
 class _Verification:
-    """The state of one :func:`verify` call, advanced stage by stage (clean, attack, bounds, MILP).
+    """The state of one :func:`verify` call, advanced stage by stage (clean, attack, bounds, alpha-CROWN, MILP or
+    branch and bound).
 
     Per point ``i`` and sub-problem ``k`` (``subs[i][k] = (l, R)``): ``state[i][k]`` is None (open), True
     (robust) or a counterexample (d,); ``how[i][k]`` what decided it (or why not); ``lower[i, k]`` a proven lower
@@ -241,17 +258,19 @@ class _Verification:
         self.lower = np.full((n, 2), -math.inf)
         self.tols = np.zeros(n)
         self.crown: LayerBounds | None = None
+        self.xb: torch.Tensor | None = None
         self.row_pos: dict[int, int] = {}
-        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "milp": 0.0, "bab": 0.0}
+        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "alpha": 0.0, "milp": 0.0, "bab": 0.0}
         self.stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
                                       "binaries": 0, "binaries_naive": 0, "bab_nodes": 0, "bab_solves": 0,
+                                      "alpha_items": 0, "alpha_decided": 0, "alpha_iterations": 0,
                                       "unstable_ibp_mean": float("nan"),
                                       "unstable_crown_mean": float("nan"), "tol_rel": options.rel}
 
     def run(self) -> VerificationResult:
-        """Run the four stages (timed) and combine the sub-problems' verdicts."""
+        """Run the stages (timed) and combine the sub-problems' verdicts."""
         stages = (("forward", self.clean_stage), ("pgd", self.attack_stage), ("bounds", self.bounds_stage),
-                  ("milp", self.milp_stage), ("bab", self.bab_stage))
+                  ("alpha", self.alpha_stage), ("milp", self.milp_stage), ("bab", self.bab_stage))
         for key, stage in stages:
             t0 = time.perf_counter()
             stage()
@@ -312,7 +331,7 @@ class _Verification:
             return
         net, ball = self.net, self.ball
         self.row_pos = {i: j for j, i in enumerate(rows_open)}
-        xb = self.x[rows_open].to(device=net.device, dtype=torch.float64)
+        self.xb = xb = self.x[rows_open].to(device=net.device, dtype=torch.float64)
         input_ball = InputBall(xb, ball.eps, ball.p, torch.as_tensor(ball.mask, device=net.device))
         ibp = ibp_bounds(net, input_ball)
         self.crown = crown = crown_bounds(net, input_ball, ibp=ibp)
@@ -333,6 +352,34 @@ class _Verification:
                 self.state[i][k], self.how[i][k], self.lower[i, k] = True, "region", math.inf
             elif lb_c > tol:
                 self.state[i][k], self.how[i][k] = True, "ibp" if lb_i > tol else "crown"
+
+    def alpha_stage(self) -> None:
+        """3'. alpha-CROWN (:mod:`.alpha`) on the open sub-problems, one batch: robust when its recomputed sound
+        bound on ``l * m`` exceeds ``tol``; a point leaves the optimisation once its float32 bound passes
+        ``tol + 1e-4 (1 + |bound|)`` (room for the recomputation's rounding)."""
+        items = self.open_items()
+        opts = self.options.alpha
+        if opts is None or not items or self.crown is None or not self.net.hidden_sizes:
+            return
+        net, ball, crown = self.net, self.ball, self.crown
+        rows = torch.as_tensor([self.row_pos[i] for i, _ in items], device=net.device)
+        sign = torch.as_tensor([float(self.subs[i][k][0]) for i, k in items], dtype=torch.float64,
+                               device=net.device)
+        sub = LayerBounds([t[rows] for t in crown.lower], [t[rows] for t in crown.upper])
+        ml, mu = sub.margin()
+        crown_lower = torch.where(sign > 0, ml, -mu)
+        tols = torch.as_tensor([self.tols[i] for i, _ in items], dtype=torch.float64, device=net.device)
+        target = tols + 1e-4 * (1 + crown_lower.abs())
+        input_ball = InputBall(self.xb[rows], ball.eps, ball.p, torch.as_tensor(ball.mask, device=net.device))
+        out = alpha_crown_margin(net, input_ball, sub, sign, crown_lower, options=opts, target=target)
+        lower = out.lower.cpu().numpy()
+        self.stats["alpha_items"] += len(items)
+        self.stats["alpha_iterations"] += out.iterations
+        for n, (i, k) in enumerate(items):
+            self.lower[i, k] = max(self.lower[i, k], float(lower[n]))
+            if lower[n] > self.tols[i]:
+                self.state[i][k], self.how[i][k] = True, "alpha-crown"
+                self.stats["alpha_decided"] += 1
 
     def milp_stage(self) -> None:
         """4. The MILP per open sub-problem (Linf and L1, unless ``method="bounds"``), with a per-point deadline."""
@@ -445,7 +492,7 @@ class _Verification:
         if adv:
             return "vulnerable", adv[0][1], adv[0][0]
         if all(s is True for s in self.state[i]):
-            order = ["milp", "bab", "crown", "ibp", "region"]
+            order = ["milp", "bab", "alpha-crown", "crown", "ibp", "region"]
             return "robust", min(self.how[i], key=lambda h: order.index(h) if h in order else 9), None
         reasons = [h for s, h in zip(self.state[i], self.how[i]) if s is None]
         return "unknown", (reasons[0] if reasons and reasons[0] else "incomplete"), None

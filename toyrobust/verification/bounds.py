@@ -25,7 +25,9 @@ toolkits. ``dtype=torch.float32`` does the large products in single precision an
 bound is lowered (upper bounds raised) by a rigorous bound on all rounding errors, so it holds for the network in
 exact arithmetic. The argument, with u = 2^-24 and ``gamma(n) = (n + 8) u / (1 - (n + 8) u)``:
 
-1. The relaxation is valid whatever the float values: ``alpha`` is 0 or 1, any slope ``s`` gives a valid upper line
+1. The relaxation is valid whatever the float values: any lower slope ``alpha`` in [0, 1] gives
+   ``alpha z <= relu(z)`` (CROWN's 0 or 1, or alpha-CROWN's optimised slopes, :mod:`.alpha`), any slope ``s`` gives
+   a valid upper line
    once its shift satisfies ``t >= max(-s l, u - s u)`` (the line lies above relu at both ends of [l, u], hence
    on all of it by convexity); t is computed in float64 from the rounded float32 s, raised by 4 ulps of the terms,
    and rounded up to float32.
@@ -73,7 +75,7 @@ import torch
 
 from .network import ReluNetwork
 
-__all__ = ["InputBall", "LayerBounds", "ibp_bounds", "crown_bounds", "linear_range"]
+__all__ = ["InputBall", "LayerBounds", "ibp_bounds", "crown_bounds", "linear_range", "margin_bound_with_slopes"]
 
 _U64 = 2.0 ** -53  # float64's unit roundoff
 
@@ -537,3 +539,52 @@ def pure_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds) ->
     B, c = _rows(net, k, ctx, None, ball.x0.shape[0])
     low = _backsub(k, B, c, relax, ctx, ball)
     return low[:, 0], -low[:, 1]
+
+
+def margin_bound_with_slopes(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, sign: torch.Tensor,
+                             alphas: list[torch.Tensor], *, dtype: torch.dtype = torch.float64,
+                             max_elements: int = 2 ** 24) -> torch.Tensor:
+    """A sound lower bound on ``sign_i * margin`` over ball i with given lower slopes on the unstable neurons.
+
+    The back-substitution of :func:`crown_bounds` for the last layer (rows ``lam_i = sign_i``), from the
+    hidden-layer bounds ``bounds`` (kept as they are), with the lower relaxation ``alpha_j z <= relu(z)`` of each
+    unstable neuron taken from ``alphas`` instead of CROWN's 0 or 1. Valid for any slopes: the values are made
+    finite (NaN to 0) and clamped to [0, 1], where ``alpha z <= relu(z)`` holds on all of R, so the result is a
+    lower bound whatever produced them (alpha-CROWN's optimiser, :mod:`.alpha`); stable neurons keep their exact
+    slopes. In float32 (``dtype``) the rounding margins of the module docstring apply unchanged (they use
+    ``max(alpha, s)``, valid for any alpha in [0, 1]).
+
+    Args:
+        net: the network (at least one hidden layer).
+        ball: N balls.
+        bounds: sound pre-activation bounds of every hidden layer over the same balls (e.g. :func:`crown_bounds`).
+        sign: (N,) signs +-1 (which side of the margin).
+        alphas: per hidden layer j, (N, n_j) lower slopes (only the unstable neurons' entries are used).
+        dtype: ``torch.float64`` (default) or ``torch.float32`` (sound, with margins; as in :func:`crown_bounds`).
+        max_elements: memory cap (the balls are chunked to fit).
+
+    Returns:
+        (N,) float64 lower bounds.
+    """
+    _check(net, ball)
+    k = len(net.weights) - 1
+    if k == 0 or len(alphas) != k:
+        raise ValueError(f"need one slope tensor per hidden layer ({k}), got {len(alphas)}")
+    prec = _precision(dtype, ball.x0.device)
+    ctx = _Context.build(net, ball, prec)
+    relax: list = []
+    for j in range(k):
+        lo, up = bounds.lower[j], bounds.upper[j]
+        a0, s, t = _relax(lo, up, prec)
+        a = torch.nan_to_num(alphas[j].to(device=a0.device, dtype=prec.dtype), nan=0.0).clamp(0.0, 1.0)
+        relax.append((torch.where((lo < 0) & (up > 0), a, a0), s, t))
+        ctx.add_layer(net, j, lo, up, relax[-1])
+    n = ball.x0.shape[0]
+    B, c = _rows(net, k, ctx, sign, n)
+    step = max(1, max_elements // (4 * max(max(w.shape) for w in net.weights)))
+    low = torch.empty(n, dtype=torch.float64, device=c.device)
+    for start in range(0, n, step):
+        sl = slice(start, min(n, start + step))
+        low[sl] = _backsub(k, B[sl], c[sl], [tuple(r[sl] for r in rl) for rl in relax], ctx.chunk(sl),
+                           ball.chunk(sl))[:, 0]
+    return low

@@ -40,8 +40,8 @@ class VerificationResult:
             minimum over the point's sub-problems (+inf when the region misses the ball).
         status: ``"robust"``, ``"vulnerable"`` or ``"unknown"`` per point.
         decided_by: the stage that decided (``"clean"``, ``"pgd"`` -- or the ``label`` of the pre-pass attack
-            given to :func:`verify` --, ``"ibp"``, ``"crown"``, ``"region"``, ``"milp"``) or why not
-            (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
+            given to :func:`verify` --, ``"ibp"``, ``"crown"``, ``"alpha-crown"``, ``"region"``, ``"milp"``,
+            ``"bab"``) or why not (``"timeout"``, ``"too-large"``, ``"incomplete"``, ``"boundary"``).
         stats: counts and seconds (see :func:`verify`).
     """
 

@@ -265,9 +265,10 @@ class QuadraticVerifier:
     def verify(self, model: QuadraticNet, x: torch.Tensor, y: Any, threat: ThreatModel, *,
                definition: str = "ball", region: Any = None, time_limit: float = 5.0, method: str = "auto",
                max_binaries: int = 2000, pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-               atol: float | None = None, attack: Any = None) -> VerificationResult:
+               atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
         """:func:`toyrobust.verification.verify` for a quadratic network (arguments as there; ``time_limit``,
-        ``method`` and ``max_binaries`` concern the MILP of ReLU networks and are only checked). The attack
+        ``method`` and ``max_binaries`` concern the MILP of ReLU networks and are only checked, ``alpha_crown``
+        ReLU networks' bounds and is ignored). The attack
         pre-pass runs only where the answer is not exact (Linf, L1, L2 on a subset of coordinates)."""
         x = _check_x(x, model)
         n, d = x.shape
