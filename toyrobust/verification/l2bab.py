@@ -116,10 +116,11 @@ class BabProblem:
 @dataclass
 class _Program:
     """A node's conic program: ``min q.v + c0`` s.t. ``A_lin v + s = b_lin`` (the first ``n_eq`` rows equalities,
-    the rest ``s >= 0``) and the cone rows (ball, or ``||delta|| <= t`` for the distance).
+    the rest ``s >= 0``), the cone rows (ball, or ``||delta|| <= t`` for the distance) and the further second-order
+    cones ``h - G v in K`` of the first layer's hull (:func:`_hull_rows`).
 
-    Columns: ``delta`` (dm), then the hidden layers' ``a`` blocks (``box_lo``/``box_hi`` their boxes), then ``t``
-    (distance only).
+    Columns: ``delta`` (dm), then the hidden layers' ``a`` blocks and the hull's auxiliary variables
+    (``box_lo``/``box_hi`` their boxes, implied by the constraints), then ``t`` (distance only).
     """
 
     q: np.ndarray
@@ -134,6 +135,7 @@ class _Program:
     distance: bool
     sizes: list[int]
     tri: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+    cones: list[tuple[np.ndarray, np.ndarray]]
 
 
 def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -163,7 +165,9 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     """
     dm = int(prob.mask.sum())
     sizes = [w.shape[0] for w in prob.weights[:-1]]
-    n_var = dm + sum(sizes) + (1 if distance else 0)
+    # the first layer's unstable neurons get the convex hull of relu over the ball (_hull_rows): 5 columns each
+    hull = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes else np.zeros(0, dtype=np.int64)
+    n_var = dm + sum(sizes) + 5 * hull.size + (1 if distance else 0)
     maps = _affine_maps(prob, sizes, n_var)
     eq_rows, eq_b, in_rows, in_b = [], [], [], []
     tri, n_in = [], 0  # per layer: the unstable neurons, their rows a <= s (z - l), and the intercepts -s l
@@ -188,6 +192,11 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         n_in += int(off.sum()) + int(on.sum()) + 2 * n_u
         tri.append((k, np.flatnonzero(uns), n_in + np.arange(n_u), -s * low[uns]))
         n_in += n_u
+    h_eq, h_in, cones, aux_lo, aux_hi = _hull_rows(prob, hull, dm + sum(sizes), n_var)
+    eq_rows.append(h_eq[0])
+    eq_b.append(h_eq[1])
+    in_rows.append(h_in[0])
+    in_b.append(h_in[1])
     if prob.poly is not None:
         A, b = prob.poly
         b = b - shrink * (1 + np.abs(b) + np.abs(A) @ (np.abs(prob.x0) + prob.eps))
@@ -213,12 +222,53 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         q, c0 = sign * maps[k][0][j], sign * float(maps[k][1][j])
     A_lin = np.concatenate(eq_rows + in_rows) if eq_rows + in_rows else np.zeros((0, n_var))
     b_lin = np.concatenate(eq_b + in_b) if eq_b + in_b else np.zeros(0)
-    box_lo = np.concatenate([np.maximum(x, 0.0) for x in lo]) if lo else np.zeros(0)
-    box_hi = np.concatenate([np.maximum(x, 0.0) for x in up]) if up else np.zeros(0)
+    box_lo = np.concatenate([np.maximum(x, 0.0) for x in lo] + [aux_lo])
+    box_hi = np.concatenate([np.maximum(x, 0.0) for x in up] + [aux_hi])
     n_eq = int(sum(r.shape[0] for r in eq_rows))
     tri = [(k, idx, n_eq + rows, gain) for k, idx, rows, gain in tri]
     return _Program(q, c0, A_lin, b_lin, n_eq, dm, box_lo, np.maximum(box_hi, box_lo), prob.eps, distance, sizes,
-                    tri)
+                    tri, cones)
+
+
+def _hull_rows(prob: BabProblem, idx: np.ndarray, col: int, n_var: int):
+    """The convex hull of ``{(delta, relu(w.delta + c)) : ||delta||_2 <= eps}`` for each first-layer neuron in
+    ``idx`` (unstable), as rows over the node's columns; its auxiliary columns start at ``col``.
+
+    The graph is the union of ``G+ = {z >= 0, a = z}`` and ``G- = {z <= 0, a = 0}`` over the ball, so its hull is
+    ``delta = delta1 + delta2``, ``delta1 in lam B+``, ``delta2 in (1 - lam) B-`` (Balas 1979; Ceria & Soares 1999
+    for the conic perspective). Writing ``w = nu w_hat``, ``tau = w_hat.delta`` and ``delta1 = t1 w_hat + p1``, the
+    orthogonal parts can be taken parallel, leaving five scalars ``(t1, lam, r1, r2, tau)``:
+    ``a = nu t1 + c lam``, ``nu t1 + c lam >= 0``, ``nu (tau - t1) + c (1 - lam) <= 0``,
+    ``||(t1, r1)|| <= eps lam``, ``||(tau - t1, r2)|| <= eps (1 - lam)``, ``||delta - tau w_hat|| <= r1 + r2``.
+    Unlike the triangle, which is loosest on the sphere where a linear objective's minimiser lies, the hull is exact
+    there. Returns ``(A_eq, b_eq)``, ``(A_in, b_in)`` (rows ``<=``), the cones ``(G, h, dims)`` (``h - G v`` in
+    the second-order cones of sizes ``dims``) and the auxiliary columns' implied boxes.
+    """
+    dm, eps, n = int(prob.mask.sum()), prob.eps, idx.size
+    S = np.flatnonzero(prob.mask)
+    W, c = prob.weights[0][idx][:, S], (prob.weights[0] @ prob.x0 + prob.biases[0])[idx]
+    nu = np.linalg.norm(W, axis=1)
+    wh = W / nu[:, None]
+    t1, lam, r1, r2, tau = (col + 5 * np.arange(n) + i for i in range(5))
+    rows = np.arange(n)
+    A_eq = np.zeros((2 * n, n_var))
+    A_eq[rows, dm + idx] = 1.0
+    A_eq[rows, t1], A_eq[rows, lam] = -nu, -c
+    A_eq[n + rows, :dm], A_eq[n + rows, tau] = wh, -1.0  # tau = w_hat.delta: keeps the cones' rows sparse
+    A_in = np.zeros((2 * n, n_var))
+    A_in[rows, t1], A_in[rows, lam] = -nu, -c
+    A_in[n + rows, tau], A_in[n + rows, t1], A_in[n + rows, lam] = nu, -nu, -c
+    G = np.zeros((n, 6 + dm + 1, n_var))
+    h = np.zeros((n, 6 + dm + 1))
+    G[rows, 0, lam], G[rows, 1, t1], G[rows, 2, r1] = -eps, -1.0, -1.0  # (eps lam, t1, r1)
+    G[rows, 3, lam], h[:, 3] = eps, eps  # (eps (1 - lam), tau - t1, r2)
+    G[rows, 4, tau], G[rows, 4, t1], G[rows, 5, r2] = -1.0, 1.0, -1.0
+    G[rows, 6, r1] = G[rows, 6, r2] = -1.0  # (r1 + r2, delta - tau w_hat)
+    G[:, 7:, :dm] = -np.eye(dm)[None]
+    G[rows[:, None], 7 + np.arange(dm)[None, :], tau[:, None]] = wh
+    box = np.array([[-eps, 0.0, -eps, -eps, -eps], [eps, 1.0, eps, eps, eps]])
+    return ((A_eq, np.zeros(2 * n)), (A_in, np.r_[np.zeros(n), -c]),
+            (G.reshape(-1, n_var), h.reshape(-1), [3, 3, dm + 1] * n), np.tile(box[0], n), np.tile(box[1], n))
 
 
 def _clarabel():
@@ -245,14 +295,25 @@ _SOLVED = ("Solved", "AlmostSolved")
 _INFEASIBLE = ("PrimalInfeasible", "AlmostPrimalInfeasible")
 
 
-def _dual_bound(prog: _Program, z: np.ndarray, homogeneous: bool = False) -> float:
-    """The Lagrangian dual function at the multipliers ``z`` of the linear rows (inequalities clipped to >= 0),
-    minimised exactly over the ball (or ``||delta|| <= t <= R``) and the ``a`` boxes; ``homogeneous`` drops the
-    objective (an infeasibility certificate when > 0)."""
+def _dual_bound(prog: _Program, z: np.ndarray, y: np.ndarray, homogeneous: bool = False) -> float:
+    """The Lagrangian dual function at the multipliers ``z`` of the linear rows (inequalities clipped to >= 0) and
+    ``y`` of the hull's cones (each lifted into its cone, which is its own dual: ``y0 >= ||y_rest||``), minimised
+    exactly over the ball (or ``||delta|| <= t <= R``) and the boxes; ``homogeneous`` drops the objective (an
+    infeasibility certificate when > 0)."""
     z = z.copy()
     z[prog.n_eq:] = np.maximum(z[prog.n_eq:], 0.0)
     r = prog.A_lin.T @ z
     val = -float(prog.b_lin @ z)
+    G, h, dims = prog.cones
+    if dims:
+        y = y.copy()
+        heads = np.cumsum([0] + dims[:-1])
+        sq = y * y
+        sq[heads] = 0.0
+        tails = np.sqrt(np.add.reduceat(sq, heads))
+        y[heads] = np.maximum(y[heads], tails * (1 + 1e-12))  # the rounding of the norm must not leave the cone
+        r = r + G.T @ y
+        val -= float(h @ y)
     if not homogeneous:
         r = r + prog.q
         val += prog.c0
@@ -286,29 +347,31 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
         soc[0, n_var - 1] = -1.0
     else:
         soc_b[0] = prog.radius
-    A = sp.csc_matrix(np.concatenate([prog.A_lin, soc]))
-    b = np.r_[prog.b_lin, soc_b]
+    G, h, dims = prog.cones
+    A = sp.csc_matrix(np.concatenate([prog.A_lin, soc, G]))
+    b = np.r_[prog.b_lin, soc_b, h]
     clarabel = _clarabel()
     cones = []
     if prog.n_eq:
         cones.append(clarabel.ZeroConeT(prog.n_eq))
     if prog.A_lin.shape[0] > prog.n_eq:
         cones.append(clarabel.NonnegativeConeT(prog.A_lin.shape[0] - prog.n_eq))
-    cones.append(clarabel.SecondOrderConeT(dm + 1))
+    cones += [clarabel.SecondOrderConeT(m) for m in [dm + 1] + dims]
     P = sp.csc_matrix((n_var, n_var))
     sol = clarabel.DefaultSolver(P, prog.q, A, b, cones, _settings(deadline)).solve()
     n_lin = prog.A_lin.shape[0]
-    z = np.asarray(sol.z, dtype=np.float64)[:n_lin]
+    z_all = np.asarray(sol.z, dtype=np.float64)
+    z, y = z_all[:n_lin], z_all[n_lin + dm + 1:]
     status = str(sol.status)
     if status in _INFEASIBLE:
-        scale = float(np.abs(z).max()) if z.size else 0.0
-        if scale > 0 and _dual_bound(prog, z / scale, homogeneous=True) > 1e-9:
+        scale = float(max(np.abs(z).max(initial=0.0), np.abs(y).max(initial=0.0)))
+        if scale > 0 and _dual_bound(prog, z / scale, y / scale, homogeneous=True) > 1e-9:
             return _Solved(math.inf, None)
         return _Solved(-math.inf, None)
     v = np.asarray(sol.x, dtype=np.float64)
-    if not np.all(np.isfinite(v)) or not np.all(np.isfinite(z)):
+    if not np.all(np.isfinite(v)) or not np.all(np.isfinite(z_all)):
         return _Solved(-math.inf, None)
-    lower = _dual_bound(prog, z)
+    lower = _dual_bound(prog, z, y)
     score = [np.zeros(n) for n in prog.sizes]
     for k, idx, rows, gain in prog.tri:
         score[k][idx] = np.maximum(z[rows], 0.0) * gain
