@@ -17,7 +17,7 @@ from torch import nn
 
 import toyrobust as tr
 from toyrobust.montecarlo import clopper_pearson
-from toyrobust.verification import minimal_distance, regions, verify
+from toyrobust.verification import l2bab, minimal_distance, regions, verify
 
 
 def _trained(d, hidden, mean, n, seed=0, steps=150):
@@ -123,6 +123,81 @@ def test_20d_every_point_decided_and_verdicts_monotone_in_the_radius():
     assert big.stats["bab_nodes"] > 0 and int(big.vulnerable.sum()) > int(small.vulnerable.sum())
 
 
+
+
+def _ball_points(rng, x0, eps, n):
+    """n points of the ball around x0 (d,): half on its sphere, half uniform inside."""
+    dirs = rng.normal(size=(n, x0.size))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    rad = eps * rng.uniform(size=(n, 1)) ** (1 / x0.size)
+    rad[: n // 2] = eps
+    return x0 + rad * dirs
+
+
+def _margins(prob, pts):
+    h = pts.T
+    for k, (w, b) in enumerate(zip(prob.weights, prob.biases)):
+        h = w @ h + b[:, None]
+        h = np.maximum(h, 0.0) if k < len(prob.weights) - 1 else h
+    return prob.label * h[0]
+
+
+def test_first_layer_hull_is_exact_for_one_unstable_neuron():
+    """m = beta z1 - relu(z2) with z1 stable: the hull of relu over the disc makes the relaxation exact (a
+    linear objective over the convex hull of the graph), where the triangle is not."""
+    rng = np.random.default_rng(3)
+    gaps = []
+    for trial in range(6):
+        w = rng.normal(size=(2, 2))
+        x0 = rng.normal(size=2)
+        eps = 1.0
+        b = np.array([10.0 - w[0] @ x0, rng.uniform(-0.8, 0.8) * np.linalg.norm(w[1]) - w[1] @ x0])
+        out = np.array([[rng.normal() * 0.3, -1.0]])  # -relu(z2): the triangle's chord is what it minimises
+        prob = l2bab.BabProblem([w, out], [b, np.zeros(1)], x0, np.ones(2, bool), eps, 1)
+        c, nrm = w @ x0 + b, np.linalg.norm(w, axis=1)
+        lo, up = [c - eps * nrm], [c + eps * nrm]
+        theta = np.linspace(0, 2 * np.pi, 20001)
+        pts = np.concatenate([x0 + r * np.stack([np.cos(theta), np.sin(theta)], 1) for r in np.linspace(0, eps, 201)])
+        exact = float(_margins(prob, pts).min())
+        hull = l2bab._solve(l2bab._build(prob, lo, up, False), math.inf).lower
+        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False), math.inf).lower
+        assert tri <= hull + 1e-6 * (1 + abs(tri)) and hull <= exact, (trial, tri, hull, exact)
+        assert hull >= exact - 1e-4 * (1 + abs(exact)), (trial, hull, exact)  # the grid's resolution
+        gaps.append(hull - tri)
+    assert max(gaps) > 1e-2  # the triangle alone is visibly looser
+
+
+def test_node_bounds_with_the_hull_are_sound_even_at_perturbed_multipliers(monkeypatch):
+    """On random 4-10-10-1 networks the node bound (hull and triangles, dual-bounded) lies below every sampled
+    margin in the ball, above the triangle-only bound, and stays below them when the solver's multipliers are
+    perturbed (the dual function is a lower bound at any multipliers once they are put into their cones)."""
+    rng = np.random.default_rng(0)
+    seen = []
+    real = l2bab._dual_bound
+    monkeypatch.setattr(l2bab, "_dual_bound", lambda prog, z, y, homogeneous=False: (
+        seen.append((prog, z, y)), real(prog, z, y, homogeneous))[1])
+    tighter = 0
+    for trial in range(4):
+        ws = [rng.normal(size=(10, 4)), rng.normal(size=(10, 10)) / 3, rng.normal(size=(1, 10))]
+        bs = [rng.normal(size=10) * 0.5, rng.normal(size=10) * 0.5, np.zeros(1)]
+        x0, eps = rng.normal(size=4), 0.6 + 0.3 * trial
+        prob = l2bab.BabProblem(ws, bs, x0, np.ones(4, bool), eps, 1 if trial % 2 else -1)
+        c, nrm = ws[0] @ x0 + bs[0], np.linalg.norm(ws[0], axis=1)
+        lo, up = [c - eps * nrm, np.full(10, -1e6)], [c + eps * nrm, np.full(10, 1e6)]
+        l2bab._tighten(prob, lo, up, 0)
+        truth = float(_margins(prob, _ball_points(rng, x0, eps, 40000)).min())
+        seen.clear()
+        hull = l2bab._solve(l2bab._build(prob, lo, up, False), math.inf).lower
+        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False), math.inf).lower
+        assert tri <= hull + 1e-6 * (1 + abs(tri)) and hull <= truth, (trial, tri, hull, truth)
+        tighter += hull > tri + 1e-3
+        prog, z, y = seen[0]
+        for scale in (1e-6, 1e-3, 1e-1):
+            for _ in range(5):
+                zp = z + scale * rng.normal(size=z.size) * (1 + np.abs(z))
+                yp = y + scale * rng.normal(size=y.size) * (1 + np.abs(y))
+                assert real(prog, zp, yp) <= truth + 1e-9
+    assert tighter >= 2
 
 
 @pytest.mark.parametrize("kind", ["relu", "linear-model"])

@@ -156,18 +156,18 @@ def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[n
 
 
 def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distance: bool,
-           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None) -> _Program:
+           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None, hull: bool = True) -> _Program:
     """The node's program (see the module docstring) for the pre-activation bounds ``lo``/``up`` (splits included).
 
     ``shrink`` tightens the region rows to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (points strictly
     inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
-    tightening).
+    tightening). ``hull=False`` leaves the first layer with the triangle only (for comparisons).
     """
     dm = int(prob.mask.sum())
     sizes = [w.shape[0] for w in prob.weights[:-1]]
     # the first layer's unstable neurons get the convex hull of relu over the ball (_hull_rows): 5 columns each
-    hull = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes else np.zeros(0, dtype=np.int64)
-    n_var = dm + sum(sizes) + 5 * hull.size + (1 if distance else 0)
+    first = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and hull else np.zeros(0, dtype=np.int64)
+    n_var = dm + sum(sizes) + 5 * first.size + (1 if distance else 0)
     maps = _affine_maps(prob, sizes, n_var)
     eq_rows, eq_b, in_rows, in_b = [], [], [], []
     tri, n_in = [], 0  # per layer: the unstable neurons, their rows a <= s (z - l), and the intercepts -s l
@@ -192,7 +192,7 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         n_in += int(off.sum()) + int(on.sum()) + 2 * n_u
         tri.append((k, np.flatnonzero(uns), n_in + np.arange(n_u), -s * low[uns]))
         n_in += n_u
-    h_eq, h_in, cones, aux_lo, aux_hi = _hull_rows(prob, hull, dm + sum(sizes), n_var)
+    h_eq, h_in, cones, aux_lo, aux_hi = _hull_rows(prob, first, dm + sum(sizes), n_var)
     eq_rows.append(h_eq[0])
     eq_b.append(h_eq[1])
     in_rows.append(h_in[0])
@@ -258,17 +258,23 @@ def _hull_rows(prob: BabProblem, idx: np.ndarray, col: int, n_var: int):
     A_in = np.zeros((2 * n, n_var))
     A_in[rows, t1], A_in[rows, lam] = -nu, -c
     A_in[n + rows, tau], A_in[n + rows, t1], A_in[n + rows, lam] = nu, -nu, -c
-    G = np.zeros((n, 6 + dm + 1, n_var))
-    h = np.zeros((n, 6 + dm + 1))
-    G[rows, 0, lam], G[rows, 1, t1], G[rows, 2, r1] = -eps, -1.0, -1.0  # (eps lam, t1, r1)
-    G[rows, 3, lam], h[:, 3] = eps, eps  # (eps (1 - lam), tau - t1, r2)
-    G[rows, 4, tau], G[rows, 4, t1], G[rows, 5, r2] = -1.0, 1.0, -1.0
-    G[rows, 6, r1] = G[rows, 6, r2] = -1.0  # (r1 + r2, delta - tau w_hat)
-    G[:, 7:, :dm] = -np.eye(dm)[None]
-    G[rows[:, None], 7 + np.arange(dm)[None, :], tau[:, None]] = wh
+    # the cones per neuron, in blocks of dm + 7 rows (sparse: dense rows would dominate the node's cost):
+    # (eps lam, t1, r1); (eps (1 - lam), tau - t1, r2); (r1 + r2, delta - tau w_hat)
+    blk = dm + 7
+    head_r = np.array([0, 1, 2, 3, 4, 4, 5, 6, 6])
+    head_c = np.stack([lam, t1, r1, lam, tau, t1, r2, r1, r2])
+    head_v = np.array([-eps, -1.0, -1.0, eps, -1.0, 1.0, -1.0, -1.0, -1.0])
+    body_r = 7 + np.arange(dm)
+    r_idx = np.concatenate([(blk * rows[None, :] + head_r[:, None]).ravel(), (blk * rows[:, None] + body_r).ravel(),
+                            (blk * rows[:, None] + body_r).ravel()])
+    c_idx = np.concatenate([head_c.ravel(), np.tile(np.arange(dm), n), np.repeat(tau, dm)])
+    vals = np.concatenate([np.repeat(head_v, n), -np.ones(n * dm), wh.ravel()])
+    G = sp.csr_matrix((vals, (r_idx, c_idx)), shape=(blk * n, n_var))
+    h = np.zeros((n, blk))
+    h[:, 3] = eps
     box = np.array([[-eps, 0.0, -eps, -eps, -eps], [eps, 1.0, eps, eps, eps]])
     return ((A_eq, np.zeros(2 * n)), (A_in, np.r_[np.zeros(n), -c]),
-            (G.reshape(-1, n_var), h.reshape(-1), [3, 3, dm + 1] * n), np.tile(box[0], n), np.tile(box[1], n))
+            (G, h.reshape(-1), [3, 3, dm + 1] * n), np.tile(box[0], n), np.tile(box[1], n))
 
 
 def _clarabel():
@@ -348,7 +354,7 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
     else:
         soc_b[0] = prog.radius
     G, h, dims = prog.cones
-    A = sp.csc_matrix(np.concatenate([prog.A_lin, soc, G]))
+    A = sp.vstack([sp.csr_matrix(prog.A_lin), sp.csr_matrix(soc), G], format="csc")
     b = np.r_[prog.b_lin, soc_b, h]
     clarabel = _clarabel()
     cones = []
