@@ -445,8 +445,13 @@ def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndar
     tightest convex one for given bounds, so the bounds are what the per-node relaxations' quality rests on.
     """
     solves = 0
+    # the last hidden layer feeds the margin only: where the objective's coefficient on its ``a`` is >= 0 the
+    # program takes the lowest ``a`` allowed, ``max(0, z)``, which no bound moves (a bound that makes the neuron
+    # stable adds ``z <= 0`` or ``z >= 0``, already implied), so those neurons are not worth a program
+    useful = [np.ones(n, dtype=bool) for n in (x.size for x in lo[:-1])]
+    useful.append(prob.label * prob.weights[-1][0] < 0)
     for k in range(1, len(lo)):
-        for j in np.flatnonzero((lo[k] < 0) & (up[k] > 0)):
+        for j in np.flatnonzero((lo[k] < 0) & (up[k] > 0) & useful[k]):
             for sign in (1.0, -1.0):
                 if time.perf_counter() > deadline or not (lo[k][j] < 0 < up[k][j]):
                     break
