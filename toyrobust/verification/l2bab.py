@@ -181,6 +181,8 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         ina = u <= 0
         act = (low >= 0) & ~ina
         uns = ~(ina | act)
+        if k == 0 and first.size:  # the hull implies the triangle (and the box of a): no rows for it
+            uns = np.zeros(n_k, dtype=bool)
         s = u[uns] / (u[uns] - low[uns])
         eq_rows += [E[ina], E[act] - Z[act]]
         eq_b += [np.zeros(int(ina.sum())), c[act]]
