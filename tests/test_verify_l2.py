@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from test_verify import _linear_relu  # the linear ReLU nets of the Linf tests
 from torch import nn
@@ -335,6 +335,7 @@ def _small_net():
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(point=[-1.0, -1.0, -1.75], frac=0.75)  # an exact leaf whose minimiser's ray leaves it at once
 @given(point=st.lists(st.floats(-2, 2), min_size=3, max_size=3), frac=st.floats(0.1, 0.95))
 def test_verdicts_are_monotone_and_agree_with_the_minimal_distance(point, frac):
     assume(abs(2 * frac - 1) > 1e-2)  # eps = 2 frac d: not at the tie eps = d (left unknown, "boundary")

@@ -170,12 +170,14 @@ def _affine_maps(prob: BabProblem, sizes: list[int], n_var: int) -> list[tuple[n
 
 
 def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distance: bool,
-           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None, hull: bool = True) -> _Program:
+           shrink: float = 0.0, neuron: tuple[int, int, float] | None = None, hull: bool = True,
+           strict: float = 0.0) -> _Program:
     """The node's program (see the module docstring) for the pre-activation bounds ``lo``/``up`` (splits included).
 
     ``shrink`` tightens the region rows to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (points strictly
     inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
-    tightening). ``hull=False`` leaves the first layer with the triangle only (for comparisons).
+    tightening). ``hull=False`` leaves the first layer with the triangle only (for comparisons). ``strict`` moves
+    the split rows ``z <= 0``, ``z >= 0`` and the distance's margin row inside by ``strict (1 + |const|)``.
     """
     dm = int(prob.mask.sum())
     sizes = [w.shape[0] for w in prob.weights[:-1]]
@@ -203,7 +205,8 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         # z <= 0 (z >= 0) is implied where the bound is strict; a split sets it to exactly 0
         off, on = ina & (u == 0), act & (low == 0)
         in_rows += [Z[off], -Z[on], -E[uns], Z[uns] - E[uns], E[uns] - s[:, None] * Z[uns]]
-        in_b += [-c[off], c[on], np.zeros(int(uns.sum())), -c[uns], s * (c[uns] - low[uns])]
+        in_b += [-c[off] - strict * (1 + np.abs(c[off])), c[on] - strict * (1 + np.abs(c[on])),
+                 np.zeros(int(uns.sum())), -c[uns], s * (c[uns] - low[uns])]
         n_u = int(uns.sum())
         n_in += int(off.sum()) + int(on.sum()) + 2 * n_u
         tri.append((k, np.flatnonzero(uns), n_in + np.arange(n_u), -s * low[uns]))
@@ -229,7 +232,7 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
         t_row = np.zeros((1, n_var))
         t_row[0, -1] = 1.0
         in_rows += [lab * Zm, t_row, -t_row]
-        in_b += [np.array([-lab * cm[0]]), np.array([prob.eps]), np.zeros(1)]
+        in_b += [np.array([-lab * cm[0] - strict * (1 + abs(cm[0]))]), np.array([prob.eps]), np.zeros(1)]
     else:
         q = lab * Zm[0]
         c0 = lab * float(cm[0])
@@ -778,7 +781,11 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             continue
         kids = run.children(nlo, nup, node)
         if not kids:
-            stuck = min(stuck, lower)
+            xa = _inside_leaf(run, nlo, nup, adversarial)
+            if xa is not None and float(np.linalg.norm(xa - prob.x0)) < best:
+                best, best_x = float(np.linalg.norm(xa - prob.x0)), xa
+            if lower < best * (1 - rtol):
+                stuck = min(stuck, lower)
             continue
         for clo, cup in kids:
             run.nodes += 1
@@ -791,6 +798,24 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
                                run.nodes, run.solves)
     status = "optimal" if best - low <= rtol * best + 1e-12 else "boundary"
     return DistanceOutcome(status, max(low, 0.0), best, best_x, run.nodes, run.solves)
+
+
+def _inside_leaf(run: _Search, lo: list[np.ndarray], up: list[np.ndarray],
+                 adversarial: Callable[[np.ndarray], np.ndarray | None]) -> np.ndarray | None:
+    """A confirmed adversarial point of an exact leaf (no unstable neuron) whose own minimiser was not confirmed.
+
+    That minimiser can sit where the margin's zero set meets the leaf's split faces, so that the ray out of it
+    leaves the leaf at once (into a region where the margin keeps its sign): the leaf's program again with its
+    split rows and its margin row moved strictly inside (by ``1e-9`` and ``1e-7`` relative, in two tries) has a
+    minimiser in the leaf's interior, a hair farther, which the forward pass can confirm."""
+    for strict in (1e-9, 1e-7):
+        run.solves += 1
+        got = _solve(_build(run.prob, lo, up, True, strict=strict), run.deadline)
+        if got.v is not None:
+            xa = adversarial(_point(run.prob, got.v, math.inf))
+            if xa is not None:
+                return xa
+    return None
 
 
 def _with_radius(prob: BabProblem, radius: float) -> BabProblem:
