@@ -9,6 +9,11 @@ seconds per point and the verdict counts; on the 2-D network also ``minimal_dist
 ``"linf"``. No target: the table says what an exact L2 answer costs next to the Linf one.
 
     python benchmarks/bench_verify_l2.py [--quick] [--points N] [--time-limit S] [--threads T] [--json PATH]
+        [--radii-20d R,R,...] [--only 2-16-16-1|20-64-64-1] [--no-linf] [--per-point]
+
+``--radii-20d 0.76,1.1,1.33`` reaches the 20-64-64-1 network's median minimal distance (about 1.33 for the 12
+points: PGD's distances, benchmarks/README.md); ``--no-linf`` skips the Linf MILPs (slow on the circumscribed ball
+at such radii); ``--per-point`` verifies one point at a time and reports each point's seconds, nodes and verdict.
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ def _timed_verify(net, x, y, threat, time_limit):
     return (time.perf_counter() - t0) / x.shape[0], res.counts(), res.stats
 
 
+def _per_point(net, x, y, threat, time_limit):
+    """Each point on its own: (status, how decided, seconds, branch-and-bound nodes)."""
+    out = []
+    for i in range(x.shape[0]):
+        t0 = time.perf_counter()
+        res = verify(net, x[i:i + 1], y[i:i + 1], threat, time_limit=time_limit)
+        out.append({"status": res.status[0], "by": res.decided_by[0], "seconds": round(time.perf_counter() - t0, 3),
+                    "bab_nodes": res.stats["bab_nodes"]})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer points")
@@ -51,6 +67,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=None,
                     help="seconds per point, both methods (default 60, quick 10)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--radii-20d", default=None, help="L2 radii for the 20-64-64-1 network (default 0.2,0.5)")
+    ap.add_argument("--only", default=None, choices=["2-16-16-1", "20-64-64-1"], help="one network only")
+    ap.add_argument("--no-linf", action="store_true", help="skip the Linf MILP comparisons")
+    ap.add_argument("--per-point", action="store_true", help="also verify point by point (seconds, nodes)")
     ap.add_argument("--json", default=None, help="also write the result object here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,11 +79,24 @@ def main() -> None:
         args.time_limit = 10.0 if args.quick else 60.0
     setups = [("2-16-16-1", 2, (16, 16), [1.0, 0.5], (0.5, 1.5)),
               ("20-64-64-1", 20, (64, 64), [0.3] * 20, (0.2, 0.5))]
+    if args.radii_20d:
+        setups[1] = setups[1][:4] + (tuple(float(r) for r in args.radii_20d.split(",")),)
+    setups = [s for s in setups if args.only in (None, s[0])]
     rows, detail = [], []
     for name, d, hidden, mean, radii in setups:
         net, x, y = _trained(d, hidden, mean, n)
         for eps in radii:
             l2 = _timed_verify(net, x, y, tr.L2(eps), args.time_limit)
+            if args.per_point:
+                detail.append({"network": name, "eps": eps, "per_point": _per_point(net, x, y, tr.L2(eps),
+                                                                                    args.time_limit)})
+            if args.no_linf:
+                detail.append({"network": name, "eps": eps, "points": n,
+                               "l2": {"s_per_point": l2[0], "counts": l2[1], "bab_nodes": l2[2]["bab_nodes"],
+                                      "bab_solves": l2[2]["bab_solves"]}})
+                rows.append({"metric": f"{name} L2 {eps:g}: s/point, L2 B&B (L2 {l2[1]})", "ours": l2[0],
+                             "baseline": None, "ratio": None, "target": "-"})
+                continue
             inner = _timed_verify(net, x, y, tr.Linf(eps / math.sqrt(d)), args.time_limit)
             outer = _timed_verify(net, x, y, tr.Linf(eps), args.time_limit)
             detail.append({"network": name, "eps": eps, "points": n,
@@ -76,7 +109,7 @@ def main() -> None:
                          "ours": l2[0], "baseline": inner[0], "ratio": l2[0] / max(inner[0], 1e-12), "target": "-"})
             rows.append({"metric": f"  same, vs Linf {eps:g} MILP (Linf {outer[1]})",
                          "ours": l2[0], "baseline": outer[0], "ratio": l2[0] / max(outer[0], 1e-12), "target": "-"})
-        if d == 2:
+        if d == 2 and not args.no_linf:
             k = min(n, 6)
             t0 = time.perf_counter()
             md2 = minimal_distance(net, x[:k], y[:k], "l2", time_limit=args.time_limit)
