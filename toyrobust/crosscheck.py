@@ -382,8 +382,8 @@ def _trained_cases(quick: bool, build: dict[str, Any]) -> list[Case]:
     for eps, bounds in _sphere_mlp_bounds(sp, mlp, (0.05, 0.2), seed, device).items():
         # bracketed by the attack and the verifier, closed when it decides every point. Quick size (20-100-100-1)
         # at eps 0.05: the L2 branch and bound decides every point (a few need 5-20 s, hence the limit; measured:
-        # 1000 of 1000 in 57 s), on _SPHERE_BAB_N points to keep the quick run near a minute. At eps 0.2 (959 of
-        # 1000 decided at 5 s a point, 316 s) and at full size (500-1000-1000-1: far too many unstable neurons) the
+        # 1000 of 1000 in 57 s), on _SPHERE_BAB_N points to keep the quick run near a minute. At eps 0.2 (287 of
+        # 300 decided at 5 s a point, 71 s) and at full size (500-1000-1000-1: far too many unstable neurons) the
         # bounds' certificate only: the row stays a bracket, with that reason in its notes
         bab = quick and eps < 0.1
         cases.append(Case(f"trained, spheres D={dim}", "ReLU MLP", sp, mlp, L2(eps), bounds=bounds,
