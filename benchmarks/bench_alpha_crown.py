@@ -1,13 +1,15 @@
 """alpha-CROWN on the full-size spheres row: points decided by CROWN alone against CROWN then alpha-CROWN.
 
 The network of the cross-check row "trained, spheres D=500 | ReLU MLP | l2:0.05 | ball": ``tr.MLP(500, (1000,
-1000), dtype=torch.float32)`` loaded from a saved ``state_dict`` (``--state-dict``; the cross-check trains it, this
-script does not), 1000 points of ``tr.ConcentricSpheres(500, 1.0, 1.3)`` (``--points``, seed 169), L2 radius
+1000), dtype=torch.float32)``, from a saved ``state_dict`` (``--state-dict``) or else the cross-check's own network
+(trained once and cached like the cross-check's: about 4 minutes the first time; ``--quick``: the quick cross-check's
+20-100-100-1 network and 300 points), 1000 points of ``tr.ConcentricSpheres(500, 1.0, 1.3)`` (``--points``, seed
+169), L2 radius
 0.05, ``tr.verify(..., method="bounds")`` once with ``alpha_crown=False`` and once with the default alpha-CROWN,
 on the same points and the same attack pre-pass. Also the same alpha-CROWN budgets at 20 and 200 steps on the
 points CROWN leaves open (bounds reused), to show where the optimisation stops paying.
 
-    python benchmarks/bench_alpha_crown.py [--state-dict /tmp/mlp500.pt] [--points 1000] [--threads 1] [--json P]
+    python benchmarks/bench_alpha_crown.py [--quick] [--state-dict PATH] [--points 1000] [--threads 1] [--json P]
 """
 
 from __future__ import annotations
@@ -21,18 +23,31 @@ import torch
 import toyrobust as tr
 
 
+def _network(quick: bool, state_dict: str | None) -> tuple[torch.nn.Module, int]:
+    """The spheres MLP: loaded from ``state_dict``, else the cross-check's cached (or freshly trained) network."""
+    if state_dict is not None and not quick:
+        mlp = tr.MLP(500, (1000, 1000), dtype=torch.float32)
+        mlp.load_state_dict(torch.load(state_dict))
+        return mlp.eval(), 500
+    from toyrobust.crosscheck import default_cases
+
+    case = next(c for c in default_cases(quick=quick, trained=True)
+                if c.name == "ReLU MLP" and c.threat is not None)
+    return case.clf.eval(), int(case.dist.dim)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--state-dict", default="/tmp/mlp500.pt")
-    ap.add_argument("--points", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="the quick cross-check's 20-100-100-1 network, 300 points")
+    ap.add_argument("--state-dict", default=None, help="a saved state_dict of the 500-1000-1000-1 MLP")
+    ap.add_argument("--points", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    mlp = tr.MLP(500, (1000, 1000), dtype=torch.float32)
-    mlp.load_state_dict(torch.load(args.state_dict))
-    mlp.eval()
-    x, y = tr.ConcentricSpheres(500, 1.0, 1.3).sample(args.points, generator=torch.Generator().manual_seed(169),
+    mlp, dim = _network(args.quick, args.state_dict)
+    points = args.points or (300 if args.quick else 1000)
+    x, y = tr.ConcentricSpheres(dim, 1.0, 1.3).sample(points, generator=torch.Generator().manual_seed(169),
                                                        dtype=torch.float32)
     out = {}
     for name, alpha in (("crown", False), ("alpha-crown", True)):

@@ -32,7 +32,8 @@ def main() -> None:
     n, steps = (1000, 20) if args.quick else (5000, 40)
     device = None if args.device == "auto" else args.device
     rows, seen = [], set()
-    for case in _bracketed_cases(True, 0, device, False):
+    build = {"seed": 0, "device": device or "cpu", "progress": False, "cache": None, "trained": 0, "cached": 0}
+    for case in _bracketed_cases(True, build):
         key = f"{case.group} | {case.name} | {case.threat!r}"
         if case.threat is None or key in seen:  # one row per network and ball (the attacks use the ball definition)
             continue
