@@ -601,3 +601,15 @@ def test_make_threat_rejects(spec):
         make_threat(spec)
     msg = str(info.value)
     assert "\n" not in msg and "linf" in msg.lower()
+
+
+def test_l2_subnormal_norms_give_finite_steps_and_projections():
+    # hypothesis found it: r / ||g|| is NaN (0 / subnormal under flush-to-zero) or inf for a subnormal norm, so
+    # the step and the projection divide by the norm first
+    g = torch.tensor([[6.45539702e-316], [3e-310]], dtype=torch.float64)
+    for radius in (0.0, 1.0):
+        step = L2(1.0).steepest_ascent(g, radius=radius)
+        assert torch.isfinite(step).all()
+        torch.testing.assert_close(step, torch.full_like(g, radius))
+    z = L2(1e-320).project(g, torch.zeros_like(g))
+    assert torch.isfinite(z).all() and bool((z.abs() <= 1e-320 * (1 + 1e-12)).all())

@@ -463,18 +463,21 @@ class L2(ThreatModel):
     def _project_delta(self, x, x0, delta, eps):
         n = _vector_norm(delta, 2, keepdim=True)
         inside = n <= eps
-        # x0 + delta (eps / n): one fused pass (rows inside the ball are returned as they are)
-        z = torch.addcmul(x0, delta, eps / torch.where(inside, torch.ones_like(n), n))
+        scale = torch.where(inside, torch.ones_like(n), n)
         if torch.is_grad_enabled() and (x.requires_grad or x0.requires_grad):
-            return torch.where(inside, x, z)
+            return torch.where(inside, x, x0 + delta / scale * eps)
+        # x0 + delta / n * eps in place in one buffer. Divide first: eps / n overflows for a subnormal n (and is
+        # 0/0 where the CPU flushes subnormals to zero), delta / n does not
+        z = (delta / scale).mul_(eps).add_(x0)
         return torch.where(inside, x, z, out=z)
 
     def _steepest(self, g, r):
         n = _vector_norm(g, 2, keepdim=True)
         nonzero = n > 0
-        z = g * (r / torch.where(nonzero, n, torch.ones_like(n)))
+        # divide first (see L2._project_delta): r / n is inf or NaN for a subnormal norm
         if torch.is_grad_enabled() and g.requires_grad:
-            return torch.where(nonzero, z, torch.zeros_like(g))
+            return torch.where(nonzero, g / torch.where(nonzero, n, torch.ones_like(n)) * r, torch.zeros_like(g))
+        z = (g / torch.where(nonzero, n, torch.ones_like(n))).mul_(r)
         if z.device.type == "cpu" and bool(nonzero.all()):  # the usual case; on an accelerator, no host sync
             return z
         return z.masked_fill_(~nonzero, 0.0)
