@@ -65,7 +65,7 @@ class Definition:
             clean = clf.predict(x)
             return clean, clean
         if self.needs_truth and not self.needs_label:
-            return dist.bayes_label(dist.project(x)).to(torch.int64), None
+            return dist.projected_bayes_label(x).to(torch.int64), None
         return y, None
 
     def __str__(self) -> str:
@@ -174,6 +174,6 @@ def is_adversarial(
         check_label_space(classes, dist)
     if x is not None and x.shape != x_adv.shape:
         raise ValueError(f"x and x_adv must have the same shape, got {tuple(x.shape)} and {tuple(x_adv.shape)}")
-    truth = dist.bayes_label(dist.project(x_adv)) if rule.needs_truth else None
+    truth = dist.projected_bayes_label(x_adv) if rule.needs_truth else None
     clean = clf.predict(x) if rule.needs_clean else None
     return rule.rule(clf.predict(x_adv), y, truth, clean)

@@ -194,7 +194,7 @@ def _region_delta(clf: Classifier, x: torch.Tensor, y: torch.Tensor, threat: Thr
             raise ValueError(f"the exact attack on {type(dist).__name__} needs balls that keep every free coordinate's "
                              f"sign (eps < {dist.projection_fixed_below} around the support); row {bad} of x can "
                              f"cross 0 with eps={eps:g}")
-        truth = dist.bayes_label(dist.project(x64)).to(torch.int64)
+        truth = dist.projected_bayes_label(x64).to(torch.int64)
         delta, _ = _minimal(clf, x, truth, threat)
         if definition == "projection":
             delta = torch.where((truth == y)[:, None], delta, torch.zeros_like(delta))

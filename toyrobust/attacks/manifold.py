@@ -213,14 +213,12 @@ def _box_shell_projection(v: torch.Tensor, x0: torch.Tensor, reach: torch.Tensor
     lr, ur = x0[rows] - reach, x0[rows] + reach
     grow_r = grow[rows][:, None]
     # grow: clip(v / t) for t in (0, 1], t -> 0 the corner in v's signs; shrink: clip(s v) for s in [0, 1]
-    inf_pt = torch.where(vr > 0, ur, torch.where(vr < 0, lr, torch.minimum(torch.maximum(torch.zeros_like(vr), lr),
-                                                                           ur)))
+    inf_pt = torch.where(vr > 0, ur, torch.where(vr < 0, lr, torch.zeros_like(vr).clamp_(lr, ur)))
 
     def at(t: torch.Tensor) -> torch.Tensor:
         tt = t[:, None]
         scaled = torch.where(grow_r, vr / torch.where(tt > 0, tt, 1.0), vr * tt)
-        pt = torch.minimum(torch.maximum(scaled, lr), ur)
-        return torch.where(grow_r & (tt == 0), inf_pt, pt)
+        return torch.where(grow_r & (tt == 0), inf_pt, scaled.clamp(lr, ur))
 
     def feasible(t: torch.Tensor) -> torch.Tensor:
         n = torch.linalg.vector_norm(at(t), dim=1)
@@ -308,7 +306,7 @@ def _dykstra(proj_a: Any, proj_b: Any, z: torch.Tensor, iters: int) -> torch.Ten
 
 
 def _in_region(dist: Any, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return dist.bayes_label(dist.project(z)) == y
+    return dist.projected_bayes_label(z) == y
 
 
 def _repair(

@@ -482,14 +482,14 @@ class Distribution:
         truth the projection and error-region definitions read (Stutz, seed 000). Same arguments as
         :meth:`bayes_label`; a distribution may answer without building the projected points
         (:meth:`_projected_bayes_label`), always with the same labels."""
-        self._check_x(x)
+        self._validate(x, "project")  # the checks of project(x), which this answers for
         if check:
             check_no_nan(x)
         return self._projected_bayes_label(x)
 
     def _projected_bayes_label(self, x: torch.Tensor) -> torch.Tensor:
         """Hook: :meth:`projected_bayes_label` of checked ``x`` (default: project, then the Bayes label)."""
-        return self.bayes_label(self.project(x), check=False)
+        return self.bayes_label(self._project(x), check=False)
 
     # ------------------------------------------------------------------ facts other layers ask for
     def label_region_projection(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
