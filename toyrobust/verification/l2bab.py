@@ -313,6 +313,10 @@ def _settings(deadline: float):
     # the bound comes from the multipliers (_dual_bound), so a 1e-6 gap is as sound as 1e-8 and faster: ~8% less
     # solver time than 1e-7 on the 20-64-64-1 network's nodes, the bounds lower by at most ~7e-5
     s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = 1e-6
+    # "auto" picks faer's multithreaded factorisation for the larger programs: on the 20-100-100-1 spheres network's
+    # nodes it took 230-670 ms a program against 26-52 ms for QDLDL (single-threaded; 10x, more when another
+    # process holds a core), and the same as QDLDL on the 20-64-64-1 network's
+    s.direct_solve_method = "qdldl"
     s.time_limit = max(1e-3, deadline - time.perf_counter())
     return s
 
