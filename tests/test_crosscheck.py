@@ -1,6 +1,7 @@
 """The cross-check: verdicts, twins, bounds and output formats."""
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -132,3 +133,33 @@ def test_rows_left_without_a_check_say_why():
     assert lower.kind == "lower bound" and "the estimate is a lower bound (projection_attack" in lower.detail
     agree = cc.run_case(cc.Case("g", "radial", sp, tr.Radial(1.05), tr.L2(0.1)), n=500)
     assert agree.verdict == "agree" and "left open" not in agree.detail
+
+
+def test_spheres_mlp_rows_run_the_branch_and_bound_where_it_decides_and_say_why_elsewhere(monkeypatch):
+    # issue 19: the L2 rows of the 20-100-100-1 network are decided by the branch and bound (exact at 0.05 in both
+    # runs, 0.2 in the full run); the quick run's 0.2 row and the 500-1000-1000-1 rows keep the bounds and say why
+    monkeypatch.setattr(cc, "_sphere_mlp_bounds", lambda sp, mlp, radii, seed, device: {r: {} for r in radii})
+    mlp = tr.models.MLP(3, (4,), seed=0)
+    for dim, quick in ((20, True), (20, False), (500, False)):
+        rows = cc._sphere_mlp_cases(tr.ConcentricSpheres(dim, 1.0, 1.3), mlp, "g", quick, "cpu", 0)
+        assert [r.threat.eps if r.threat else None for r in rows] == [0.05, 0.2, None]
+        for r in rows[:2]:
+            bab = r.verify_options.get("method") != "bounds"
+            assert r.upper == "verify" and (r.open_reason is None) == (bab and r.threat.eps < 0.1)
+            assert bab == (dim == 20 and (r.threat.eps < 0.1 or not quick))
+            if bab:
+                assert r.verify_options["time_limit"] >= 15
+    assert set(cc._SPHERE_MLP_ROWS) == {("D=20", e, q) for e in (0.05, 0.2) for q in (True, False)} | {
+        ("D=500", e, False) for e in (0.05, 0.2)}
+
+
+def test_quick_spheres_mlp_l2_row_is_exact(tmp_path):
+    # the quick run's network and row settings, on fewer points: every point decided (attack count = verified count)
+    sp = tr.ConcentricSpheres(20, 1.0, 1.3)
+    mlp = tr.models.MLP(20, (100, 100), seed=0, dtype=torch.float32)
+    build = {"seed": 0, "device": "cpu", "progress": False, "cache": tmp_path, "trained": 0, "cached": 0}
+    cc._fit(mlp, sp, "mlp", True, build)
+    row = next(r for r in cc._sphere_mlp_cases(sp, mlp, "g", True, "cpu", 0) if r.threat and r.threat.eps < 0.1)
+    res = cc.run_case(dataclasses.replace(row, n=400), seed=2)
+    assert res.verdict == "exact" and res.decided == 400 and res.upper == res.estimate
+    assert "decided 400/400" in res.detail and "left open" not in res.detail
