@@ -358,3 +358,12 @@ def test_verdicts_are_monotone_and_agree_with_the_minimal_distance(point, frac):
     if big.status == ["robust"]:
         assert small.status == ["robust"]
     assert big.status == (["robust"] if eps < d else ["vulnerable"])
+
+
+def test_node_programs_use_the_single_threaded_factorisation():
+    # Clarabel's "auto" chose faer's multithreaded factorisation for the 20-100-100-1 spheres network's node programs:
+    # 230-670 ms a program against 26-52 ms with QDLDL, same bounds (benchmarks/README.md, second session of
+    # 2026-12-07); the settings must keep asking for QDLDL
+    settings = l2bab._settings(math.inf)
+    assert settings.direct_solve_method == "qdldl"
+    assert settings.tol_gap_abs == settings.tol_feas == 1e-6
