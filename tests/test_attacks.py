@@ -150,7 +150,7 @@ CASES = {
 @given(kind=st.sampled_from(sorted(CASES)), norm=st.sampled_from(["linf", "l2", "l1"]), d=st.integers(1, 3),
        seed=st.integers(0, 2**32 - 1))
 def test_minimal_perturbation_beats_every_direction_and_hits_the_boundary(kind, norm, d, seed):
-    if kind == "quadratic" and norm != "l2":
+    if kind == "quadratic" and norm == "l1":
         return
     rng = np.random.default_rng(seed)
     make, poly = CASES[kind]
@@ -178,6 +178,61 @@ def test_minimal_perturbation_beats_every_direction_and_hits_the_boundary(kind, 
         z = x[i : i + 1] + delta[i : i + 1]
         assert int(clf.predict(z)) != yi
         assert abs(float(clf.margin(z))) <= 1e-9 * (1 + float(m0.abs()[i]))
+
+
+def _box_extreme_flips(alpha, c, x, y, t, free):
+    """Whether some delta with |delta_i| <= t on the free coordinates flips label y (brute force, independent of
+    the piecewise solver): the margin is separable, so each coordinate's extreme lies at -t, +t or -x_i."""
+    best = 0.0
+    for i in range(len(x)):
+        cands = [x[i]] if not free[i] else [x[i] - t, x[i] + t] + ([0.0] if abs(x[i]) <= t else [])
+        vals = [alpha[i] * z * z for z in cands]
+        best += min(vals) if y > 0 else max(vals)
+    return best - c < 0 if y > 0 else best - c >= 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 5), restrict=st.booleans())
+def test_quadratic_linf_distance_is_the_smallest_box_that_flips(seed, d, restrict):
+    # mixed signs and zeros in alpha, a coordinate subset, unreachable boundaries (dist = inf): the exact Linf
+    # distance is the smallest box size whose extreme (per-coordinate enumeration) flips the label
+    rng = np.random.default_rng(seed)
+    alpha = rng.choice([-2.0, -0.5, 0.0, 0.7, 1.5, 3.0], d) * rng.uniform(0.5, 1.5, d)
+    c = float(rng.uniform(-1.5, 2.0))
+    clf = tr.Quadratic(alpha.tolist(), c)
+    coords = tuple(sorted(rng.choice(d, int(rng.integers(1, d + 1)), replace=False).tolist())) if restrict else None
+    threat = tr.Linf(0.0, coords=coords)
+    free = np.zeros(d, bool)
+    free[list(coords) if coords else slice(None)] = True
+    x = torch.tensor(rng.uniform(-2, 2, (6, d)))
+    y = torch.where(clf.margin(x) >= 0, 1, -1)
+    delta, dist = minimal_perturbation(clf, x, y, threat)
+    flipped = clf.predict(x + delta) != y  # the batch the attack evaluated (a row alone may round a tie otherwise)
+    for i in range(len(y)):
+        xi, yi, di = x[i].numpy(), int(y[i]), float(dist[i])
+        assert not delta[i][~torch.as_tensor(free)].any()
+        if not math.isfinite(di):  # no box flips it, however large
+            assert not _box_extreme_flips(alpha, c, xi, yi, 1e3, free)
+            continue
+        assert flipped[i]
+        assert float(delta[i].abs().max()) == pytest.approx(di, rel=1e-9, abs=1e-12)
+        assert not _box_extreme_flips(alpha, c, xi, yi, di * (1 - 1e-7) - 1e-12, free)
+        assert _box_extreme_flips(alpha, c, xi, yi, di * (1 + 1e-7) + 1e-12, free)
+
+
+def test_quadratic_linf_distance_matches_a_dense_grid_in_2d():
+    # a second derivation: the smallest Linf norm among the grid points (step 0.005) that change the prediction
+    clf = tr.Quadratic([1.5, -0.8], 0.6)
+    rng = np.random.default_rng(3)
+    x = torch.tensor(rng.uniform(-1.5, 1.5, (12, 2)))
+    y = clf.predict(x)
+    _, dist = minimal_perturbation(clf, x, y, "linf")
+    g = torch.linspace(-2, 2, 801, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    norms = grid.abs().amax(1)
+    for i in range(len(y)):
+        flips = clf.predict(x[i] + grid) != y[i]
+        assert float(dist[i]) <= float(norms[flips].min()) <= float(dist[i]) + 0.005 + 1e-12
 
 
 def test_minimal_perturbation_of_misclassified_points_is_zero_and_impossible_is_inf():
@@ -293,8 +348,8 @@ def test_exact_attack_rejects_other_classifiers_and_definitions():
     x, y = torch.zeros(2, 3), torch.tensor([1, -1])
     with pytest.raises(TypeError, match="TorchClassifier"):
         exact_attack(net, x, y, tr.L2(0.1))
-    with pytest.raises(TypeError, match="L2 only"):
-        exact_attack(tr.Quadratic([1.0, 1.0, 1.0]), x, y, tr.Linf(0.1))
+    with pytest.raises(TypeError, match="L2 and Linf only"):
+        exact_attack(tr.Quadratic([1.0, 1.0, 1.0]), x, y, tr.L1(0.1))
     with pytest.raises(ValueError, match="definition"):
         exact_attack(tr.Linear([1.0, 0, 0]), x, y, tr.L2(0.1), definition="projection", dist=None)
 
@@ -315,7 +370,8 @@ def test_default_attack_routing():
     assert default_attack(tr.Linear([1.0, 2.0]), tr.L1(0.1)) == A.ExactAttack()
     assert default_attack(tr.Radial(1.0), tr.Linf(0.1)) == A.ExactAttack()
     assert default_attack(tr.Quadratic([1.0, 2.0]), tr.L2(0.1)).kind == "exact"
-    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.Linf(0.1)) == A.PGD()
+    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.Linf(0.1)) == A.ExactAttack()
+    assert default_attack(tr.Quadratic([1.0, 2.0]), tr.L1(0.1)) == A.PGD()
     assert default_attack(torch.nn.Linear(2, 1), tr.L2(0.1)) == A.PGD()
     assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "projection") == A.ProjectionAttack()
     assert default_attack(tr.Linear([1.0, 2.0]), tr.L2(0.1), "error-region") == A.PGD()

@@ -13,6 +13,8 @@ the ball-definition adversarial risk is ``P[dist(x) <= eps]`` with no attack err
   ``z = (I + lambda A)^-1 x`` with ``I + lambda A`` positive semi-definite and ``lambda`` the root of the
   secular equation ``sum_i alpha_i x_i^2 / (1 + lambda alpha_i)^2 = c`` (More 1993, the trust-region
   characterisation); the "hard case", where ``x`` has no component on the extreme eigenvector, is handled.
+  Linf: the margin is separable, so its extreme value over the box moves each coordinate on its own; the distance
+  is the crossing of that piecewise quadratic, monotone function of the box's size (:mod:`.minimal`).
 
 A restricted threat (``coords``) keeps the other coordinates fixed; each formula then runs on the free
 coordinates with the fixed ones folded into the threshold.
@@ -48,7 +50,7 @@ _REGION_DEFINITIONS = ("projection", "error-region")
 def supports_exact(clf: Any, threat: Any, *, definition: str = "ball", dist: Any = None) -> bool:
     """Whether :class:`ExactAttack` decides every sample exactly for this classifier, threat and definition.
 
-    Ball and prediction-change: Linear (any norm), Radial (Linf, L2, L1), Quadratic (L2). Projection and
+    Ball and prediction-change: Linear (any norm), Radial (Linf, L2, L1), Quadratic (L2, Linf). Projection and
     error-region (the distribution is needed): a linear classifier on point masses, a Gaussian mixture or
     Tsipras (any norm), and the Bernoulli model with ``eps < 1`` for every classifier of the first list (see
     :mod:`toyrobust.attacks.regions`). Classifiers with symbolic parameters are excluded. A distribution may decide
@@ -263,10 +265,11 @@ class ExactAttack(Attack):
         if supports_minimal(clf, threat):
             return SUPPORTED
         if isinstance(clf, Quadratic):
-            return Support(False, f"Quadratic classifiers have an exact attack for L2 only, got norm "
+            return Support(False, f"Quadratic classifiers have an exact attack for L2 and Linf only, got norm "
                                   f"{getattr(threat, 'name', threat)}")
         return Support(False, f"no exact attack for classifier type {type(clf).__name__}: supported are Linear "
-                              f"(any norm), Radial (Linf, L2, L1) and Quadratic (L2) with numeric parameters; use pgd")
+                              f"(any norm), Radial (Linf, L2, L1) and Quadratic (L2, Linf) with numeric parameters; "
+                              f"use pgd")
 
     def _attack(self, clf, x, y, threat, definition, dist, generator):
         if _by_distribution(dist, clf, threat, definition):
@@ -285,7 +288,8 @@ def exact_attack(clf: Any, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel
     """The exact attack as a function: ``ExactAttack().run(...)`` (see :class:`ExactAttack`).
 
     Args:
-        clf: ``Linear`` (any norm, restricted coordinates too), ``Radial`` (Linf, L2, L1), ``Quadratic`` (L2);
+        clf: ``Linear`` (any norm, restricted coordinates too), ``Radial`` (Linf, L2, L1), ``Quadratic`` (L2,
+            Linf);
             for projection / error-region see :func:`supports_exact`.
         x: (N, d) clean points.
         y: (N,) labels in {-1, +1}.

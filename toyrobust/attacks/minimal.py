@@ -13,6 +13,9 @@ the ball-definition adversarial risk is ``P[dist(x) <= eps]`` with no attack err
   ``z = (I + lambda A)^-1 x`` with ``I + lambda A`` positive semi-definite and ``lambda`` the root of the
   secular equation ``sum_i alpha_i x_i^2 / (1 + lambda alpha_i)^2 = c`` (More 1993, the trust-region
   characterisation); the "hard case", where ``x`` has no component on the extreme eigenvector, is handled.
+  Linf: the margin is separable, so over the box ``|delta_i| <= t`` its extreme value moves each coordinate on
+  its own (towards 0 where the coefficient should shrink it, away from 0 where it should grow it); that value is
+  monotone and piecewise quadratic in ``t``, and the distance is its crossing of ``c``, solved piece by piece.
 
 A restricted threat (``coords``) keeps the other coordinates fixed; each formula then runs on the free
 coordinates with the fixed ones folded into the threshold.
@@ -56,14 +59,14 @@ def _geometry(norm: Any) -> ThreatModel:
 
 def supports_minimal(clf: Any, threat: Any) -> bool:
     """Whether :func:`minimal_perturbation` has a closed form for this classifier and norm: Linear (any norm),
-    Radial (Linf, L2, L1), Quadratic (L2), with numeric parameters."""
+    Radial (Linf, L2, L1), Quadratic (L2, Linf), with numeric parameters."""
     clf = as_classifier(clf) if not isinstance(clf, Classifier) else clf
     if isinstance(clf, Linear):
         return clf.w.is_numeric and not is_symbolic(clf.b)
     if isinstance(clf, Radial):
         return not is_symbolic(clf.r)
     if isinstance(clf, Quadratic):
-        return isinstance(threat, L2) and clf.alpha.is_numeric and not is_symbolic(clf.c)
+        return isinstance(threat, (L2, Linf)) and clf.alpha.is_numeric and not is_symbolic(clf.c)
     return False
 
 
@@ -78,7 +81,7 @@ def minimal_perturbation(
     boundary (unbounded in size; an attack projects it into its ball).
 
     Args:
-        clf: a numeric ``Linear`` (any norm), ``Radial`` (Linf, L2, L1) or ``Quadratic`` (L2).
+        clf: a numeric ``Linear`` (any norm), ``Radial`` (Linf, L2, L1) or ``Quadratic`` (L2, Linf).
         x: (N, d) points.
         y: (N,) labels in {-1, +1}.
         norm: a threat model (its norm and ``coords``; eps is ignored) or ``"linf"``, ``"l2"``, ``"l1"``.
@@ -104,10 +107,10 @@ def _minimal(clf: Classifier, x: torch.Tensor, y_eff: torch.Tensor, geo: ThreatM
     if not supports_minimal(clf, geo):
         kind = type(clf).__name__
         if isinstance(clf, Quadratic):
-            raise TypeError(f"Quadratic classifiers have an exact attack for L2 only, got norm {geo.name}")
+            raise TypeError(f"Quadratic classifiers have an exact attack for L2 and Linf only, got norm {geo.name}")
         raise TypeError(
             f"no exact attack for classifier type {kind}: supported are Linear (any norm), Radial (Linf, L2, L1) "
-            f"and Quadratic (L2) with numeric parameters; use pgd"
+            f"and Quadratic (L2, Linf) with numeric parameters; use pgd"
         )
     d = x.shape[1]
     geo.coord_indices(d)  # validates coords against d
@@ -120,6 +123,9 @@ def _minimal(clf: Classifier, x: torch.Tensor, y_eff: torch.Tensor, geo: ThreatM
         delta, dist = _linear(clf, x64, y1, margin, geo)
     elif isinstance(clf, Radial):
         delta, dist = _radial(float(clf.r), x64, y1, correct, geo, msk)
+    elif isinstance(geo, Linf):
+        alpha = clf.alpha.to_tensor(x.device, torch.float64)
+        delta, dist = _quadratic_linf(alpha, float(clf.c), x64, y1, msk)
     else:
         alpha = clf.alpha.to_tensor(x.device, torch.float64)
         delta, dist = _quadratic(alpha, float(clf.c), x64, msk)
@@ -206,6 +212,68 @@ def _radial(r: float, x: torch.Tensor, y1: torch.Tensor, correct: torch.Tensor, 
     delta = torch.where(inward[:, None], delta_in, delta_out)
     dist = torch.where(inward, dist_in, dist_out.clamp_min(0))
     return delta, dist
+
+
+def _quadratic_linf(alpha: torch.Tensor, c: float, x: torch.Tensor, y1: torch.Tensor, msk: torch.Tensor):
+    """Linf distance to the quadric ``sum_i alpha_i z_i^2 = c`` moving only S, for rows labelled ``y1`` (+1: the
+    margin must fall below 0; -1: rise to 0).
+
+    With ``a = alpha`` for label +1 and ``a = -alpha``, ``c' = -c`` for label -1, the task is the smallest ``t``
+    with ``G(t) = min over |delta_i| <= t (i in S) of sum_i a_i (x_i + delta_i)^2 <= c'``. The minimum is separable:
+    a coordinate with ``a_i > 0`` moves towards 0 (``a_i (|x_i| - t)_+^2``), one with ``a_i < 0`` away from 0
+    (``a_i (|x_i| + t)^2``). ``G`` is continuous and non-increasing; between consecutive breakpoints ``|x_i|``
+    (``a_i > 0``) it is the quadratic ``A_k t^2 + B_k t + C_k`` of the ``k`` coordinates still above ``t``, so
+    ``t`` is the smallest root lying in its piece. No root (``G`` stays above ``c'``: no coordinate with
+    ``a_i < 0`` in S and the fixed part too large) gives ``dist = inf`` and the push that lowers ``G`` the most.
+    """
+    n, d = x.shape
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    sgn = torch.where(y1, 1.0, -1.0).to(x.dtype)[:, None]
+    a = sgn * alpha[None, :]  # (N, d)
+    fixed = (torch.where(msk, zero, a) * x * x).sum(1)
+    a = torch.where(msk, a, zero)
+    ax = x.abs()
+    shrink, grow = a > 0, a < 0
+    # sums over the growing coordinates, then the shrinking ones sorted by |x| (largest first: they leave last)
+    qa, qb, qc = (torch.where(grow, v, zero).sum(1) for v in (a, a * ax, a * ax * ax))
+    key = torch.where(shrink, ax, torch.full_like(ax, -1.0))
+    key, order = key.sort(dim=1, descending=True)
+    pa = a.gather(1, order) * (key >= 0)
+    px = ax.gather(1, order) * (key >= 0)
+    first = torch.zeros((n, 1), dtype=x.dtype, device=x.device)
+    A = torch.cat([first, pa.cumsum(1)], 1) + qa[:, None]  # piece k: the top k shrinking coordinates still move
+    B = 2 * (qb[:, None] - torch.cat([first, (pa * px).cumsum(1)], 1))
+    C = fixed[:, None] + torch.cat([first, (pa * px * px).cumsum(1)], 1) + qc[:, None] - sgn * c
+    hi = torch.cat([torch.full((n, 1), math.inf, dtype=x.dtype, device=x.device), key.clamp_min(0)], 1)
+    lo = torch.cat([key.clamp_min(0), torch.zeros((n, 1), dtype=x.dtype, device=x.device)], 1)
+    roots = _quadratic_roots(A, B, C)  # (N, d + 1, 2)
+    slack = 1e-12 * (hi.clamp(max=1.0e300).where(torch.isfinite(hi), lo) + 1.0)
+    ok = (roots >= (lo - slack)[..., None]) & (roots <= (hi + slack)[..., None]) & (roots >= 0)
+    t = torch.where(ok, roots, torch.full_like(roots, math.inf)).flatten(1).amin(1)
+    found = torch.isfinite(t)
+    t = torch.where(found, t.clamp_min(0), torch.where(msk, ax, zero).amax(1))
+    tt = t[:, None]
+    sx = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    delta = torch.where(shrink, -sx * torch.minimum(ax, tt), torch.where(grow, sx * tt, zero))
+    dist = torch.where(found, t, torch.full_like(t, math.inf))
+    return delta, dist
+
+
+def _quadratic_roots(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """Both real roots of ``A t^2 + B t + C`` elementwise (stable form; ``A = 0``: the linear root twice; no real
+    root, or ``A = B = 0``: NaN), stacked on a last axis of 2."""
+    disc = B * B - 4 * A * C
+    sq = disc.clamp_min(0).sqrt()
+    q = -0.5 * (B + torch.where(B >= 0, sq, -sq))
+    r1 = torch.where(A != 0, q / torch.where(A != 0, A, 1.0), -C / torch.where(B != 0, B, 1.0))
+    r1 = torch.where((A == 0) & (B == 0), math.nan, r1)  # a constant piece: its crossing lies in another piece
+    r2 = torch.where(q != 0, C / torch.where(q != 0, q, 1.0), r1)
+    nan = torch.full_like(r1, math.nan)
+    real = disc >= 0
+    lin = (A == 0) & (B != 0)
+    r1 = torch.where(real | lin, r1, nan)
+    r2 = torch.where(lin, r1, torch.where(real, r2, nan))
+    return torch.stack([r1, r2], -1)
 
 
 def _pick(cand: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
