@@ -72,6 +72,13 @@ def rows(store: Path) -> int:
     return len([p for p in (store / "rows").glob("*.json") if not p.name.startswith(".")]) if store.is_dir() else 0
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT back to its default action. A shell without job control starts background
+    commands (``cmd &``) with SIGINT ignored, an action inherited across exec; the sweep then rightly ignores Ctrl-C
+    (as a user's ``toyrobust sweep ... &`` should) and these tests would wait for the end of the sweep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def running_sweep(tmp_path: Path, workers: int, tasks: int = 24, seconds: float = 1.0):
     """A ``toyrobust sweep`` subprocess of ``tasks`` sleeping tasks on ``workers`` workers, yielded (with its store)
@@ -86,7 +93,7 @@ def running_sweep(tmp_path: Path, workers: int, tasks: int = 24, seconds: float 
     cmd = [sys.executable, "-m", "toyrobust", "sweep", str(config), "--store", str(store), "--workers", str(workers),
            "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None and rows(store) < 1:
