@@ -493,7 +493,12 @@ def _gm_general_risk(dist: GaussianMixture, clf: Linear, threat: ThreatModel | N
         breaks = np.concatenate([(-knots - y * m) / tau, (knots - y * m) / tau])
         edges = np.unique(np.clip(np.concatenate([[-40.0, 40.0], breaks[np.isfinite(breaks)]]), -40, 40))
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            val, e = quad(integrand, lo, hi, args=(y,), epsabs=1e-15, epsrel=1e-12, limit=200)
+            if hi - lo <= 1e-9 * max(1.0, abs(lo)):
+                # two knots a rounding apart (e.g. eps = 1e-16): quad calls such a piece "extremely bad"; the
+                # integrand lies in [0, phi] there, so the midpoint value errs by at most its width / sqrt(2 pi)
+                val, e = (hi - lo) * integrand(0.5 * (lo + hi), y), (hi - lo) * inv_sqrt_2pi
+            else:
+                val, e = quad(integrand, lo, hi, args=(y,), epsabs=1e-15, epsrel=1e-12, limit=200)
             total += 0.5 * val
             err += 0.5 * e
     total = min(max(total, 0.0), 1.0)
