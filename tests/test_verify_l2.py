@@ -367,3 +367,33 @@ def test_node_programs_use_the_single_threaded_factorisation():
     settings = l2bab._settings(math.inf)
     assert settings.direct_solve_method == "qdldl"
     assert settings.tol_gap_abs == settings.tol_feas == 1e-6
+
+
+def test_progress_bar_over_the_solver_stage(net2d, capsys):
+    # a bar over the points that reach the branch and bound, with the verdicts so far; progress=False or a
+    # non-terminal stderr (None) shows nothing; anything else than a bool or None is refused by name
+    net, xs, ys, _ = net2d
+    res = verify(net, xs, ys, tr.L2(1.5), progress=True, pgd_steps=0)
+    err = capsys.readouterr().err
+    reached = sum(by == "bab" or st == "unknown" for by, st in zip(res.decided_by, res.status))
+    assert res.stats["bab_nodes"] > 0 and reached >= 2
+    assert f"verify[branch and bound]:   0%|          | 0/{reached} " in err
+    again = verify(net, xs, ys, tr.L2(1.5), progress=None, pgd_steps=0)
+    assert capsys.readouterr().err == "" and again.status == res.status
+    with pytest.raises(TypeError, match="progress must be True, False or None, got 'yes'"):
+        verify(net, xs, ys, tr.L2(1.5), progress="yes")
+    # the bar advances once per point (after its last sub-problem) and counts the verdicts
+    from toyrobust.verification import api
+
+    class Stub:
+        def _verdict(self, i):
+            return ("robust", "vulnerable", "unknown")[i], "", None
+
+    with api._StageBar(Stub(), [(0, 0), (0, 1), (1, 0), (2, 0)], "test") as bar:
+        for i in (0, 0, 1, 2):
+            bar.step(i)
+        assert bar.bar.n == 3 and bar.counts == {"robust": 1, "vulnerable": 1, "unknown": 1}
+    capsys.readouterr()
+    quad = tr.models.QuadraticNet(2, 3, seed=0, dtype=torch.float64)
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        verify(quad, xs, ys, tr.L2(0.1), progress=1)

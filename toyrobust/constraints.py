@@ -23,6 +23,7 @@ __all__ = [
     "check_number",
     "check_positive_float",
     "check_open_unit_float",
+    "check_progress",
     "Constraint",
     "real",
     "positive",
@@ -207,6 +208,14 @@ def check_number(name: str, value: Any, constraint: Constraint) -> float:
     if not constraint.check(value):
         raise ValueError(f"{name} must be {constraint.name}, got {value!r}")
     return float(value)
+
+
+def check_progress(value: Any) -> bool | None:
+    """A ``progress`` argument: True, False or None (None: the caller decides, e.g. a bar when stderr is a
+    terminal); anything else raises TypeError."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"progress must be True, False or None, got {value!r}")
+    return value
 
 
 def check_positive_float(name: str, value: Any) -> float:

@@ -51,7 +51,7 @@ import torch
 from .attacks import Attack, default_attack, make_attack
 from .attacks.losses import eval_mode
 from .classifiers import Classifier, TorchClassifier, as_classifier, check_input_dim, classes_of
-from .constraints import check_int, is_symbolic
+from .constraints import check_int, check_progress, is_symbolic
 from .definitions import check_definition, check_label_space, is_adversarial
 from .display import estimate_html, estimate_latex
 from .distributions import Distribution
@@ -660,8 +660,7 @@ def _plan(dist: Any, clf: Any, threat: Any, definition: Any, request: _Request) 
     offset = check_int("offset", request.offset, 0)
     n_min, n_max, target_width = _sizes(request)
     _check_stream_end(offset, n_max)
-    if request.progress is not None and not isinstance(request.progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {request.progress!r}")
+    check_progress(request.progress)
     dev, dt = _resolve_placement(clf, request.device, request.dtype)
     probe = None
     if isinstance(clf, TorchClassifier) and not clf.classes_known and not is_symbolic(dist.dim):

@@ -52,6 +52,7 @@ References:
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,7 @@ import numpy as np
 import torch
 
 from ..attacks import PGD, Attack
-from ..constraints import check_positive_float
+from ..constraints import check_positive_float, check_progress
 from ..threats import L1, L2, Linf, ThreatModel
 from .alpha import AlphaCrownOptions, alpha_crown_margin, alpha_options
 from .bounds import InputBall, LayerBounds, crown_bounds, ibp_bounds
@@ -127,6 +128,7 @@ class _VerifyOptions:
         attack: the pre-pass attack (None: no pre-pass); attack_label: its ``decided_by`` label.
         rel: the relative certification tolerance, ``tol = rel (1 + max|m|)`` (see the module docstring).
         alpha: alpha-CROWN's settings (None: off).
+        progress: whether the per-point solver stages (MILP, branch and bound) show a bar.
     """
 
     method: str
@@ -137,6 +139,7 @@ class _VerifyOptions:
     generator: Any
     rel: float
     alpha: AlphaCrownOptions | None = None
+    progress: bool | None = None
 
 
 def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, atol: Any,
@@ -160,7 +163,8 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
 def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
            region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
            pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-           atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
+           atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
+           progress: bool | None = None) -> VerificationResult:
     """Verify a ReLU or quadratic network on N points: robust (proven), vulnerable (counterexample) or unknown.
 
     Decides, per point, whether some ``x'`` in the ball ``{||x' - x||_p <= eps}`` (on ``threat.coords``) is
@@ -201,6 +205,9 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             True (defaults of :class:`~toyrobust.verification.alpha.AlphaCrownOptions`: 40 Adam steps, step size
             0.25, a 60 s budget per call), False or None (off), or a dict with ``iterations``, ``lr``,
             ``time_limit`` (seconds for all points together) and ``dtype`` (of the sound recomputation).
+        progress: a tqdm bar on stderr over the points that reach the MILP or the branch and bound (seconds to
+            minutes each; the bar counts them and the verdicts so far): True, False, or None (shown when stderr is
+            a terminal and at least two points reach that stage). The quadratic verifier has no such stage.
 
     Returns:
         :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
@@ -215,13 +222,14 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
     return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
                                       time_limit=time_limit, method=method, max_binaries=max_binaries,
                                       pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, generator=generator,
-                                      atol=atol, attack=attack, alpha_crown=alpha_crown)
+                                      atol=atol, attack=attack, alpha_crown=alpha_crown, progress=progress)
 
 
 def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
                  region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
                  pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-                 atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
+                 atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
+                 progress: bool | None = None) -> VerificationResult:
     """:func:`verify` for a ReLU network (the module docstring's pipeline)."""
     net = extract_network(model)
     x = _check_x(x, net)
@@ -229,14 +237,49 @@ def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, de
     yl = _check_y(y, n)
     eps, p, mask = _check_threat(threat, d)
     time_limit, atol = _check_settings(definition, method, p, time_limit, atol, max_binaries)
+    check_progress(progress)
     regs = _regions(region, definition, d)
     alpha = alpha_options(alpha_crown)
     prepass, label = _prepass_attack(attack, pgd_steps, pgd_restarts, model, threat)
     options = _VerifyOptions(method=method, time_limit=time_limit, max_binaries=max_binaries, attack=prepass,
                              attack_label=label, generator=generator, rel=_relative_tolerance(model, atol),
-                             alpha=alpha)
+                             alpha=alpha, progress=progress)
     run = _Verification(model, net, x, threat, _Ball(eps, p, mask), _sub_problems(definition, yl, regs), options)
     return run.run()
+
+
+class _StageBar:
+    """A tqdm bar over a per-point solver stage's points, with the verdicts so far (nothing when ``run`` is None).
+
+    ``step(i)`` after each item: the bar advances when the item is the last one of point ``i``."""
+
+    def __init__(self, run: Any, items: list[tuple[int, int]], stage: str) -> None:
+        self.run, self.bar = run, None
+        self.last = {i: j for j, (i, _) in enumerate(items)}
+        self.seen = 0
+        self.counts: dict[str, int] = {}
+        if run is not None:
+            from tqdm.auto import tqdm  # loaded only when a bar is shown
+
+            self.bar = tqdm(total=len(self.last), unit="pt", desc=f"verify[{stage}]", file=sys.stderr, leave=False,
+                            dynamic_ncols=True)
+
+    def __enter__(self) -> _StageBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def step(self, i: int) -> None:
+        self.seen += 1
+        if self.bar is None or self.last[i] != self.seen - 1:
+            return
+        verdict = self.run._verdict(i)[0]
+        self.counts[verdict] = self.counts.get(verdict, 0) + 1
+        self.bar.update(1)
+        self.bar.set_postfix(robust=self.counts.get("robust", 0), vulnerable=self.counts.get("vulnerable", 0),
+                             refresh=False)
 
 
 class _Verification:
@@ -389,9 +432,11 @@ class _Verification:
         weights = [w.cpu().numpy() for w in self.net.weights]
         biases = [b.cpu().numpy() for b in self.net.biases]
         deadline: dict[int, float] = {}
-        for i, k in items:
-            if not self._vulnerable(i):  # else already vulnerable through another sub-problem
-                self._milp_item(i, k, weights, biases, deadline)
+        with self._bar(items, "milp") as bar:
+            for i, k in items:
+                if not self._vulnerable(i):  # else already vulnerable through another sub-problem
+                    self._milp_item(i, k, weights, biases, deadline)
+                bar.step(i)
 
     def _milp_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray],
                    deadline: dict[int, float]) -> None:
@@ -435,14 +480,21 @@ class _Verification:
         weights = [w.cpu().numpy() for w in self.net.weights]
         biases = [b.cpu().numpy() for b in self.net.biases]
         deadline: dict[int, float] = {}
-        for i, k in items:
-            if self._vulnerable(i):
-                continue
-            lo, up = self._pre_bounds_or_too_large(i, k)
-            if lo is None:
-                continue
-            deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
-            self._bab_item(i, k, weights, biases, lo, up, deadline[i])
+        with self._bar(items, "branch and bound") as bar:
+            for i, k in items:
+                lo, up = (None, None) if self._vulnerable(i) else self._pre_bounds_or_too_large(i, k)
+                if lo is not None:
+                    deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
+                    self._bab_item(i, k, weights, biases, lo, up, deadline[i])
+                bar.step(i)
+
+    def _bar(self, items: list[tuple[int, int]], stage: str) -> _StageBar:
+        """The progress bar of a per-point solver stage over ``items`` (see :func:`verify`'s ``progress``)."""
+        points = len({i for i, _ in items})
+        show = self.options.progress
+        if show is None:
+            show = points >= 2 and bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return _StageBar(self, items, stage) if show else _StageBar(None, items, stage)
 
     def _bab_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray], lo: list[np.ndarray],
                   up: list[np.ndarray], deadline: float) -> None:

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..attacks.minimal import quadric_nearest
-from ..constraints import check_positive_float
+from ..constraints import check_positive_float, check_progress
 from ..models import QuadraticNet
 from ..threats import ThreatModel
 from .common import (
@@ -265,10 +265,11 @@ class QuadraticVerifier:
     def verify(self, model: QuadraticNet, x: torch.Tensor, y: Any, threat: ThreatModel, *,
                definition: str = "ball", region: Any = None, time_limit: float = 5.0, method: str = "auto",
                max_binaries: int = 2000, pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-               atol: float | None = None, attack: Any = None, alpha_crown: Any = True) -> VerificationResult:
+               atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
+               progress: bool | None = None) -> VerificationResult:
         """:func:`toyrobust.verification.verify` for a quadratic network (arguments as there; ``time_limit``,
         ``method`` and ``max_binaries`` concern the MILP of ReLU networks and are only checked, ``alpha_crown``
-        ReLU networks' bounds and is ignored). The attack
+        ReLU networks' bounds and is ignored, ``progress`` is checked: no stage here takes long). The attack
         pre-pass runs only where the answer is not exact (Linf, L1, L2 on a subset of coordinates)."""
         x = _check_x(x, model)
         n, d = x.shape
@@ -277,6 +278,7 @@ class QuadraticVerifier:
         if definition not in DEFINITIONS:
             raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
         check_positive_float("time_limit", time_limit)
+        check_progress(progress)
         if atol is not None:
             atol = check_positive_float("atol", atol)
         regs = _regions(region, definition, d)
