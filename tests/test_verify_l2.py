@@ -389,9 +389,8 @@ def test_progress_bar_over_the_solver_stage(net2d, capsys):
         def _verdict(self, i):
             return ("robust", "vulnerable", "unknown")[i], "", None
 
-    with api._StageBar(Stub(), [(0, 0), (0, 1), (1, 0), (2, 0)], "test") as bar:
-        for i in (0, 0, 1, 2):
-            bar.step(i)
+    with api._StageBar(Stub(), [(0, 0), (0, 1), (1, 0), (2, 0)], "test", True) as bar:
+        assert list(bar) == [(0, 0), (0, 1), (1, 0), (2, 0)]
         assert bar.bar.n == 3 and bar.counts == {"robust": 1, "vulnerable": 1, "unknown": 1}
     capsys.readouterr()
     quad = tr.models.QuadraticNet(2, 3, seed=0, dtype=torch.float64)

@@ -377,14 +377,13 @@ def _trained_cases(quick: bool, build: dict[str, Any]) -> list[Case]:
     _fit(quad, sp, "quadratic", quick, build)
     cases += _quadratic_net_cases(sp, quad, f"trained, spheres D={dim}")
 
-    mlp = MLP(dim, (hidden, hidden), seed=seed, dtype=torch.float32)
-    _fit(mlp, sp, "mlp", quick, build)
-    if not quick:  # the quick run's 20-100-100-1 network too: the size whose L2 rows the branch and bound decides
-        sp20 = ConcentricSpheres(20, 1.0, 1.3)
-        mlp20 = MLP(20, (100, 100), seed=seed, dtype=torch.float32)
-        _fit(mlp20, sp20, "mlp", True, build)
-        cases += _sphere_mlp_cases(sp20, mlp20, "trained, spheres D=20", quick, device, seed)
-    cases += _sphere_mlp_cases(sp, mlp, f"trained, spheres D={dim}", quick, device, seed)
+    # the quick run's 20-100-100-1 network in both runs (the size whose L2 rows the branch and bound decides), then
+    # the full run's 500-1000-1000-1 one
+    for d_mlp, h_mlp in ((20, 100),) + (() if quick else ((dim, hidden),)):
+        sp_mlp = ConcentricSpheres(d_mlp, 1.0, 1.3)
+        mlp = MLP(d_mlp, (h_mlp, h_mlp), seed=seed, dtype=torch.float32)
+        _fit(mlp, sp_mlp, "mlp", d_mlp == 20, build)
+        cases += _sphere_mlp_cases(sp_mlp, mlp, f"trained, spheres D={d_mlp}", quick, device, seed)
     return cases + _bracketed_cases(quick, build)
 
 
@@ -392,10 +391,9 @@ def _sphere_mlp_cases(sp: ConcentricSpheres, mlp: Any, group: str, quick: bool, 
                       seed: int) -> list[Case]:
     """The spheres ReLU MLP's rows: its standard risk, and L2 0.05 and 0.2 bracketed by the attack and the
     verifier (:data:`_SPHERE_MLP_ROWS`: exact where the L2 branch and bound decides every point)."""
-    size = "D=20" if int(sp.dim) == 20 else "D=500"
     cases = []
     for eps, bounds in _sphere_mlp_bounds(sp, mlp, (0.05, 0.2), seed, device).items():
-        n, verify_options, reason = _SPHERE_MLP_ROWS[(size, eps, quick)]
+        n, verify_options, reason = _SPHERE_MLP_ROWS[(f"D={int(sp.dim)}", eps, quick)]
         cases.append(Case(group, "ReLU MLP", sp, mlp, L2(eps), bounds=bounds, attack_options={"steps": 40},
                           upper="verify", n=n, verify_options=verify_options, open_reason=reason))
     cases.append(Case(group, "ReLU MLP", sp, mlp, None))

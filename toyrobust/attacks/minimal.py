@@ -226,7 +226,6 @@ def _quadratic_linf(alpha: torch.Tensor, c: float, x: torch.Tensor, y1: torch.Te
     ``t`` is the smallest root lying in its piece. No root (``G`` stays above ``c'``: no coordinate with
     ``a_i < 0`` in S and the fixed part too large) gives ``dist = inf`` and the push that lowers ``G`` the most.
     """
-    n, d = x.shape
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     sgn = torch.where(y1, 1.0, -1.0).to(x.dtype)[:, None]
     a = sgn * alpha[None, :]  # (N, d)
@@ -240,14 +239,17 @@ def _quadratic_linf(alpha: torch.Tensor, c: float, x: torch.Tensor, y1: torch.Te
     key, order = key.sort(dim=1, descending=True)
     pa = a.gather(1, order) * (key >= 0)
     px = ax.gather(1, order) * (key >= 0)
-    first = torch.zeros((n, 1), dtype=x.dtype, device=x.device)
-    A = torch.cat([first, pa.cumsum(1)], 1) + qa[:, None]  # piece k: the top k shrinking coordinates still move
-    B = 2 * (qb[:, None] - torch.cat([first, (pa * px).cumsum(1)], 1))
-    C = fixed[:, None] + torch.cat([first, (pa * px * px).cumsum(1)], 1) + qc[:, None] - sgn * c
-    hi = torch.cat([torch.full((n, 1), math.inf, dtype=x.dtype, device=x.device), key.clamp_min(0)], 1)
-    lo = torch.cat([key.clamp_min(0), torch.zeros((n, 1), dtype=x.dtype, device=x.device)], 1)
+    def cum0(v: torch.Tensor) -> torch.Tensor:  # sums over the top k shrinking coordinates, k = 0..d
+        return torch.nn.functional.pad(v.cumsum(1), (1, 0))
+
+    A = cum0(pa) + qa[:, None]  # piece k: the top k shrinking coordinates still move
+    B = 2 * (qb[:, None] - cum0(pa * px))
+    C = fixed[:, None] + cum0(pa * px * px) + qc[:, None] - sgn * c
+    brk = key.clamp_min(0)
+    hi = torch.nn.functional.pad(brk, (1, 0), value=math.inf)
+    lo = torch.nn.functional.pad(brk, (0, 1), value=0.0)
     roots = _quadratic_roots(A, B, C)  # (N, d + 1, 2)
-    slack = 1e-12 * (hi.clamp(max=1.0e300).where(torch.isfinite(hi), lo) + 1.0)
+    slack = 1e-12 * (torch.where(torch.isfinite(hi), hi, lo) + 1.0)
     ok = (roots >= (lo - slack)[..., None]) & (roots <= (hi + slack)[..., None]) & (roots >= 0)
     t = torch.where(ok, roots, torch.full_like(roots, math.inf)).flatten(1).amin(1)
     found = torch.isfinite(t)

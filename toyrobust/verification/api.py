@@ -249,16 +249,14 @@ def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, de
 
 
 class _StageBar:
-    """A tqdm bar over a per-point solver stage's points, with the verdicts so far (nothing when ``run`` is None).
+    """The points of a per-point solver stage, iterated as ``(point, sub-problem)`` items, with a tqdm bar (when
+    ``show``) that advances after each point's last item and counts the verdicts so far."""
 
-    ``step(i)`` after each item: the bar advances when the item is the last one of point ``i``."""
-
-    def __init__(self, run: Any, items: list[tuple[int, int]], stage: str) -> None:
-        self.run, self.bar = run, None
+    def __init__(self, run: Any, items: list[tuple[int, int]], stage: str, show: bool) -> None:
+        self.run, self.items, self.bar = run, items, None
         self.last = {i: j for j, (i, _) in enumerate(items)}
-        self.seen = 0
         self.counts: dict[str, int] = {}
-        if run is not None:
+        if show:
             from tqdm.auto import tqdm  # loaded only when a bar is shown
 
             self.bar = tqdm(total=len(self.last), unit="pt", desc=f"verify[{stage}]", file=sys.stderr, leave=False,
@@ -271,15 +269,15 @@ class _StageBar:
         if self.bar is not None:
             self.bar.close()
 
-    def step(self, i: int) -> None:
-        self.seen += 1
-        if self.bar is None or self.last[i] != self.seen - 1:
-            return
-        verdict = self.run._verdict(i)[0]
-        self.counts[verdict] = self.counts.get(verdict, 0) + 1
-        self.bar.update(1)
-        self.bar.set_postfix(robust=self.counts.get("robust", 0), vulnerable=self.counts.get("vulnerable", 0),
-                             refresh=False)
+    def __iter__(self):
+        for j, (i, k) in enumerate(self.items):
+            yield i, k
+            if self.bar is not None and self.last[i] == j:
+                verdict = self.run._verdict(i)[0]
+                self.counts[verdict] = self.counts.get(verdict, 0) + 1
+                self.bar.update(1)
+                self.bar.set_postfix(robust=self.counts.get("robust", 0),
+                                     vulnerable=self.counts.get("vulnerable", 0), refresh=False)
 
 
 class _Verification:
@@ -433,10 +431,9 @@ class _Verification:
         biases = [b.cpu().numpy() for b in self.net.biases]
         deadline: dict[int, float] = {}
         with self._bar(items, "milp") as bar:
-            for i, k in items:
+            for i, k in bar:
                 if not self._vulnerable(i):  # else already vulnerable through another sub-problem
                     self._milp_item(i, k, weights, biases, deadline)
-                bar.step(i)
 
     def _milp_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray],
                    deadline: dict[int, float]) -> None:
@@ -481,20 +478,18 @@ class _Verification:
         biases = [b.cpu().numpy() for b in self.net.biases]
         deadline: dict[int, float] = {}
         with self._bar(items, "branch and bound") as bar:
-            for i, k in items:
+            for i, k in bar:
                 lo, up = (None, None) if self._vulnerable(i) else self._pre_bounds_or_too_large(i, k)
                 if lo is not None:
                     deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
                     self._bab_item(i, k, weights, biases, lo, up, deadline[i])
-                bar.step(i)
 
     def _bar(self, items: list[tuple[int, int]], stage: str) -> _StageBar:
         """The progress bar of a per-point solver stage over ``items`` (see :func:`verify`'s ``progress``)."""
-        points = len({i for i, _ in items})
         show = self.options.progress
         if show is None:
-            show = points >= 2 and bool(getattr(sys.stderr, "isatty", lambda: False)())
-        return _StageBar(self, items, stage) if show else _StageBar(None, items, stage)
+            show = len({i for i, _ in items}) >= 2 and bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return _StageBar(self, items, stage, show)
 
     def _bab_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray], lo: list[np.ndarray],
                   up: list[np.ndarray], deadline: float) -> None:
