@@ -202,8 +202,8 @@ def test_first_layer_hull_is_exact_for_one_unstable_neuron():
         theta = np.linspace(0, 2 * np.pi, 20001)
         pts = np.concatenate([x0 + r * np.stack([np.cos(theta), np.sin(theta)], 1) for r in np.linspace(0, eps, 201)])
         exact = float(_margins(prob, pts).min())
-        hull = l2bab._solve(l2bab._build(prob, lo, up, False), math.inf).lower
-        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False), math.inf).lower
+        hull = l2bab._solve(l2bab._build(prob, lo, up, False, moments=False), math.inf).lower
+        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False, moments=False), math.inf).lower
         assert tri <= hull + 1e-6 * (1 + abs(tri)) and hull <= exact, (trial, tri, hull, exact)
         assert hull >= exact - 1e-4 * (1 + abs(exact)), (trial, hull, exact)  # the grid's resolution
         gaps.append(hull - tri)
@@ -230,8 +230,8 @@ def test_node_bounds_with_the_hull_are_sound_even_at_perturbed_multipliers(monke
         l2bab._tighten(prob, lo, up, 0)
         truth = float(_margins(prob, _ball_points(rng, x0, eps, 40000)).min())
         seen.clear()
-        hull = l2bab._solve(l2bab._build(prob, lo, up, False), math.inf).lower
-        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False), math.inf).lower
+        hull = l2bab._solve(l2bab._build(prob, lo, up, False, moments=False), math.inf).lower
+        tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False, moments=False), math.inf).lower
         assert tri <= hull + 1e-6 * (1 + abs(tri)) and hull <= truth, (trial, tri, hull, truth)
         tighter += hull > tri + 1e-3
         prog, z, y = seen[0]
