@@ -494,13 +494,16 @@ def _crown_margin(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray]) 
     return float(low[0])
 
 
-def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], deadline: float) -> int:
+def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], deadline: float,
+                        moments: bool = False) -> int:
     """Tighten the bounds of every unstable neuron after the first layer (whose bounds over the ball are exact)
     by minimising and maximising its pre-activation over the relaxation (one SOCP each, dual-bounded, so sound;
     layer by layer, each using the bounds tightened before it), in place; returns the programs solved.
 
     This is the LP-based bound tightening of Ehlers (2017) with the L2 ball: the triangle relaxation is the
     tightest convex one for given bounds, so the bounds are what the per-node relaxations' quality rests on.
+    ``moments`` adds the moment rows (:mod:`.moments`) to these programs: ~8x their cost, for bounds that on the
+    20-100-100-1 spheres network's open points lift the root bound from -0.63 to -0.11 (-0.21 to +0.42).
     """
     solves = 0
     # the last hidden layer feeds the margin only: where the objective's coefficient on its ``a`` is >= 0 the
@@ -513,9 +516,7 @@ def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndar
             for sign in (1.0, -1.0):
                 if time.perf_counter() > deadline or not (lo[k][j] < 0 < up[k][j]):
                     break
-                # without the moment rows: 8x cheaper here, and the bounds they would tighten matter less than
-                # the nodes' own moment rows (measured on the spheres network's hard points)
-                got = _solve(_build(prob, lo, up, False, neuron=(k, int(j), sign), moments=False), deadline)
+                got = _solve(_build(prob, lo, up, False, neuron=(k, int(j), sign), moments=moments), deadline)
                 solves += 1
                 if sign > 0 and got.lower > lo[k][j]:
                     lo[k][j] = min(got.lower, up[k][j])
@@ -712,6 +713,9 @@ def decide(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], tol: fl
         lo, up = [a.copy() for a in lo], [b.copy() for b in up]
         run.solves += tighten_by_programs(prob, lo, up, deadline)
         root = run.root(lo, up, tol)
+        if root.lower <= tol and run.moments:  # the moment rows count here: tighten again with them
+            run.solves += tighten_by_programs(prob, lo, up, deadline, moments=True)
+            root = run.solve(lo, up)
         if root.lower > tol:
             return BabOutcome("robust", root.lower, None, run.nodes, run.solves)
     run.push(root.lower, lo, up, root)
