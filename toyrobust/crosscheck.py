@@ -443,11 +443,12 @@ _BRACKET_N = 1000
 #: the spheres-MLP rows per (size, L2 radius, quick): points (None: the run's n), the verifier's options, and why
 #: points may stay undecided (printed with a bracket left open). Measured (benchmarks/README.md, "spheres ReLU MLP
 #: rows"; 2 cores): at D = 20 the L2 branch and bound decides every point at 0.05 (20000 points in 37 s) and all but
-#: 1-2% at 0.2 in 15 s a point (295 of 300 in 103 s), which is too long for the quick run; at D = 500 only the
-#: bounds run (CROWN per point, alpha-CROWN on what it leaves open)
-_SPHERE_LEFT_OPEN = ("the L2 branch and bound leaves 1-2% of the points open at 15 s a point (measured: 4 and 5 of 300 "
-                     "in two draws; one such point stays open after 600 s and 16,707 nodes, where PGD with 1000 "
-                     "restarts finds no counterexample and the smallest one known is at distance 0.2496)")
+#: 1% at 0.2 with 30 s a point (297 of 300 in 152 s, with the first layer's moment rows), which is too long for the
+#: quick run; at D = 500 only the bounds run (CROWN per point, alpha-CROWN on what it leaves open)
+_SPHERE_LEFT_OPEN = ("the L2 branch and bound leaves 1% of the points open at 30 s a point (measured: 3 of 300, seed "
+                     "170, the same 3 at 60 s a point, their bounds then -0.08 to -0.17; PGD finds no counterexample "
+                     "for them). The first layer's moment rows decide 2 of the 5 that single-neuron relaxations left "
+                     "open, and the point that stayed open after 600 s at the root")
 _SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: on this network every single-neuron relaxation (CROWN, "
                        "alpha-CROWN, the LP triangle) stays about 35 below the margins sampled in the balls "
                        "(measured: benchmarks/README.md, alpha-CROWN), and the L2 branch and bound cannot split its "
@@ -456,9 +457,9 @@ _SPHERE_MLP_ROWS: dict[tuple[str, float, bool], tuple[int | None, dict[str, Any]
     ("D=20", 0.05, True): (5000, {"time_limit": 30.0}, None),
     ("D=20", 0.05, False): (None, {"time_limit": 30.0}, None),
     ("D=20", 0.2, True): (None, {"method": "bounds"},
-                          "the verifier's bounds only in a quick run: its L2 branch and bound needs 84-103 s for "
-                          "300 points at this radius and decides 295-296 of them (the full run does that)"),
-    ("D=20", 0.2, False): (300, {"time_limit": 15.0}, _SPHERE_LEFT_OPEN),
+                          "the verifier's bounds only in a quick run: its L2 branch and bound needs 92 s for 300 "
+                          "points at this radius (30 s a point) and decides 299 of them (the full run does that)"),
+    ("D=20", 0.2, False): (300, {"time_limit": 30.0}, _SPHERE_LEFT_OPEN),
     ("D=500", 0.05, False): (1000, {"method": "bounds"}, _SPHERE_BOUNDS_ONLY),
     ("D=500", 0.2, False): (1000, {"method": "bounds"}, _SPHERE_BOUNDS_ONLY),
 }

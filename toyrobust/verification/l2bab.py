@@ -185,7 +185,8 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     ``shrink`` tightens the region rows to ``A x <= b - shrink (1 + |b| + |A| (|x0| + eps))`` (points strictly
     inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
     tightening). ``hull=False`` leaves the first layer with the triangle only, ``moments=False`` without the
-    moment rows of :mod:`.moments` (used up to :data:`.moments.max_dim` perturbed coordinates; for comparisons). ``strict`` moves
+    moment rows of :mod:`.moments` (used up to :data:`.moments.max_dim` perturbed coordinates; for comparisons).
+    ``strict`` moves
     the split rows ``z <= 0``, ``z >= 0`` and the distance's margin row inside by ``strict (1 + |const|)``.
     """
     dm = int(prob.mask.sum())
