@@ -9,11 +9,12 @@ seconds per point and the verdict counts; on the 2-D network also ``minimal_dist
 ``"linf"``. No target: the table says what an exact L2 answer costs next to the Linf one.
 
     python benchmarks/bench_verify_l2.py [--quick] [--points N] [--time-limit S] [--threads T] [--json PATH]
-        [--radii-20d R,R,...] [--only 2-16-16-1|20-64-64-1] [--no-linf] [--per-point]
+        [--radii-20d R,R,...] [--only 2-16-16-1|20-64-64-1] [--no-linf] [--per-point] [--moments-baseline]
 
 ``--radii-20d 0.76,1.1,1.33`` reaches the 20-64-64-1 network's median minimal distance (about 1.33 for the 12
 points: PGD's distances, benchmarks/README.md); ``--no-linf`` skips the Linf MILPs (slow on the circumscribed ball
-at such radii); ``--per-point`` verifies one point at a time and reports each point's seconds, nodes and verdict.
+at such radii); ``--per-point`` verifies one point at a time and reports each point's seconds, nodes and verdict;
+``--moments-baseline`` adds, per point, the same without the first layer's moment rows (and the ratio of the times).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 import toyrobust as tr
-from toyrobust.verification import minimal_distance, verify
+from toyrobust.verification import minimal_distance, moments, verify
 
 
 def _trained(d, hidden, mean, n, seed=0, steps=150):
@@ -49,14 +50,23 @@ def _timed_verify(net, x, y, threat, time_limit):
     return (time.perf_counter() - t0) / x.shape[0], res.counts(), res.stats
 
 
-def _per_point(net, x, y, threat, time_limit):
-    """Each point on its own: (status, how decided, seconds, branch-and-bound nodes)."""
+def _per_point(net, x, y, threat, time_limit, baseline=False):
+    """Each point on its own: (status, how decided, seconds, branch-and-bound nodes); with ``baseline`` also
+    without the first layer's moment rows (``moments.max_dim = 0``: single-neuron relaxations only)."""
     out = []
     for i in range(x.shape[0]):
-        t0 = time.perf_counter()
-        res = verify(net, x[i:i + 1], y[i:i + 1], threat, time_limit=time_limit)
-        out.append({"status": res.status[0], "by": res.decided_by[0], "seconds": round(time.perf_counter() - t0, 3),
-                    "bab_nodes": res.stats["bab_nodes"]})
+        row = {}
+        for tag, dim in ([("", moments.max_dim)] + ([("_no_moments", 0)] if baseline else [])):
+            saved, moments.max_dim = moments.max_dim, dim
+            try:
+                t0 = time.perf_counter()
+                res = verify(net, x[i:i + 1], y[i:i + 1], threat, time_limit=time_limit)
+                row.update({f"status{tag}": res.status[0], f"by{tag}": res.decided_by[0],
+                            f"seconds{tag}": round(time.perf_counter() - t0, 3),
+                            f"bab_nodes{tag}": res.stats["bab_nodes"]})
+            finally:
+                moments.max_dim = saved
+        out.append(row)
     return out
 
 
@@ -71,6 +81,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, choices=["2-16-16-1", "20-64-64-1"], help="one network only")
     ap.add_argument("--no-linf", action="store_true", help="skip the Linf MILP comparisons")
     ap.add_argument("--per-point", action="store_true", help="also verify point by point (seconds, nodes)")
+    ap.add_argument("--moments-baseline", action="store_true",
+                    help="with --per-point: each point also without the first layer's moment rows, and the ratio")
     ap.add_argument("--json", default=None, help="also write the result object here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,8 +100,15 @@ def main() -> None:
         for eps in radii:
             l2 = _timed_verify(net, x, y, tr.L2(eps), args.time_limit)
             if args.per_point:
-                detail.append({"network": name, "eps": eps, "per_point": _per_point(net, x, y, tr.L2(eps),
-                                                                                    args.time_limit)})
+                pp = _per_point(net, x, y, tr.L2(eps), args.time_limit, args.moments_baseline)
+                detail.append({"network": name, "eps": eps, "per_point": pp})
+                if args.moments_baseline:
+                    ours, base = sum(p["seconds"] for p in pp), sum(p["seconds_no_moments"] for p in pp)
+                    rows.append({"metric": f"{name} L2 {eps:g}: s per point, per-point B&B (decided "
+                                           f"{sum(p['status'] != 'unknown' for p in pp)}/{len(pp)}, without the "
+                                           f"moment rows {sum(p['status_no_moments'] != 'unknown' for p in pp)})",
+                                 "ours": ours / len(pp), "baseline": base / len(pp), "ratio": base / ours,
+                                 "target": "-"})
             if args.no_linf:
                 detail.append({"network": name, "eps": eps, "points": n,
                                "l2": {"s_per_point": l2[0], "counts": l2[1], "bab_nodes": l2[2]["bab_nodes"],
