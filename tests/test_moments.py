@@ -95,6 +95,12 @@ def test_lift_is_positive_semidefinite_and_pack_unpack_round_trip(m, seed, log_s
     np.testing.assert_allclose(L, proj, atol=1e-9 * max(1.0, np.abs(lam_y).max()), rtol=0)
 
 
+def test_lift_of_a_non_finite_multiplier_is_zero():
+    y = moments.pack(np.eye(3))
+    y[1] = np.nan
+    assert np.array_equal(moments.lift(y, 3), np.zeros(6))
+
+
 def test_clarabel_reads_the_semidefinite_cone_in_our_packing():
     # min -2 X_02 - X_11 / 2 subject to trace X = 1 on 3x3 PSD matrices: X = [[.5, 0, .5], [0, 0, 0], [.5, 0, .5]]
     # with value -1; a packing that swapped (0, 2) and (1, 1), or their scales, would find another matrix

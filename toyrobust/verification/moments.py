@@ -180,6 +180,8 @@ def lift(y: np.ndarray, m: int) -> np.ndarray:
     eigendecomposition and of the reassembly (``m`` times the unit roundoff times the largest eigenvalue, times
     1e3), so the matrix is positive semidefinite in exact arithmetic."""
     Y = unpack(np.asarray(y, dtype=np.float64), m)
+    if not np.all(np.isfinite(Y)):  # 0 is in the cone: a weaker bound, never a wrong one
+        return np.zeros(m * (m + 1) // 2)
     lam, V = np.linalg.eigh(Y)
     top = float(np.abs(lam).max(initial=0.0))
     Yp = (V * np.maximum(lam, 0.0)) @ V.T
