@@ -88,7 +88,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import moments as _moments
+from .moments import applies as _moments_apply
+from .moments import lift as _lift
+from .moments import moment_rows as _moment_rows
+from .moments import n_columns as _moment_columns
 
 __all__ = ["BabProblem", "BabOutcome", "DistanceOutcome", "decide", "minimise_distance", "node_count_limit"]
 
@@ -206,9 +209,9 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     # the first layer's unstable neurons get the convex hull of relu over the ball (_hull_rows): 5 columns each
     first = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and hull else np.zeros(0, dtype=np.int64)
     # ... and all of them share the moment rows (one small semidefinite cone) where the input is small enough
-    joint = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and moments and dm <= _moments.max_dim else first[:0]
+    joint = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and moments and _moments_apply(dm) else first[:0]
     x_col = dm + sum(sizes) + 5 * first.size
-    n_var = x_col + (_moments.n_columns(dm) if joint.size else 0) + (1 if distance else 0)
+    n_var = x_col + (_moment_columns(dm) if joint.size else 0) + (1 if distance else 0)
     maps = _affine_maps(prob, sizes, n_var)
     eq_rows, eq_b, in_rows, in_b = [], [], [], []
     tri, n_in = [], 0  # per layer: the unstable neurons, their rows a <= s (z - l), and the intercepts -s l
@@ -245,7 +248,7 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     if joint.size:
         S = np.flatnonzero(prob.mask)
         c_first = prob.weights[0][joint] @ prob.x0 + prob.biases[0][joint]
-        mom = _moments.moment_rows(prob.weights[0][joint][:, S], c_first, dm + joint, lo[0][joint], up[0][joint],
+        mom = _moment_rows(prob.weights[0][joint][:, S], c_first, dm + joint, lo[0][joint], up[0][joint],
                                    prob.eps, x_col, n_var, t_col=n_var - 1 if distance else None)
         in_rows.append(mom.trace[0])
         in_b.append(mom.trace[1])
@@ -374,7 +377,7 @@ def _dual_bound(prog: _Program, z: np.ndarray, y: np.ndarray, homogeneous: bool 
     G, h, dims = prog.cones
     if prog.psd is not None:  # the moment cone's multiplier comes last in y: put it into the (self-dual) cone
         Gp, hp, m = prog.psd
-        yp = _moments.lift(y[y.size - hp.size:], m)
+        yp = _lift(y[y.size - hp.size:], m)
         y = y[:y.size - hp.size]
         r = r + Gp.T @ yp
         val -= float(hp @ yp)
@@ -544,7 +547,7 @@ def tighten_by_programs(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndar
 def _has_moments(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray]) -> bool:
     """Whether the node programs carry the moment rows (:mod:`.moments`): an unstable first-layer neuron and at
     most :data:`.moments.max_dim` perturbed coordinates."""
-    return len(lo) > 0 and bool(((lo[0] < 0) & (up[0] > 0)).any()) and int(prob.mask.sum()) <= _moments.max_dim
+    return len(lo) > 0 and bool(((lo[0] < 0) & (up[0] > 0)).any()) and _moments_apply(int(prob.mask.sum()))
 
 
 def _unstable(lo: list[np.ndarray], up: list[np.ndarray]) -> list[np.ndarray]:

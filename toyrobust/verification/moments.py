@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MomentRows", "moment_rows", "lift", "max_dim"]
+__all__ = ["MomentRows", "moment_rows", "lift", "max_dim", "applies"]
 
 #: the largest number of perturbed coordinates that gets the moment rows: the cone has ``(dm + 1) (dm + 2) / 2``
 #: entries and the interior-point method factorises a dense block of that size squared
@@ -73,6 +73,12 @@ class MomentRows:
     psd: tuple[sp.csr_matrix, np.ndarray, int]
     box_lo: np.ndarray
     box_hi: np.ndarray
+
+
+def applies(dm: int) -> bool:
+    """Whether an input with ``dm`` perturbed coordinates gets the moment rows (``dm <= max_dim``, read at call
+    time so that a caller may change :data:`max_dim`)."""
+    return 0 < dm <= max_dim
 
 
 def n_columns(dm: int) -> int:
