@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_verify_l2 import _assert_sound_at_perturbed_multipliers, _random_node  # the hull's soundness test's
 
 import toyrobust as tr
 from toyrobust import crosscheck as cc
@@ -124,25 +125,9 @@ def test_clarabel_reads_the_semidefinite_cone_in_our_packing():
     assert abs(sol.obj_val + 1.0) < 1e-6
 
 
-def _ball_points(rng, x0, eps, n):
-    d = rng.normal(size=(n, x0.size))
-    d *= (eps * rng.uniform(size=(n, 1)) ** (1 / x0.size)) / np.linalg.norm(d, axis=1, keepdims=True)
-    d[: n // 4] *= eps / np.linalg.norm(d[: n // 4], axis=1, keepdims=True)  # a quarter on the sphere
-    return x0 + d
-
-
-def _margins(prob, pts):
-    h = pts.T
-    for k, (w, b) in enumerate(zip(prob.weights, prob.biases)):
-        h = w @ h + b[:, None]
-        if k < len(prob.weights) - 1:
-            h = np.maximum(h, 0.0)
-    return prob.label * h[0]
-
-
 def test_node_bounds_with_the_moment_rows_are_sound_tighter_and_sound_at_perturbed_multipliers(monkeypatch):
-    """Random 5-24-12-1 networks: the node bound with the moment rows lies below every sampled margin in the ball
-    (a quarter of the samples on the sphere), at or above the bound without them, and stays below the samples when
+    """Random 5-24-24-1 networks: the node bound with the moment rows lies below every sampled margin in the ball
+    (half the samples on the sphere), at or above the bound without them, and stays below the samples when
     every multiplier (the semidefinite cone's included) is perturbed."""
     rng = np.random.default_rng(1)
     seen = []
@@ -151,14 +136,7 @@ def test_node_bounds_with_the_moment_rows_are_sound_tighter_and_sound_at_perturb
         seen.append((prog, z, y)), real(prog, z, y, homogeneous))[1])
     gains = []
     for trial in range(5):
-        ws = [rng.normal(size=(24, 5)), rng.normal(size=(12, 24)) / 4, rng.normal(size=(1, 12))]
-        bs = [rng.normal(size=24) * 0.5, rng.normal(size=12) * 0.5, np.zeros(1)]
-        x0, eps = rng.normal(size=5), 0.5 + 0.25 * trial
-        prob = l2bab.BabProblem(ws, bs, x0, np.ones(5, bool), eps, 1 if trial % 2 else -1)
-        c, nrm = ws[0] @ x0 + bs[0], np.linalg.norm(ws[0], axis=1)
-        lo, up = [c - eps * nrm, np.full(12, -1e6)], [c + eps * nrm, np.full(12, 1e6)]
-        l2bab._tighten(prob, lo, up, 0)
-        truth = float(_margins(prob, _ball_points(rng, x0, eps, 60000)).min())
+        prob, lo, up, truth = _random_node(rng, 5, 24, 0.5 + 0.25 * trial, 1 if trial % 2 else -1, 60000, 4.0)
         single = l2bab._solve(l2bab._build(prob, lo, up, False, moments=False), math.inf).lower
         seen.clear()
         prog = l2bab._build(prob, lo, up, False)
@@ -167,11 +145,7 @@ def test_node_bounds_with_the_moment_rows_are_sound_tighter_and_sound_at_perturb
         assert single - 1e-6 * (1 + abs(single)) <= joint <= truth, (trial, single, joint, truth)
         gains.append(joint - single)
         _, z, y = seen[0]
-        for scale in (1e-6, 1e-3, 1e-1):
-            for _ in range(5):
-                zp = z + scale * rng.normal(size=z.size) * (1 + np.abs(z))
-                yp = y + scale * rng.normal(size=y.size) * (1 + np.abs(y))
-                assert real(prog, zp, yp) <= truth + 1e-9
+        _assert_sound_at_perturbed_multipliers(rng, real, prog, z, y, truth)
     assert max(gains) > 0.05  # the rows bind on some of these networks
 
 

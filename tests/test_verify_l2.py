@@ -185,6 +185,28 @@ def _margins(prob, pts):
     return prob.label * h[0]
 
 
+def _random_node(rng, d, width, eps, label, n_samples, scale=3.0):
+    """A random d-width-width-1 network's root problem over the ball of radius eps around a random point, its
+    tightened root bounds, and the smallest margin among n_samples points of the ball."""
+    ws = [rng.normal(size=(width, d)), rng.normal(size=(width, width)) / scale, rng.normal(size=(1, width))]
+    bs = [rng.normal(size=width) * 0.5, rng.normal(size=width) * 0.5, np.zeros(1)]
+    x0 = rng.normal(size=d)
+    prob = l2bab.BabProblem(ws, bs, x0, np.ones(d, bool), eps, label)
+    c, nrm = ws[0] @ x0 + bs[0], np.linalg.norm(ws[0], axis=1)
+    lo, up = [c - eps * nrm, np.full(width, -1e6)], [c + eps * nrm, np.full(width, 1e6)]
+    l2bab._tighten(prob, lo, up, 0)
+    return prob, lo, up, float(_margins(prob, _ball_points(rng, x0, eps, n_samples)).min())
+
+
+def _assert_sound_at_perturbed_multipliers(rng, dual_bound, prog, z, y, truth):
+    """The dual bound stays below the sampled minimum ``truth`` at multipliers perturbed by 1e-6 to 1e-1."""
+    for scale in (1e-6, 1e-3, 1e-1):
+        for _ in range(5):
+            zp = z + scale * rng.normal(size=z.size) * (1 + np.abs(z))
+            yp = y + scale * rng.normal(size=y.size) * (1 + np.abs(y))
+            assert dual_bound(prog, zp, yp) <= truth + 1e-9
+
+
 def test_first_layer_hull_is_exact_for_one_unstable_neuron():
     """m = beta z1 - relu(z2) with z1 stable: the hull of relu over the disc makes the relaxation exact (a
     linear objective over the convex hull of the graph), where the triangle is not."""
@@ -221,25 +243,14 @@ def test_node_bounds_with_the_hull_are_sound_even_at_perturbed_multipliers(monke
         seen.append((prog, z, y)), real(prog, z, y, homogeneous))[1])
     tighter = 0
     for trial in range(4):
-        ws = [rng.normal(size=(10, 4)), rng.normal(size=(10, 10)) / 3, rng.normal(size=(1, 10))]
-        bs = [rng.normal(size=10) * 0.5, rng.normal(size=10) * 0.5, np.zeros(1)]
-        x0, eps = rng.normal(size=4), 0.6 + 0.3 * trial
-        prob = l2bab.BabProblem(ws, bs, x0, np.ones(4, bool), eps, 1 if trial % 2 else -1)
-        c, nrm = ws[0] @ x0 + bs[0], np.linalg.norm(ws[0], axis=1)
-        lo, up = [c - eps * nrm, np.full(10, -1e6)], [c + eps * nrm, np.full(10, 1e6)]
-        l2bab._tighten(prob, lo, up, 0)
-        truth = float(_margins(prob, _ball_points(rng, x0, eps, 40000)).min())
+        prob, lo, up, truth = _random_node(rng, 4, 10, 0.6 + 0.3 * trial, 1 if trial % 2 else -1, 40000)
         seen.clear()
         hull = l2bab._solve(l2bab._build(prob, lo, up, False, moments=False), math.inf).lower
         tri = l2bab._solve(l2bab._build(prob, lo, up, False, hull=False, moments=False), math.inf).lower
         assert tri <= hull + 1e-6 * (1 + abs(tri)) and hull <= truth, (trial, tri, hull, truth)
         tighter += hull > tri + 1e-3
         prog, z, y = seen[0]
-        for scale in (1e-6, 1e-3, 1e-1):
-            for _ in range(5):
-                zp = z + scale * rng.normal(size=z.size) * (1 + np.abs(z))
-                yp = y + scale * rng.normal(size=y.size) * (1 + np.abs(y))
-                assert real(prog, zp, yp) <= truth + 1e-9
+        _assert_sound_at_perturbed_multipliers(rng, real, prog, z, y, truth)
     assert tighter >= 2
 
 
