@@ -50,8 +50,10 @@ import scipy.sparse as sp
 __all__ = ["MomentRows", "moment_rows", "lift", "max_dim", "applies"]
 
 #: the largest number of perturbed coordinates that gets the moment rows: the cone has ``(dm + 1) (dm + 2) / 2``
-#: entries and the interior-point method factorises a dense block of that size squared
-max_dim = 40
+#: entries and the interior-point method factorises a dense block of that size squared. Measured on random
+#: d-100-100-1 networks (one root program, 1 thread): 0.09 s against 0.03 s without the rows at d = 20, 0.22 s at
+#: 24, 0.54 s at 30, 4.1 s at 40
+max_dim = 24
 
 _SQRT2 = math.sqrt(2.0)
 
