@@ -201,15 +201,16 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     inside, for counterexamples). ``neuron = (k, j, sign)`` replaces the objective by ``sign * z_kj`` (bound
     tightening). ``hull=False`` leaves the first layer with the triangle only, ``moments=False`` without the
     moment rows of :mod:`.moments` (used up to :data:`.moments.max_dim` perturbed coordinates; for comparisons).
-    ``strict`` moves
-    the split rows ``z <= 0``, ``z >= 0`` and the distance's margin row inside by ``strict (1 + |const|)``.
+    ``strict`` moves the split rows ``z <= 0``, ``z >= 0`` and the distance's margin row inside by
+    ``strict (1 + |const|)``.
     """
     dm = int(prob.mask.sum())
     sizes = [w.shape[0] for w in prob.weights[:-1]]
     # the first layer's unstable neurons get the convex hull of relu over the ball (_hull_rows): 5 columns each
-    first = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and hull else np.zeros(0, dtype=np.int64)
+    unstable0 = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes else np.zeros(0, dtype=np.int64)
+    first = unstable0 if hull else unstable0[:0]
     # ... and all of them share the moment rows (one small semidefinite cone) where the input is small enough
-    joint = np.flatnonzero((lo[0] < 0) & (up[0] > 0)) if sizes and moments and _moments_apply(dm) else first[:0]
+    joint = unstable0 if moments and _has_moments(prob, lo, up) else unstable0[:0]
     x_col = dm + sum(sizes) + 5 * first.size
     n_var = x_col + (_moment_columns(dm) if joint.size else 0) + (1 if distance else 0)
     maps = _affine_maps(prob, sizes, n_var)
@@ -248,8 +249,8 @@ def _build(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], distanc
     if joint.size:
         S = np.flatnonzero(prob.mask)
         c_first = prob.weights[0][joint] @ prob.x0 + prob.biases[0][joint]
-        mom = _moment_rows(prob.weights[0][joint][:, S], c_first, dm + joint, lo[0][joint], up[0][joint],
-                                   prob.eps, x_col, n_var, t_col=n_var - 1 if distance else None)
+        mom = _moment_rows(prob.weights[0][joint][:, S], c_first, dm + joint, lo[0][joint], up[0][joint], prob.eps,
+                           x_col, n_var, t_col=n_var - 1 if distance else None)
         in_rows.append(mom.trace[0])
         in_b.append(mom.trace[1])
         cones = (sp.vstack([cones[0], mom.soc[0]], format="csr"), np.r_[cones[1], mom.soc[1]], cones[2] + mom.soc[2])
@@ -670,7 +671,7 @@ class _Search:
         they move it by less than 0.01 (the second layer is what is loose there)."""
         base = self.solve(lo, up, moments=False)
         if base.lower >= target or not _has_moments(self.prob, lo, up):
-            self.moments = False
+            self.moments, self.gain = False, 0.0
             return base
         joint = self.solve(lo, up, moments=True)
         self.gain = (joint.lower - base.lower) / (target - base.lower)

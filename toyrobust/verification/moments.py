@@ -88,15 +88,20 @@ def n_columns(dm: int) -> int:
     return dm * (dm + 1) // 2
 
 
+def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``i`` and columns ``j >= i`` of an ``m x m`` upper triangle in column-major order (column ``j``,
+    then its rows ``0..j``: entry ``(i, j)`` at offset ``j (j + 1) / 2 + i``), the order of Clarabel's packing and
+    of the ``X`` columns."""
+    i, j = np.triu_indices(m)
+    order = np.lexsort((i, j))
+    return i[order], j[order]
+
+
 def _x_index(dm: int) -> np.ndarray:
-    """``idx[i, j]``: the column offset of ``X_ij`` (symmetric; upper triangle column-major)."""
-    idx = np.zeros((dm, dm), dtype=np.int64)
-    k = 0
-    for j in range(dm):
-        for i in range(j + 1):
-            idx[i, j] = idx[j, i] = k
-            k += 1
-    return idx
+    """``idx[i, j]``: the offset of ``X_ij`` among the ``X`` columns (symmetric)."""
+    i, j = np.indices((dm, dm))
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    return hi * (hi + 1) // 2 + lo
 
 
 def moment_rows(W: np.ndarray, c: np.ndarray, a_cols: np.ndarray, lo: np.ndarray, up: np.ndarray,
@@ -113,11 +118,11 @@ def moment_rows(W: np.ndarray, c: np.ndarray, a_cols: np.ndarray, lo: np.ndarray
         t_col: the distance program's ``t`` column (the trace row becomes ``trace X <= R t``), or None.
     """
     n, dm = W.shape
-    idx = _x_index(dm)
-    iu, ju = np.triu_indices(dm)
+    iu, ju = _upper(dm)  # the X columns' entries, in their order
+    diag = iu == ju
     # w^T X w / 4 as coefficients on the X columns: w_i^2 / 4 on the diagonal, w_i w_j / 2 off it
-    quad = np.where(iu == ju, 0.25, 0.5)[None, :] * W[:, iu] * W[:, ju]
-    xcols = x_col + idx[iu, ju]
+    quad = np.where(diag, 0.25, 0.5)[None, :] * W[:, iu] * W[:, ju]
+    xcols = x_col + np.arange(iu.size)
     s = np.maximum(np.maximum(-lo, up), 1e-12)  # each cone's scale: the neuron's reach
     rows = np.arange(n)
     # (q / s + s, 2 a - w.delta, q / s - s) in SOC(3) with q = a c + w^T X w / 4
@@ -131,23 +136,17 @@ def moment_rows(W: np.ndarray, c: np.ndarray, a_cols: np.ndarray, lo: np.ndarray
     G_soc = sp.csr_matrix((vals, (r_idx, c_idx)), shape=(3 * n, n_var))
     h_soc = np.zeros(3 * n)
     h_soc[r0], h_soc[r2] = s, -s
-    # M = [[1, delta^T], [delta, X]] as the scaled upper triangle: column j of M, rows 0..j
+    # M = [[1, delta^T], [delta, X]] as the scaled upper triangle: M_00 = 1, M_0j = delta_(j-1), M_ij = X_(i-1, j-1)
     m = dm + 1
-    pr, pc, pv = [], [], []
-    h_psd = np.zeros(m * (m + 1) // 2)
-    k = 0
-    for j in range(m):
-        for i in range(j + 1):
-            if j == 0:
-                h_psd[k] = 1.0
-            elif i == 0:
-                pr.append(k), pc.append(j - 1), pv.append(-_SQRT2)
-            else:
-                pr.append(k), pc.append(x_col + idx[i - 1, j - 1]), pv.append(-1.0 if i == j else -_SQRT2)
-            k += 1
+    mi, mj = _upper(m)
+    h_psd = (mj == 0).astype(np.float64)
+    top, inner = (mi == 0) & (mj > 0), mi > 0
+    pr = np.concatenate([np.flatnonzero(top), np.flatnonzero(inner)])
+    pc = np.concatenate([mj[top] - 1, x_col + (mj[inner] - 1) * mj[inner] // 2 + mi[inner] - 1])
+    pv = np.concatenate([np.full(int(top.sum()), -_SQRT2), np.where(mi[inner] == mj[inner], -1.0, -_SQRT2)])
     G_psd = sp.csr_matrix((pv, (pr, pc)), shape=(h_psd.size, n_var))
     A_tr = np.zeros((1, n_var))
-    A_tr[0, x_col + idx[np.arange(dm), np.arange(dm)]] = 1.0
+    A_tr[0, xcols[diag]] = 1.0
     if t_col is None:
         b_tr = np.array([radius ** 2])
     else:
@@ -155,18 +154,14 @@ def moment_rows(W: np.ndarray, c: np.ndarray, a_cols: np.ndarray, lo: np.ndarray
         b_tr = np.zeros(1)
     # |X_ij| <= sqrt(X_ii X_jj) <= trace X <= R^2 (X >= delta delta^T >= 0), the diagonal in [0, R^2]
     r2max = radius ** 2
-    box_lo = np.full(iu.size, -r2max)
-    box_lo[idx[np.arange(dm), np.arange(dm)]] = 0.0
+    box_lo = np.where(diag, 0.0, -r2max)
     return MomentRows((A_tr, b_tr), (G_soc, h_soc, [3] * n), (G_psd, h_psd, m), box_lo, np.full(iu.size, r2max))
 
 
 def unpack(y: np.ndarray, m: int) -> np.ndarray:
     """The symmetric ``m x m`` matrix of a scaled upper triangle ``y`` (column-major)."""
     Y = np.zeros((m, m))
-    iu = np.triu_indices(m)
-    # column-major upper triangle: order by column, then row
-    order = np.lexsort((iu[0], iu[1]))
-    rows, cols = iu[0][order], iu[1][order]
+    rows, cols = _upper(m)
     vals = np.where(rows == cols, y, y / _SQRT2)
     Y[rows, cols] = vals
     Y[cols, rows] = vals
@@ -175,10 +170,7 @@ def unpack(y: np.ndarray, m: int) -> np.ndarray:
 
 def pack(Y: np.ndarray) -> np.ndarray:
     """The scaled upper triangle (column-major) of the symmetric matrix Y (m, m)."""
-    m = Y.shape[0]
-    iu = np.triu_indices(m)
-    order = np.lexsort((iu[0], iu[1]))
-    rows, cols = iu[0][order], iu[1][order]
+    rows, cols = _upper(Y.shape[0])
     return np.where(rows == cols, Y[rows, cols], _SQRT2 * Y[rows, cols])
 
 
