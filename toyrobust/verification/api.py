@@ -817,6 +817,8 @@ def _bab_distances(model: Any, net: ReluNetwork, x: torch.Tensor, yl: np.ndarray
             res.status[i], res.distance[i] = "optimal", out.upper
         elif out.status == "beyond":
             res.status[i], res.distance[i], res.lower[i] = "beyond-max-eps", math.inf, float(radius[i])
+        elif out.status == "boundary":  # ended, not cut short: the solver's precision left [lower, upper] open
+            res.status[i] = "boundary"
 
 
 def _segment_crossing(model: Any, x0: torch.Tensor, z: torch.Tensor, label: int, iters: int = 40) -> float:

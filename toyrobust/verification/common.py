@@ -79,7 +79,10 @@ class DistanceResult:
         lower, upper: proven bracket (dual bound, primal value).
         x_adv: (N, d) minimisers (on the decision boundary: with ``y = +1`` a point with ``m = 0`` still predicts
             +1 by the tie rule, so the infimum is not attained); ``x`` where none.
-        status: ``"optimal"``, ``"misclassified"``, ``"beyond-max-eps"`` or ``"timeout"``.
+        status: ``"optimal"``, ``"misclassified"``, ``"beyond-max-eps"``, ``"timeout"`` (the time limit ended the
+            search: ``distance`` NaN, ``[lower, upper]`` what it proved), or ``"boundary"`` (L2 only: the search
+            ended with exact leaves whose solver precision left ``[lower, upper]`` wider than its relative
+            tolerance 1e-5; ``distance`` NaN).
     """
 
     distance: np.ndarray

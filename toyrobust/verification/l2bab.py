@@ -108,6 +108,10 @@ moment_gain = 0.25
 #: 2 of 5; on the 20-64-64-1 network at L2 1.1 they closed 15-27%, and the round made easy points up to 6x slower
 moment_tighten_gain = 0.5
 
+#: the solver tolerance of an exact leaf's program (:meth:`_Search.leaf`): 1e-10 brought the 3-8-8-1 network's
+#: leaf bracket from [0.0021805, 0.0021809] to [0.00218072071, 0.00218072088]
+leaf_tol = 1e-10
+
 
 @dataclass(frozen=True)
 class BabProblem:
@@ -345,14 +349,14 @@ def _clarabel():
     return clarabel
 
 
-def _settings(deadline: float):
+def _settings(deadline: float, tol: float = 1e-6):
     clarabel = _clarabel()
     s = clarabel.DefaultSettings()
     s.verbose = False
     s.max_iter = 200
     # the bound comes from the multipliers (_dual_bound), so a 1e-6 gap is as sound as 1e-8 and faster: ~8% less
     # solver time than 1e-7 on the 20-64-64-1 network's nodes, the bounds lower by at most ~7e-5
-    s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = 1e-6
+    s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = tol
     # "auto" picks faer's multithreaded factorisation for the larger programs: on the 20-100-100-1 spheres network's
     # nodes it took 230-670 ms a program against 26-52 ms for QDLDL (single-threaded; 10x, more when another
     # process holds a core), and the same as QDLDL on the 20-64-64-1 network's
@@ -414,8 +418,8 @@ class _Solved:
     score: list[np.ndarray] | None = None
 
 
-def _solve(prog: _Program, deadline: float) -> _Solved:
-    """Solve with Clarabel and turn the answer into a proven bound (:func:`_dual_bound`)."""
+def _solve(prog: _Program, deadline: float, tol: float = 1e-6) -> _Solved:
+    """Solve with Clarabel to the tolerance ``tol`` and turn the answer into a proven bound (:func:`_dual_bound`)."""
     n_var, dm = prog.q.size, prog.dm
     soc = np.zeros((dm + 1, n_var))
     soc[1 + np.arange(dm), np.arange(dm)] = -1.0
@@ -440,7 +444,7 @@ def _solve(prog: _Program, deadline: float) -> _Solved:
     if prog.psd is not None:
         cones.append(clarabel.PSDTriangleConeT(prog.psd[2]))
     P = sp.csc_matrix((n_var, n_var))
-    sol = clarabel.DefaultSolver(P, prog.q, A, b, cones, _settings(deadline)).solve()
+    sol = clarabel.DefaultSolver(P, prog.q, A, b, cones, _settings(deadline, tol)).solve()
     n_lin = prog.A_lin.shape[0]
     z_all = np.asarray(sol.z, dtype=np.float64)
     z, y = z_all[:n_lin], z_all[n_lin + dm + 1:]
@@ -660,6 +664,14 @@ class _Search:
         moments = self.moments if moments is None else moments
         return _solve(_build(self.prob, lo, up, self.distance, shrink, moments=moments), self.deadline)
 
+    def leaf(self, lo: list[np.ndarray], up: list[np.ndarray]) -> _Solved:
+        """An exact leaf's program (no unstable neuron: its optimum is the true minimum over the leaf) solved to
+        :data:`leaf_tol` instead of 1e-6: at the default tolerance a minimiser can miss the margin's zero set by
+        ~3e-7 and its bound the optimum by ~2e-7, a relative 1e-4 of a distance of 2e-3 (a bracket the search's
+        ``rtol`` of 1e-5 could not close, measured on a 3-8-8-1 network)."""
+        self.solves += 1
+        return _solve(_build(self.prob, lo, up, self.distance, moments=self.moments), self.deadline, leaf_tol)
+
     def root(self, lo: list[np.ndarray], up: list[np.ndarray], target: float) -> _Solved:
         """The node's program without, then (when that bound stays below ``target`` and the moment rows apply)
         with the moment rows (:mod:`.moments`); the rest of the search keeps them when they closed at least
@@ -749,8 +761,14 @@ def decide(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], tol: fl
         if x is not None:
             return BabOutcome("vulnerable", min(lower, boundary), x, run.nodes, run.solves)
         kids = run.children(nlo, nup, node)
-        if not kids:
-            boundary = min(boundary, lower)  # exact and within the band: undecided
+        if not kids:  # exact: its precise optimum decides it, unless that lies within the band
+            run.nodes += 1
+            got = run.leaf(nlo, nup)
+            x = _counterexample(run, nlo, nup, got.v, got.lower, tol, confirm)
+            if x is not None:
+                return BabOutcome("vulnerable", min(lower, boundary), x, run.nodes, run.solves)
+            if max(got.lower, lower) <= tol:
+                boundary = min(boundary, max(got.lower, lower))
             continue
         for clo, cup in kids:
             run.nodes += 1
@@ -842,6 +860,7 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
         run.prob = prob = _with_radius(prob, best)
     root_lo, root_up = bounds(prob.eps)
     stuck = math.inf  # exact leaves whose minimiser no forward pass confirmed
+    pruned = math.inf  # the least bound of the nodes dropped within rtol of the best distance: the proven lower end
     root = run.root(root_lo, root_up, min(best, prob.eps))
     run.nodes = 1
     if root.lower == math.inf:
@@ -850,7 +869,8 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
     while run.heap and run.heap[0][0] < best * (1 - rtol):
         why = run.stopped()
         if why:
-            return DistanceOutcome(why, min(run.heap[0][0], stuck, best), best, best_x, run.nodes, run.solves)
+            return DistanceOutcome(why, min(run.heap[0][0], stuck, pruned, best), best, best_x, run.nodes,
+                                   run.solves)
         lower, _, nlo, nup, node = heapq.heappop(run.heap)
         for z in _distance_candidates(run, nlo, nup, node.v):
             if prob.label * prob.margin(prob.x0 + (z - prob.x0) * (1 + 2.0 ** -10)) >= 0:
@@ -862,6 +882,7 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             run.prob = prob = _with_radius(prob, best)
             root_lo, root_up = bounds(prob.eps)
         if lower >= best * (1 - rtol):
+            pruned = min(pruned, lower)
             continue
         tlo = [np.minimum(np.maximum(a, b), c) for a, b, c in zip(nlo, root_lo, nup)]
         tup = [np.minimum(a, b) for a, b in zip(nup, root_up)]
@@ -871,26 +892,50 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             got = run.solve(tlo, tup)
             if got.lower < best * (1 - rtol):
                 run.push(got.lower, tlo, tup, got)
+            else:
+                pruned = min(pruned, got.lower)
             continue
         kids = run.children(nlo, nup, node)
         if not kids:
-            xa = _inside_leaf(run, nlo, nup, adversarial)
+            lower, xa = _distance_leaf(run, nlo, nup, lower, rtol, adversarial)
             if xa is not None and float(np.linalg.norm(xa - prob.x0)) < best:
                 best, best_x = float(np.linalg.norm(xa - prob.x0)), xa
             if lower < best * (1 - rtol):
                 stuck = min(stuck, lower)
+            pruned = min(pruned, lower)
             continue
         for clo, cup in kids:
             run.nodes += 1
             got = run.solve(clo, cup)
             if max(got.lower, lower) < best * (1 - rtol):  # the parent's bound holds in the child (decide)
                 run.push(max(got.lower, lower), clo, cup, got)
-    low = min(run.heap[0][0] if run.heap else math.inf, stuck, best)
+            else:
+                pruned = min(pruned, max(got.lower, lower))
+    low = min(run.heap[0][0] if run.heap else math.inf, stuck, pruned, best)
     if not math.isfinite(best):
         return DistanceOutcome("beyond" if not math.isfinite(stuck) else "boundary", prob.eps, best, None,
                                run.nodes, run.solves)
     status = "optimal" if best - low <= rtol * best + 1e-12 else "boundary"
     return DistanceOutcome(status, max(low, 0.0), best, best_x, run.nodes, run.solves)
+
+
+def _distance_leaf(run: _Search, lo: list[np.ndarray], up: list[np.ndarray], lower: float, rtol: float,
+                   adversarial: Callable[[np.ndarray], np.ndarray | None]) -> tuple[float, np.ndarray | None]:
+    """An exact leaf of the distance search: its bound from the precise program (:meth:`_Search.leaf`, at least
+    ``lower``) and a confirmed adversarial point of the leaf (or None): the precise minimiser's, else (or when
+    that one is not within ``rtol`` of the bound) the nearer of it and :func:`_inside_leaf`'s."""
+    run.nodes += 1
+    got = run.leaf(lo, up)
+    lower = max(lower, got.lower)
+
+    def dist(p: np.ndarray | None) -> float:
+        return math.inf if p is None else float(np.linalg.norm(p - run.prob.x0))
+
+    xa = None if got.v is None else adversarial(_point(run.prob, got.v, math.inf))
+    if lower < dist(xa) * (1 - rtol):
+        inside = _inside_leaf(run, lo, up, adversarial)
+        xa = inside if dist(inside) < dist(xa) else xa
+    return lower, xa
 
 
 def _inside_leaf(run: _Search, lo: list[np.ndarray], up: list[np.ndarray],
