@@ -23,6 +23,10 @@ Pipeline per batch (every stage only sees what the earlier ones left open):
    slopes of the unstable neurons optimised per point by projected Adam (float32, on the model's device, CROWN's
    intermediate bounds kept), then the bound recomputed with the clamped slopes in float64; robust when that
    exceeds ``tol`` (``alpha_crown=`` sets its iterations, step size and time budget, or turns it off);
+3''. for L2 balls, Quad-CROWN (:mod:`.quadcrown`) on what is still open, per point: the first hidden layer's upper
+   relaxations quadratic, the bound minimised exactly over the ball (a trust-region subproblem), its parameters
+   optimised by projected Adam; robust when its proven bound exceeds ``tol``, and its minimiser is a candidate
+   counterexample, checked like the attack's (``quad_crown=`` sets it or turns it off);
 4. for Linf and L1 balls, the MILP of Tjeng et al. (:mod:`.milp`) with the CROWN pre-activation bounds (stable
    neurons need no binary), per-point time limit: infeasible or a dual bound above ``tol`` proves robustness; a
    solution is accepted only when the forward pass confirms it (else a second program asks for ``l * m <= -tol``
@@ -87,6 +91,7 @@ from .common import (
 from .l2bab import BabProblem, decide, minimise_distance
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
+from .quadcrown import QuadCrownOptions, quad_crown_margin, quad_options
 from .quadratic import QUADRATIC
 
 __all__ = ["VerificationResult", "DistanceResult", "verify", "minimal_distance", "VERIFIERS", "verifier_for",
@@ -127,7 +132,7 @@ class _VerifyOptions:
         method, time_limit, max_binaries, generator: as in :func:`verify`.
         attack: the pre-pass attack (None: no pre-pass); attack_label: its ``decided_by`` label.
         rel: the relative certification tolerance, ``tol = rel (1 + max|m|)`` (see the module docstring).
-        alpha: alpha-CROWN's settings (None: off).
+        alpha: alpha-CROWN's settings (None: off); quad: Quad-CROWN's (None: off).
         progress: whether the per-point solver stages (MILP, branch and bound) show a bar.
     """
 
@@ -139,6 +144,7 @@ class _VerifyOptions:
     generator: Any
     rel: float
     alpha: AlphaCrownOptions | None = None
+    quad: QuadCrownOptions | None = None
     progress: bool | None = None
 
 
@@ -163,7 +169,7 @@ def _check_settings(definition: Any, method: Any, p: float, time_limit: Any, ato
 def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
            region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
            pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-           atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
+           atol: float | None = None, attack: Any = None, alpha_crown: Any = True, quad_crown: Any = True,
            progress: bool | None = None) -> VerificationResult:
     """Verify a ReLU or quadratic network on N points: robust (proven), vulnerable (counterexample) or unknown.
 
@@ -205,6 +211,11 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             True (defaults of :class:`~toyrobust.verification.alpha.AlphaCrownOptions`: 40 Adam steps, step size
             0.25, a 60 s budget per call), False or None (off), or a dict with ``iterations``, ``lr``,
             ``time_limit`` (seconds for all points together) and ``dtype`` (of the sound recomputation).
+        quad_crown: the Quad-CROWN stage (:mod:`~toyrobust.verification.quadcrown`; ReLU networks, L2 balls; sound
+            with any settings): True (defaults of :class:`~toyrobust.verification.quadcrown.QuadCrownOptions`: 40
+            Adam steps per point, step size 0.1, a 120 s budget per call, at most 2048 perturbed coordinates),
+            False or None (off), or a dict with those fields (``iterations``, ``lr``, ``time_limit``,
+            ``max_dim``).
         progress: a tqdm bar on stderr over the points that reach the MILP or the branch and bound (seconds to
             minutes each; the bar counts them and the verdicts so far): True, False, or None (shown when stderr is
             a terminal and at least two points reach that stage). The quadratic verifier has no such stage.
@@ -214,22 +225,25 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         number of unstable neurons per point under IBP and under CROWN, ``milp_calls``, ``binaries`` (total over
         the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``alpha_items``,
         ``alpha_decided`` and ``alpha_iterations`` (alpha-CROWN's sub-problems, those it proved, its Adam steps),
+        ``quad_items``, ``quad_decided``, ``quad_vulnerable`` and ``quad_iterations`` (Quad-CROWN's sub-problems,
+        those it proved, those its minimiser broke, its Adam steps),
         ``bab_nodes`` and ``bab_solves`` (L2 branch and bound: nodes, and programs solved), ``tol_rel`` and
         ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
-        ``alpha``, ``milp``, ``bab``); a
+        ``alpha``, ``quad``, ``milp``, ``bab``); a
         quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
     """
     return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
                                       time_limit=time_limit, method=method, max_binaries=max_binaries,
                                       pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, generator=generator,
-                                      atol=atol, attack=attack, alpha_crown=alpha_crown, progress=progress)
+                                      atol=atol, attack=attack, alpha_crown=alpha_crown, quad_crown=quad_crown,
+                                      progress=progress)
 
 
 def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definition: str = "ball",
                  region: Any = None, time_limit: float = 5.0, method: str = "auto", max_binaries: int = 2000,
                  pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
                  atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
-                 progress: bool | None = None) -> VerificationResult:
+                 quad_crown: Any = True, progress: bool | None = None) -> VerificationResult:
     """:func:`verify` for a ReLU network (the module docstring's pipeline)."""
     net = extract_network(model)
     x = _check_x(x, net)
@@ -240,10 +254,11 @@ def _relu_verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, de
     check_progress(progress)
     regs = _regions(region, definition, d)
     alpha = alpha_options(alpha_crown)
+    quad = quad_options(quad_crown)
     prepass, label = _prepass_attack(attack, pgd_steps, pgd_restarts, model, threat)
     options = _VerifyOptions(method=method, time_limit=time_limit, max_binaries=max_binaries, attack=prepass,
                              attack_label=label, generator=generator, rel=_relative_tolerance(model, atol),
-                             alpha=alpha, progress=progress)
+                             alpha=alpha, quad=quad, progress=progress)
     run = _Verification(model, net, x, threat, _Ball(eps, p, mask), _sub_problems(definition, yl, regs), options)
     return run.run()
 
@@ -301,17 +316,21 @@ class _Verification:
         self.crown: LayerBounds | None = None
         self.xb: torch.Tensor | None = None
         self.row_pos: dict[int, int] = {}
-        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "alpha": 0.0, "milp": 0.0, "bab": 0.0}
+        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "alpha": 0.0, "quad": 0.0, "milp": 0.0,
+                        "bab": 0.0}
         self.stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
                                       "binaries": 0, "binaries_naive": 0, "bab_nodes": 0, "bab_solves": 0,
                                       "alpha_items": 0, "alpha_decided": 0, "alpha_iterations": 0,
+                                      "quad_items": 0, "quad_decided": 0, "quad_vulnerable": 0,
+                                      "quad_iterations": 0,
                                       "unstable_ibp_mean": float("nan"),
                                       "unstable_crown_mean": float("nan"), "tol_rel": options.rel}
 
     def run(self) -> VerificationResult:
         """Run the stages (timed) and combine the sub-problems' verdicts."""
         stages = (("forward", self.clean_stage), ("pgd", self.attack_stage), ("bounds", self.bounds_stage),
-                  ("alpha", self.alpha_stage), ("milp", self.milp_stage), ("bab", self.bab_stage))
+                  ("alpha", self.alpha_stage), ("quad", self.quad_stage), ("milp", self.milp_stage),
+                  ("bab", self.bab_stage))
         for key, stage in stages:
             t0 = time.perf_counter()
             stage()
@@ -421,6 +440,39 @@ class _Verification:
             if lower[n] > self.tols[i]:
                 self.state[i][k], self.how[i][k] = True, "alpha-crown"
                 self.stats["alpha_decided"] += 1
+
+    def quad_stage(self) -> None:
+        """3''. Quad-CROWN (:mod:`.quadcrown`) on the open sub-problems of L2 balls, per point: robust when its
+        proven bound on ``l * m`` exceeds ``tol``; its minimiser, when the forward pass confirms it, is a
+        counterexample."""
+        items = self.open_items()
+        opts = self.options.quad
+        if opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2:
+            return
+        net, crown = self.net, self.crown
+        rows = torch.as_tensor([self.row_pos[i] for i, _ in items], device=net.device)
+        sign = torch.as_tensor([float(self.subs[i][k][0]) for i, k in items], dtype=torch.float64)
+        sub = LayerBounds([t[rows] for t in crown.lower], [t[rows] for t in crown.upper])
+        tols = torch.as_tensor([self.tols[i] for i, _ in items], dtype=torch.float64)
+        input_ball = InputBall(self.xb[rows], self.ball.eps, 2.0, torch.as_tensor(self.ball.mask, device=net.device))
+        out = quad_crown_margin(net, input_ball, sub, sign, tols, options=opts)
+        self.stats["quad_items"] += len(items)
+        self.stats["quad_iterations"] += out.iterations
+        lower = out.lower.numpy()
+        for n, (i, k) in enumerate(items):
+            self.lower[i, k] = max(self.lower[i, k], float(lower[n]))
+            if lower[n] > self.tols[i]:
+                self.state[i][k], self.how[i][k] = True, "quad-crown"
+                self.stats["quad_decided"] += 1
+        left = [(n, it) for n, it in enumerate(items) if self.state[it[0]][it[1]] is None]
+        if left:
+            x0 = self.x[[i for _, (i, _) in left]].detach().to("cpu", torch.float64)
+            delta = out.x_min[[n for n, _ in left]] - x0
+            # a hair inside the sphere, so that the model's dtype keeps it in the ball
+            delta *= (self.ball.eps * (1 - 1e-6) / delta.norm(dim=1, keepdim=True).clamp_min(1e-300)).clamp_max(1.0)
+            zs = (x0 + delta).to(dtype=self.x.dtype, device=self.x.device)
+            self.confirm_batch([it for _, it in left], zs, "quad-crown")
+            self.stats["quad_vulnerable"] += sum(isinstance(self.state[i][k], torch.Tensor) for _, (i, k) in left)
 
     def milp_stage(self) -> None:
         """4. The MILP per open sub-problem (Linf and L1, unless ``method="bounds"``), with a per-point deadline."""
@@ -539,7 +591,7 @@ class _Verification:
         if adv:
             return "vulnerable", adv[0][1], adv[0][0]
         if all(s is True for s in self.state[i]):
-            order = ["milp", "bab", "alpha-crown", "crown", "ibp", "region"]
+            order = ["milp", "bab", "quad-crown", "alpha-crown", "crown", "ibp", "region"]
             return "robust", min(self.how[i], key=lambda h: order.index(h) if h in order else 9), None
         reasons = [h for s, h in zip(self.state[i], self.how[i]) if s is None]
         return "unknown", (reasons[0] if reasons and reasons[0] else "incomplete"), None

@@ -265,12 +265,12 @@ class QuadraticVerifier:
     def verify(self, model: QuadraticNet, x: torch.Tensor, y: Any, threat: ThreatModel, *,
                definition: str = "ball", region: Any = None, time_limit: float = 5.0, method: str = "auto",
                max_binaries: int = 2000, pgd_steps: int = 40, pgd_restarts: int = 2, generator: Any = 0,
-               atol: float | None = None, attack: Any = None, alpha_crown: Any = True,
+               atol: float | None = None, attack: Any = None, alpha_crown: Any = True, quad_crown: Any = True,
                progress: bool | None = None) -> VerificationResult:
         """:func:`toyrobust.verification.verify` for a quadratic network (arguments as there; ``time_limit``,
-        ``method`` and ``max_binaries`` concern the MILP of ReLU networks and are only checked, ``alpha_crown``
-        ReLU networks' bounds and is ignored, ``progress`` is checked: no stage here takes long). The attack
-        pre-pass runs only where the answer is not exact (Linf, L1, L2 on a subset of coordinates)."""
+        ``method`` and ``max_binaries`` concern the MILP of ReLU networks and are only checked, ``alpha_crown`` and
+        ``quad_crown`` concern ReLU networks' bounds and are ignored, ``progress`` is checked: no stage here takes
+        long). The attack pre-pass runs only where the answer is not exact (Linf, L1, L2 on a subset of coordinates)."""
         x = _check_x(x, model)
         n, d = x.shape
         yl = _check_y(y, n)

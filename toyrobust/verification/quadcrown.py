@@ -1,0 +1,346 @@
+"""Quad-CROWN: CROWN with quadratic relaxations of the first hidden layer, minimised exactly over an L2 ball.
+
+CROWN (:mod:`.bounds`) and alpha-CROWN (:mod:`.alpha`) bound ``sign * m(x0 + delta)`` over ``||delta||_2 <= eps``
+by one *linear* relaxation per unstable ReLU. On a wide first layer that is loose by construction: at the
+minimiser every unstable neuron sits on its upper chord at the same input, near the centre of its range, which no
+input can do (in D = 500 a direction of length eps moves each ``w_i . delta`` by about ``eps ||w_i|| / sqrt(D)``,
+not ``eps ||w_i||``). On the cross-check's 500-1000-1000-1 spheres network the bound stays about 35 below the
+margins sampled in the balls, whatever the slopes.
+
+Here the first hidden layer's upper relaxations are *quadratic*. With the rows of the later layers
+back-substituted by CROWN (lower slopes ``alpha`` in [0, 1], upper chords), the margin is bounded below by
+``K + sum_i nu_i relu(z_i)``, ``z = c + W delta`` (``c = W x0 + b``; only the perturbed coordinates' columns of
+``W``). For ``nu_i >= 0`` the lower relaxation ``alpha_i z <= relu(z)`` stays; for ``nu_i < 0`` (an upper bound on
+``relu`` is needed) ``relu(z) <= U_i(z)`` with the convex combination, weight ``theta_i`` in [0, 1], of
+
+* ``s (z - l) - rho (z - l)(u - z)``, ``s = u / (u - l)``, ``0 <= rho <= min(u, -l) / (u - l)^2``: the chord
+  minus a parabola, above relu on ``[l, u]`` (it is 0 and u at the ends, where its slopes are >= 0 and <= 1);
+* ``A z^2 + B z + max(B^2, (B - 1)^2) / (4 A)``, ``A > 0``, ``0 <= B <= 1``: above relu on all of R (its
+  discriminants against 0 and against z are <= 0); with ``B = 1/2``, ``A = 1 / (4 tau)`` it is
+  ``relu(z) + (|z| - tau)^2 / (4 tau)``, tangent at ``|z| = tau``.
+
+The bound is then ``K' + g . t - sum_i h_i t_i^2`` in ``t = W delta`` with ``h >= 0``: a concave quadratic
+``g' . delta - delta^T H delta``, ``H = W^T diag(h) W``, whose minimum over the ball is a trust-region subproblem,
+solved exactly (eigendecomposition of H and the secular equation). The coupling lives in H: the neurons share
+``delta``, so ``sum_i h_i t_i^2 <= eps^2 lambda_max(H)``, not ``eps^2 sum_i h_i ||w_i||^2``. This is the
+Lagrangian form of the moment (Shor) relaxation of the first layer (:mod:`.moments` builds it as a semidefinite
+cone for the small dimensions of the branch and bound); here it scales to D = 500, one eigendecomposition at a
+time. Chiu et al. (2025, SDP-CROWN) add such l2 coupling to bound propagation with one scalar per layer; the
+quadratic relaxations here are per neuron and the ball is handled exactly.
+
+**Optimisation.** Every parameter (``alpha`` of every hidden layer, and ``theta, rho, A, B`` of the first layer's
+neurons) is chosen per point by projected Adam ascent of the bound at the subproblem's minimiser (Danskin: the
+gradient of a minimum over a fixed set is the objective's gradient at the minimiser), started from CROWN's slopes
+and tangency at each neuron's centre (``tau = |c_i|``). Between steps the minimiser is followed by the fixed-point
+iteration ``delta <- -eps grad / ||grad||`` (each step decreases a concave objective on the sphere); only the
+final certificate decomposes H.
+
+**Soundness.** Every relaxation above holds for any parameters in their ranges; the final parameters are made
+finite and clamped into them (``rho`` and the constant of the second family carry a relative ``1e-12`` of room for
+their rounding), with valid pre-activation bounds (CROWN's, unchanged). The subproblem's value is bounded below by
+weak duality: for ``lambda > lambda_max(H)``, ``min_{||d|| <= eps} g.d - d^T H d >= Q(d) - ||r||^2 / (4 (lambda -
+lambda_max(H)))`` for *any* d, with ``Q(d) = g.d + d^T (lambda I - H) d - lambda eps^2`` and ``r = grad Q(d)``
+evaluated with H itself (not its eigenvectors), and ``lambda_max(H)`` taken as the computed one plus the
+eigensolver's backward error ``8 m 2^-52 max|eig|``. All of it runs in float64 (as CROWN does for
+:func:`~toyrobust.verify`); a relative ``1e-9`` of the terms' magnitude is subtracted for the rounding of the sums.
+
+References:
+    H.-M. Chiu, H. Chen, H. Zhang, R. Y. Zhang, "SDP-CROWN: efficient bound propagation for neural network
+    verification with tightness of semidefinite programming", ICML 2025.
+    A. Raghunathan, J. Steinhardt, P. Liang, "Semidefinite relaxations for certifying robustness to adversarial
+    examples", NeurIPS 2018.
+    H. Zhang, T.-W. Weng, P.-Y. Chen, C.-J. Hsieh, L. Daniel, "Efficient neural network robustness certification
+    with general activation functions" (CROWN), NeurIPS 2018.
+    J. J. More, D. C. Sorensen, "Computing a trust region step", SIAM J. Sci. Stat. Comput. 4(3), 1983.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .bounds import InputBall, LayerBounds
+from .network import ReluNetwork
+
+__all__ = ["QuadCrownOptions", "QuadCrownResult", "quad_crown_margin", "quad_options", "trust_region_lower"]
+
+
+@dataclass(frozen=True)
+class QuadCrownOptions:
+    """Settings of Quad-CROWN.
+
+    Attributes:
+        iterations: Adam steps at most per point (0: the starting parameters only).
+        lr: Adam's step size (on ``alpha``, ``theta``, ``rho`` / its maximum and ``B`` in [0, 1]; on ``log tau``).
+        time_limit: seconds for one call (all points); checked before each point.
+        max_dim: the most perturbed coordinates (H is max_dim x max_dim and decomposed once per point).
+    """
+
+    iterations: int = 40
+    lr: float = 0.1
+    time_limit: float = 120.0
+    max_dim: int = 2048
+
+
+def quad_options(value: Any) -> QuadCrownOptions | None:
+    """:func:`~toyrobust.verify`'s ``quad_crown``: True (defaults), False or None (off), a dict of
+    :class:`QuadCrownOptions` fields, or a :class:`QuadCrownOptions`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return QuadCrownOptions()
+    if isinstance(value, QuadCrownOptions):
+        opts = value
+    elif isinstance(value, dict):
+        unknown = set(value) - {"iterations", "lr", "time_limit", "max_dim"}
+        if unknown:
+            raise ValueError(f"quad_crown: unknown options {sorted(unknown)}; allowed: iterations, lr, time_limit, "
+                             f"max_dim")
+        opts = QuadCrownOptions(**value)
+    else:
+        raise TypeError(f"quad_crown must be True, False, None, a dict or QuadCrownOptions, got {value!r}")
+    for name in ("iterations", "max_dim"):
+        v = getattr(opts, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"quad_crown {name} must be an int >= 0, got {v!r}")
+    if not (isinstance(opts.lr, (int, float)) and math.isfinite(opts.lr) and opts.lr > 0):
+        raise ValueError(f"quad_crown lr must be a finite number > 0, got {opts.lr!r}")
+    if not (isinstance(opts.time_limit, (int, float)) and opts.time_limit >= 0):
+        raise ValueError(f"quad_crown time_limit must be a number >= 0, got {opts.time_limit!r}")
+    return opts
+
+
+@dataclass
+class QuadCrownResult:
+    """What :func:`quad_crown_margin` returns.
+
+    Attributes:
+        lower: (N,) float64 proven lower bounds on ``sign * margin`` (-inf where the point was not reached).
+        x_min: (N, d) float64 the subproblems' minimisers ``x0 + delta`` (candidate counterexamples; ``x0`` where
+            none).
+        iterations: Adam steps taken over all points; seconds: wall time of the call.
+    """
+
+    lower: torch.Tensor
+    x_min: torch.Tensor
+    iterations: int
+    seconds: float
+
+
+def trust_region_lower(g: torch.Tensor, H: torch.Tensor, eps: float) -> tuple[float, torch.Tensor]:
+    """A proven lower bound on ``min {g . d - d^T H d : ||d||_2 <= eps}`` and a minimiser (the module docstring).
+
+    Args:
+        g: (m,) float64; H: (m, m) float64 symmetric positive semidefinite; eps: the radius (>= 0).
+
+    Returns:
+        ``(bound, d)``: the weak-duality bound at the secular equation's root (More & Sorensen 1983) and the
+        point d (m,) on the sphere (inside it in the hard case).
+    """
+    m = g.shape[0]
+    a, V = torch.linalg.eigh(H)
+    a_max = float(a[-1])
+    err = 8 * m * 2.0 ** -52 * float(a.abs().max()) + 1e-300  # eigh's backward error moves eigenvalues this much
+    gh = V.T @ g
+    gap = a_max - a  # >= 0
+
+    def norm_at(s: float) -> float:
+        return float(torch.linalg.vector_norm(gh / (2 * (gap + s))))
+
+    lo = 2 * err + 1e-12 * (abs(a_max) + 1e-300)
+    hi = lo + float(torch.linalg.vector_norm(g)) / (2 * eps) if eps > 0 else lo
+    if eps > 0 and norm_at(lo) > eps:
+        for _ in range(80):  # bisection in log scale: ||d(s)|| decreases in s
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if norm_at(mid) > eps else (lo, mid)
+        s = hi
+    else:
+        s = lo
+    lam = a_max + s
+    d = -(V @ (gh / (2 * (gap + s))))
+    Md = lam * d - H @ d
+    q = float(g @ d + d @ Md) - lam * eps ** 2
+    r = g + 2 * Md
+    bound = q - float(r @ r) / (4 * (lam - a_max - err))
+    return bound, d
+
+
+@dataclass
+class _Point:
+    """One point's data (float64): per hidden layer the bounds ``lo``/``up``; the first layer's centre ``c`` and
+    weights on the perturbed coordinates ``w0m``; the row ``lam`` and constant ``cl`` of ``sign * margin``."""
+
+    lo: list[torch.Tensor]
+    up: list[torch.Tensor]
+    c: torch.Tensor
+    w0m: torch.Tensor
+    lam: torch.Tensor
+    cl: torch.Tensor
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+
+
+def _start(pt: _Point) -> list[torch.Tensor]:
+    """CROWN's lower slopes per hidden layer, then the first layer's ``theta = 0``, ``rho = 1`` (of its maximum),
+    ``log tau = log |c|`` (tangent at the centre) and ``B = 1/2``."""
+    alphas = [(u >= -lo).to(torch.float64) for lo, u in zip(pt.lo, pt.up)]
+    n0 = pt.c.shape[0]
+    tau = torch.maximum(pt.c.abs(), 1e-3 * (pt.up[0] - pt.lo[0]) + 1e-12)
+    one = torch.ones(n0, dtype=torch.float64, device=pt.c.device)
+    return alphas + [0 * one, one.clone(), torch.log(tau), 0.5 * one]
+
+
+def _project(params: list[torch.Tensor]) -> None:
+    """Clamp every parameter into its range in place (NaN to the range's start)."""
+    *alphas, th, r, lt, bb = params
+    for p in [*alphas, th, r, bb]:
+        p.copy_(torch.nan_to_num(p, nan=0.0).clamp(0.0, 1.0))
+    lt.copy_(torch.nan_to_num(lt, nan=0.0).clamp(-60.0, 60.0))
+
+
+def _pieces(pt: _Point, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                               torch.Tensor]:
+    """The bound ``K + g . t - sum h t^2`` in ``t = W0m delta`` (module docstring): ``(K, g, h, mag)``, ``mag``
+    the magnitude of the terms summed (for the rounding allowance). Differentiable in ``params``."""
+    *alphas, th, r, lt, bb = params
+    B, k, mag = pt.lam, pt.cl, pt.cl.abs()
+    for j in range(len(pt.lo) - 1, 0, -1):  # the later layers: CROWN's linear relaxations
+        lo, up = pt.lo[j], pt.up[j]
+        unst = (lo < 0) & (up > 0)
+        s = torch.where(unst, up / torch.where(unst, up - lo, torch.ones_like(up)), (lo >= 0).to(up.dtype))
+        a = torch.where(unst, alphas[j], (lo >= 0).to(up.dtype))
+        shift = torch.where(unst & (B < 0), -B * s * lo, torch.zeros_like(B))
+        A = B * torch.where(B >= 0, a, s)
+        k = k + shift.sum() + A @ pt.biases[j]
+        mag = mag + shift.abs().sum() + (A * pt.biases[j]).abs().sum()
+        B = A @ pt.weights[j]
+    nu, lo, up, c = B, pt.lo[0], pt.up[0], pt.c
+    unst = (lo < 0) & (up > 0)
+    upper = unst & (nu < 0)
+    width = torch.where(unst, up - lo, torch.ones_like(up))
+    s = torch.where(unst, up / width, torch.zeros_like(up))
+    rho = torch.minimum(up, -lo).clamp_min(0) / width ** 2 * r * (1 - 1e-12)
+    qa = torch.exp(-lt) / 4
+    qc = torch.maximum(bb ** 2, (bb - 1) ** 2) / (4 * qa) * (1 + 1e-12)
+    # U(z) = q2 z^2 + q1 z + q0 on the upper neurons; -(z - l)(u - z) = z^2 - (u + l) z + u l
+    q2 = th * rho + (1 - th) * qa
+    q1 = th * (s - rho * (up + lo)) + (1 - th) * bb
+    q0 = th * (-s * lo + rho * up * lo) + (1 - th) * qc
+    lin = torch.where(lo >= 0, torch.ones_like(lo), torch.where(unst, alphas[0], torch.zeros_like(lo)))
+    # in t = z - c: U = q2 t^2 + (2 q2 c + q1) t + (q2 c^2 + q1 c + q0)
+    g = torch.where(upper, nu * (2 * q2 * c + q1), nu * lin)
+    const = torch.where(upper, nu * (q2 * c ** 2 + q1 * c + q0), nu * lin * c)
+    h = torch.where(upper, -nu * q2, torch.zeros_like(nu))
+    mag = mag + const.abs().sum() + (nu.abs() * (q2 * c ** 2 + q1.abs() * c.abs() + q0.abs())).sum()
+    return k + const.sum(), g, h, mag
+
+
+def _follow(pt: _Point, g: torch.Tensor, h: torch.Tensor, d: torch.Tensor, eps: float,
+            steps: int = 10) -> torch.Tensor:
+    """A few fixed-point steps ``d <- -eps grad / ||grad||`` of the concave ``g . Wd - sum h (Wd)^2`` on the
+    sphere (each one decreases it), from d."""
+    W = pt.w0m
+    for _ in range(steps):
+        grad = W.T @ (g - 2 * h * (W @ d))
+        n = float(torch.linalg.vector_norm(grad))
+        if n == 0.0:
+            break
+        d = -eps * grad / n
+    return d
+
+
+def _certify(pt: _Point, params: list[torch.Tensor], eps: float) -> tuple[float, torch.Tensor]:
+    """The proven lower bound at ``params`` (projected first) and the subproblem's minimiser delta."""
+    with torch.no_grad():
+        params = [p.detach().clone() for p in params]
+        _project(params)
+        k, g, h, mag = _pieces(pt, params)
+        W = pt.w0m
+        val, d = trust_region_lower(W.T @ g, W.T @ (h[:, None] * W), eps)
+        slack = 1e-9 * (float(mag) + eps * float(torch.linalg.vector_norm(W.T @ g)) + abs(val))
+        return float(k) + val - slack, d
+
+
+def _optimise_point(pt: _Point, eps: float, target: float, opts: QuadCrownOptions,
+                    deadline: float) -> tuple[float, torch.Tensor, int]:
+    """Projected Adam ascent of one point's bound (module docstring); returns ``(bound, delta, steps)``: the best
+    certified bound, at the start, when the followed value first passes ``target`` (then every 10 steps while the
+    certificate stays below it: the followed minimiser is not exact), and at the end."""
+    params = _start(pt)
+    bound, d = _certify(pt, params, eps)
+    if bound > target or opts.iterations == 0:
+        return bound, d, 0
+    best, best_val, steps, next_check = params, -math.inf, 0, 0
+    adam = torch.optim.Adam(params, lr=opts.lr)
+    for steps in range(1, opts.iterations + 1):
+        if time.perf_counter() > deadline:
+            break
+        for p in params:
+            p.requires_grad_(True)
+        k, g, h, _ = _pieces(pt, params)
+        with torch.no_grad():
+            d = _follow(pt, g, h, d, eps)
+        t = pt.w0m @ d
+        val = k + g @ t - (h * t * t).sum()
+        if float(val.detach()) > best_val:
+            best_val, best = float(val.detach()), [p.detach().clone() for p in params]
+        if best_val > target and steps >= next_check:
+            got, d_got = _certify(pt, best, eps)
+            if got > bound:
+                bound, d = got, d_got
+            if bound > target:
+                return bound, d, steps
+            next_check = steps + 10
+        adam.zero_grad()
+        (-val).backward()
+        adam.step()
+        with torch.no_grad():
+            _project(params)
+    got, d_got = _certify(pt, best, eps)
+    return (got, d_got, steps) if got > bound else (bound, d, steps)
+
+
+def quad_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, sign: torch.Tensor,
+                      target: torch.Tensor, options: QuadCrownOptions | None = None) -> QuadCrownResult:
+    """Proven lower bounds on ``sign_i * margin`` over L2 balls by Quad-CROWN (module docstring), per point.
+
+    Args:
+        net: the network (at least one hidden layer).
+        ball: N L2 balls (``p = 2``) with at most ``options.max_dim`` perturbed coordinates.
+        bounds: sound pre-activation bounds of the hidden layers over the same balls (CROWN's).
+        sign: (N,) signs +-1; target: (N,) a point stops optimising once its bound exceeds its target.
+        options: :class:`QuadCrownOptions` (defaults when None).
+
+    Returns:
+        :class:`QuadCrownResult` (points not reached before the time limit keep ``-inf`` and ``x0``).
+    """
+    opts = options or QuadCrownOptions()
+    t0 = time.perf_counter()
+    n, k = ball.x0.shape[0], len(net.weights) - 1
+    if ball.p != 2 or k == 0:
+        raise ValueError(f"Quad-CROWN needs an L2 ball and a hidden layer, got p={ball.p} and {k} hidden layers")
+    lower = torch.full((n,), -math.inf, dtype=torch.float64)
+    x_min = ball.x0.detach().to("cpu", torch.float64).clone()
+    mask = ball.mask.to(net.device)
+    if int(mask.sum()) > opts.max_dim:
+        return QuadCrownResult(lower, x_min, 0, time.perf_counter() - t0)
+    w0m = net.weights[0][:, mask]
+    c_all = ball.x0.to(net.device, torch.float64) @ net.weights[0].T + net.biases[0]
+    deadline = t0 + opts.time_limit
+    total = 0
+    for i in range(n):
+        if time.perf_counter() > deadline:
+            break
+        eps = float(ball.eps[i, 0]) if isinstance(ball.eps, torch.Tensor) else float(ball.eps)
+        sg = float(sign[i])
+        pt = _Point([t[i] for t in bounds.lower[:-1]], [t[i] for t in bounds.upper[:-1]], c_all[i], w0m,
+                    sg * net.weights[-1][0], sg * net.biases[-1][0], net.weights, net.biases)
+        val, d, steps = _optimise_point(pt, eps, float(target[i]), opts, deadline)
+        total += steps
+        lower[i] = val
+        x_min[i, mask.cpu()] += d.cpu()
+    return QuadCrownResult(lower, x_min, total, time.perf_counter() - t0)
