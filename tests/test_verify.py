@@ -411,7 +411,7 @@ def test_l2_bounds_only_is_a_certificate_and_large_networks_skip_the_milp():
         y = torch.where(net(x)[:, 0] >= 0, 1, -1)
     res = verify(net, x, y, tr.L2(0.5), method="bounds")
     assert res.stats["milp_calls"] == 0 and res.stats["bab_nodes"] == 0
-    assert set(res.decided_by) <= {"ibp", "crown", "alpha-crown", "pgd", "incomplete"}
+    assert set(res.decided_by) <= {"ibp", "crown", "alpha-crown", "quad-crown", "pgd", "incomplete"}
     complete = verify(net, x, y, tr.L2(0.5))  # branch and bound decides the rest (tests/test_verify_l2.py)
     assert complete.counts()["unknown"] == 0
     assert not bool((res.robust & complete.vulnerable).any()) and not bool((res.vulnerable & complete.robust).any())

@@ -321,7 +321,8 @@ def test_time_limit_leaves_points_unknown_never_wrong(net2d):
     net, x, y, ref = net2d
     eps = float(np.median(ref))
     quick = verify(net, x, y, tr.L2(eps), time_limit=1e-4, pgd_steps=0)
-    assert set(quick.decided_by) <= {"clean", "ibp", "crown", "alpha-crown", "bab", "timeout", "node-limit"}
+    assert set(quick.decided_by) <= {"clean", "ibp", "crown", "alpha-crown", "quad-crown", "bab", "timeout",
+                                     "node-limit"}
     wrong = (quick.robust.numpy() & (ref <= eps * (1 - 1e-4))) | (quick.vulnerable.numpy() & (ref > eps * (1 + 1e-4)))
     assert not wrong.any()
 
