@@ -444,15 +444,18 @@ _BRACKET_N = 1000
 #: points may stay undecided (printed with a bracket left open). Measured (benchmarks/README.md, "spheres ReLU MLP
 #: rows"; 2 cores): at D = 20 the L2 branch and bound decides every point at 0.05 (20000 points in 37 s) and all but
 #: 1% at 0.2 with 30 s a point (297 of 300 in 152 s, with the first layer's moment rows), which is too long for the
-#: quick run; at D = 500 only the bounds run (CROWN per point, alpha-CROWN on what it leaves open)
+#: quick run; at D = 500 only the bounds run (CROWN per point, alpha-CROWN then Quad-CROWN on what it leaves open:
+#: 857 of 1000 points decided at 0.05 in 151 s, 999 of 1000 at 0.2)
 _SPHERE_LEFT_OPEN = ("the L2 branch and bound leaves 1% of the points open at 30 s a point (measured: 3 of 300, seed "
                      "170, the same 3 at 60 s a point, their bounds then -0.08 to -0.17; PGD finds no counterexample "
                      "for them). The first layer's moment rows decide 2 of the 5 that single-neuron relaxations left "
                      "open, and the point that stayed open after 600 s at the root")
-_SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: on this network every single-neuron relaxation (CROWN, "
-                       "alpha-CROWN, the LP triangle) stays about 35 below the margins sampled in the balls "
-                       "(measured: benchmarks/README.md, alpha-CROWN), and the L2 branch and bound cannot split its "
-                       "~500 unstable neurons per layer in time")
+_SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: CROWN, alpha-CROWN, then Quad-CROWN (quadratic relaxations of the "
+                       "first layer minimised exactly over the ball), which decides 86% of the points at L2 0.05 where "
+                       "every single-neuron relaxation left 52% open about 35 below the sampled margins (measured: "
+                       "benchmarks/README.md, Quad-CROWN); the open points' bounds end between -1.1 and 0, most of "
+                       "that gap in the second layer's chords, and the L2 branch and bound cannot split ~500 unstable "
+                       "neurons per layer in time")
 _SPHERE_MLP_ROWS: dict[tuple[str, float, bool], tuple[int | None, dict[str, Any], str | None]] = {
     ("D=20", 0.05, True): (5000, {"time_limit": 30.0}, None),
     ("D=20", 0.05, False): (None, {"time_limit": 30.0}, None),

@@ -213,7 +213,7 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             ``time_limit`` (seconds for all points together) and ``dtype`` (of the sound recomputation).
         quad_crown: the Quad-CROWN stage (:mod:`~toyrobust.verification.quadcrown`; ReLU networks, L2 balls; sound
             with any settings): True (defaults of :class:`~toyrobust.verification.quadcrown.QuadCrownOptions`: 40
-            Adam steps per point, step size 0.1, a 120 s budget per call, at most 2048 perturbed coordinates),
+            Adam steps per point, step size 0.1, at most 5 s per point, at most 2048 perturbed coordinates),
             False or None (off), or a dict with those fields (``iterations``, ``lr``, ``time_limit``,
             ``max_dim``).
         progress: a tqdm bar on stderr over the points that reach the MILP or the branch and bound (seconds to
