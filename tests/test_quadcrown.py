@@ -120,14 +120,16 @@ def test_the_bound_is_sound_for_its_parameters_and_for_random_ones(sizes, neg_ou
         assert float(out.lower[i]) <= ref + 1e-9
         crown_i = float(cb.lower[-1][i, 0])
         gains.append(float(out.lower[i]) - crown_i)
-        pt = qc._Point([t[i] for t in cb.lower[:-1]], [t[i] for t in cb.upper[:-1]],
-                       x0[i] @ rn.weights[0].T + rn.biases[0], rn.weights[0][:, mask],
-                       float(sign[i]) * rn.weights[-1][0], float(sign[i]) * rn.biases[-1][0], rn.weights, rn.biases)
-        for _ in range(5):
-            params = [torch.rand(p.shape, generator=g_, dtype=torch.float64) for p in qc._start(pt)]
-            params[-2] = 6 * params[-2] - 3  # log tau in [-3, 3]
-            bound, _ = qc._certify(pt, params, eps)
-            assert bound <= ref + 1e-9
+    # random parameters in their ranges, all balls at once: each certificate is a valid bound
+    bt = qc._Batch(cb.lower[:-1], cb.upper[:-1], x0 @ rn.weights[0].T + rn.biases[0], sign[:, None] * rn.weights[-1][0],
+                   sign * rn.biases[-1][0], torch.full((4,), eps, dtype=torch.float64), rn.weights[0][:, mask],
+                   rn.weights, rn.biases)
+    refs = torch.tensor([_min_sampled(net, x0[i], eps, mask.double(), float(sign[i])) for i in range(4)])
+    for _ in range(5):
+        params = [torch.rand(p.shape, generator=g_, dtype=torch.float64) for p in qc._start(bt)]
+        params[-2] = 6 * params[-2] - 3  # log tau in [-3, 3]
+        bound, _ = qc._certify(bt, params, chunk=2)
+        assert bool((bound <= refs + 1e-9).all())
     if neg_out:  # sign +1 is the case the quadratic relaxations are for (every upper relaxation): above CROWN
         assert min(gains[0], gains[2]) > 0.1, gains
 

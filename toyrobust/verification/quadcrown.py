@@ -122,7 +122,7 @@ class QuadCrownResult:
         lower: (N,) float64 proven lower bounds on ``sign * margin``.
         x_min: (N, d) float64 the subproblems' minimisers ``x0 + delta`` (candidate counterexamples; ``x0`` where
             none).
-        iterations: Adam steps taken over all points; seconds: wall time of the call.
+        iterations: Adam steps taken, summed over the points; seconds: wall time of the call.
     """
 
     lower: torch.Tensor
@@ -141,56 +141,67 @@ def trust_region_lower(g: torch.Tensor, H: torch.Tensor, eps: float) -> tuple[fl
         ``(bound, d)``: the weak-duality bound at the secular equation's root (More & Sorensen 1983) and the
         point d (m,) on the sphere (inside it in the hard case).
     """
-    m = g.shape[0]
+    eps_t = torch.tensor([float(eps)], dtype=torch.float64, device=g.device)
+    bound, d = _trust_region_batch(g[None], H[None], eps_t)
+    return float(bound[0]), d[0]
+
+
+def _trust_region_batch(g: torch.Tensor, H: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`trust_region_lower` for a batch: g (B, m), H (B, m, m), eps (B,); returns bounds (B,) and d (B, m)."""
+    m = g.shape[1]
     a, V = torch.linalg.eigh(H)
-    a_max = float(a[-1])
-    err = 8 * m * 2.0 ** -52 * float(a.abs().max()) + 1e-300  # eigh's backward error moves eigenvalues this much
-    gh = V.T @ g
-    gap = a_max - a  # >= 0
+    a_max = a[:, -1]
+    err = 8 * m * 2.0 ** -52 * a.abs().amax(1) + 1e-300  # eigh's backward error moves eigenvalues this much
+    gh = (V.transpose(1, 2) @ g[:, :, None])[:, :, 0]
+    gap = a_max[:, None] - a  # >= 0
 
-    def norm_at(s: float) -> float:
-        return float(torch.linalg.vector_norm(gh / (2 * (gap + s))))
+    def norm_at(s: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(gh / (2 * (gap + s[:, None])), dim=1)
 
-    lo = 2 * err + 1e-12 * (abs(a_max) + 1e-300)
-    hi = lo + float(torch.linalg.vector_norm(g)) / (2 * eps) if eps > 0 else lo
-    if eps > 0 and norm_at(lo) > eps:
-        for _ in range(80):  # bisection in log scale: ||d(s)|| decreases in s
-            mid = math.sqrt(lo * hi)
-            lo, hi = (mid, hi) if norm_at(mid) > eps else (lo, mid)
-        s = hi
-    else:
-        s = lo
+    lo = 2 * err + 1e-12 * a_max.abs() + 1e-300
+    hi = lo + torch.linalg.vector_norm(g, dim=1) / (2 * eps.clamp_min(1e-300))
+    inside = norm_at(lo) <= eps  # the hard case (or eps = 0): lambda at lambda_max
+    for _ in range(80):  # bisection in log scale: ||d(s)|| decreases in s
+        mid = torch.sqrt(lo * hi)
+        far = norm_at(mid) > eps
+        lo, hi = torch.where(far, mid, lo), torch.where(far, hi, mid)
+    s = torch.where(inside, 2 * err + 1e-12 * a_max.abs() + 1e-300, hi)
     lam = a_max + s
-    d = -(V @ (gh / (2 * (gap + s))))
-    Md = lam * d - H @ d
-    q = float(g @ d + d @ Md) - lam * eps ** 2
+    d = -(V @ (gh / (2 * (gap + s[:, None])))[:, :, None])[:, :, 0]
+    Md = lam[:, None] * d - (H @ d[:, :, None])[:, :, 0]
+    q = (g * d).sum(1) + (d * Md).sum(1) - lam * eps ** 2
     r = g + 2 * Md
-    bound = q - float(r @ r) / (4 * (lam - a_max - err))
-    return bound, d
+    return q - (r * r).sum(1) / (4 * (lam - a_max - err)), d
 
 
 @dataclass
-class _Point:
-    """One point's data (float64): per hidden layer the bounds ``lo``/``up``; the first layer's centre ``c`` and
-    weights on the perturbed coordinates ``w0m``; the row ``lam`` and constant ``cl`` of ``sign * margin``."""
+class _Batch:
+    """B points' data (float64): per hidden layer the bounds ``lo``/``up`` (B, n_j); the first layer's centres
+    ``c`` (B, n_0); the rows ``lam`` (B, n_{L-1}) and constants ``cl`` (B,) of ``sign * margin``; the radii
+    ``eps`` (B,); shared: the first layer's weights on the perturbed coordinates ``w0m`` (n_0, m), the weights and
+    biases."""
 
     lo: list[torch.Tensor]
     up: list[torch.Tensor]
     c: torch.Tensor
-    w0m: torch.Tensor
     lam: torch.Tensor
     cl: torch.Tensor
+    eps: torch.Tensor
+    w0m: torch.Tensor
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
 
+    def take(self, rows: torch.Tensor) -> _Batch:
+        return _Batch([t[rows] for t in self.lo], [t[rows] for t in self.up], self.c[rows], self.lam[rows],
+                      self.cl[rows], self.eps[rows], self.w0m, self.weights, self.biases)
 
-def _start(pt: _Point) -> list[torch.Tensor]:
+
+def _start(bt: _Batch) -> list[torch.Tensor]:
     """CROWN's lower slopes per hidden layer, then the first layer's ``theta = 0``, ``rho = 1`` (of its maximum),
-    ``log tau = log |c|`` (tangent at the centre) and ``B = 1/2``."""
-    alphas = [(u >= -lo).to(torch.float64) for lo, u in zip(pt.lo, pt.up)]
-    n0 = pt.c.shape[0]
-    tau = torch.maximum(pt.c.abs(), 1e-3 * (pt.up[0] - pt.lo[0]) + 1e-12)
-    one = torch.ones(n0, dtype=torch.float64, device=pt.c.device)
+    ``log tau = log |c|`` (tangent at the centre) and ``B = 1/2``, each (B, n_j)."""
+    alphas = [(u >= -lo).to(torch.float64) for lo, u in zip(bt.lo, bt.up)]
+    tau = torch.maximum(bt.c.abs(), 1e-3 * (bt.up[0] - bt.lo[0]) + 1e-12)
+    one = torch.ones_like(bt.c)
     return alphas + [0 * one, one.clone(), torch.log(tau), 0.5 * one]
 
 
@@ -202,23 +213,24 @@ def _project(params: list[torch.Tensor]) -> None:
     lt.copy_(torch.nan_to_num(lt, nan=0.0).clamp(-60.0, 60.0))
 
 
-def _pieces(pt: _Point, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+def _pieces(bt: _Batch, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                torch.Tensor]:
-    """The bound ``K + g . t - sum h t^2`` in ``t = W0m delta`` (module docstring): ``(K, g, h, mag)``, ``mag``
-    the magnitude of the terms summed (for the rounding allowance). Differentiable in ``params``."""
+    """The bound ``K + g . t - sum h t^2`` in ``t = W0m delta`` (module docstring): ``(K, g, h, mag)``, (B,),
+    (B, n_0), (B, n_0), (B,), ``mag`` the magnitude of the terms summed (for the rounding allowance).
+    Differentiable in ``params``."""
     *alphas, th, r, lt, bb = params
-    B, k, mag = pt.lam, pt.cl, pt.cl.abs()
-    for j in range(len(pt.lo) - 1, 0, -1):  # the later layers: CROWN's linear relaxations
-        lo, up = pt.lo[j], pt.up[j]
+    B, k, mag = bt.lam, bt.cl, bt.cl.abs()
+    for j in range(len(bt.lo) - 1, 0, -1):  # the later layers: CROWN's linear relaxations
+        lo, up = bt.lo[j], bt.up[j]
         unst = (lo < 0) & (up > 0)
         s = torch.where(unst, up / torch.where(unst, up - lo, torch.ones_like(up)), (lo >= 0).to(up.dtype))
         a = torch.where(unst, alphas[j], (lo >= 0).to(up.dtype))
         shift = torch.where(unst & (B < 0), -B * s * lo, torch.zeros_like(B))
         A = B * torch.where(B >= 0, a, s)
-        k = k + shift.sum() + A @ pt.biases[j]
-        mag = mag + shift.abs().sum() + (A * pt.biases[j]).abs().sum()
-        B = A @ pt.weights[j]
-    nu, lo, up, c = B, pt.lo[0], pt.up[0], pt.c
+        k = k + shift.sum(1) + A @ bt.biases[j]
+        mag = mag + shift.abs().sum(1) + (A * bt.biases[j]).abs().sum(1)
+        B = A @ bt.weights[j]
+    nu, lo, up, c = B, bt.lo[0], bt.up[0], bt.c
     unst = (lo < 0) & (up > 0)
     upper = unst & (nu < 0)
     width = torch.where(unst, up - lo, torch.ones_like(up))
@@ -235,78 +247,124 @@ def _pieces(pt: _Point, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch
     g = torch.where(upper, nu * (2 * q2 * c + q1), nu * lin)
     const = torch.where(upper, nu * (q2 * c ** 2 + q1 * c + q0), nu * lin * c)
     h = torch.where(upper, -nu * q2, torch.zeros_like(nu))
-    mag = mag + const.abs().sum() + (nu.abs() * (q2 * c ** 2 + q1.abs() * c.abs() + q0.abs())).sum()
-    return k + const.sum(), g, h, mag
+    mag = mag + (nu.abs() * (q2 * c ** 2 + q1.abs() * c.abs() + q0.abs() + lin * c.abs())).sum(1)
+    return k + const.sum(1), g, h, mag
 
 
-def _follow(pt: _Point, g: torch.Tensor, h: torch.Tensor, d: torch.Tensor, eps: float,
-            steps: int = 10) -> torch.Tensor:
+def _follow(bt: _Batch, g: torch.Tensor, h: torch.Tensor, d: torch.Tensor, steps: int = 10) -> torch.Tensor:
     """A few fixed-point steps ``d <- -eps grad / ||grad||`` of the concave ``g . Wd - sum h (Wd)^2`` on the
-    sphere (each one decreases it), from d."""
-    W = pt.w0m
+    sphere (each one decreases it), from d (B, m)."""
+    W = bt.w0m
     for _ in range(steps):
-        grad = W.T @ (g - 2 * h * (W @ d))
-        n = float(torch.linalg.vector_norm(grad))
-        if n == 0.0:
-            break
-        d = -eps * grad / n
+        grad = (g - 2 * h * (d @ W.T)) @ W
+        n = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+        d = torch.where(n > 0, -bt.eps[:, None] * grad / n.clamp_min(1e-300), d)
     return d
 
 
-def _certify(pt: _Point, params: list[torch.Tensor], eps: float) -> tuple[float, torch.Tensor]:
-    """The proven lower bound at ``params`` (projected first) and the subproblem's minimiser delta."""
+def _certify(bt: _Batch, params: list[torch.Tensor], chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The proven lower bounds (B,) at ``params`` (projected first) and the subproblems' minimisers (B, m); H is
+    formed for ``chunk`` points at a time."""
     with torch.no_grad():
         params = [p.detach().clone() for p in params]
         _project(params)
-        k, g, h, mag = _pieces(pt, params)
-        W = pt.w0m
-        val, d = trust_region_lower(W.T @ g, W.T @ (h[:, None] * W), eps)
-        slack = 1e-9 * (float(mag) + eps * float(torch.linalg.vector_norm(W.T @ g)) + abs(val))
-        return float(k) + val - slack, d
+        k, g, h, mag = _pieces(bt, params)
+        W = bt.w0m
+        gw = g @ W
+        vals, ds = [], []
+        for a in range(0, g.shape[0], chunk):
+            sl = slice(a, a + chunk)
+            H = W.T[None] @ (h[sl, :, None] * W[None])
+            v, d = _trust_region_batch(gw[sl], H, bt.eps[sl])
+            vals.append(v)
+            ds.append(d)
+        val = torch.cat(vals)
+        slack = 1e-9 * (mag + bt.eps * torch.linalg.vector_norm(gw, dim=1) + val.abs())
+        return k + val - slack, torch.cat(ds)
 
 
-def _optimise_point(pt: _Point, eps: float, target: float, opts: QuadCrownOptions,
-                    deadline: float) -> tuple[float, torch.Tensor, int]:
-    """Projected Adam ascent of one point's bound (module docstring); returns ``(bound, delta, steps)``: the best
-    certified bound, at the start, when the followed value first passes ``target`` (then every 10 steps while the
-    certificate stays below it: the followed minimiser is not exact), and at the end."""
-    params = _start(pt)
-    bound, d = _certify(pt, params, eps)
-    if bound > target or opts.iterations == 0:
-        return bound, d, 0
-    best, best_val, steps, next_check = params, -math.inf, 0, 0
-    adam = torch.optim.Adam(params, lr=opts.lr)
-    for steps in range(1, opts.iterations + 1):
-        if time.perf_counter() > deadline:
-            break
-        for p in params:
+class _Adam:
+    """Projected Adam (Kingma & Ba 2015, beta = (0.9, 0.999)) on per-point parameters whose batch shrinks."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
+        self.m1 = [torch.zeros_like(p) for p in params]
+        self.m2 = [torch.zeros_like(p) for p in params]
+        self.lr, self.t = lr, 0
+
+    def step(self, params: list[torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
+        self.t += 1
+        c1, c2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
+        for p, g, m1, m2 in zip(params, grads, self.m1, self.m2):
+            m1.mul_(0.9).add_(g, alpha=0.1)
+            m2.mul_(0.999).addcmul_(g, g, value=0.001)
+            p.add_(self.lr * (m1 / c1) / ((m2 / c2).sqrt() + 1e-8))
+        _project(params)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.m1 = [m[rows] for m in self.m1]
+        self.m2 = [m[rows] for m in self.m2]
+
+
+def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
+              deadline: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Projected Adam ascent of every point's bound (module docstring); returns the best certified bounds (B,),
+    their minimisers (B, m) and the Adam steps taken (summed over the points). A point is certified at the start,
+    when its followed value first passes its target (then every 10 steps while the certificate stays below: the
+    followed minimiser is not exact; it leaves the batch once certified above), and at the end."""
+    chunk = max(1, 2 ** 24 // max(1, bt.w0m.shape[1] ** 2))
+    params = _start(bt)
+    bound, d_best = _certify(bt, params, chunk)
+    live = torch.nonzero(bound <= target).squeeze(1)
+    if opts.iterations == 0 or live.numel() == 0:
+        return bound, d_best, 0
+    sub, cur = bt.take(live), [p[live] for p in params]
+    d, adam = d_best[live], _Adam(cur, opts.lr)
+    best, best_val = [p.clone() for p in cur], torch.full((live.numel(),), -math.inf, dtype=torch.float64)
+    next_check = torch.zeros(live.numel(), dtype=torch.long)
+    steps = work = 0
+    while steps < opts.iterations and live.numel() and time.perf_counter() < deadline:
+        steps += 1
+        work += live.numel()
+        for p in cur:
             p.requires_grad_(True)
-        k, g, h, _ = _pieces(pt, params)
+        k, g, h, _ = _pieces(sub, cur)
         with torch.no_grad():
-            d = _follow(pt, g, h, d, eps)
-        t = pt.w0m @ d
-        val = k + g @ t - (h * t * t).sum()
-        if float(val.detach()) > best_val:
-            best_val, best = float(val.detach()), [p.detach().clone() for p in params]
-        if best_val > target and steps >= next_check:
-            got, d_got = _certify(pt, best, eps)
-            if got > bound:
-                bound, d = got, d_got
-            if bound > target:
-                return bound, d, steps
-            next_check = steps + 10
-        adam.zero_grad()
-        (-val).backward()
-        adam.step()
+            d = _follow(sub, g, h, d)
+        t = d @ sub.w0m.T
+        val = k + (g * t).sum(1) - (h * t * t).sum(1)
+        grads = torch.autograd.grad(val.sum(), cur)
         with torch.no_grad():
-            _project(params)
-    got, d_got = _certify(pt, best, eps)
-    return (got, d_got, steps) if got > bound else (bound, d, steps)
+            better = val > best_val
+            best_val = torch.where(better, val, best_val)
+            best = [torch.where(better[:, None], p, b) for p, b in zip(cur, best)]
+            cur = [p.detach() for p in cur]
+            adam.step(cur, grads)
+            check = (best_val > target[live]) & (next_check <= steps)
+            if bool(check.any()) or steps == opts.iterations:
+                rows = torch.nonzero(check | (steps == opts.iterations)).squeeze(1)
+                got, d_got = _certify(sub.take(rows), [b[rows] for b in best], chunk)
+                up = got > bound[live[rows]]
+                bound[live[rows]] = torch.where(up, got, bound[live[rows]])
+                d_best[live[rows]] = torch.where(up[:, None], d_got, d_best[live[rows]])
+                next_check[rows] = steps + 10
+                keep = bound[live] <= target[live]
+                if not bool(keep.all()):
+                    idx = torch.nonzero(keep).squeeze(1)
+                    live, sub, d, best_val = live[idx], sub.take(idx), d[idx], best_val[idx]
+                    next_check = next_check[idx]
+                    cur, best = [p[idx] for p in cur], [b[idx] for b in best]
+                    adam.keep(idx)
+    if live.numel() and steps < opts.iterations:  # stopped by the deadline: certify what is left
+        got, d_got = _certify(sub, best, chunk)
+        up = got > bound[live]
+        bound[live] = torch.where(up, got, bound[live])
+        d_best[live] = torch.where(up[:, None], d_got, d_best[live])
+    return bound, d_best, work
 
 
 def quad_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, sign: torch.Tensor,
                       target: torch.Tensor, options: QuadCrownOptions | None = None) -> QuadCrownResult:
-    """Proven lower bounds on ``sign_i * margin`` over L2 balls by Quad-CROWN (module docstring), per point.
+    """Proven lower bounds on ``sign_i * margin`` over L2 balls by Quad-CROWN (module docstring), in batches.
 
     Args:
         net: the network (at least one hidden layer).
@@ -326,19 +384,25 @@ def quad_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, si
     lower = torch.full((n,), -math.inf, dtype=torch.float64)
     x_min = ball.x0.detach().to("cpu", torch.float64).clone()
     mask = ball.mask.to(net.device)
-    if not 0 < int(mask.sum()) <= opts.max_dim:  # nothing perturbed (CROWN is exact), or H too large
+    m = int(mask.sum())
+    if not 0 < m <= opts.max_dim:  # nothing perturbed (CROWN is exact), or H too large
         return QuadCrownResult(lower, x_min, 0, time.perf_counter() - t0)
-    w0m = net.weights[0][:, mask]
-    c_all = ball.x0.to(net.device, torch.float64) @ net.weights[0].T + net.biases[0]
+    dev = net.device
+    x0 = ball.x0.to(dev, torch.float64)
+    eps = (ball.eps.reshape(-1).to(dev, torch.float64) if isinstance(ball.eps, torch.Tensor)
+           else torch.full((n,), float(ball.eps), dtype=torch.float64, device=dev))
+    sg = sign.to(dev, torch.float64)
+    full = _Batch([t.to(dev) for t in bounds.lower[:-1]], [t.to(dev) for t in bounds.upper[:-1]],
+                  x0 @ net.weights[0].T + net.biases[0], sg[:, None] * net.weights[-1][0][None],
+                  sg * net.biases[-1][0], eps, net.weights[0][:, mask], net.weights, net.biases)
+    target = target.to(dev, torch.float64)
+    size = max(1, min(256, 2 ** 22 // max(1, max(max(w.shape) for w in net.weights) * 8)))
     total = 0
-    for i in range(n):
-        deadline = time.perf_counter() + opts.time_limit
-        eps = float(ball.eps[i, 0]) if isinstance(ball.eps, torch.Tensor) else float(ball.eps)
-        sg = float(sign[i])
-        pt = _Point([t[i] for t in bounds.lower[:-1]], [t[i] for t in bounds.upper[:-1]], c_all[i], w0m,
-                    sg * net.weights[-1][0], sg * net.biases[-1][0], net.weights, net.biases)
-        val, d, steps = _optimise_point(pt, eps, float(target[i]), opts, deadline)
-        total += steps
-        lower[i] = val
-        x_min[i, mask.cpu()] += d.cpu()
+    for a in range(0, n, size):
+        rows = torch.arange(a, min(n, a + size), device=dev)
+        deadline = time.perf_counter() + opts.time_limit * rows.numel()
+        val, d, work = _optimise(full.take(rows), target[rows], opts, deadline)
+        total += work
+        lower[a:a + rows.numel()] = val.cpu()
+        x_min[a:a + rows.numel(), mask.cpu()] += d.cpu()
     return QuadCrownResult(lower, x_min, total, time.perf_counter() - t0)
