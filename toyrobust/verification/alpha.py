@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -68,23 +68,30 @@ class AlphaCrownOptions:
     dtype: torch.dtype = torch.float64
 
 
-def alpha_options(value: Any) -> AlphaCrownOptions | None:
-    """:func:`~toyrobust.verify`'s ``alpha_crown``: True (defaults), False or None (off), a dict of
-    :class:`AlphaCrownOptions` fields, or an :class:`AlphaCrownOptions`."""
+def stage_options(value: Any, cls: type, name: str) -> Any:
+    """A bound stage's options from :func:`~toyrobust.verify`'s argument ``name``: True (``cls()``), False or None
+    (None: the stage is off), a dict of ``cls``'s fields, or a ``cls``; unknown keys and other types raise."""
     if value is None or value is False:
         return None
     if value is True:
-        return AlphaCrownOptions()
-    if isinstance(value, AlphaCrownOptions):
-        opts = value
-    elif isinstance(value, dict):
-        unknown = set(value) - {"iterations", "lr", "time_limit", "dtype"}
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        allowed = [f.name for f in fields(cls)]
+        unknown = set(value) - set(allowed)
         if unknown:
-            raise ValueError(f"alpha_crown: unknown options {sorted(unknown)}; allowed: iterations, lr, time_limit, "
-                             f"dtype")
-        opts = AlphaCrownOptions(**value)
-    else:
-        raise TypeError(f"alpha_crown must be True, False, None, a dict or AlphaCrownOptions, got {value!r}")
+            raise ValueError(f"{name}: unknown options {sorted(unknown)}; allowed: {', '.join(allowed)}")
+        return cls(**value)
+    raise TypeError(f"{name} must be True, False, None, a dict or {cls.__name__}, got {value!r}")
+
+
+def alpha_options(value: Any) -> AlphaCrownOptions | None:
+    """:func:`~toyrobust.verify`'s ``alpha_crown``: True (defaults), False or None (off), a dict of
+    :class:`AlphaCrownOptions` fields, or an :class:`AlphaCrownOptions`."""
+    opts = stage_options(value, AlphaCrownOptions, "alpha_crown")
+    if opts is None:
+        return None
     it, lr, tl = opts.iterations, opts.lr, opts.time_limit
     if isinstance(it, bool) or not isinstance(it, int) or it < 0:
         raise ValueError(f"alpha_crown iterations must be an int >= 0, got {it!r}")

@@ -63,6 +63,7 @@ from typing import Any
 
 import torch
 
+from .alpha import stage_options
 from .bounds import InputBall, LayerBounds
 from .network import ReluNetwork
 
@@ -89,20 +90,9 @@ class QuadCrownOptions:
 def quad_options(value: Any) -> QuadCrownOptions | None:
     """:func:`~toyrobust.verify`'s ``quad_crown``: True (defaults), False or None (off), a dict of
     :class:`QuadCrownOptions` fields, or a :class:`QuadCrownOptions`."""
-    if value is None or value is False:
+    opts = stage_options(value, QuadCrownOptions, "quad_crown")
+    if opts is None:
         return None
-    if value is True:
-        return QuadCrownOptions()
-    if isinstance(value, QuadCrownOptions):
-        opts = value
-    elif isinstance(value, dict):
-        unknown = set(value) - {"iterations", "lr", "time_limit", "max_dim"}
-        if unknown:
-            raise ValueError(f"quad_crown: unknown options {sorted(unknown)}; allowed: iterations, lr, time_limit, "
-                             f"max_dim")
-        opts = QuadCrownOptions(**value)
-    else:
-        raise TypeError(f"quad_crown must be True, False, None, a dict or QuadCrownOptions, got {value!r}")
     for name in ("iterations", "max_dim"):
         v = getattr(opts, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
