@@ -412,6 +412,9 @@ def test_progress_bar_over_the_solver_stage(net2d, capsys):
     reached = sum(by == "bab" or st == "unknown" for by, st in zip(res.decided_by, res.status))
     assert res.stats["bab_nodes"] > 0 and reached >= 2
     assert f"verify[branch and bound]:   0%|          | 0/{reached} " in err
+    # and one over the points that reach Quad-CROWN (before the branch and bound), a batch at a time
+    assert res.stats["quad_items"] >= 2
+    assert f"verify[quad-crown]:   0%|          | 0/{res.stats['quad_items']} " in err
     again = verify(net, xs, ys, tr.L2(1.5), progress=None, pgd_steps=0)
     assert capsys.readouterr().err == "" and again.status == res.status
     with pytest.raises(TypeError, match="progress must be True, False or None, got 'yes'"):

@@ -216,9 +216,10 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             Adam steps per point, step size 0.1, at most 5 s per point, at most 2048 perturbed coordinates),
             False or None (off), or a dict with those fields (``iterations``, ``lr``, ``time_limit``,
             ``max_dim``).
-        progress: a tqdm bar on stderr over the points that reach the MILP or the branch and bound (seconds to
-            minutes each; the bar counts them and the verdicts so far): True, False, or None (shown when stderr is
-            a terminal and at least two points reach that stage). The quadratic verifier has no such stage.
+        progress: a tqdm bar on stderr over the points that reach Quad-CROWN (a batch at a time), the MILP or the
+            branch and bound (seconds to minutes each; the bar counts them and the verdicts so far): True, False,
+            or None (shown when stderr is a terminal and at least two points reach that stage). The quadratic
+            verifier has no such stage.
 
     Returns:
         :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
@@ -442,13 +443,32 @@ class _Verification:
                 self.stats["alpha_decided"] += 1
 
     def quad_stage(self) -> None:
-        """3''. Quad-CROWN (:mod:`.quadcrown`) on the open sub-problems of L2 balls, per point: robust when its
-        proven bound on ``l * m`` exceeds ``tol``; its minimiser, when the forward pass confirms it, is a
-        counterexample."""
+        """3''. Quad-CROWN (:mod:`.quadcrown`) on the open sub-problems of L2 balls, in batches of 256 (a tqdm bar
+        over them as for the solver stages): robust when its proven bound on ``l * m`` exceeds ``tol``; its
+        minimiser, when the forward pass confirms it, is a counterexample."""
         items = self.open_items()
         opts = self.options.quad
         if opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2:
             return
+        bar = None
+        if self._show(items):
+            from tqdm.auto import tqdm  # loaded only when a bar is shown
+
+            bar = tqdm(total=len(items), unit="pt", desc="verify[quad-crown]", file=sys.stderr, leave=False,
+                       dynamic_ncols=True)
+        try:
+            for a in range(0, len(items), 256):
+                self._quad_batch(items[a:a + 256], opts)
+                if bar is not None:
+                    bar.update(len(items[a:a + 256]))
+                    bar.set_postfix(robust=self.stats["quad_decided"], vulnerable=self.stats["quad_vulnerable"],
+                                    refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _quad_batch(self, items: list[tuple[int, int]], opts: QuadCrownOptions) -> None:
+        """Quad-CROWN on the sub-problems ``items``, their verdicts and counterexamples recorded."""
         net, crown = self.net, self.crown
         rows = torch.as_tensor([self.row_pos[i] for i, _ in items], device=net.device)
         sign = torch.as_tensor([float(self.subs[i][k][0]) for i, k in items], dtype=torch.float64)
@@ -536,12 +556,16 @@ class _Verification:
                     deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
                     self._bab_item(i, k, weights, biases, lo, up, deadline[i])
 
-    def _bar(self, items: list[tuple[int, int]], stage: str) -> _StageBar:
-        """The progress bar of a per-point solver stage over ``items`` (see :func:`verify`'s ``progress``)."""
+    def _show(self, items: list[tuple[int, int]]) -> bool:
+        """Whether a stage over ``items`` shows a progress bar (see :func:`verify`'s ``progress``)."""
         show = self.options.progress
         if show is None:
             show = len({i for i, _ in items}) >= 2 and bool(getattr(sys.stderr, "isatty", lambda: False)())
-        return _StageBar(self, items, stage, show)
+        return bool(show)
+
+    def _bar(self, items: list[tuple[int, int]], stage: str) -> _StageBar:
+        """The progress bar of a per-point solver stage over ``items``."""
+        return _StageBar(self, items, stage, self._show(items))
 
     def _bab_item(self, i: int, k: int, weights: list[np.ndarray], biases: list[np.ndarray], lo: list[np.ndarray],
                   up: list[np.ndarray], deadline: float) -> None:
