@@ -164,6 +164,13 @@ def test_quad_crown_options_are_checked():
                      ({"steps": 3}, ValueError), ("yes", TypeError), ({"max_dim": 1.5}, ValueError)):
         with pytest.raises(err, match="quad_crown"):
             tr.verify(net, x, torch.tensor([1]), tr.L2(0.1), quad_crown=bad)
-    # off, and an Linf ball (the stage is for L2 only): no items
+    # an Linf ball (the stage is for L2 only), or more perturbed coordinates than max_dim: no items
     r = tr.verify(net, x, torch.tensor([1]), tr.Linf(0.1), quad_crown=True)
     assert r.stats["quad_items"] == 0
+    wide = _net((30, 64, 1), seed=3, neg_out=True)
+    xs = torch.randn(40, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        ys = torch.where(wide(xs).reshape(-1) >= 0, 1, -1)
+    on = tr.verify(wide, xs, ys, tr.L2(0.8), method="bounds", pgd_steps=0)
+    off = tr.verify(wide, xs, ys, tr.L2(0.8), method="bounds", pgd_steps=0, quad_crown={"max_dim": 29})
+    assert on.stats["quad_items"] > 0 and off.stats["quad_items"] == 0

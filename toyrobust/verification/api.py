@@ -450,6 +450,8 @@ class _Verification:
         opts = self.options.quad
         if opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2:
             return
+        if not 0 < int(np.sum(self.ball.mask)) <= opts.max_dim:  # H would be too large (or nothing is perturbed)
+            return
         bar = None
         if self._show(items):
             from tqdm.auto import tqdm  # loaded only when a bar is shown
