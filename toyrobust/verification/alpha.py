@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -203,8 +204,7 @@ def _optimise(prob: _Problem, target: torch.Tensor, opts: AlphaCrownOptions) -> 
         best_val = _bound(prob, best)
     live = torch.nonzero(best_val <= target).squeeze(1)
     cur, sub = [a[live].clone() for a in best], prob.take(live)
-    m1 = [torch.zeros_like(a) for a in cur]
-    m2 = [torch.zeros_like(a) for a in cur]
+    adam = ProjectedAdam(cur, opts.lr, lambda ps: [p.clamp_(0.0, 1.0) for p in ps])
     steps = 0
     while steps < opts.iterations and live.numel() and time.perf_counter() < deadline:
         steps += 1
@@ -215,16 +215,15 @@ def _optimise(prob: _Problem, target: torch.Tensor, opts: AlphaCrownOptions) -> 
         with torch.no_grad():
             better = val > best_val[live]
             best_val[live] = torch.where(better, val, best_val[live])
-            for j, (a, g) in enumerate(zip(cur, grads)):
+            for j, a in enumerate(cur):
                 best[j][live] = torch.where(better[:, None], a, best[j][live])
-                m1[j].mul_(0.9).add_(g, alpha=0.1)
-                m2[j].mul_(0.999).addcmul_(g, g, value=0.001)
-                step = opts.lr * (m1[j] / (1 - 0.9 ** steps)) / ((m2[j] / (1 - 0.999 ** steps)).sqrt() + 1e-8)
-                cur[j] = (a + step).clamp_(0.0, 1.0)
+            cur = [a.detach() for a in cur]
+            adam.step(cur, grads)
             keep = torch.nonzero(best_val[live] <= target[live]).squeeze(1)
             if keep.numel() < live.numel():
                 live, sub = live[keep], sub.take(keep)
-                cur, m1, m2 = ([v[keep] for v in vs] for vs in (cur, m1, m2))
+                cur = [v[keep] for v in cur]
+                adam.keep(keep)
     if live.numel():  # the last step's slopes were never evaluated
         with torch.no_grad():
             val = _bound(sub, cur)
@@ -232,6 +231,32 @@ def _optimise(prob: _Problem, target: torch.Tensor, opts: AlphaCrownOptions) -> 
             for j, a in enumerate(cur):
                 best[j][live] = torch.where(better[:, None], a, best[j][live])
     return best, steps
+
+
+class ProjectedAdam:
+    """Projected Adam ascent (Kingma & Ba 2015, beta = (0.9, 0.999)) on per-point parameters (one row per point)
+    whose batch shrinks as points leave (:meth:`keep`); ``project(params)`` puts them back in their ranges in place
+    after each step."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, project: Callable[[list[torch.Tensor]], Any]) -> None:
+        self.m1 = [torch.zeros_like(p) for p in params]
+        self.m2 = [torch.zeros_like(p) for p in params]
+        self.lr, self.project, self.t = lr, project, 0
+
+    def step(self, params: list[torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
+        """One ascent step on ``params`` (detached, updated in place) along ``grads``."""
+        self.t += 1
+        c1, c2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
+        for p, g, m1, m2 in zip(params, grads, self.m1, self.m2):
+            m1.mul_(0.9).add_(g, alpha=0.1)
+            m2.mul_(0.999).addcmul_(g, g, value=0.001)
+            p.add_(self.lr * (m1 / c1) / ((m2 / c2).sqrt() + 1e-8))
+        self.project(params)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep the moments of the points ``rows`` only."""
+        self.m1 = [m[rows] for m in self.m1]
+        self.m2 = [m[rows] for m in self.m2]
 
 
 def alpha_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, sign: torch.Tensor,

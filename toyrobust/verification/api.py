@@ -460,9 +460,10 @@ class _Verification:
                        dynamic_ncols=True)
         try:
             for a in range(0, len(items), 256):
-                self._quad_batch(items[a:a + 256], opts)
+                batch = items[a:a + 256]
+                self._quad_batch(batch, opts)
                 if bar is not None:
-                    bar.update(len(items[a:a + 256]))
+                    bar.update(len(batch))
                     bar.set_postfix(robust=self.stats["quad_decided"], vulnerable=self.stats["quad_vulnerable"],
                                     refresh=False)
         finally:

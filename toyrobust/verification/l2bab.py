@@ -108,8 +108,10 @@ moment_gain = 0.25
 #: 2 of 5; on the 20-64-64-1 network at L2 1.1 they closed 15-27%, and the round made easy points up to 6x slower
 moment_tighten_gain = 0.5
 
-#: the solver tolerance of an exact leaf's program (:meth:`_Search.leaf`): 1e-10 brought the 3-8-8-1 network's
-#: leaf bracket from [0.0021805, 0.0021809] to [0.00218072071, 0.00218072088]
+#: the solver tolerance of an exact leaf's program (no unstable neuron: its optimum is the true minimum over the
+#: leaf). At the default 1e-6 a minimiser can miss the margin's zero set by ~3e-7 and its bound the optimum by ~2e-7,
+#: a relative 1e-4 of a distance of 2e-3 that the search's rtol of 1e-5 could not close; 1e-10 brought that 3-8-8-1
+#: network's leaf bracket from [0.0021805, 0.0021809] to [0.00218072071, 0.00218072088]
 leaf_tol = 1e-10
 
 
@@ -659,18 +661,10 @@ class _Search:
         self.closest = math.inf  # the smallest label * margin at a node minimiser so far
 
     def solve(self, lo: list[np.ndarray], up: list[np.ndarray], shrink: float = 0.0,
-              moments: bool | None = None) -> _Solved:
+              moments: bool | None = None, tol: float = 1e-6) -> _Solved:
         self.solves += 1
         moments = self.moments if moments is None else moments
-        return _solve(_build(self.prob, lo, up, self.distance, shrink, moments=moments), self.deadline)
-
-    def leaf(self, lo: list[np.ndarray], up: list[np.ndarray]) -> _Solved:
-        """An exact leaf's program (no unstable neuron: its optimum is the true minimum over the leaf) solved to
-        :data:`leaf_tol` instead of 1e-6: at the default tolerance a minimiser can miss the margin's zero set by
-        ~3e-7 and its bound the optimum by ~2e-7, a relative 1e-4 of a distance of 2e-3 (a bracket the search's
-        ``rtol`` of 1e-5 could not close, measured on a 3-8-8-1 network)."""
-        self.solves += 1
-        return _solve(_build(self.prob, lo, up, self.distance, moments=self.moments), self.deadline, leaf_tol)
+        return _solve(_build(self.prob, lo, up, self.distance, shrink, moments=moments), self.deadline, tol)
 
     def root(self, lo: list[np.ndarray], up: list[np.ndarray], target: float) -> _Solved:
         """The node's program without, then (when that bound stays below ``target`` and the moment rows apply)
@@ -763,7 +757,7 @@ def decide(prob: BabProblem, lo: list[np.ndarray], up: list[np.ndarray], tol: fl
         kids = run.children(nlo, nup, node)
         if not kids:  # exact: its precise optimum decides it, unless that lies within the band
             run.nodes += 1
-            got = run.leaf(nlo, nup)
+            got = run.solve(nlo, nup, tol=leaf_tol)
             x = _counterexample(run, nlo, nup, got.v, got.lower, tol, confirm)
             if x is not None:
                 return BabOutcome("vulnerable", min(lower, boundary), x, run.nodes, run.solves)
@@ -859,8 +853,9 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
     if best < 0.9 * prob.eps:
         run.prob = prob = _with_radius(prob, best)
     root_lo, root_up = bounds(prob.eps)
-    stuck = math.inf  # exact leaves whose minimiser no forward pass confirmed
-    pruned = math.inf  # the least bound of the nodes dropped within rtol of the best distance: the proven lower end
+    # the least bound of the nodes closed without a split: dropped within rtol of the best distance, or exact leaves
+    # (with no confirmed point: it stays below that); with the open nodes' bounds, the proven lower end
+    closed = math.inf
     root = run.root(root_lo, root_up, min(best, prob.eps))
     run.nodes = 1
     if root.lower == math.inf:
@@ -869,8 +864,7 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
     while run.heap and run.heap[0][0] < best * (1 - rtol):
         why = run.stopped()
         if why:
-            return DistanceOutcome(why, min(run.heap[0][0], stuck, pruned, best), best, best_x, run.nodes,
-                                   run.solves)
+            return DistanceOutcome(why, min(run.heap[0][0], closed, best), best, best_x, run.nodes, run.solves)
         lower, _, nlo, nup, node = heapq.heappop(run.heap)
         for z in _distance_candidates(run, nlo, nup, node.v):
             if prob.label * prob.margin(prob.x0 + (z - prob.x0) * (1 + 2.0 ** -10)) >= 0:
@@ -882,7 +876,7 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             run.prob = prob = _with_radius(prob, best)
             root_lo, root_up = bounds(prob.eps)
         if lower >= best * (1 - rtol):
-            pruned = min(pruned, lower)
+            closed = min(closed, lower)
             continue
         tlo = [np.minimum(np.maximum(a, b), c) for a, b, c in zip(nlo, root_lo, nup)]
         tup = [np.minimum(a, b) for a, b in zip(nup, root_up)]
@@ -893,16 +887,14 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             if got.lower < best * (1 - rtol):
                 run.push(got.lower, tlo, tup, got)
             else:
-                pruned = min(pruned, got.lower)
+                closed = min(closed, got.lower)
             continue
         kids = run.children(nlo, nup, node)
         if not kids:
             lower, xa = _distance_leaf(run, nlo, nup, lower, rtol, adversarial)
             if xa is not None and float(np.linalg.norm(xa - prob.x0)) < best:
                 best, best_x = float(np.linalg.norm(xa - prob.x0)), xa
-            if lower < best * (1 - rtol):
-                stuck = min(stuck, lower)
-            pruned = min(pruned, lower)
+            closed = min(closed, lower)
             continue
         for clo, cup in kids:
             run.nodes += 1
@@ -910,10 +902,10 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
             if max(got.lower, lower) < best * (1 - rtol):  # the parent's bound holds in the child (decide)
                 run.push(max(got.lower, lower), clo, cup, got)
             else:
-                pruned = min(pruned, max(got.lower, lower))
-    low = min(run.heap[0][0] if run.heap else math.inf, stuck, pruned, best)
-    if not math.isfinite(best):
-        return DistanceOutcome("beyond" if not math.isfinite(stuck) else "boundary", prob.eps, best, None,
+                closed = min(closed, max(got.lower, lower))
+    low = min(run.heap[0][0] if run.heap else math.inf, closed, best)
+    if not math.isfinite(best):  # then only exact leaves were closed: one is a leaf no point confirmed
+        return DistanceOutcome("beyond" if not math.isfinite(closed) else "boundary", prob.eps, best, None,
                                run.nodes, run.solves)
     status = "optimal" if best - low <= rtol * best + 1e-12 else "boundary"
     return DistanceOutcome(status, max(low, 0.0), best, best_x, run.nodes, run.solves)
@@ -921,11 +913,11 @@ def minimise_distance(prob: BabProblem, bounds: Callable[[float], tuple[list[np.
 
 def _distance_leaf(run: _Search, lo: list[np.ndarray], up: list[np.ndarray], lower: float, rtol: float,
                    adversarial: Callable[[np.ndarray], np.ndarray | None]) -> tuple[float, np.ndarray | None]:
-    """An exact leaf of the distance search: its bound from the precise program (:meth:`_Search.leaf`, at least
+    """An exact leaf of the distance search: its bound from the precise program (:data:`leaf_tol`, at least
     ``lower``) and a confirmed adversarial point of the leaf (or None): the precise minimiser's, else (or when
     that one is not within ``rtol`` of the bound) the nearer of it and :func:`_inside_leaf`'s."""
     run.nodes += 1
-    got = run.leaf(lo, up)
+    got = run.solve(lo, up, tol=leaf_tol)
     lower = max(lower, got.lower)
 
     def dist(p: np.ndarray | None) -> float:

@@ -63,7 +63,7 @@ from typing import Any
 
 import torch
 
-from .alpha import stage_options
+from .alpha import ProjectedAdam, stage_options
 from .bounds import InputBall, LayerBounds
 from .network import ReluNetwork
 
@@ -273,28 +273,6 @@ def _certify(bt: _Batch, params: list[torch.Tensor], chunk: int) -> tuple[torch.
         return k + val - slack, torch.cat(ds)
 
 
-class _Adam:
-    """Projected Adam (Kingma & Ba 2015, beta = (0.9, 0.999)) on per-point parameters whose batch shrinks."""
-
-    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
-        self.m1 = [torch.zeros_like(p) for p in params]
-        self.m2 = [torch.zeros_like(p) for p in params]
-        self.lr, self.t = lr, 0
-
-    def step(self, params: list[torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
-        self.t += 1
-        c1, c2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
-        for p, g, m1, m2 in zip(params, grads, self.m1, self.m2):
-            m1.mul_(0.9).add_(g, alpha=0.1)
-            m2.mul_(0.999).addcmul_(g, g, value=0.001)
-            p.add_(self.lr * (m1 / c1) / ((m2 / c2).sqrt() + 1e-8))
-        _project(params)
-
-    def keep(self, rows: torch.Tensor) -> None:
-        self.m1 = [m[rows] for m in self.m1]
-        self.m2 = [m[rows] for m in self.m2]
-
-
 def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
               deadline: float) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Projected Adam ascent of every point's bound (module docstring); returns the best certified bounds (B,),
@@ -308,7 +286,7 @@ def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
     if opts.iterations == 0 or live.numel() == 0:
         return bound, d_best, 0
     sub, cur = bt.take(live), [p[live] for p in params]
-    d, adam = d_best[live], _Adam(cur, opts.lr)
+    d, adam = d_best[live], ProjectedAdam(cur, opts.lr, _project)
     best, best_val = [p.clone() for p in cur], torch.full((live.numel(),), -math.inf, dtype=torch.float64)
     next_check = torch.zeros(live.numel(), dtype=torch.long)
     steps = work = 0
