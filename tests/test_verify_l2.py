@@ -116,13 +116,14 @@ def test_2d_every_point_decided_up_to_the_median_distance_and_agrees_with_direct
 def test_20d_every_point_decided_and_verdicts_monotone_in_the_radius():
     """20-64-64-1: at L2 radii 0.2 and 0.5 (below this network's median minimal distance, about 1.3; the radius
     1.1 is tested below), every point is decided, counterexamples are genuine, and a point vulnerable at 0.2 stays
-    vulnerable at 0.5."""
+    vulnerable at 0.5. At 0.5 the SOCP branch and bound decides alone (the Quad-CROWN search off)."""
     net, x, y = _trained(20, (64, 64), [0.3] * 20, 12)
     small = verify(net, x, y, tr.L2(0.2), time_limit=60)
     _check_verdicts(net, x, y, small, 0.2)
-    big = verify(net, x, y, tr.L2(0.5), time_limit=60)
+    big = verify(net, x, y, tr.L2(0.5), time_limit=60, quad_crown={"branch_share": 0})
     _check_verdicts(net, x, y, big, 0.5)
     assert not bool((small.vulnerable & big.robust).any())
+    assert big.stats["quad_bab_items"] == 0
     assert big.stats["bab_nodes"] > 0 and int(big.vulnerable.sum()) > int(small.vulnerable.sum())
 
 
@@ -321,8 +322,8 @@ def test_time_limit_leaves_points_unknown_never_wrong(net2d):
     net, x, y, ref = net2d
     eps = float(np.median(ref))
     quick = verify(net, x, y, tr.L2(eps), time_limit=1e-4, pgd_steps=0)
-    assert set(quick.decided_by) <= {"clean", "ibp", "crown", "alpha-crown", "quad-crown", "bab", "timeout",
-                                     "node-limit"}
+    assert set(quick.decided_by) <= {"clean", "ibp", "crown", "alpha-crown", "quad-crown", "quad-bab", "bab",
+                                     "timeout", "node-limit", "leaf-limit", "stuck"}
     wrong = (quick.robust.numpy() & (ref <= eps * (1 - 1e-4))) | (quick.vulnerable.numpy() & (ref > eps * (1 + 1e-4)))
     assert not wrong.any()
 
@@ -407,7 +408,7 @@ def test_progress_bar_over_the_solver_stage(net2d, capsys):
     # a bar over the points that reach the branch and bound, with the verdicts so far; progress=False or a
     # non-terminal stderr (None) shows nothing; anything else than a bool or None is refused by name
     net, xs, ys, _ = net2d
-    res = verify(net, xs, ys, tr.L2(1.5), progress=True, pgd_steps=0)
+    res = verify(net, xs, ys, tr.L2(1.5), progress=True, pgd_steps=0, quad_crown={"branch_share": 0})
     err = capsys.readouterr().err
     reached = sum(by == "bab" or st == "unknown" for by, st in zip(res.decided_by, res.status))
     assert res.stats["bab_nodes"] > 0 and reached >= 2
@@ -415,8 +416,12 @@ def test_progress_bar_over_the_solver_stage(net2d, capsys):
     # and one over the points that reach Quad-CROWN (before the branch and bound), a batch at a time
     assert res.stats["quad_items"] >= 2
     assert f"verify[quad-crown]:   0%|          | 0/{res.stats['quad_items']} " in err
-    again = verify(net, xs, ys, tr.L2(1.5), progress=None, pgd_steps=0)
+    again = verify(net, xs, ys, tr.L2(1.5), progress=None, pgd_steps=0, quad_crown={"branch_share": 0})
     assert capsys.readouterr().err == "" and again.status == res.status
+    # the Quad-CROWN search (on by default) has its bar over the points it reaches
+    searched = verify(net, xs, ys, tr.L2(1.5), progress=True, pgd_steps=0)
+    reached = searched.stats["quad_bab_items"]
+    assert reached >= 2 and f"verify[quad-bab]:   0%|          | 0/{reached} " in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress must be True, False or None, got 'yes'"):
         verify(net, xs, ys, tr.L2(1.5), progress="yes")
     # the bar advances once per point (after its last sub-problem) and counts the verdicts

@@ -91,6 +91,7 @@ from .common import (
 from .l2bab import BabProblem, decide, minimise_distance
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
+from .quadbab import branch_and_bound
 from .quadcrown import QuadCrownOptions, quad_crown_margin, quad_options
 from .quadratic import QUADRATIC
 
@@ -317,20 +318,23 @@ class _Verification:
         self.crown: LayerBounds | None = None
         self.xb: torch.Tensor | None = None
         self.row_pos: dict[int, int] = {}
-        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "alpha": 0.0, "quad": 0.0, "milp": 0.0,
-                        "bab": 0.0}
+        self.seconds = {"forward": 0.0, "pgd": 0.0, "bounds": 0.0, "alpha": 0.0, "quad": 0.0, "quad_bab": 0.0,
+                        "milp": 0.0, "bab": 0.0}
+        self.spent: dict[int, float] = {}  # per point, seconds of its time limit used by the Quad-CROWN search
         self.stats: dict[str, Any] = {"n_points": n, "hidden_neurons": sum(net.hidden_sizes), "milp_calls": 0,
                                       "binaries": 0, "binaries_naive": 0, "bab_nodes": 0, "bab_solves": 0,
                                       "alpha_items": 0, "alpha_decided": 0, "alpha_iterations": 0,
                                       "quad_items": 0, "quad_decided": 0, "quad_vulnerable": 0,
-                                      "quad_iterations": 0,
+                                      "quad_iterations": 0, "quad_bab_items": 0, "quad_bab_decided": 0,
+                                      "quad_bab_vulnerable": 0, "quad_bab_leaves": 0,
                                       "unstable_ibp_mean": float("nan"),
                                       "unstable_crown_mean": float("nan"), "tol_rel": options.rel}
 
     def run(self) -> VerificationResult:
         """Run the stages (timed) and combine the sub-problems' verdicts."""
         stages = (("forward", self.clean_stage), ("pgd", self.attack_stage), ("bounds", self.bounds_stage),
-                  ("alpha", self.alpha_stage), ("quad", self.quad_stage), ("milp", self.milp_stage),
+                  ("alpha", self.alpha_stage), ("quad", self.quad_stage), ("quad_bab", self.quad_bab_stage),
+                  ("milp", self.milp_stage),
                   ("bab", self.bab_stage))
         for key, stage in stages:
             t0 = time.perf_counter()
@@ -497,6 +501,55 @@ class _Verification:
             self.confirm_batch([it for _, it in left], zs, "quad-crown")
             self.stats["quad_vulnerable"] += sum(isinstance(self.state[i][k], torch.Tensor) for _, (i, k) in left)
 
+    def quad_bab_stage(self) -> None:
+        """4''. L2 balls: branch and bound with Quad-CROWN bounds (:mod:`.quadbab`) per open sub-problem, unless
+        ``method="bounds"``, for Quad-CROWN's ``branch_share`` of the per-point time limit (a tqdm bar as for the
+        solver stages): robust when every leaf is proven, vulnerable when a leaf's minimiser is confirmed."""
+        items = self.open_items()
+        opts = self.options.quad
+        if (opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2
+                or self.options.method == "bounds" or opts.branch_share == 0 or not self.ball.eps > 0):
+            return
+        if not 0 < int(np.sum(self.ball.mask)) <= opts.max_dim:
+            return
+        budget = opts.branch_share * self.options.time_limit
+        started: dict[int, float] = {}
+        with self._bar(items, "quad-bab") as bar:
+            for i, k in bar:
+                if self._vulnerable(i):
+                    continue
+                t0 = time.perf_counter()
+                self._quad_bab_item(i, k, started.setdefault(i, t0) + budget, opts)
+                self.spent[i] = self.spent.get(i, 0.0) + time.perf_counter() - t0
+
+    def _quad_bab_item(self, i: int, k: int, deadline: float, opts: QuadCrownOptions) -> None:
+        """Sub-problem ``k`` of point ``i`` by :func:`.quadbab.branch_and_bound` (over the whole ball: sound for
+        its region too), its verdict and counterexample recorded."""
+        lab, polys = self.subs[i][k]
+        net, crown, j, xi = self.net, self.crown, self.row_pos[i], self.x[i:i + 1]
+
+        def confirm(z: torch.Tensor) -> bool:
+            zt = z.to(dtype=self.x.dtype, device=self.x.device)[None, :]
+            if _confirm(self.model, self.threat, zt, xi, np.array([lab]), polys)[0]:
+                self.state[i][k], self.how[i][k] = zt[0], "quad-bab"
+                return True
+            return False
+
+        out = branch_and_bound(net, self.xb[j:j + 1], torch.as_tensor(self.ball.mask, device=net.device),
+                               float(self.ball.eps), float(lab), [t[j:j + 1] for t in crown.lower[:-1]],
+                               [t[j:j + 1] for t in crown.upper[:-1]], float(self.tols[i]), deadline, confirm,
+                               iterations=opts.branch_iterations, lr=opts.lr, batch=opts.branch_batch)
+        self.stats["quad_bab_items"] += 1
+        self.stats["quad_bab_leaves"] += out.leaves
+        self.lower[i, k] = max(self.lower[i, k], out.lower)
+        if out.verdict == "robust":
+            self.state[i][k], self.how[i][k] = True, "quad-bab"
+            self.stats["quad_bab_decided"] += 1
+        elif out.verdict == "vulnerable":
+            self.stats["quad_bab_vulnerable"] += 1
+        else:
+            self.how[i][k] = out.verdict
+
     def milp_stage(self) -> None:
         """4. The MILP per open sub-problem (Linf and L1, unless ``method="bounds"``), with a per-point deadline."""
         items = self.open_items()
@@ -555,8 +608,8 @@ class _Verification:
         with self._bar(items, "branch and bound") as bar:
             for i, k in bar:
                 lo, up = (None, None) if self._vulnerable(i) else self._pre_bounds_or_too_large(i, k)
-                if lo is not None:
-                    deadline.setdefault(i, time.perf_counter() + self.options.time_limit)
+                if lo is not None:  # what the Quad-CROWN search left of the point's time limit
+                    deadline.setdefault(i, time.perf_counter() + self.options.time_limit - self.spent.get(i, 0.0))
                     self._bab_item(i, k, weights, biases, lo, up, deadline[i])
 
     def _show(self, items: list[tuple[int, int]]) -> bool:
@@ -618,7 +671,7 @@ class _Verification:
         if adv:
             return "vulnerable", adv[0][1], adv[0][0]
         if all(s is True for s in self.state[i]):
-            order = ["milp", "bab", "quad-crown", "alpha-crown", "crown", "ibp", "region"]
+            order = ["milp", "bab", "quad-bab", "quad-crown", "alpha-crown", "crown", "ibp", "region"]
             return "robust", min(self.how[i], key=lambda h: order.index(h) if h in order else 9), None
         reasons = [h for s, h in zip(self.state[i], self.how[i]) if s is None]
         return "unknown", (reasons[0] if reasons and reasons[0] else "incomplete"), None

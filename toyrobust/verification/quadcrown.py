@@ -56,6 +56,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -79,12 +80,19 @@ class QuadCrownOptions:
         lr: Adam's step size (on ``alpha``, ``theta``, ``rho`` / its maximum and ``B`` in [0, 1]; on ``log tau``).
         time_limit: seconds per point (checked before each Adam step).
         max_dim: the most perturbed coordinates (H is max_dim x max_dim and decomposed once per point).
+        branch_share: the share of :func:`~toyrobust.verify`'s per-point ``time_limit`` given to the branch and
+            bound with Quad-CROWN bounds (:mod:`.quadbab`) on what the stage leaves open, before the SOCP branch
+            and bound gets the rest (0: off; it never runs with ``method="bounds"``).
+        branch_iterations: Adam steps per leaf of that branch and bound; branch_batch: leaves split per round.
     """
 
     iterations: int = 40
     lr: float = 0.1
     time_limit: float = 5.0
     max_dim: int = 2048
+    branch_share: float = 0.5
+    branch_iterations: int = 20
+    branch_batch: int = 256
 
 
 def quad_options(value: Any) -> QuadCrownOptions | None:
@@ -93,10 +101,13 @@ def quad_options(value: Any) -> QuadCrownOptions | None:
     opts = stage_options(value, QuadCrownOptions, "quad_crown")
     if opts is None:
         return None
-    for name in ("iterations", "max_dim"):
+    for name, least in (("iterations", 0), ("max_dim", 0), ("branch_iterations", 0), ("branch_batch", 1)):
         v = getattr(opts, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"quad_crown {name} must be an int >= 0, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ValueError(f"quad_crown {name} must be an int >= {least}, got {v!r}")
+    share = opts.branch_share
+    if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 <= share <= 1):
+        raise ValueError(f"quad_crown branch_share must be a number in [0, 1], got {share!r}")
     if not (isinstance(opts.lr, (int, float)) and math.isfinite(opts.lr) and opts.lr > 0):
         raise ValueError(f"quad_crown lr must be a finite number > 0, got {opts.lr!r}")
     if not (isinstance(opts.time_limit, (int, float)) and opts.time_limit >= 0):
@@ -169,7 +180,9 @@ class _Batch:
     """B points' data (float64): per hidden layer the bounds ``lo``/``up`` (B, n_j); the first layer's centres
     ``c`` (B, n_0); the rows ``lam`` (B, n_{L-1}) and constants ``cl`` (B,) of ``sign * margin``; the radii
     ``eps`` (B,); shared: the first layer's weights on the perturbed coordinates ``w0m`` (n_0, m), the weights and
-    biases."""
+    biases. ``split`` (the branch and bound's leaves, :mod:`.quadbab`): per hidden layer (B, n_j) signs ``s`` in
+    {-1, 0, 1}, the leaf being the part of the ball where ``s z >= 0`` (its ``lo``/``up`` already cut at 0); the
+    parameters then end with one multiplier ``beta >= 0`` per neuron and layer."""
 
     lo: list[torch.Tensor]
     up: list[torch.Tensor]
@@ -180,47 +193,63 @@ class _Batch:
     w0m: torch.Tensor
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
+    split: list[torch.Tensor] | None = None
 
     def take(self, rows: torch.Tensor) -> _Batch:
         return _Batch([t[rows] for t in self.lo], [t[rows] for t in self.up], self.c[rows], self.lam[rows],
-                      self.cl[rows], self.eps[rows], self.w0m, self.weights, self.biases)
+                      self.cl[rows], self.eps[rows], self.w0m, self.weights, self.biases,
+                      None if self.split is None else [t[rows] for t in self.split])
 
 
 def _start(bt: _Batch) -> list[torch.Tensor]:
     """CROWN's lower slopes per hidden layer, then the first layer's ``theta = 0``, ``rho = 1`` (of its maximum),
-    ``log tau = log |c|`` (tangent at the centre) and ``B = 1/2``, each (B, n_j)."""
+    ``log tau = log |c|`` (tangent at the centre) and ``B = 1/2``, each (B, n_j); with ``split``, ``beta = 0``."""
     alphas = [(u >= -lo).to(torch.float64) for lo, u in zip(bt.lo, bt.up)]
     tau = torch.maximum(bt.c.abs(), 1e-3 * (bt.up[0] - bt.lo[0]) + 1e-12)
     one = torch.ones_like(bt.c)
-    return alphas + [0 * one, one.clone(), torch.log(tau), 0.5 * one]
+    betas = [] if bt.split is None else [torch.zeros_like(t) for t in bt.split]
+    return alphas + [0 * one, one.clone(), torch.log(tau), 0.5 * one] + betas
 
 
-def _project(params: list[torch.Tensor]) -> None:
-    """Clamp every parameter into its range in place (NaN to the range's start)."""
-    *alphas, th, r, lt, bb = params
-    for p in [*alphas, th, r, bb]:
-        p.copy_(torch.nan_to_num(p, nan=0.0).clamp(0.0, 1.0))
-    lt.copy_(torch.nan_to_num(lt, nan=0.0).clamp(-60.0, 60.0))
+def _project(params: list[torch.Tensor], layers: int) -> None:
+    """Clamp every parameter into its range in place (NaN to the range's start); ``layers`` hidden layers."""
+    for n, p in enumerate(params):
+        p = torch.nan_to_num_(p, nan=0.0)
+        if n == layers + 2:  # log tau
+            p.clamp_(-60.0, 60.0)
+        elif n >= layers + 4:  # the multipliers of the splits
+            p.clamp_(min=0.0)
+        else:
+            p.clamp_(0.0, 1.0)
 
 
-def _pieces(bt: _Batch, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                               torch.Tensor]:
+def _pieces(bt: _Batch, params: list[torch.Tensor], trace: list[Any] | None = None) -> tuple[
+        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The bound ``K + g . t - sum h t^2`` in ``t = W0m delta`` (module docstring): ``(K, g, h, mag)``, (B,),
     (B, n_0), (B, n_0), (B,), ``mag`` the magnitude of the terms summed (for the rounding allowance).
-    Differentiable in ``params``."""
-    *alphas, th, r, lt, bb = params
+    Differentiable in ``params``. With ``split``, each leaf adds ``-beta s z`` (>= 0 dropped, by weak duality) to
+    the coefficients of its pre-activations. ``trace`` (a list) receives per hidden layer the coefficients of its
+    ReLU outputs (B, n_j), then the first layer's upper relaxation ``(q2, q1, q0, upper, lin)`` (for branching)."""
+    n_layers = len(bt.lo)
+    alphas, (th, r, lt, bb) = params[:n_layers], params[n_layers:n_layers + 4]
+    betas = params[n_layers + 4:]
     B, k, mag = bt.lam, bt.cl, bt.cl.abs()
-    for j in range(len(bt.lo) - 1, 0, -1):  # the later layers: CROWN's linear relaxations
+    coefs = [B] * n_layers
+    for j in range(n_layers - 1, 0, -1):  # the later layers: CROWN's linear relaxations
         lo, up = bt.lo[j], bt.up[j]
+        coefs[j] = B
         unst = (lo < 0) & (up > 0)
         s = torch.where(unst, up / torch.where(unst, up - lo, torch.ones_like(up)), (lo >= 0).to(up.dtype))
         a = torch.where(unst, alphas[j], (lo >= 0).to(up.dtype))
         shift = torch.where(unst & (B < 0), -B * s * lo, torch.zeros_like(B))
         A = B * torch.where(B >= 0, a, s)
+        if betas:
+            A = A - betas[j] * bt.split[j]
         k = k + shift.sum(1) + A @ bt.biases[j]
         mag = mag + shift.abs().sum(1) + (A * bt.biases[j]).abs().sum(1)
         B = A @ bt.weights[j]
     nu, lo, up, c = B, bt.lo[0], bt.up[0], bt.c
+    coefs[0] = nu
     unst = (lo < 0) & (up > 0)
     upper = unst & (nu < 0)
     width = torch.where(unst, up - lo, torch.ones_like(up))
@@ -238,6 +267,11 @@ def _pieces(bt: _Batch, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch
     const = torch.where(upper, nu * (q2 * c ** 2 + q1 * c + q0), nu * lin * c)
     h = torch.where(upper, -nu * q2, torch.zeros_like(nu))
     mag = mag + (nu.abs() * (q2 * c ** 2 + q1.abs() * c.abs() + q0.abs() + lin * c.abs())).sum(1)
+    if betas:
+        bs = betas[0] * bt.split[0]
+        g, const, mag = g - bs, const - bs * c, mag + (bs * c).abs().sum(1)
+    if trace is not None:
+        trace += [*coefs, (q2, q1, q0, upper, lin)]
     return k + const.sum(1), g, h, mag
 
 
@@ -257,7 +291,7 @@ def _certify(bt: _Batch, params: list[torch.Tensor], chunk: int) -> tuple[torch.
     formed for ``chunk`` points at a time."""
     with torch.no_grad():
         params = [p.detach().clone() for p in params]
-        _project(params)
+        _project(params, len(bt.lo))
         k, g, h, mag = _pieces(bt, params)
         W = bt.w0m
         gw = g @ W
@@ -273,24 +307,26 @@ def _certify(bt: _Batch, params: list[torch.Tensor], chunk: int) -> tuple[torch.
         return k + val - slack, torch.cat(ds)
 
 
-def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
-              deadline: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Projected Adam ascent of every point's bound (module docstring); returns the best certified bounds (B,),
-    their minimisers (B, m) and the Adam steps taken (summed over the points). A point is certified at the start,
-    when its followed value first passes its target (then every 10 steps while the certificate stays below: the
-    followed minimiser is not exact; it leaves the batch once certified above), and at the end."""
+def _optimise(bt: _Batch, target: torch.Tensor, iterations: int, lr: float, deadline: float,
+              start: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, int, list[torch.Tensor]]:
+    """Projected Adam ascent of every point's bound (module docstring) from ``start`` (None: :func:`_start`);
+    returns the best certified bounds (B,), their minimisers (B, m), the Adam steps taken (summed over the points)
+    and the parameters reached (those of the points certified above their targets on the way are left as they
+    were). A point is certified at the start, when its followed value first passes its target (then every 10
+    steps while the certificate stays below: the followed minimiser is not exact; it leaves the batch once
+    certified above), and at the end."""
     chunk = max(1, 2 ** 24 // max(1, bt.w0m.shape[1] ** 2))
-    params = _start(bt)
+    params = _start(bt) if start is None else [p.clone() for p in start]
     bound, d_best = _certify(bt, params, chunk)
     live = torch.nonzero(bound <= target).squeeze(1)
-    if opts.iterations == 0 or live.numel() == 0:
-        return bound, d_best, 0
+    if iterations == 0 or live.numel() == 0:
+        return bound, d_best, 0, params
     sub, cur = bt.take(live), [p[live] for p in params]
-    d, adam = d_best[live], ProjectedAdam(cur, opts.lr, _project)
+    d, adam = d_best[live], ProjectedAdam(cur, lr, functools.partial(_project, layers=len(bt.lo)))
     best, best_val = [p.clone() for p in cur], torch.full((live.numel(),), -math.inf, dtype=torch.float64)
     next_check = torch.zeros(live.numel(), dtype=torch.long)
     steps = work = 0
-    while steps < opts.iterations and live.numel() and time.perf_counter() < deadline:
+    while steps < iterations and live.numel() and time.perf_counter() < deadline:
         steps += 1
         work += live.numel()
         for p in cur:
@@ -308,8 +344,8 @@ def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
             cur = [p.detach() for p in cur]
             adam.step(cur, grads)
             check = (best_val > target[live]) & (next_check <= steps)
-            if bool(check.any()) or steps == opts.iterations:
-                rows = torch.nonzero(check | (steps == opts.iterations)).squeeze(1)
+            if bool(check.any()) or steps == iterations:
+                rows = torch.nonzero(check | (steps == iterations)).squeeze(1)
                 got, d_got = _certify(sub.take(rows), [b[rows] for b in best], chunk)
                 up = got > bound[live[rows]]
                 bound[live[rows]] = torch.where(up, got, bound[live[rows]])
@@ -322,12 +358,14 @@ def _optimise(bt: _Batch, target: torch.Tensor, opts: QuadCrownOptions,
                     next_check = next_check[idx]
                     cur, best = [p[idx] for p in cur], [b[idx] for b in best]
                     adam.keep(idx)
-    if live.numel() and steps < opts.iterations:  # stopped by the deadline: certify what is left
+    if live.numel() and steps < iterations:  # stopped by the deadline: certify what is left
         got, d_got = _certify(sub, best, chunk)
         up = got > bound[live]
         bound[live] = torch.where(up, got, bound[live])
         d_best[live] = torch.where(up[:, None], d_got, d_best[live])
-    return bound, d_best, work
+    for p, b in zip(params, best):
+        p[live] = b
+    return bound, d_best, work, params
 
 
 def quad_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, sign: torch.Tensor,
@@ -369,7 +407,7 @@ def quad_crown_margin(net: ReluNetwork, ball: InputBall, bounds: LayerBounds, si
     for a in range(0, n, size):
         rows = torch.arange(a, min(n, a + size), device=dev)
         deadline = time.perf_counter() + opts.time_limit * rows.numel()
-        val, d, work = _optimise(full.take(rows), target[rows], opts, deadline)
+        val, d, work, _ = _optimise(full.take(rows), target[rows], opts.iterations, opts.lr, deadline)
         total += work
         lower[a:a + rows.numel()] = val.cpu()
         x_min[a:a + rows.numel(), mask.cpu()] += d.cpu()
