@@ -442,27 +442,24 @@ def _quadratic_net_cases(sp: ConcentricSpheres, quad: QuadraticNet, group: str) 
 _BRACKET_N = 1000
 #: the spheres-MLP rows per (size, L2 radius, quick): points (None: the run's n), the verifier's options, and why
 #: points may stay undecided (printed with a bracket left open). Measured (benchmarks/README.md, "spheres ReLU MLP
-#: rows"; 2 cores): at D = 20 the L2 branch and bound decides every point at 0.05 (20000 points in 37 s) and all but
-#: 1% at 0.2 with 30 s a point (297 of 300 in 152 s, with the first layer's moment rows), which is too long for the
-#: quick run; at D = 500 only the bounds run (CROWN per point, alpha-CROWN then Quad-CROWN on what it leaves open:
-#: 857 of 1000 points decided at 0.05 in 151 s, 999 of 1000 at 0.2)
-_SPHERE_LEFT_OPEN = ("the L2 branch and bound leaves 1% of the points open at 30 s a point (measured: 3 of 300, seed "
-                     "170, the same 3 at 60 s a point, their bounds then -0.08 to -0.17; PGD finds no counterexample "
-                     "for them). The first layer's moment rows decide 2 of the 5 that single-neuron relaxations left "
-                     "open, and the point that stayed open after 600 s at the root")
+#: rows"; 1 thread): at D = 20 the L2 search (Quad-CROWN's branch and bound, then the SOCP one) decides every point
+#: at 0.05 (20000 points in 11 s) and at 0.2 (300 of 300 in 26 s; the SOCP branch and bound alone left 3 open at 60 s
+#: a point), which is still too long for the quick run; at D = 500 only the bounds run (CROWN per point,
+#: alpha-CROWN then Quad-CROWN on what it leaves open: 921 of 1000 points decided at 0.05, all at 0.2)
 _SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: CROWN, alpha-CROWN, then Quad-CROWN (quadratic relaxations of the "
-                       "first layer minimised exactly over the ball), which decides 86% of the points at L2 0.05 where "
+                       "first layer minimised exactly over the ball), which decides 92% of the points at L2 0.05 where "
                        "every single-neuron relaxation left 52% open about 35 below the sampled margins (measured: "
                        "benchmarks/README.md, Quad-CROWN); the open points' bounds end between -1.1 and 0, most of "
-                       "that gap in the second layer's chords, and the L2 branch and bound cannot split ~500 unstable "
-                       "neurons per layer in time")
+                       "that gap in the second layer's chords. Neither branch and bound closes them in time: the SOCP "
+                       "one cannot split ~500 unstable neurons per layer, and Quad-CROWN's moved the worst leaf of two "
+                       "open points from -1.1 to -0.5 in 120 s (2400 leaves each)")
 _SPHERE_MLP_ROWS: dict[tuple[str, float, bool], tuple[int | None, dict[str, Any], str | None]] = {
     ("D=20", 0.05, True): (5000, {"time_limit": 30.0}, None),
     ("D=20", 0.05, False): (None, {"time_limit": 30.0}, None),
     ("D=20", 0.2, True): (None, {"method": "bounds"},
-                          "the verifier's bounds only in a quick run: its L2 branch and bound needs 92 s for 300 "
-                          "points at this radius (30 s a point) and decides 299 of them (the full run does that)"),
-    ("D=20", 0.2, False): (300, {"time_limit": 30.0}, _SPHERE_LEFT_OPEN),
+                          "the verifier's bounds only in a quick run: its L2 search needs 26 s for 300 points at this "
+                          "radius and decides all of them (the full run does that)"),
+    ("D=20", 0.2, False): (300, {"time_limit": 30.0}, None),
     ("D=500", 0.05, False): (1000, {"method": "bounds"}, _SPHERE_BOUNDS_ONLY),
     ("D=500", 0.2, False): (1000, {"method": "bounds"}, _SPHERE_BOUNDS_ONLY),
 }

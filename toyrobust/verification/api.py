@@ -27,6 +27,10 @@ Pipeline per batch (every stage only sees what the earlier ones left open):
    relaxations quadratic, the bound minimised exactly over the ball (a trust-region subproblem), its parameters
    optimised by projected Adam; robust when its proven bound exceeds ``tol``, and its minimiser is a candidate
    counterexample, checked like the attack's (``quad_crown=`` sets it or turns it off);
+3'''. for L2 balls (unless ``method="bounds"``), a branch and bound with Quad-CROWN bounds (:mod:`.quadbab`, the
+   splits' constraints by beta multipliers as in beta-CROWN, Wang et al. 2021) per open point, for Quad-CROWN's
+   ``branch_share`` of its time limit: robust when every leaf is proven, its leaves' minimisers tried as
+   counterexamples;
 4. for Linf and L1 balls, the MILP of Tjeng et al. (:mod:`.milp`) with the CROWN pre-activation bounds (stable
    neurons need no binary), per-point time limit: infeasible or a dual bound above ``tol`` proves robustness; a
    solution is accepted only when the forward pass confirms it (else a second program asks for ``l * m <= -tol``
@@ -194,7 +198,8 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         definition: ``"ball"``, ``"projection"`` or ``"error-region"``.
         region: for the latter two, ``region(label) -> [(A, b), ...]``: the closure of ``R_label`` as a union of
             polyhedra ``{A z <= b}``, A (m, d), b (m,) (see :mod:`toyrobust.verification.regions`).
-        time_limit: seconds of MILP (or L2 branch and bound) per point (shared by its sub-problems).
+        time_limit: seconds of MILP (or L2 branch and bound: Quad-CROWN's, then the SOCP one) per point (shared by
+            its sub-problems).
         method: ``"auto"`` (MILP for Linf/L1, branch and bound for L2, when the point's unstable neurons are at
             most ``max_binaries``), ``"milp"`` (always for Linf/L1; L2 raises) or ``"bounds"`` (neither: sound,
             incomplete).
@@ -214,13 +219,15 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
             ``time_limit`` (seconds for all points together) and ``dtype`` (of the sound recomputation).
         quad_crown: the Quad-CROWN stage (:mod:`~toyrobust.verification.quadcrown`; ReLU networks, L2 balls; sound
             with any settings): True (defaults of :class:`~toyrobust.verification.quadcrown.QuadCrownOptions`: 40
-            Adam steps per point, step size 0.1, at most 5 s per point, at most 2048 perturbed coordinates),
-            False or None (off), or a dict with those fields (``iterations``, ``lr``, ``time_limit``,
-            ``max_dim``).
-        progress: a tqdm bar on stderr over the points that reach Quad-CROWN (a batch at a time), the MILP or the
-            branch and bound (seconds to minutes each; the bar counts them and the verdicts so far): True, False,
-            or None (shown when stderr is a terminal and at least two points reach that stage). The quadratic
-            verifier has no such stage.
+            Adam steps per point, step size 0.1, at most 5 s per point, at most 2048 perturbed coordinates; then
+            its branch and bound, :mod:`~toyrobust.verification.quadbab`, on half of ``time_limit`` per point,
+            20 Adam steps per leaf, 256 leaves split per round), False or None (both off), or a dict with those
+            fields (``iterations``, ``lr``, ``time_limit``, ``max_dim``, ``branch_share``, ``branch_iterations``,
+            ``branch_batch``).
+        progress: a tqdm bar on stderr over the points that reach Quad-CROWN (a batch at a time), its branch and
+            bound, the MILP or the SOCP branch and bound (seconds to minutes each; the bar counts them and the
+            verdicts so far): True, False, or None (shown when stderr is a terminal and at least two points reach
+            that stage). The quadratic verifier has no such stage.
 
     Returns:
         :class:`VerificationResult`; ``stats`` holds ``n_points``, ``hidden_neurons`` (per point), the mean
@@ -228,10 +235,11 @@ def verify(model: Any, x: torch.Tensor, y: Any, threat: ThreatModel, *, definiti
         the programs solved), ``binaries_naive`` (what every-ReLU-a-binary would have used), ``alpha_items``,
         ``alpha_decided`` and ``alpha_iterations`` (alpha-CROWN's sub-problems, those it proved, its Adam steps),
         ``quad_items``, ``quad_decided``, ``quad_vulnerable`` and ``quad_iterations`` (Quad-CROWN's sub-problems,
-        those it proved, those its minimiser broke, its Adam steps),
+        those it proved, those its minimiser broke, its Adam steps), ``quad_bab_items``, ``quad_bab_decided``,
+        ``quad_bab_vulnerable`` and ``quad_bab_leaves`` (its branch and bound's points, verdicts and leaves bounded),
         ``bab_nodes`` and ``bab_solves`` (L2 branch and bound: nodes, and programs solved), ``tol_rel`` and
         ``seconds`` per stage (``forward``, ``pgd`` -- the attack pre-pass, whichever attack --, ``bounds``,
-        ``alpha``, ``quad``, ``milp``, ``bab``); a
+        ``alpha``, ``quad``, ``quad_bab``, ``milp``, ``bab``); a
         quadratic network's ``stats`` hold ``n_points``, ``verifier``, ``tol_rel`` and ``exact``.
     """
     return verifier_for(model).verify(model, x, y, threat, definition=definition, region=region,
