@@ -163,3 +163,22 @@ def test_branch_options_are_checked_and_share_zero_turns_it_off():
     bounds = tr.verify(wide, xs, ys, tr.L2(0.8), pgd_steps=0, method="bounds")
     assert off.stats["quad_bab_items"] == 0 and bounds.stats["quad_bab_items"] == 0
     assert off.stats["seconds"]["quad_bab"] < 0.05
+
+
+@pytest.mark.parametrize("sizes,eps", [((6, 24, 16, 1), 0.6), ((5, 16, 12, 8, 1), 0.8)])
+def test_tightened_intermediate_bounds_contain_every_sampled_pre_activation(sizes, eps):
+    # Quad-CROWN on the network cut after each hidden layer: inside CROWN's bounds, containing the pre-activations of
+    # 40,000 points of the ball (half on its sphere), and strictly tighter somewhere
+    g_ = torch.Generator().manual_seed(11)
+    net, rn, x0, mask, cb = _setup(sizes, False, eps, seed=2)
+    lo, up = qb.tighten(rn, x0, mask, eps, cb.lower[:-1], cb.upper[:-1], 40, 0.1, time.perf_counter() + 60)
+    zs, _ = _ball_points(rn, x0, eps, 40_000, g_)
+    gained = 0.0
+    for j, z in enumerate(zs):
+        assert bool((lo[j] >= cb.lower[j]).all() and (up[j] <= cb.upper[j]).all())
+        assert bool((z >= lo[j] - 1e-9).all() and (z <= up[j] + 1e-9).all())
+        gained += float(((cb.upper[j] - cb.lower[j]) - (up[j] - lo[j])).sum())
+    assert torch.equal(lo[0], cb.lower[0]) and torch.equal(up[0], cb.upper[0])  # the first layer is exact already
+    assert gained > 0.1
+    late = qb.tighten(rn, x0, mask, eps, cb.lower[:-1], cb.upper[:-1], 40, 0.1, time.perf_counter())
+    assert all(torch.equal(a, b) for a, b in zip(late[0] + late[1], cb.lower[:-1] + cb.upper[:-1]))
