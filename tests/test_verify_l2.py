@@ -354,6 +354,8 @@ def _small_net():
 @example(point=[-1.0, -1.0, -1.75], frac=0.75)  # an exact leaf whose minimiser's ray leaves it at once
 # an exact leaf at distance 0.0022: at the solver's default tolerance its bracket stayed 9e-5 wide ("timeout" in 0 s)
 @example(point=[1.5625, -1.71875, -0.3125], frac=0.75)
+# distance 0.00038: at 0.999 of it the worst margin is 6.5e-7, inside the certification tolerance ("unknown")
+@example(point=[1.56640625, -1.7265625, -0.3203125], frac=0.75)
 @given(point=st.lists(st.floats(-2, 2), min_size=3, max_size=3), frac=st.floats(0.1, 0.95))
 def test_verdicts_are_monotone_and_agree_with_the_minimal_distance(point, frac):
     assume(abs(2 * frac - 1) > 1e-2)  # eps = 2 frac d: not at the tie eps = d (left unknown, "boundary")
@@ -366,7 +368,10 @@ def test_verdicts_are_monotone_and_agree_with_the_minimal_distance(point, frac):
     if math.isfinite(d):
         below = verify(net, x, y, tr.L2(d * (1 - 1e-3)), pgd_steps=0)
         above = verify(net, x, y, tr.L2(d * (1 + 1e-3)), pgd_steps=0)
-        assert below.status == ["robust"] and above.status == ["vulnerable"]
+        if d > 1e-2:
+            assert below.status == ["robust"] and above.status == ["vulnerable"]
+        else:  # within 1e-3 d of the boundary the margin can be below the certification tolerance: never wrong
+            assert below.status[0] in ("robust", "unknown") and above.status[0] in ("vulnerable", "unknown")
         eps = d * frac * 2  # on either side of d
     else:
         eps = 8.0 * frac
