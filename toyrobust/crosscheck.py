@@ -455,7 +455,10 @@ _SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: CROWN, alpha-CROWN, then Qua
                        "benchmarks/README.md, Quad-CROWN); the open points' bounds end between -1.1 and 0, most of "
                        "that gap in the second layer's chords. Neither branch and bound closes them in time: the SOCP "
                        "one cannot split ~500 unstable neurons per layer, and Quad-CROWN's moved the worst leaf of two "
-                       "open points from -1.1 to -0.5 in 120 s (2400 leaves each)")
+                       "open points from -1.1 to -0.5 in 120 s (2400 leaves each). Tightening the second layer's "
+                       "bounds by Quad-CROWN closes most of the gap (on 3 open points: 329-563 unstable second-layer "
+                       "neurons down to 25-133, bounds -0.02, -0.76, -1.09 up to +0.52, 0.00, -0.22) but costs 74-127 "
+                       "s a point on one thread, hours for the row")
 _SPHERE_MLP_ROWS: dict[tuple[str, float, bool], tuple[int | None, dict[str, Any], str | None]] = {
     ("D=20", 0.05, True): (5000, {"time_limit": 30.0}, None),
     ("D=20", 0.05, False): (None, {"time_limit": 30.0}, None),
