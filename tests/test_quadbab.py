@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_quadcrown import _min_sampled, _net
+from test_quadcrown import _labelled, _min_sampled, _net
 
 import toyrobust as tr
 from toyrobust.verification import quadbab as qb
@@ -133,10 +133,7 @@ def test_a_leaf_minimiser_is_a_counterexample_only_when_confirmed():
 def test_verdicts_agree_with_the_socp_branch_and_bound(sizes, neg_out, eps):
     # the default pipeline (Quad-CROWN, then its branch and bound) against the SOCP branch and bound alone: no
     # contradiction, every point decided, and the search proves points Quad-CROWN leaves open
-    net = _net(sizes, seed=3, neg_out=neg_out)
-    x = torch.randn(40, sizes[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with torch.no_grad():
-        y = torch.where(net(x).reshape(-1) >= 0, 1, -1)
+    net, x, y = _labelled(sizes, neg_out)
     ours = tr.verify(net, x, y, tr.L2(eps), pgd_steps=0, time_limit=30)
     socp = tr.verify(net, x, y, tr.L2(eps), pgd_steps=0, quad_crown=False, time_limit=30)
     assert socp.counts()["unknown"] == 0 and ours.counts()["unknown"] == 0
@@ -155,10 +152,7 @@ def test_branch_options_are_checked_and_share_zero_turns_it_off():
                 {"branch_iterations": -2}, {"branch_iterations": 2.0}):
         with pytest.raises(ValueError, match="quad_crown branch_"):
             tr.verify(net, x, torch.tensor([1]), tr.L2(0.1), quad_crown=bad)
-    wide = _net((20, 64, 1), seed=3, neg_out=True)
-    xs = torch.randn(40, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with torch.no_grad():
-        ys = torch.where(wide(xs).reshape(-1) >= 0, 1, -1)
+    wide, xs, ys = _labelled((20, 64, 1), True)
     off = tr.verify(wide, xs, ys, tr.L2(0.8), pgd_steps=0, quad_crown={"branch_share": 0})
     bounds = tr.verify(wide, xs, ys, tr.L2(0.8), pgd_steps=0, method="bounds")
     assert off.stats["quad_bab_items"] == 0 and bounds.stats["quad_bab_items"] == 0

@@ -72,6 +72,15 @@ def _net(sizes, seed, neg_out=False):
     return net
 
 
+def _labelled(sizes, neg_out, n=40):
+    """A :func:`_net` (seed 3) and n standard normal points (seed 0) labelled by it."""
+    net = _net(sizes, seed=3, neg_out=neg_out)
+    x = torch.randn(n, sizes[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        y = torch.where(net(x).reshape(-1) >= 0, 1, -1)
+    return net, x, y
+
+
 def _min_sampled(net, x0, eps, mask, sign, n=40_000, seed=0):
     """The smallest ``sign * m`` over n points of the ball (half on its sphere) and a PGD descent from the best."""
     g_ = torch.Generator().manual_seed(seed)
@@ -139,10 +148,7 @@ def test_verdicts_never_contradict_the_complete_l2_branch_and_bound(sizes, neg_o
     # Quad-CROWN's "robust" points are never the complete branch and bound's "vulnerable" ones (and vice versa);
     # on the 20-64-1 network (every output weight negative) it proves points CROWN and alpha-CROWN leave open, and
     # its minimisers break points with no attack pre-pass
-    net = _net(sizes, seed=3, neg_out=neg_out)
-    x = torch.randn(40, sizes[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with torch.no_grad():
-        y = torch.where(net(x).reshape(-1) >= 0, 1, -1)
+    net, x, y = _labelled(sizes, neg_out)
     quad = tr.verify(net, x, y, tr.L2(eps), method="bounds", pgd_steps=0)
     plain = tr.verify(net, x, y, tr.L2(eps), method="bounds", pgd_steps=0, quad_crown=False)
     exact = tr.verify(net, x, y, tr.L2(eps), pgd_steps=0, quad_crown=False, time_limit=30)
@@ -167,10 +173,7 @@ def test_quad_crown_options_are_checked():
     # an Linf ball (the stage is for L2 only), or more perturbed coordinates than max_dim: no items
     r = tr.verify(net, x, torch.tensor([1]), tr.Linf(0.1), quad_crown=True)
     assert r.stats["quad_items"] == 0
-    wide = _net((30, 64, 1), seed=3, neg_out=True)
-    xs = torch.randn(40, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with torch.no_grad():
-        ys = torch.where(wide(xs).reshape(-1) >= 0, 1, -1)
+    wide, xs, ys = _labelled((30, 64, 1), True)
     on = tr.verify(wide, xs, ys, tr.L2(0.8), method="bounds", pgd_steps=0)
     off = tr.verify(wide, xs, ys, tr.L2(0.8), method="bounds", pgd_steps=0, quad_crown={"max_dim": 29})
     assert on.stats["quad_items"] > 0 and off.stats["quad_items"] == 0
