@@ -176,3 +176,29 @@ def test_tightened_intermediate_bounds_contain_every_sampled_pre_activation(size
     assert gained > 0.1
     late = qb.tighten(rn, x0, mask, eps, cb.lower[:-1], cb.upper[:-1], 40, 0.1, time.perf_counter())
     assert all(torch.equal(a, b) for a, b in zip(late[0] + late[1], cb.lower[:-1] + cb.upper[:-1]))
+
+
+def test_a_nan_bound_never_closes_a_leaf(monkeypatch):
+    # whatever goes wrong numerically, a leaf is closed only by a bound above the tolerance
+    net, rn, x0, mask, cb = _setup((8, 40, 1), True, 0.6)
+    real = qc._certify
+
+    def broken(bt, params, chunk):
+        bound, d = real(bt, params, chunk)
+        return torch.full_like(bound, math.nan), d
+
+    monkeypatch.setattr(qc, "_certify", broken)
+    out = qb.branch_and_bound(rn, x0, mask, 0.6, 1.0, cb.lower[:-1], cb.upper[:-1], 1e-6, time.perf_counter() + 2,
+                              lambda z: False)
+    assert out.verdict != "robust" and not out.lower > 1e-6
+
+
+def test_nan_bounds_leave_the_intermediate_bounds_as_they_were(monkeypatch):
+    net, rn, x0, mask, cb = _setup((6, 24, 16, 1), False, 0.6)
+
+    def broken(bt, target, *args):
+        return torch.full_like(target, math.nan), None, 0, None
+
+    monkeypatch.setattr(qb, "_optimise", broken)
+    lo, up = qb.tighten(rn, x0, mask, 0.6, cb.lower[:-1], cb.upper[:-1], 10, 0.1, time.perf_counter() + 10)
+    assert all(torch.equal(a, b) for a, b in zip(lo + up, cb.lower[:-1] + cb.upper[:-1]))

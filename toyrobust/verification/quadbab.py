@@ -203,8 +203,9 @@ def tighten(net: ReluNetwork, x0: torch.Tensor, mask: torch.Tensor, eps: float, 
                     sign[:, None] * w[j][rows], sign * b[j][rows], eps * one.expand(k), w[0][:, mask], w, b)
         inf = torch.full((k,), math.inf, dtype=torch.float64, device=net.device)
         val = _optimise(bt, inf, iterations, lr, deadline)[0]
-        lower[j][0, unst] = torch.maximum(lower[j][0, unst], val[:n])
-        upper[j][0, unst] = torch.minimum(upper[j][0, unst], -val[n:])
+        lo, up = lower[j][0, unst], upper[j][0, unst]
+        lower[j][0, unst] = torch.where(val[:n] > lo, val[:n], lo)  # (a NaN bound, never expected, changes nothing)
+        upper[j][0, unst] = torch.where(-val[n:] < up, -val[n:], up)
     return lower, upper
 
 
@@ -237,10 +238,11 @@ def branch_and_bound(net: ReluNetwork, x0: torch.Tensor, mask: torch.Tensor, eps
     per_leaf = sum(p.shape[1] for p in params) + 3 * sum(t.shape[1] for t in lower) + d.shape[1]
     closed, count, rounds = math.inf, 1, 0
     while True:
-        open_ = leaves.bound <= tol
+        open_ = ~(leaves.bound > tol)  # a NaN bound (never expected) stays open: it proves nothing
         closed = min(closed, float(leaves.bound[~open_].min()) if bool((~open_).any()) else math.inf)
         leaves = leaves.take(torch.nonzero(open_).squeeze(1))
-        least = min(closed, float(leaves.bound.min()) if leaves.d.shape[0] else math.inf)
+        least = min(closed, float(torch.nan_to_num(leaves.bound, nan=-math.inf).min()) if leaves.d.shape[0]
+                    else math.inf)
         if not leaves.d.shape[0]:
             return BranchOutcome("robust", least, count, rounds, work)
         if _counterexample(leaves, net, x0, mask, sign, confirm):
