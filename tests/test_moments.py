@@ -186,7 +186,10 @@ def test_the_spheres_point_open_after_600_s_is_decided_robust_by_the_moment_rows
         roots.append(l2bab._solve(l2bab._build(prob, plo, pup, False, moments=False), math.inf).lower)
         return real(prob, lo, up, tol, confirm, deadline, *args, **kwargs)
 
+    # Quad-CROWN's branch and bound (on by default) decides it before the SOCP search: off here, to test the latter
+    searched = tr.verify(mlp, x, y, tr.L2(0.2), time_limit=60.0)
+    assert searched.status == ["robust"] and searched.decided_by[0] in ("quad-crown", "quad-bab")
     monkeypatch.setattr(tr.verification.api, "decide", spy)
-    res = tr.verify(mlp, x, y, tr.L2(0.2), time_limit=60.0)
+    res = tr.verify(mlp, x, y, tr.L2(0.2), time_limit=60.0, quad_crown={"branch_share": 0})
     assert res.status[0] == "robust"
     assert roots and roots[0] < -3.0  # without the moment rows the root is far from deciding it
