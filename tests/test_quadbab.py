@@ -196,7 +196,7 @@ def test_a_nan_bound_never_closes_a_leaf(monkeypatch):
 def test_nan_bounds_leave_the_intermediate_bounds_as_they_were(monkeypatch):
     net, rn, x0, mask, cb = _setup((6, 24, 16, 1), False, 0.6)
 
-    def broken(bt, target, *args):
+    def broken(bt, target, *args, **kwargs):
         return torch.full_like(target, math.nan), None, 0, None
 
     monkeypatch.setattr(qb, "_optimise", broken)

@@ -457,8 +457,8 @@ _SPHERE_BOUNDS_ONLY = ("the verifier's bounds only: CROWN, alpha-CROWN, then Qua
                        "one cannot split ~500 unstable neurons per layer, and Quad-CROWN's moved the worst leaf of two "
                        "open points from -1.1 to -0.5 in 120 s (2400 leaves each). Tightening the second layer's "
                        "bounds by Quad-CROWN closes most of the gap (on 3 open points: 329-563 unstable second-layer "
-                       "neurons down to 25-133, bounds -0.02, -0.76, -1.09 up to +0.52, 0.00, -0.22) but costs 74-127 "
-                       "s a point on one thread, hours for the row")
+                       "neurons down to 25-133, bounds -0.02, -0.76, -1.09 up to +0.52, 0.00, -0.22) but costs 26-37 "
+                       "s a point on one thread, most of an hour for the row's 79 open points")
 _SPHERE_MLP_ROWS: dict[tuple[str, float, bool], tuple[int | None, dict[str, Any], str | None]] = {
     ("D=20", 0.05, True): (5000, {"time_limit": 30.0}, None),
     ("D=20", 0.05, False): (None, {"time_limit": 30.0}, None),

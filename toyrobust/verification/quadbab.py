@@ -202,7 +202,7 @@ def tighten(net: ReluNetwork, x0: torch.Tensor, mask: torch.Tensor, eps: float, 
         bt = _Batch([t.expand(k, -1) for t in lower[:j]], [t.expand(k, -1) for t in upper[:j]], c.expand(k, -1),
                     sign[:, None] * w[j][rows], sign * b[j][rows], eps * one.expand(k), w[0][:, mask], w, b)
         inf = torch.full((k,), math.inf, dtype=torch.float64, device=net.device)
-        val = _optimise(bt, inf, iterations, lr, deadline)[0]
+        val = _optimise(bt, inf, iterations, lr, deadline, certify_start=False)[0]
         lo, up = lower[j][0, unst], upper[j][0, unst]
         lower[j][0, unst] = torch.where(val[:n] > lo, val[:n], lo)  # (a NaN bound, never expected, changes nothing)
         upper[j][0, unst] = torch.where(-val[n:] < up, -val[n:], up)

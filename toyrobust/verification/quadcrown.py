@@ -308,16 +308,25 @@ def _certify(bt: _Batch, params: list[torch.Tensor], chunk: int) -> tuple[torch.
 
 
 def _optimise(bt: _Batch, target: torch.Tensor, iterations: int, lr: float, deadline: float,
-              start: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, int, list[torch.Tensor]]:
+              start: list[torch.Tensor] | None = None,
+              certify_start: bool = True) -> tuple[torch.Tensor, torch.Tensor, int, list[torch.Tensor]]:
     """Projected Adam ascent of every point's bound (module docstring) from ``start`` (None: :func:`_start`);
     returns the best certified bounds (B,), their minimisers (B, m), the Adam steps taken (summed over the points)
     and the parameters reached (those of the points certified above their targets on the way are left as they
-    were). A point is certified at the start, when its followed value first passes its target (then every 10
-    steps while the certificate stays below: the followed minimiser is not exact; it leaves the batch once
-    certified above), and at the end."""
+    were). A point is certified at the start (unless ``certify_start`` is False and there are steps to take: the
+    followed minimiser then starts against the linear term's gradient), when its followed value first passes its
+    target (then every 10 steps while the certificate stays below: the followed minimiser is not exact; it leaves
+    the batch once certified above), and at the end."""
     chunk = max(1, 2 ** 24 // max(1, bt.w0m.shape[1] ** 2))
     params = _start(bt) if start is None else [p.clone() for p in start]
-    bound, d_best = _certify(bt, params, chunk)
+    if certify_start or iterations == 0:
+        bound, d_best = _certify(bt, params, chunk)
+    else:  # one eigendecomposition fewer per point: the end's certificate is the only one
+        with torch.no_grad():
+            gw = _pieces(bt, params)[1] @ bt.w0m
+            n = torch.linalg.vector_norm(gw, dim=1, keepdim=True)
+            d_best = -bt.eps[:, None] * gw / n.clamp_min(1e-300)
+        bound = torch.full_like(bt.eps, -math.inf)
     live = torch.nonzero(bound <= target).squeeze(1)
     if iterations == 0 or live.numel() == 0:
         return bound, d_best, 0, params
