@@ -408,12 +408,23 @@ def _stream_threads(tiles: int) -> int:
     return max(1, min(torch.get_num_threads(), tiles, 8))
 
 
+def _one_intra_op_thread() -> None:
+    """A stream thread's torch ops stay on it: no OpenMP team of its own. Each team's threads count against the
+    cores, and once the process has more OpenMP threads than cores, libgomp stops spinning at its barriers, which
+    made every later small-op workload of the process (Quad-CROWN's branch and bound on the cross-check's D=20 row)
+    about 2x slower. ``torch.set_num_threads`` here sets this thread's OpenMP count only (the main thread keeps its
+    own, and its matrix products their threads)."""
+    torch.set_num_threads(1)
+
+
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    """The process's pool of ``workers`` stream threads, made once (daemon threads, idle between calls)."""
+    """The process's pool of ``workers`` stream threads, made once (daemon threads, idle between calls; one
+    intra-op thread each, :func:`_one_intra_op_thread`)."""
     with _POOL_LOCK:
         pool = _POOL.get(workers)
         if pool is None:
-            pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="toyrobust-stream")
+            pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="toyrobust-stream",
+                                                       initializer=_one_intra_op_thread)
         return pool
 
 
