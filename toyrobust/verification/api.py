@@ -96,7 +96,7 @@ from .l2bab import BabProblem, decide, minimise_distance
 from .milp import MilpOptions, MilpProblem, build_milp, build_milp_program, solve_milp
 from .network import ReluNetwork, extract_network
 from .quadbab import branch_and_bound
-from .quadcrown import QuadCrownOptions, quad_crown_margin, quad_options
+from .quadcrown import QuadCrownOptions, hair_inside, quad_crown_margin, quad_options
 from .quadratic import QUADRATIC
 
 __all__ = ["VerificationResult", "DistanceResult", "verify", "minimal_distance", "VERIFIERS", "verifier_for",
@@ -454,15 +454,20 @@ class _Verification:
                 self.state[i][k], self.how[i][k] = True, "alpha-crown"
                 self.stats["alpha_decided"] += 1
 
+    def _quad_applies(self, items: list[tuple[int, int]]) -> bool:
+        """Whether the Quad-CROWN stages run on ``items``: on, some open, an L2 ball, a hidden layer, CROWN's bounds,
+        and 1 to ``max_dim`` perturbed coordinates (H would be too large, or CROWN is exact)."""
+        opts = self.options.quad
+        return (opts is not None and bool(items) and self.crown is not None and bool(self.net.hidden_sizes)
+                and self.ball.p == 2 and 0 < int(np.sum(self.ball.mask)) <= opts.max_dim)
+
     def quad_stage(self) -> None:
         """3''. Quad-CROWN (:mod:`.quadcrown`) on the open sub-problems of L2 balls, in batches of 256 (a tqdm bar
         over them as for the solver stages): robust when its proven bound on ``l * m`` exceeds ``tol``; its
         minimiser, when the forward pass confirms it, is a counterexample."""
         items = self.open_items()
         opts = self.options.quad
-        if opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2:
-            return
-        if not 0 < int(np.sum(self.ball.mask)) <= opts.max_dim:  # H would be too large (or nothing is perturbed)
+        if not self._quad_applies(items):
             return
         bar = None
         if self._show(items):
@@ -502,9 +507,7 @@ class _Verification:
         left = [(n, it) for n, it in enumerate(items) if self.state[it[0]][it[1]] is None]
         if left:
             x0 = self.x[[i for _, (i, _) in left]].detach().to("cpu", torch.float64)
-            delta = out.x_min[[n for n, _ in left]] - x0
-            # a hair inside the sphere, so that the model's dtype keeps it in the ball
-            delta *= (self.ball.eps * (1 - 1e-6) / delta.norm(dim=1, keepdim=True).clamp_min(1e-300)).clamp_max(1.0)
+            delta = hair_inside(out.x_min[[n for n, _ in left]] - x0, self.ball.eps)
             zs = (x0 + delta).to(dtype=self.x.dtype, device=self.x.device)
             self.confirm_batch([it for _, it in left], zs, "quad-crown")
             self.stats["quad_vulnerable"] += sum(isinstance(self.state[i][k], torch.Tensor) for _, (i, k) in left)
@@ -515,10 +518,8 @@ class _Verification:
         solver stages): robust when every leaf is proven, vulnerable when a leaf's minimiser is confirmed."""
         items = self.open_items()
         opts = self.options.quad
-        if (opts is None or not items or self.crown is None or not self.net.hidden_sizes or self.ball.p != 2
-                or self.options.method == "bounds" or opts.branch_share == 0 or not self.ball.eps > 0):
-            return
-        if not 0 < int(np.sum(self.ball.mask)) <= opts.max_dim:
+        if (not self._quad_applies(items) or self.options.method == "bounds" or opts.branch_share == 0
+                or not self.ball.eps > 0):
             return
         budget = opts.branch_share * self.options.time_limit
         started: dict[int, float] = {}

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from .network import ReluNetwork
-from .quadcrown import _Batch, _optimise, _pieces, _start
+from .quadcrown import _Batch, _optimise, _pieces, _start, hair_inside
 
 __all__ = ["BranchOutcome", "branch_and_bound", "tighten"]
 
@@ -85,13 +85,8 @@ class _Leaves:
         return _Leaves(self.bt.take(rows), [p[rows] for p in self.params], self.d[rows], self.bound[rows])
 
     def join(self, other: _Leaves) -> _Leaves:
-        a, b = self.bt, other.bt
-        bt = _Batch([torch.cat(t) for t in zip(a.lo, b.lo)], [torch.cat(t) for t in zip(a.up, b.up)],
-                    torch.cat([a.c, b.c]), torch.cat([a.lam, b.lam]), torch.cat([a.cl, b.cl]),
-                    torch.cat([a.eps, b.eps]), a.w0m, a.weights, a.biases,
-                    [torch.cat(t) for t in zip(a.split, b.split)])
-        return _Leaves(bt, [torch.cat(t) for t in zip(self.params, other.params)], torch.cat([self.d, other.d]),
-                       torch.cat([self.bound, other.bound]))
+        return _Leaves(self.bt.cat(other.bt), [torch.cat(t) for t in zip(self.params, other.params)],
+                       torch.cat([self.d, other.d]), torch.cat([self.bound, other.bound]))
 
 
 def _choose(leaves: _Leaves, net: ReluNetwork, x0: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -147,8 +142,7 @@ def _counterexample(leaves: _Leaves, net: ReluNetwork, x0: torch.Tensor, mask: t
                     confirm: Callable[[torch.Tensor], bool]) -> bool:
     """Try the open leaves' minimisers (a hair inside the sphere), most negative margin first, while ``confirm``
     rejects them (at most 8 tries)."""
-    d = leaves.d * (leaves.bt.eps[:, None] * (1 - 1e-6) /
-                    torch.linalg.vector_norm(leaves.d, dim=1, keepdim=True).clamp_min(1e-300)).clamp_max(1.0)
+    d = hair_inside(leaves.d, leaves.bt.eps[:, None])
     x = x0.expand(d.shape[0], -1).clone()
     x[:, mask] += d
     with torch.no_grad():

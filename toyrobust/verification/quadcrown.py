@@ -68,7 +68,8 @@ from .alpha import ProjectedAdam, stage_options
 from .bounds import InputBall, LayerBounds
 from .network import ReluNetwork
 
-__all__ = ["QuadCrownOptions", "QuadCrownResult", "quad_crown_margin", "quad_options", "trust_region_lower"]
+__all__ = ["QuadCrownOptions", "QuadCrownResult", "hair_inside", "quad_crown_margin", "quad_options",
+           "trust_region_lower"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,13 @@ def _trust_region_batch(g: torch.Tensor, H: torch.Tensor, eps: torch.Tensor) -> 
     return q - (r * r).sum(1) / (4 * (lam - a_max - err)), d
 
 
+def hair_inside(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """``delta`` (N, m) scaled into ``||delta|| <= eps (1 - 1e-6)`` (a minimiser on the sphere, pulled a hair
+    inside so that the model's dtype keeps it in the ball; eps a float or (N, 1))."""
+    n = torch.linalg.vector_norm(delta, dim=1, keepdim=True).clamp_min(1e-300)
+    return delta * (eps * (1 - 1e-6) / n).clamp_max(1.0)
+
+
 @dataclass
 class _Batch:
     """B points' data (float64): per hidden layer the bounds ``lo``/``up`` (B, n_j); the first layer's centres
@@ -199,6 +207,13 @@ class _Batch:
         return _Batch([t[rows] for t in self.lo], [t[rows] for t in self.up], self.c[rows], self.lam[rows],
                       self.cl[rows], self.eps[rows], self.w0m, self.weights, self.biases,
                       None if self.split is None else [t[rows] for t in self.split])
+
+    def cat(self, other: _Batch) -> _Batch:
+        """These rows, then ``other``'s (the same network; both with ``split`` or both without)."""
+        return _Batch([torch.cat(t) for t in zip(self.lo, other.lo)], [torch.cat(t) for t in zip(self.up, other.up)],
+                      torch.cat([self.c, other.c]), torch.cat([self.lam, other.lam]), torch.cat([self.cl, other.cl]),
+                      torch.cat([self.eps, other.eps]), self.w0m, self.weights, self.biases,
+                      None if self.split is None else [torch.cat(t) for t in zip(self.split, other.split)])
 
 
 def _start(bt: _Batch) -> list[torch.Tensor]:
